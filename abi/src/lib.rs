@@ -1,0 +1,19 @@
+//! The Proxy-Wasm ABI as data: enums and status codes, the table of every host function and
+//! callback of ABI 0.2.1, 0.2.0 and 0.1.0, the serialized header-map codec, and ABI version
+//! detection.
+//!
+//! This crate has no dependencies. Everything that knows a host function's name or signature
+//! takes it from [`for_each_host_function!`] and [`for_each_callback!`].
+
+mod codec;
+mod enums;
+pub mod table;
+mod version;
+
+pub use codec::{decode_map, encode_map, encoded_len, MapError, MapLimits};
+pub use enums::{Action, BufferType, ClockId, Errno, LogLevel, MapType, MetricType, PeerType, Status, StreamType};
+pub use table::{
+    host_function, AbiVersion, Callback, CallbackInfo, HostFunction, HostModule, Kind, Param, Versions,
+    CALLBACKS, HOST_FUNCTIONS, WASI_MODULES,
+};
+pub use version::{detect_version, VersionError};
