@@ -1,1 +1,30 @@
-//! placeholder
+//! The engine-agnostic Proxy-Wasm host.
+//!
+//! - [`Engine`], [`Module`], [`Instance`]: the narrow interface an engine crate implements.
+//! - [`hostcalls`]: every host function of ABI 0.2.1, 0.2.0 and 0.1.0 and the WASI subset,
+//!   written once; engines link them from the ABI table.
+//! - [`Vm`], [`PluginHost`]: the plugin, VM and context lifecycle, fault handling.
+//! - [`Embedder`], [`Stream`]: what a proxy implements; [`MemoryStream`] is an in-memory stream.
+//! - [`Services`]: shared data, queues, metrics and foreign functions shared across VMs.
+
+pub use abi::{self, Action, BufferType, Callback, LogLevel, MapType, Status, StreamType};
+
+mod embedder;
+mod engine;
+mod error;
+mod headers;
+mod host;
+pub mod hostcalls;
+mod memory;
+mod services;
+
+pub use embedder::{
+    DefaultEmbedder, Embedder, GrpcCall, HttpCall, LocalReply, MemoryStream, PluginInfo, PropertyCx, Stream,
+    StreamEffect, VmToken,
+};
+pub use engine::{Capabilities, Engine, Export, ExternKind, Import, Instance, Interrupt, Limits, Module};
+pub use error::{Error, Trap, TrapKind};
+pub use headers::HeaderMap;
+pub use host::{VmHost, VmHostConfig};
+pub use memory::{read_vec, return_bytes, GuestMemory, HostCx, HostError, HostResult, WordSize};
+pub use services::{ForeignFunction, Mailbox, MetricValue, Notification, Services};

@@ -1,0 +1,155 @@
+//! The narrow interface every engine implements: [`Engine`], [`Module`], [`Instance`].
+//!
+//! An engine crate compiles bytes, reports imports and exports, instantiates with the host
+//! functions of the ABI table (expanded with [`abi::for_each_host_function!`], each calling the
+//! one implementation in [`crate::hostcalls`]), calls callbacks by a handle resolved once per
+//! instance, and gives host functions a [`HostCx`](crate::HostCx): guest memory plus the
+//! re-entrant guest allocator. Everything else (lifecycle, policy, host-function logic) is the
+//! host crate's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use abi::Callback;
+
+use crate::{Error, Trap, VmHost};
+
+/// What an engine can do. Capabilities an engine lacks are reported, never faked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// It enforces [`Limits::max_memory_bytes`].
+    pub memory_limit: bool,
+    /// It enforces [`Limits::call_deadline`] and can be interrupted from another thread.
+    pub interrupt: bool,
+    /// It can serialize a compiled module and load it back.
+    pub precompiled: bool,
+    /// Instantiating another instance of a compiled module is cheap (pooled or copy-on-write).
+    pub cheap_clone: bool,
+    /// It runs guest code in a sandbox (false only for the Null VM).
+    pub sandboxed: bool,
+}
+
+/// Resource limits for one VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The most bytes of linear memory the instance may have (`memory.grow` beyond fails).
+    pub max_memory_bytes: u64,
+    /// The longest one callback may run before it is interrupted and the VM fails.
+    pub call_deadline: Option<Duration>,
+}
+
+impl Default for Limits {
+    /// 1 GiB of memory, as the C++ host; no CPU deadline.
+    fn default() -> Self {
+        Limits { max_memory_bytes: 1 << 30, call_deadline: None }
+    }
+}
+
+/// A Wasm engine: compiles modules. Cheap to share (`Arc`), used from any thread.
+pub trait Engine: Send + Sync + 'static {
+    /// Its name at run time, for example `wasmtime`.
+    fn name(&self) -> &'static str;
+
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Validates and compiles a module. The error says why the bytes are not a valid module.
+    fn compile(&self, bytes: &[u8]) -> Result<Arc<dyn Module>, Error>;
+
+    /// Loads a module from [`Module::serialize`] output, if the engine can.
+    fn deserialize(&self, _bytes: &[u8]) -> Result<Arc<dyn Module>, Error> {
+        Err(Error::Unsupported { engine: self.name(), what: "precompiled modules" })
+    }
+}
+
+/// The kind of an import or export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExternKind {
+    /// A function, with its Wasm parameter and result types (`"i32"`, `"i64"`, ...).
+    Func {
+        /// Parameter types.
+        params: Vec<&'static str>,
+        /// Result types.
+        results: Vec<&'static str>,
+    },
+    /// A linear memory.
+    Memory,
+    /// A table.
+    Table,
+    /// A global.
+    Global,
+    /// Something else (a tag, for example).
+    Other,
+}
+
+/// One import of a module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Import {
+    /// The module name, for example `env`.
+    pub module: String,
+    /// The field name, for example `proxy_log`.
+    pub name: String,
+    /// What is imported.
+    pub kind: ExternKind,
+}
+
+/// One export of a module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Export {
+    /// Its name.
+    pub name: String,
+    /// What is exported.
+    pub kind: ExternKind,
+}
+
+/// A compiled module. Shared by every VM made from it (`Arc`), used from any thread.
+pub trait Module: Send + Sync {
+    /// Its imports, in order.
+    fn imports(&self) -> &[Import];
+
+    /// Its exports, in order.
+    fn exports(&self) -> &[Export];
+
+    /// Makes a new instance whose store holds `host`, linked to every host function of the ABI
+    /// table, with `limits` applied. Callbacks of `host.abi_version()` are resolved here, once.
+    ///
+    /// Does not run any guest code: the host calls `_initialize` / `_start` itself.
+    fn instantiate(&self, host: VmHost, limits: &Limits) -> Result<Box<dyn Instance>, Error>;
+
+    /// Its precompiled form, if the engine supports [`Engine::deserialize`].
+    fn serialize(&self) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// A live instance: one VM on one thread at a time.
+pub trait Instance: Send {
+    /// Whether the module exports `callback` with the signature of its ABI version.
+    fn has(&self, callback: Callback) -> bool;
+
+    /// Calls `callback` with `args` (one per parameter in its table row, widened to `u64`;
+    /// booleans are 0 or 1) and returns its result widened to `u64` (0 when it has none).
+    ///
+    /// The engine applies the per-call deadline. A trap, an exceeded deadline or a host
+    /// function's [`Trap`] comes back as `Err`; the instance must not be called again after
+    /// that, except to drop it.
+    fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap>;
+
+    /// The host state held in the instance's store.
+    fn host(&mut self) -> &mut VmHost;
+
+    /// The current size of linear memory in bytes.
+    fn memory_size(&mut self) -> u64;
+
+    /// A handle that interrupts this instance's running call from another thread, if the engine
+    /// can.
+    fn interrupt_handle(&self) -> Option<Arc<dyn Interrupt>> {
+        None
+    }
+}
+
+/// Interrupts a running call from another thread; the call fails with a deadline trap.
+pub trait Interrupt: Send + Sync {
+    /// Interrupts the call running now, if any.
+    fn interrupt(&self);
+}

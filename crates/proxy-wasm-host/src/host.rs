@@ -1,0 +1,319 @@
+//! [`VmHost`]: the host-side state of one VM, held in the engine's store so that host functions
+//! reach it through their [`HostCx`](crate::HostCx).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use abi::{AbiVersion, BufferType, Callback, MapLimits, MapType, Status};
+
+use crate::{Embedder, HeaderMap, Mailbox, PluginInfo, Services, Stream, VmToken};
+
+/// The host state of one VM: its contexts, the callback running now, and handles to the
+/// embedder and the shared services.
+pub struct VmHost {
+    pub(crate) token: VmToken,
+    pub(crate) abi: AbiVersion,
+    pub(crate) vm_id: String,
+    pub(crate) vm_configuration: Vec<u8>,
+    pub(crate) environment: Vec<(String, String)>,
+    pub(crate) embedder: Arc<dyn Embedder>,
+    pub(crate) services: Arc<Services>,
+    pub(crate) mailbox: Arc<Mailbox>,
+    pub(crate) map_limits: MapLimits,
+    pub(crate) contexts: HashMap<u32, Context>,
+    pub(crate) call: CallState,
+    /// Outstanding HTTP callouts: call id -> context id.
+    pub(crate) http_calls: HashMap<u32, u32>,
+    /// Outstanding gRPC calls and streams.
+    pub(crate) grpc_calls: HashMap<u32, GrpcState>,
+    pub(crate) next_callout: u32,
+    /// Log lines the guest wrote to WASI stdout/stderr without a final newline yet.
+    pub(crate) wasi_line: [Vec<u8>; 2],
+}
+
+/// The settings a [`VmHost`] is made with.
+#[derive(Clone)]
+pub struct VmHostConfig {
+    /// The VM id.
+    pub vm_id: String,
+    /// The VM configuration handed to `proxy_on_vm_start`.
+    pub vm_configuration: Vec<u8>,
+    /// The WASI environment the plugin sees (never the host's).
+    pub environment: Vec<(String, String)>,
+    /// Limits on serialized maps from the guest.
+    pub map_limits: MapLimits,
+}
+
+/// One context of a VM.
+pub(crate) struct Context {
+    /// The root context this one belongs to (itself for a root context).
+    pub root: u32,
+    pub kind: ContextKind,
+}
+
+pub(crate) enum ContextKind {
+    Root(RootContext),
+    Stream(StreamContext),
+}
+
+/// A root context: one plugin of the VM.
+pub(crate) struct RootContext {
+    pub plugin: Arc<PluginInfo>,
+    /// The tick period set with `proxy_set_tick_period_milliseconds` (0: no ticks).
+    pub tick_period_ms: u32,
+    /// `proxy_on_done` returned false: the root waits for `proxy_done`.
+    pub done_pending: bool,
+    /// `proxy_done` was called after `done_pending`: the VM deletes the context.
+    pub done_called: bool,
+    /// Properties set by the plugin on this root context.
+    pub properties: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+/// An HTTP stream or TCP connection.
+pub(crate) struct StreamContext {
+    pub stream: Box<dyn Stream>,
+    pub tcp: bool,
+    pub phase: StreamPhase,
+}
+
+/// Which parts of a stream exist now; the host's access rules read it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct StreamPhase {
+    pub request_headers: bool,
+    pub request_body: bool,
+    pub request_trailers: bool,
+    pub response_headers: bool,
+    pub response_body: bool,
+    pub response_trailers: bool,
+    pub downstream_data: bool,
+    pub upstream_data: bool,
+    /// A local reply was sent: the stream has ended.
+    pub local_reply: bool,
+}
+
+/// Outstanding gRPC call or stream.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GrpcState {
+    pub context_id: u32,
+    pub stream: bool,
+}
+
+/// The callback running now and the data only it can see.
+#[derive(Default)]
+pub(crate) struct CallState {
+    pub callback: Option<Callback>,
+    /// The context the callback was called on.
+    pub context_id: u32,
+    /// The context host functions act on: `context_id` unless `proxy_set_effective_context`
+    /// changed it.
+    pub effective: u32,
+    pub data: CallData,
+}
+
+/// Data that exists only during one callback.
+#[derive(Default)]
+pub(crate) enum CallData {
+    #[default]
+    None,
+    HttpCallResponse {
+        headers: HeaderMap,
+        body: Vec<u8>,
+        trailers: HeaderMap,
+        status: u32,
+        message: Vec<u8>,
+    },
+    GrpcInitialMetadata(HeaderMap),
+    GrpcTrailingMetadata(HeaderMap),
+    GrpcMessage(Vec<u8>),
+    GrpcClose {
+        status: u32,
+        message: Vec<u8>,
+    },
+    ForeignArguments(Vec<u8>),
+}
+
+/// A buffer as a host function reaches it.
+pub(crate) enum BufferRef<'a> {
+    /// A stream buffer the plugin may change.
+    Mutable(&'a mut Vec<u8>),
+    /// A buffer the plugin may only read (configuration, callout answers, arguments).
+    ReadOnly(&'a [u8]),
+}
+
+impl VmHost {
+    /// A host state for a new VM.
+    pub fn new(config: VmHostConfig, abi: AbiVersion, embedder: Arc<dyn Embedder>, services: Arc<Services>) -> Self {
+        VmHost {
+            token: services.next_vm_token(),
+            abi,
+            vm_id: config.vm_id,
+            vm_configuration: config.vm_configuration,
+            environment: config.environment,
+            embedder,
+            services,
+            mailbox: Arc::new(Mailbox::default()),
+            map_limits: config.map_limits,
+            contexts: HashMap::new(),
+            call: CallState::default(),
+            http_calls: HashMap::new(),
+            grpc_calls: HashMap::new(),
+            next_callout: 0,
+            wasi_line: [Vec::new(), Vec::new()],
+        }
+    }
+
+    /// The ABI version of the guest.
+    pub fn abi_version(&self) -> AbiVersion {
+        self.abi
+    }
+
+    /// This VM's token.
+    pub fn token(&self) -> VmToken {
+        self.token
+    }
+
+    /// The VM id.
+    pub fn vm_id(&self) -> &str {
+        &self.vm_id
+    }
+
+    /// The callback running now, if any.
+    pub fn current_callback(&self) -> Option<Callback> {
+        self.call.callback
+    }
+
+    /// The context host functions act on now.
+    pub(crate) fn effective(&self) -> u32 {
+        self.call.effective
+    }
+
+    /// The plugin of the effective context (its root's), if any.
+    pub(crate) fn plugin(&self) -> Option<&Arc<PluginInfo>> {
+        let ctx = self.contexts.get(&self.call.effective)?;
+        match &self.contexts.get(&ctx.root)?.kind {
+            ContextKind::Root(r) => Some(&r.plugin),
+            ContextKind::Stream(_) => None,
+        }
+    }
+
+    /// The root context of the effective context.
+    pub(crate) fn root_mut(&mut self) -> Option<&mut RootContext> {
+        let root = self.contexts.get(&self.call.effective)?.root;
+        match &mut self.contexts.get_mut(&root)?.kind {
+            ContextKind::Root(r) => Some(r),
+            ContextKind::Stream(_) => None,
+        }
+    }
+
+    /// The effective context's stream, if it is a stream context.
+    pub(crate) fn stream_mut(&mut self) -> Option<&mut StreamContext> {
+        match &mut self.contexts.get_mut(&self.call.effective)?.kind {
+            ContextKind::Stream(s) => Some(s),
+            ContextKind::Root(_) => None,
+        }
+    }
+
+    /// A fresh callout id (never 0).
+    pub(crate) fn next_callout_id(&mut self) -> u32 {
+        loop {
+            self.next_callout = self.next_callout.wrapping_add(1);
+            let id = self.next_callout;
+            if id != 0 && !self.http_calls.contains_key(&id) && !self.grpc_calls.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// The header map `map` as the current callback may reach it.
+    ///
+    /// Stream maps exist once their part of the stream arrived (request trailers also in the
+    /// last request body callback, so a plugin can add them); callout and gRPC maps only in
+    /// their own callback. Elsewhere: `BadArgument` (as Envoy), except in `proxy_on_log`, where
+    /// a missing map is `NotFound` and every map is read-only (`write` gives `BadArgument`).
+    pub(crate) fn map(&mut self, map: MapType, write: bool) -> Result<&mut HeaderMap, Status> {
+        let in_log = self.call.callback == Some(Callback::OnLog);
+        let missing = if in_log { Status::NotFound } else { Status::BadArgument };
+        if in_log && write {
+            return Err(Status::BadArgument);
+        }
+        match map {
+            MapType::HttpRequestHeaders
+            | MapType::HttpRequestTrailers
+            | MapType::HttpResponseHeaders
+            | MapType::HttpResponseTrailers => {
+                let s = self.stream_mut().ok_or(missing)?;
+                let present = match map {
+                    MapType::HttpRequestHeaders => s.phase.request_headers,
+                    MapType::HttpRequestTrailers => s.phase.request_trailers,
+                    MapType::HttpResponseHeaders => s.phase.response_headers,
+                    _ => s.phase.response_trailers,
+                };
+                if !present || s.tcp {
+                    return Err(missing);
+                }
+                s.stream.map(map).ok_or(missing)
+            }
+            MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => match &mut self.call.data {
+                CallData::HttpCallResponse { headers, trailers, .. } => {
+                    Ok(if map == MapType::HttpCallResponseHeaders { headers } else { trailers })
+                }
+                _ => Err(missing),
+            },
+            MapType::GrpcReceiveInitialMetadata => match &mut self.call.data {
+                CallData::GrpcInitialMetadata(m) => Ok(m),
+                _ => Err(missing),
+            },
+            MapType::GrpcReceiveTrailingMetadata => match &mut self.call.data {
+                CallData::GrpcTrailingMetadata(m) => Ok(m),
+                _ => Err(missing),
+            },
+        }
+    }
+
+    /// The buffer `buffer` as the current callback may reach it; `NotFound` when it is not
+    /// available now.
+    pub(crate) fn buffer(&mut self, buffer: BufferType) -> Result<BufferRef<'_>, Status> {
+        let callback = self.call.callback;
+        match buffer {
+            BufferType::HttpRequestBody
+            | BufferType::HttpResponseBody
+            | BufferType::DownstreamData
+            | BufferType::UpstreamData => {
+                let s = self.stream_mut().ok_or(Status::NotFound)?;
+                let present = match buffer {
+                    BufferType::HttpRequestBody => s.phase.request_body && !s.tcp,
+                    BufferType::HttpResponseBody => s.phase.response_body && !s.tcp,
+                    BufferType::DownstreamData => s.phase.downstream_data && s.tcp,
+                    _ => s.phase.upstream_data && s.tcp,
+                };
+                if !present {
+                    return Err(Status::NotFound);
+                }
+                s.stream.buffer(buffer).map(BufferRef::Mutable).ok_or(Status::NotFound)
+            }
+            BufferType::VmConfiguration if callback == Some(Callback::OnVmStart) => {
+                Ok(BufferRef::ReadOnly(&self.vm_configuration))
+            }
+            BufferType::PluginConfiguration if callback == Some(Callback::OnConfigure) => {
+                let root = self.call.context_id;
+                match self.contexts.get(&root).map(|c| &c.kind) {
+                    Some(ContextKind::Root(r)) => Ok(BufferRef::ReadOnly(&r.plugin.configuration)),
+                    _ => Err(Status::NotFound),
+                }
+            }
+            BufferType::HttpCallResponseBody => match &self.call.data {
+                CallData::HttpCallResponse { body, .. } => Ok(BufferRef::ReadOnly(body)),
+                _ => Err(Status::NotFound),
+            },
+            BufferType::GrpcReceiveBuffer => match &self.call.data {
+                CallData::GrpcMessage(m) => Ok(BufferRef::ReadOnly(m)),
+                _ => Err(Status::NotFound),
+            },
+            BufferType::ForeignFunctionArguments => match &self.call.data {
+                CallData::ForeignArguments(a) => Ok(BufferRef::ReadOnly(a)),
+                _ => Err(Status::NotFound),
+            },
+            _ => Err(Status::NotFound),
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Guest memory as host functions see it: bounds-checked reads and writes, pointer-width
+//! neutral, and the re-entrant guest allocator.
+
+use abi::Status;
+
+use crate::{Trap, VmHost};
+
+/// The width of a guest pointer or `size_t`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WordSize {
+    /// wasm32: 4 bytes.
+    W32,
+    /// A native plugin on a 64-bit host (the Null VM): 8 bytes.
+    W64,
+}
+
+impl WordSize {
+    /// Bytes in a word.
+    pub const fn bytes(self) -> u64 {
+        match self {
+            WordSize::W32 => 4,
+            WordSize::W64 => 8,
+        }
+    }
+}
+
+/// A borrowed view of an instance's linear memory. Every access is bounds-checked with
+/// overflow-free arithmetic; out of bounds is [`Status::InvalidMemoryAccess`].
+pub struct GuestMemory<'a> {
+    bytes: &'a mut [u8],
+    word: WordSize,
+}
+
+impl<'a> GuestMemory<'a> {
+    /// A view of `bytes` (the whole linear memory) for a guest with `word`-sized pointers.
+    pub fn new(bytes: &'a mut [u8], word: WordSize) -> Self {
+        GuestMemory { bytes, word }
+    }
+
+    /// The guest's word size.
+    pub fn word_size(&self) -> WordSize {
+        self.word
+    }
+
+    /// The memory's size in bytes.
+    pub fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// Whether the memory has no bytes (a module without memory).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The byte range `ptr..ptr + len` if it lies wholly inside memory.
+    pub fn range(&self, ptr: u64, len: u64) -> Result<std::ops::Range<usize>, Status> {
+        let end = ptr.checked_add(len).ok_or(Status::InvalidMemoryAccess)?;
+        if end > self.bytes.len() as u64 {
+            return Err(Status::InvalidMemoryAccess);
+        }
+        // Both fit in usize: they are at most the slice length.
+        Ok(ptr as usize..end as usize)
+    }
+
+    /// Checks that `ptr..ptr + len` lies inside memory, without touching it.
+    pub fn check(&self, ptr: u64, len: u64) -> Result<(), Status> {
+        self.range(ptr, len).map(drop)
+    }
+
+    /// Checks that a word can be written at `ptr`.
+    pub fn check_word(&self, ptr: u64) -> Result<(), Status> {
+        self.check(ptr, self.word.bytes())
+    }
+
+    /// The bytes at `ptr..ptr + len`.
+    pub fn read(&self, ptr: u64, len: u64) -> Result<&[u8], Status> {
+        let r = self.range(ptr, len)?;
+        Ok(&self.bytes[r])
+    }
+
+    /// A `u32` (little-endian) at `ptr`.
+    pub fn read_u32(&self, ptr: u64) -> Result<u32, Status> {
+        let b = self.read(ptr, 4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A word (pointer or size) at `ptr`, widened to `u64`.
+    pub fn read_word(&self, ptr: u64) -> Result<u64, Status> {
+        match self.word {
+            WordSize::W32 => self.read_u32(ptr).map(u64::from),
+            WordSize::W64 => {
+                let b = self.read(ptr, 8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                Ok(u64::from_le_bytes(a))
+            }
+        }
+    }
+
+    /// Writes `data` at `ptr`.
+    pub fn write(&mut self, ptr: u64, data: &[u8]) -> Result<(), Status> {
+        let r = self.range(ptr, data.len() as u64)?;
+        self.bytes[r].copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Writes a `u32` (little-endian) at `ptr`.
+    pub fn write_u32(&mut self, ptr: u64, value: u32) -> Result<(), Status> {
+        self.write(ptr, &value.to_le_bytes())
+    }
+
+    /// Writes a `u64` (little-endian) at `ptr`.
+    pub fn write_u64(&mut self, ptr: u64, value: u64) -> Result<(), Status> {
+        self.write(ptr, &value.to_le_bytes())
+    }
+
+    /// Writes a word (pointer or size) at `ptr`; a value too wide for a 32-bit word is
+    /// [`Status::InvalidMemoryAccess`] (it cannot describe guest memory).
+    pub fn write_word(&mut self, ptr: u64, value: u64) -> Result<(), Status> {
+        match self.word {
+            WordSize::W32 => {
+                let v = u32::try_from(value).map_err(|_| Status::InvalidMemoryAccess)?;
+                self.write_u32(ptr, v)
+            }
+            WordSize::W64 => self.write_u64(ptr, value),
+        }
+    }
+}
+
+/// What a host function sees of the instance that called it. Engines implement it over their
+/// caller handle (for example wasmtime's `Caller`).
+pub trait HostCx {
+    /// Guest memory and host state, borrowed together. A module without memory gives an empty
+    /// view, so every access is out of bounds.
+    fn parts(&mut self) -> (GuestMemory<'_>, &mut VmHost);
+
+    /// Calls the guest's allocator (`malloc`, else `proxy_on_memory_allocate`) for `size` bytes,
+    /// re-entrantly, and returns the address it gave (0 when it failed). Guest code runs: no
+    /// borrow of memory or host state may be held across this call. A trap in the allocator
+    /// is returned as `Err` and fails the VM.
+    fn allocate(&mut self, size: u64) -> Result<u64, Trap>;
+
+    /// The host state alone.
+    fn host(&mut self) -> &mut VmHost {
+        self.parts().1
+    }
+}
+
+/// Why a host function did not answer OK: a status for the guest (or a WASI errno), or a trap
+/// that fails the VM.
+#[derive(Debug)]
+pub enum HostError {
+    /// A Proxy-Wasm status returned to the guest.
+    Status(Status),
+    /// A WASI errno returned to the guest.
+    Errno(abi::Errno),
+    /// The call cannot go on: the VM fails with this trap.
+    Trap(Trap),
+}
+
+impl From<Status> for HostError {
+    fn from(s: Status) -> Self {
+        HostError::Status(s)
+    }
+}
+
+impl From<abi::Errno> for HostError {
+    fn from(e: abi::Errno) -> Self {
+        HostError::Errno(e)
+    }
+}
+
+impl From<Trap> for HostError {
+    fn from(t: Trap) -> Self {
+        HostError::Trap(t)
+    }
+}
+
+/// What a host function's implementation returns.
+pub type HostResult<T = ()> = Result<T, HostError>;
+
+/// Copies `data` into guest memory allocated by the guest's allocator, and writes its address
+/// and length to the words at `return_ptr` and `return_size`.
+///
+/// The return pointers are checked before anything is allocated. Empty data is returned as
+/// address 0 and length 0 without calling the allocator. An allocator that answers 0 or an
+/// address whose range lies outside memory gives [`Status::InvalidMemoryAccess`].
+pub fn return_bytes(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64, data: &[u8]) -> HostResult {
+    {
+        let (mem, _) = cx.parts();
+        mem.check_word(return_ptr)?;
+        mem.check_word(return_size)?;
+    }
+    let addr = if data.is_empty() {
+        0
+    } else {
+        let addr = cx.allocate(data.len() as u64)?;
+        if addr == 0 {
+            return Err(Status::InvalidMemoryAccess.into());
+        }
+        let (mut mem, _) = cx.parts();
+        mem.write(addr, data)?;
+        addr
+    };
+    let (mut mem, _) = cx.parts();
+    mem.write_word(return_ptr, addr)?;
+    mem.write_word(return_size, data.len() as u64)?;
+    Ok(())
+}
+
+/// Reads `ptr..ptr + len` from guest memory into an owned buffer.
+pub fn read_vec(cx: &mut dyn HostCx, ptr: u64, len: u64) -> HostResult<Vec<u8>> {
+    let (mem, _) = cx.parts();
+    Ok(mem.read(ptr, len)?.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_checks_do_not_overflow() {
+        let mut buf = vec![0u8; 16];
+        let mut m = GuestMemory::new(&mut buf, WordSize::W32);
+        assert!(m.read(0, 16).is_ok());
+        assert!(m.read(16, 0).is_ok());
+        assert_eq!(m.read(16, 1), Err(Status::InvalidMemoryAccess));
+        assert_eq!(m.read(u64::MAX, 2), Err(Status::InvalidMemoryAccess));
+        assert_eq!(m.read(1, u64::MAX), Err(Status::InvalidMemoryAccess));
+        assert_eq!(m.write_u32(13, 1), Err(Status::InvalidMemoryAccess));
+        assert_eq!(m.write_word(0, 1 << 32), Err(Status::InvalidMemoryAccess));
+        m.write_word(4, 0xdead_beef).unwrap();
+        assert_eq!(m.read_word(4), Ok(0xdead_beef));
+    }
+
+    #[test]
+    fn words_are_eight_bytes_natively() {
+        let mut buf = vec![0u8; 16];
+        let mut m = GuestMemory::new(&mut buf, WordSize::W64);
+        m.write_word(8, 1 << 40).unwrap();
+        assert_eq!(m.read_word(8), Ok(1 << 40));
+        assert_eq!(m.check_word(9), Err(Status::InvalidMemoryAccess));
+    }
+}
