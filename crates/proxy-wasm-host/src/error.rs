@@ -109,6 +109,8 @@ pub enum Error {
     VmFailed(String),
     /// No such context, or a context of the wrong kind for the call.
     BadContext(u32),
+    /// No outstanding callout with this id.
+    UnknownCall(u32),
     /// No such root id in this VM.
     UnknownRoot(String),
     /// The engine cannot do this.
@@ -146,6 +148,7 @@ impl std::fmt::Display for Error {
             }
             Error::VmFailed(why) => write!(f, "the VM has failed and cannot be used: {why}"),
             Error::BadContext(id) => write!(f, "no context {id} of that kind in this VM"),
+            Error::UnknownCall(id) => write!(f, "no outstanding HTTP or gRPC call {id} in this VM"),
             Error::UnknownRoot(id) => write!(f, "no plugin with root id `{id}` in this VM"),
             Error::Unsupported { engine, what } => write!(f, "{engine} does not support {what}"),
             Error::Io(m) => write!(f, "{m}"),

@@ -16,7 +16,10 @@ mod headers;
 mod host;
 pub mod hostcalls;
 mod memory;
+mod plugin;
+pub mod scripted;
 mod services;
+mod vm;
 
 pub use embedder::{
     DefaultEmbedder, Embedder, GrpcCall, HttpCall, LocalReply, MemoryStream, PluginInfo, PropertyCx, Stream,
@@ -28,3 +31,5 @@ pub use headers::HeaderMap;
 pub use host::{VmHost, VmHostConfig};
 pub use memory::{read_vec, return_bytes, GuestMemory, HostCx, HostError, HostResult, WordSize};
 pub use services::{ForeignFunction, Mailbox, MetricValue, Notification, Services};
+pub use plugin::{missing_imports, validate, CompiledModule, PluginHost, PluginVm, StreamRef, VmConfig, WorkerVm};
+pub use vm::{vm_failed_reply, CallbackRecord, HttpCallResponse, Vm};

@@ -1,0 +1,323 @@
+//! Loading plugins and making VMs: [`PluginHost`] compiles each module once (cached by
+//! sha256), keys VMs by (vm_id, engine, VM configuration, code hash), starts a base VM to
+//! validate each plugin's configuration, and makes one clone per worker ([`WorkerVm`]).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use abi::{AbiVersion, MapLimits};
+use sha2::{Digest, Sha256};
+
+use crate::services::lock;
+use crate::{Embedder, Engine, Error, Import, Limits, Module, PluginInfo, Services, Stream, Vm, VmHost, VmHostConfig};
+
+/// A validated, compiled plugin module.
+pub struct CompiledModule {
+    module: Arc<dyn Module>,
+    abi: AbiVersion,
+    sha256: [u8; 32],
+    engine: &'static str,
+}
+
+impl CompiledModule {
+    /// The engine's compiled module.
+    pub fn module(&self) -> &Arc<dyn Module> {
+        &self.module
+    }
+
+    /// The ABI version the module declares.
+    pub fn abi_version(&self) -> AbiVersion {
+        self.abi
+    }
+
+    /// The sha256 of the module's bytes.
+    pub fn sha256(&self) -> [u8; 32] {
+        self.sha256
+    }
+
+    /// The sha256 in hex.
+    pub fn sha256_hex(&self) -> String {
+        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The engine that compiled it.
+    pub fn engine(&self) -> &'static str {
+        self.engine
+    }
+}
+
+/// The imports of a module that this host does not provide, as `module.name`.
+pub fn missing_imports(imports: &[Import]) -> Vec<String> {
+    imports
+        .iter()
+        .filter(|i| {
+            !matches!(i.kind, crate::ExternKind::Func { .. }) || abi::host_function(&i.module, &i.name).is_none()
+        })
+        .map(|i| format!("{}.{}", i.module, i.name))
+        .collect()
+}
+
+/// Checks that a compiled module is a Proxy-Wasm plugin this host can run: exactly one ABI
+/// marker, only imports the host provides, and an allocator export.
+pub fn validate(module: &dyn Module) -> Result<AbiVersion, Error> {
+    let abi = abi::detect_version(module.exports().iter().map(|e| e.name.as_str()))?;
+    let missing = missing_imports(module.imports());
+    if !missing.is_empty() {
+        return Err(Error::UnknownImports(missing));
+    }
+    if !module.exports().iter().any(|e| e.name == "malloc" || e.name == "proxy_on_memory_allocate") {
+        return Err(Error::NoAllocator);
+    }
+    Ok(abi)
+}
+
+/// Instantiates `code` with a fresh [`VmHost`] and runs its start functions.
+fn make_vm(code: &CompiledModule, config: &VmConfig, embedder: &Arc<dyn Embedder>, services: &Arc<Services>) -> Result<Vm, Error> {
+    let host = VmHost::new(
+        VmHostConfig {
+            vm_id: config.vm_id.clone(),
+            vm_configuration: config.configuration.clone(),
+            environment: config.environment.clone(),
+            map_limits: config.map_limits,
+        },
+        code.abi,
+        embedder.clone(),
+        services.clone(),
+    );
+    let instance = code.module.instantiate(host, &config.limits)?;
+    Vm::start(instance, code.engine)
+}
+
+/// The settings of a VM: what makes two VMs interchangeable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmConfig {
+    /// The VM id: plugins with the same VM id (and code and configuration) share a VM, and
+    /// shared data and queues are scoped by it.
+    pub vm_id: String,
+    /// The VM configuration handed to `proxy_on_vm_start`.
+    pub configuration: Vec<u8>,
+    /// The WASI environment the plugin sees.
+    pub environment: Vec<(String, String)>,
+    /// Memory and CPU limits.
+    pub limits: Limits,
+    /// Limits on serialized maps from the guest.
+    pub map_limits: MapLimits,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            vm_id: String::new(),
+            configuration: Vec::new(),
+            environment: Vec::new(),
+            limits: Limits::default(),
+            map_limits: MapLimits::default(),
+        }
+    }
+}
+
+/// Loads plugins and makes their VMs. One per process (or per engine); share it with `Arc`.
+pub struct PluginHost {
+    engine: Arc<dyn Engine>,
+    embedder: Arc<dyn Embedder>,
+    services: Arc<Services>,
+    modules: Mutex<HashMap<[u8; 32], Arc<CompiledModule>>>,
+    vms: Mutex<HashMap<VmKey, Arc<PluginVm>>>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct VmKey {
+    vm_id: String,
+    engine: &'static str,
+    configuration: Vec<u8>,
+    code: [u8; 32],
+}
+
+impl PluginHost {
+    /// A host for plugins on `engine`, serving `embedder`.
+    pub fn new(engine: Arc<dyn Engine>, embedder: Arc<dyn Embedder>) -> Self {
+        PluginHost {
+            engine,
+            embedder,
+            services: Services::new(),
+            modules: Mutex::new(HashMap::new()),
+            vms: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    /// Shared data, queues, metrics and foreign functions of every VM of this host.
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
+    }
+
+    /// Compiles and validates a module, or returns the cached one with the same sha256.
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>, Error> {
+        let sha256: [u8; 32] = Sha256::digest(bytes).into();
+        if let Some(m) = lock(&self.modules).get(&sha256) {
+            return Ok(m.clone());
+        }
+        let module = self.engine.compile(bytes)?;
+        let abi = validate(&*module)?;
+        let compiled = Arc::new(CompiledModule { module, abi, sha256, engine: self.engine.name() });
+        lock(&self.modules).insert(sha256, compiled.clone());
+        Ok(compiled)
+    }
+
+    /// [`load`](Self::load) from a file; the error names the file.
+    pub fn load_file(&self, path: &Path) -> Result<Arc<CompiledModule>, Error> {
+        let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("cannot read plugin {}: {e}", path.display())))?;
+        self.load(&bytes)
+    }
+
+    /// A new VM of `code`, started (`_initialize` / `_start`) but with no plugin yet.
+    pub fn new_vm(&self, code: &CompiledModule, config: &VmConfig) -> Result<Vm, Error> {
+        make_vm(code, config, &self.embedder, &self.services)
+    }
+
+    /// Adds a plugin: finds or makes the VM for (vm_id, engine, VM configuration, code), and
+    /// starts the plugin in that VM's base instance (on this thread) so that a plugin that
+    /// rejects its configuration is refused here, with the reason. Workers then make their
+    /// own clones with [`PluginVm::worker`].
+    pub fn add_plugin(&self, code: &Arc<CompiledModule>, config: VmConfig, plugin: PluginInfo) -> Result<Arc<PluginVm>, Error> {
+        let key = VmKey {
+            vm_id: config.vm_id.clone(),
+            engine: self.engine.name(),
+            configuration: config.configuration.clone(),
+            code: code.sha256,
+        };
+        let existing = lock(&self.vms).get(&key).cloned();
+        let vm = match existing {
+            Some(vm) => vm,
+            None => {
+                let base = self.new_vm(code, &config)?;
+                let vm = Arc::new(PluginVm {
+                    code: code.clone(),
+                    config,
+                    plugins: Mutex::new(Vec::new()),
+                    base: Mutex::new(base),
+                    embedder: self.embedder.clone(),
+                    services: self.services.clone(),
+                });
+                lock(&self.vms).entry(key).or_insert(vm).clone()
+            }
+        };
+        lock(&vm.base).start_plugin(plugin.clone())?;
+        lock(&vm.plugins).push(plugin);
+        Ok(vm)
+    }
+}
+
+/// A VM configuration with its plugins: the template every worker clones.
+pub struct PluginVm {
+    code: Arc<CompiledModule>,
+    config: VmConfig,
+    plugins: Mutex<Vec<PluginInfo>>,
+    base: Mutex<Vm>,
+    embedder: Arc<dyn Embedder>,
+    services: Arc<Services>,
+}
+
+impl PluginVm {
+    /// The plugins this VM runs.
+    pub fn plugins(&self) -> Vec<PluginInfo> {
+        lock(&self.plugins).clone()
+    }
+
+    /// The code.
+    pub fn code(&self) -> &Arc<CompiledModule> {
+        &self.code
+    }
+
+    /// A fresh instance with every plugin started and configured: a worker's clone.
+    pub fn instantiate(self: &Arc<Self>) -> Result<Vm, Error> {
+        let mut vm = make_vm(&self.code, &self.config, &self.embedder, &self.services)?;
+        for plugin in self.plugins() {
+            vm.start_plugin(plugin)?;
+        }
+        Ok(vm)
+    }
+
+    /// A worker's handle: its own clone, replaced by a fresh one for new streams after a
+    /// failure.
+    pub fn worker(self: &Arc<Self>) -> Result<WorkerVm, Error> {
+        Ok(WorkerVm { template: self.clone(), current: self.instantiate()?, retired: Vec::new(), restarts: 0 })
+    }
+}
+
+/// A stream as a [`WorkerVm`] knows it: the VM it lives in and its context id there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StreamRef {
+    /// The VM the stream was created in.
+    pub vm: crate::VmToken,
+    /// Its context id in that VM.
+    pub id: u32,
+}
+
+/// One worker thread's VM of a [`PluginVm`]. When the VM fails, its in-flight streams stay
+/// with it (and get their plugin's failure policy), and the next stream gets a fresh VM.
+pub struct WorkerVm {
+    template: Arc<PluginVm>,
+    current: Vm,
+    retired: Vec<Vm>,
+    restarts: u32,
+}
+
+impl WorkerVm {
+    /// The current VM: the one new streams go to.
+    pub fn vm(&mut self) -> &mut Vm {
+        &mut self.current
+    }
+
+    /// How many times a failed VM was replaced.
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+
+    /// The VM a stream lives in.
+    pub fn vm_of(&mut self, stream: StreamRef) -> Option<&mut Vm> {
+        if self.current.token() == stream.vm {
+            return Some(&mut self.current);
+        }
+        for vm in &mut self.retired {
+            if vm.token() == stream.vm {
+                return Some(vm);
+            }
+        }
+        None
+    }
+
+    /// Replaces a failed current VM with a fresh clone (keeping the failed one for its
+    /// in-flight streams).
+    pub fn ensure_live(&mut self) -> Result<(), Error> {
+        if self.current.is_failed() {
+            let fresh = self.template.instantiate()?;
+            let failed = std::mem::replace(&mut self.current, fresh);
+            self.retired.push(failed);
+            self.restarts += 1;
+        }
+        Ok(())
+    }
+
+    /// Creates an HTTP stream for the plugin `root_id` in a live VM.
+    pub fn create_http_stream(&mut self, root_id: &str, stream: Box<dyn Stream>) -> Result<StreamRef, Error> {
+        self.ensure_live()?;
+        let root = self.current.root_context(root_id).ok_or_else(|| Error::UnknownRoot(root_id.to_string()))?;
+        let id = self.current.create_http_stream(root, stream)?;
+        Ok(StreamRef { vm: self.current.token(), id })
+    }
+
+    /// Ends a stream (see [`Vm::finish_stream`]); a retired VM is dropped with its last
+    /// stream.
+    pub fn finish_stream(&mut self, stream: StreamRef) -> Result<Box<dyn Stream>, Error> {
+        let vm = self.vm_of(stream).ok_or(Error::BadContext(stream.id))?;
+        let data = vm.finish_stream(stream.id)?;
+        self.retired.retain_mut(Vm::has_streams);
+        Ok(data)
+    }
+}

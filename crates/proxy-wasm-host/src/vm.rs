@@ -1,0 +1,673 @@
+//! [`Vm`]: one instance of a plugin module on one thread, its root and stream contexts, and
+//! every callback the host makes into it, in the documented order.
+//!
+//! A trap in any callback marks the VM failed: no guest code runs in it again. Its streams
+//! then go on per their plugin's policy: unfiltered when the plugin is fail-open, with a local
+//! 503 reply otherwise. [`WorkerVm`](crate::WorkerVm) gives the next stream a fresh VM.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use abi::{AbiVersion, Action, BufferType, Callback, MapType, PeerType};
+
+use crate::host::{CallData, CallState, Context, ContextKind, RootContext, StreamContext, StreamPhase};
+use crate::{
+    Error, HeaderMap, Instance, LocalReply, Mailbox, MemoryStream, Notification, PluginInfo, Stream, StreamEffect,
+    Trap, VmToken,
+};
+
+/// The answer to an HTTP callout, delivered with [`Vm::on_http_call_response`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpCallResponse {
+    /// Response headers, with `:status`.
+    pub headers: HeaderMap,
+    /// Response body.
+    pub body: Vec<u8>,
+    /// Response trailers.
+    pub trailers: HeaderMap,
+}
+
+/// One VM: an engine instance and its contexts.
+pub struct Vm {
+    instance: Box<dyn Instance>,
+    engine: &'static str,
+    failure: Option<Trap>,
+    /// Root id -> root context id, in start order.
+    roots: Vec<(String, u32)>,
+    next_context: u32,
+    trace: Option<Vec<CallbackRecord>>,
+}
+
+/// One callback the host made, recorded when tracing is on ([`Vm::set_tracing`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackRecord {
+    /// The callback.
+    pub callback: Callback,
+    /// The context it was called on (0 for start functions).
+    pub context_id: u32,
+    /// Its arguments after the context id.
+    pub args: Vec<u64>,
+    /// Its result (0 when it has none), or the trap message.
+    pub result: Result<u64, String>,
+}
+
+/// Whether a callback's first parameter is the context id.
+fn takes_context(callback: Callback) -> bool {
+    callback.info().params.first().is_some_and(|p| p.kind == abi::Kind::Ctx)
+}
+
+/// The reply a fail-closed plugin's streams get when its VM fails.
+pub fn vm_failed_reply() -> LocalReply {
+    LocalReply {
+        status: 503,
+        details: "wasm_fail_stream".into(),
+        body: Vec::new(),
+        headers: HeaderMap::new(),
+        grpc_status: None,
+    }
+}
+
+impl Vm {
+    /// Wraps a fresh instance and runs its start functions: `_initialize` (then `main` if
+    /// exported), or `_start` when there is no `_initialize`.
+    pub fn start(instance: Box<dyn Instance>, engine: &'static str) -> Result<Vm, Error> {
+        let mut vm = Vm { instance, engine, failure: None, roots: Vec::new(), next_context: 0, trace: None };
+        if vm.instance.has(Callback::Initialize) {
+            vm.call_checked(Callback::Initialize, 0, &[])?;
+            if vm.instance.has(Callback::Main) {
+                vm.call_checked(Callback::Main, 0, &[0, 0])?;
+            }
+        } else if vm.instance.has(Callback::Start) {
+            vm.call_checked(Callback::Start, 0, &[])?;
+        }
+        Ok(vm)
+    }
+
+    /// Turns callback tracing on or off (off by default: it allocates per call).
+    pub fn set_tracing(&mut self, on: bool) {
+        self.trace = if on { Some(self.trace.take().unwrap_or_default()) } else { None };
+    }
+
+    /// The callbacks recorded since the last call, when tracing is on.
+    pub fn take_trace(&mut self) -> Vec<CallbackRecord> {
+        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The engine's name.
+    pub fn engine(&self) -> &'static str {
+        self.engine
+    }
+
+    /// This VM's token (callouts carry it so answers can be routed back).
+    pub fn token(&mut self) -> VmToken {
+        self.instance.host().token
+    }
+
+    /// The guest's ABI version.
+    pub fn abi_version(&mut self) -> AbiVersion {
+        self.instance.host().abi
+    }
+
+    /// Why the VM failed, if it has.
+    pub fn failure(&self) -> Option<&Trap> {
+        self.failure.as_ref()
+    }
+
+    /// Whether the VM has failed.
+    pub fn is_failed(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    /// The instance, for engine-specific inspection (memory size, interrupt handle).
+    pub fn instance(&mut self) -> &mut dyn Instance {
+        &mut *self.instance
+    }
+
+    /// The mailbox through which queue notifications reach this VM; set its waker to learn
+    /// when [`Vm::deliver`] has work.
+    pub fn mailbox(&mut self) -> Arc<Mailbox> {
+        self.instance.host().mailbox.clone()
+    }
+
+    /// The root context id of the plugin with `root_id`.
+    pub fn root_context(&self, root_id: &str) -> Option<u32> {
+        self.roots.iter().find(|(r, _)| r == root_id).map(|(_, id)| *id)
+    }
+
+    /// Every root context: (root id, context id, tick period in ms).
+    pub fn roots(&mut self) -> Vec<(String, u32, u32)> {
+        let roots = self.roots.clone();
+        let host = self.instance.host();
+        roots
+            .into_iter()
+            .filter_map(|(root_id, id)| match host.contexts.get(&id).map(|c| &c.kind) {
+                Some(ContextKind::Root(r)) => Some((root_id, id, r.tick_period_ms)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn next_id(&mut self) -> u32 {
+        self.next_context += 1;
+        self.next_context
+    }
+
+    /// Calls a callback with its call state set, and fails the VM on a trap.
+    fn invoke(&mut self, callback: Callback, context_id: u32, args: &[u64], data: CallData) -> Result<u64, Trap> {
+        if let Some(t) = &self.failure {
+            return Err(Trap { kind: t.kind.clone(), message: format!("VM failed earlier: {}", t.message) });
+        }
+        self.instance.host().call = CallState { callback: Some(callback), context_id, effective: context_id, data };
+        let result = self.instance.call(callback, args);
+        self.instance.host().call = CallState::default();
+        if let Some(trace) = &mut self.trace {
+            trace.push(CallbackRecord {
+                callback,
+                context_id,
+                args: args.iter().skip(usize::from(takes_context(callback))).copied().collect(),
+                result: result.as_ref().map(|v| *v).map_err(|t| t.to_string()),
+            });
+        }
+        match result {
+            Ok(v) => {
+                self.reap_done_roots();
+                Ok(v)
+            }
+            Err(trap) => {
+                self.fail(callback, context_id, &trap);
+                Err(trap)
+            }
+        }
+    }
+
+    /// [`invoke`](Self::invoke) with the trap as an [`Error`] naming the callback.
+    fn call_checked(&mut self, callback: Callback, context_id: u32, args: &[u64]) -> Result<u64, Error> {
+        self.invoke(callback, context_id, args, CallData::None).map_err(|trap| Error::Trap { callback, trap })
+    }
+
+    /// Calls an optional callback: skipped (answering `default`) when not exported.
+    fn call_optional(&mut self, callback: Callback, context_id: u32, args: &[u64], default: u64) -> Result<u64, Error> {
+        if self.failure.is_none() && !self.instance.has(callback) {
+            return Ok(default);
+        }
+        self.call_checked(callback, context_id, args)
+    }
+
+    fn fail(&mut self, callback: Callback, context_id: u32, trap: &Trap) {
+        let host = self.instance.host();
+        let plugin = host
+            .contexts
+            .get(&context_id)
+            .and_then(|c| host.contexts.get(&c.root))
+            .and_then(|r| match &r.kind {
+                ContextKind::Root(r) => Some(r.plugin.clone()),
+                ContextKind::Stream(_) => None,
+            });
+        let name = plugin.as_ref().map_or("(no plugin yet)", |p| p.name.as_str());
+        let message = format!(
+            "plugin `{name}` trapped in {callback} (context {context_id}, {}): {trap}; the VM has failed",
+            self.engine
+        );
+        host.embedder.log(plugin.as_deref(), abi::LogLevel::Error, &message);
+        self.failure = Some(trap.clone());
+    }
+
+    /// Deletes root contexts that called `proxy_done` after their `proxy_on_done` returned false.
+    fn reap_done_roots(&mut self) {
+        loop {
+            let host = self.instance.host();
+            let done = host.contexts.iter().find_map(|(id, c)| match &c.kind {
+                ContextKind::Root(r) if r.done_called => Some(*id),
+                _ => None,
+            });
+            let Some(id) = done else { return };
+            if let Some(Context { kind: ContextKind::Root(r), .. }) = host.contexts.get_mut(&id) {
+                r.done_called = false;
+                r.done_pending = false;
+            }
+            // Errors fail the VM; nothing more to do for this root either way.
+            let _ = self.call_optional(Callback::OnDelete, id, &[u64::from(id)], 0);
+            self.instance.host().contexts.remove(&id);
+            self.roots.retain(|(_, r)| *r != id);
+        }
+    }
+
+    /// Starts a plugin in this VM: creates its root context (`proxy_on_context_create(root, 0)`),
+    /// then calls `proxy_on_vm_start` with the VM configuration and `proxy_on_configure` with
+    /// the plugin configuration. Either returning false (or trapping) is an error naming it.
+    pub fn start_plugin(&mut self, plugin: PluginInfo) -> Result<u32, Error> {
+        if let Some(t) = &self.failure {
+            return Err(Error::VmFailed(t.to_string()));
+        }
+        if self.root_context(&plugin.root_id).is_some() {
+            return Err(Error::UnknownRoot(format!("{} (already started in this VM)", plugin.root_id)));
+        }
+        let id = self.next_id();
+        let name = plugin.name.clone();
+        let root_id = plugin.root_id.clone();
+        let configuration_len = plugin.configuration.len() as u64;
+        let host = self.instance.host();
+        let vm_id = host.vm_id.clone();
+        let vm_configuration_len = host.vm_configuration.len() as u64;
+        host.contexts.insert(
+            id,
+            Context {
+                root: id,
+                kind: ContextKind::Root(RootContext {
+                    plugin: Arc::new(plugin),
+                    tick_period_ms: 0,
+                    done_pending: false,
+                    done_called: false,
+                    properties: HashMap::new(),
+                }),
+            },
+        );
+        self.roots.push((root_id, id));
+        self.call_optional(Callback::OnContextCreate, id, &[u64::from(id), 0], 0)?;
+        if self.call_optional(Callback::OnVmStart, id, &[u64::from(id), vm_configuration_len], 1)? == 0 {
+            return Err(Error::VmStartRejected { vm_id });
+        }
+        if self.call_optional(Callback::OnConfigure, id, &[u64::from(id), configuration_len], 1)? == 0 {
+            return Err(Error::ConfigureRejected { plugin: name });
+        }
+        Ok(id)
+    }
+
+    fn root_plugin(&mut self, root: u32) -> Result<Arc<PluginInfo>, Error> {
+        match self.instance.host().contexts.get(&root).map(|c| &c.kind) {
+            Some(ContextKind::Root(r)) => Ok(r.plugin.clone()),
+            _ => Err(Error::BadContext(root)),
+        }
+    }
+
+    fn new_stream(&mut self, root: u32, stream: Box<dyn Stream>, tcp: bool) -> Result<u32, Error> {
+        self.root_plugin(root)?;
+        let id = self.next_id();
+        self.instance.host().contexts.insert(
+            id,
+            Context { root, kind: ContextKind::Stream(StreamContext { stream, tcp, phase: StreamPhase::default() }) },
+        );
+        if self.failure.is_none() {
+            // A trap here fails the VM; the stream's callbacks then follow the plugin's policy.
+            let _ = self.call_optional(Callback::OnContextCreate, id, &[u64::from(id), u64::from(root)], 0);
+        }
+        Ok(id)
+    }
+
+    /// Creates an HTTP stream context under the root context `root`
+    /// (`proxy_on_context_create(id, root)`), with `stream` as its data.
+    pub fn create_http_stream(&mut self, root: u32, stream: Box<dyn Stream>) -> Result<u32, Error> {
+        self.new_stream(root, stream, false)
+    }
+
+    /// Creates a TCP connection context under `root` and calls `proxy_on_new_connection`.
+    pub fn create_tcp_stream(&mut self, root: u32, stream: Box<dyn Stream>) -> Result<(u32, Action), Error> {
+        let id = self.new_stream(root, stream, true)?;
+        let action = self.stream_callback(id, Callback::OnNewConnection, &[u64::from(id)])?;
+        Ok((id, action))
+    }
+
+    fn stream_context(&mut self, id: u32) -> Result<&mut StreamContext, Error> {
+        match self.instance.host().contexts.get_mut(&id).map(|c| &mut c.kind) {
+            Some(ContextKind::Stream(s)) => Ok(s),
+            _ => Err(Error::BadContext(id)),
+        }
+    }
+
+    /// Whether any stream context is open.
+    pub fn has_streams(&mut self) -> bool {
+        self.instance.host().contexts.values().any(|c| matches!(c.kind, ContextKind::Stream(_)))
+    }
+
+    /// The stream of context `id`.
+    pub fn stream_mut(&mut self, id: u32) -> Option<&mut dyn Stream> {
+        self.stream_context(id).ok().map(|s| &mut *s.stream)
+    }
+
+    /// The stream of context `id` as a [`MemoryStream`], if it is one.
+    pub fn memory_stream(&mut self, id: u32) -> Option<&mut MemoryStream> {
+        self.stream_mut(id)?.as_any_mut().downcast_mut()
+    }
+
+    /// What a stream gets once the VM has failed: unfiltered (fail-open) or a local 503
+    /// (fail-closed, once).
+    fn fail_stream(&mut self, id: u32) -> Result<Action, Error> {
+        let root = self.instance.host().contexts.get(&id).map(|c| c.root).ok_or(Error::BadContext(id))?;
+        if self.root_plugin(root)?.fail_open {
+            return Ok(Action::Continue);
+        }
+        let s = self.stream_context(id)?;
+        if !s.phase.local_reply {
+            s.phase.local_reply = true;
+            // A stream that cannot take a local reply any more (response started) keeps its
+            // effects as they are; the embedder sees the VM failure through `failure()`.
+            let _ = s.stream.effect(StreamEffect::LocalReply(vm_failed_reply()));
+        }
+        Ok(Action::Pause)
+    }
+
+    fn stream_callback(&mut self, id: u32, callback: Callback, args: &[u64]) -> Result<Action, Error> {
+        self.stream_context(id)?;
+        if self.failure.is_some() {
+            return self.fail_stream(id);
+        }
+        if !self.instance.has(callback) {
+            return Ok(Action::Continue);
+        }
+        match self.invoke(callback, id, args, CallData::None) {
+            Ok(v) => Ok(if v as u32 == Action::Pause.raw() { Action::Pause } else { Action::Continue }),
+            Err(_) => self.fail_stream(id),
+        }
+    }
+
+    fn headers_callback(&mut self, id: u32, map: MapType, end_of_stream: bool) -> Result<Action, Error> {
+        let s = self.stream_context(id)?;
+        match map {
+            MapType::HttpRequestHeaders => s.phase.request_headers = true,
+            _ => s.phase.response_headers = true,
+        }
+        let n = s.stream.map(map).map_or(0, |m| m.len()) as u64;
+        let legacy = self.abi_version() == AbiVersion::V010;
+        let request = map == MapType::HttpRequestHeaders;
+        let callback = match (request, legacy) {
+            (true, false) => Callback::OnRequestHeaders,
+            (true, true) => Callback::OnRequestHeadersV010,
+            (false, false) => Callback::OnResponseHeaders,
+            (false, true) => Callback::OnResponseHeadersV010,
+        };
+        let id64 = u64::from(id);
+        if legacy {
+            self.stream_callback(id, callback, &[id64, n])
+        } else {
+            self.stream_callback(id, callback, &[id64, n, u64::from(end_of_stream)])
+        }
+    }
+
+    /// Request headers arrived (put them in the stream first): `proxy_on_request_headers`.
+    pub fn on_request_headers(&mut self, id: u32, end_of_stream: bool) -> Result<Action, Error> {
+        self.headers_callback(id, MapType::HttpRequestHeaders, end_of_stream)
+    }
+
+    /// Response headers arrived: `proxy_on_response_headers`.
+    pub fn on_response_headers(&mut self, id: u32, end_of_stream: bool) -> Result<Action, Error> {
+        self.headers_callback(id, MapType::HttpResponseHeaders, end_of_stream)
+    }
+
+    fn body_callback(&mut self, id: u32, buffer: BufferType, end_of_stream: bool) -> Result<Action, Error> {
+        let s = self.stream_context(id)?;
+        let callback = match buffer {
+            BufferType::HttpRequestBody => {
+                s.phase.request_body = true;
+                // The last body callback may add trailers when the request has none.
+                s.phase.request_trailers |= end_of_stream;
+                Callback::OnRequestBody
+            }
+            BufferType::HttpResponseBody => {
+                s.phase.response_body = true;
+                s.phase.response_trailers |= end_of_stream;
+                Callback::OnResponseBody
+            }
+            BufferType::DownstreamData => {
+                s.phase.downstream_data = true;
+                Callback::OnDownstreamData
+            }
+            _ => {
+                s.phase.upstream_data = true;
+                Callback::OnUpstreamData
+            }
+        };
+        let size = s.stream.buffer(buffer).map_or(0, |b| b.len()) as u64;
+        self.stream_callback(id, callback, &[u64::from(id), size, u64::from(end_of_stream)])
+    }
+
+    /// A request body chunk arrived (the stream's request body holds everything buffered so
+    /// far): `proxy_on_request_body`.
+    pub fn on_request_body(&mut self, id: u32, end_of_stream: bool) -> Result<Action, Error> {
+        self.body_callback(id, BufferType::HttpRequestBody, end_of_stream)
+    }
+
+    /// A response body chunk arrived: `proxy_on_response_body`.
+    pub fn on_response_body(&mut self, id: u32, end_of_stream: bool) -> Result<Action, Error> {
+        self.body_callback(id, BufferType::HttpResponseBody, end_of_stream)
+    }
+
+    /// TCP bytes from the client arrived (buffered in the stream): `proxy_on_downstream_data`.
+    pub fn on_downstream_data(&mut self, id: u32, end_of_stream: bool) -> Result<Action, Error> {
+        self.body_callback(id, BufferType::DownstreamData, end_of_stream)
+    }
+
+    /// TCP bytes from the server arrived: `proxy_on_upstream_data`.
+    pub fn on_upstream_data(&mut self, id: u32, end_of_stream: bool) -> Result<Action, Error> {
+        self.body_callback(id, BufferType::UpstreamData, end_of_stream)
+    }
+
+    fn trailers_callback(&mut self, id: u32, map: MapType) -> Result<Action, Error> {
+        let s = self.stream_context(id)?;
+        let callback = if map == MapType::HttpRequestTrailers {
+            s.phase.request_trailers = true;
+            Callback::OnRequestTrailers
+        } else {
+            s.phase.response_trailers = true;
+            Callback::OnResponseTrailers
+        };
+        let n = s.stream.map(map).map_or(0, |m| m.len()) as u64;
+        self.stream_callback(id, callback, &[u64::from(id), n])
+    }
+
+    /// Request trailers arrived: `proxy_on_request_trailers`.
+    pub fn on_request_trailers(&mut self, id: u32) -> Result<Action, Error> {
+        self.trailers_callback(id, MapType::HttpRequestTrailers)
+    }
+
+    /// Response trailers arrived: `proxy_on_response_trailers`.
+    pub fn on_response_trailers(&mut self, id: u32) -> Result<Action, Error> {
+        self.trailers_callback(id, MapType::HttpResponseTrailers)
+    }
+
+    fn close_callback(&mut self, id: u32, callback: Callback, peer: PeerType) -> Result<(), Error> {
+        self.stream_context(id)?;
+        if self.failure.is_none() {
+            let _ = self.call_optional(callback, id, &[u64::from(id), u64::from(peer.raw())], 0);
+        }
+        Ok(())
+    }
+
+    /// The client side of a TCP connection closed: `proxy_on_downstream_connection_close`.
+    pub fn on_downstream_close(&mut self, id: u32, peer: PeerType) -> Result<(), Error> {
+        self.close_callback(id, Callback::OnDownstreamConnectionClose, peer)
+    }
+
+    /// The server side of a TCP connection closed: `proxy_on_upstream_connection_close`.
+    pub fn on_upstream_close(&mut self, id: u32, peer: PeerType) -> Result<(), Error> {
+        self.close_callback(id, Callback::OnUpstreamConnectionClose, peer)
+    }
+
+    /// Ends a stream: `proxy_on_done`, `proxy_on_log` (all four maps readable), then
+    /// `proxy_on_delete`; drops its outstanding callouts and gives its data back.
+    pub fn finish_stream(&mut self, id: u32) -> Result<Box<dyn Stream>, Error> {
+        self.stream_context(id)?;
+        let id64 = u64::from(id);
+        if self.failure.is_none() {
+            // Make every map that arrived readable in proxy_on_log.
+            let _ = self.call_optional(Callback::OnDone, id, &[id64], 1);
+            let _ = self.call_optional(Callback::OnLog, id, &[id64], 0);
+            let _ = self.call_optional(Callback::OnDelete, id, &[id64], 0);
+        }
+        let host = self.instance.host();
+        let token = host.token;
+        let dropped: Vec<u32> = host
+            .http_calls
+            .iter()
+            .filter(|(_, c)| **c == id)
+            .map(|(k, _)| *k)
+            .chain(host.grpc_calls.iter().filter(|(_, g)| g.context_id == id).map(|(k, _)| *k))
+            .collect();
+        for call in &dropped {
+            host.http_calls.remove(call);
+            host.grpc_calls.remove(call);
+            host.embedder.callout_dropped(token, *call);
+        }
+        match host.contexts.remove(&id).map(|c| c.kind) {
+            Some(ContextKind::Stream(s)) => Ok(s.stream),
+            _ => Err(Error::BadContext(id)),
+        }
+    }
+
+    fn root_callback(&mut self, root: u32, callback: Callback, args: &[u64], data: CallData) -> Result<(), Error> {
+        self.root_plugin(root)?;
+        if let Some(t) = &self.failure {
+            return Err(Error::VmFailed(t.to_string()));
+        }
+        if !self.instance.has(callback) {
+            return Ok(());
+        }
+        self.invoke(callback, root, args, data).map(drop).map_err(|trap| Error::Trap { callback, trap })
+    }
+
+    /// A tick of root context `root`: `proxy_on_tick`.
+    pub fn on_tick(&mut self, root: u32) -> Result<(), Error> {
+        self.root_callback(root, Callback::OnTick, &[u64::from(root)], CallData::None)
+    }
+
+    /// Calls back into the plugin with a foreign function (0.2.x): `proxy_on_foreign_function`,
+    /// with `arguments` readable as FOREIGN_FUNCTION_ARGUMENTS.
+    pub fn on_foreign_function(&mut self, root: u32, function_id: u32, arguments: Vec<u8>) -> Result<(), Error> {
+        let args = [u64::from(root), u64::from(function_id), arguments.len() as u64];
+        self.root_callback(root, Callback::OnForeignFunction, &args, CallData::ForeignArguments(arguments))
+    }
+
+    /// Delivers pending queue notifications (`proxy_on_queue_ready`) and returns how many.
+    /// Call it on this VM's thread when the mailbox's waker fires.
+    pub fn deliver(&mut self) -> Result<usize, Error> {
+        let mailbox = self.mailbox();
+        let mut n = 0;
+        while let Some(Notification::QueueReady { context_id, queue_id }) = mailbox.take() {
+            n += 1;
+            let args = [u64::from(context_id), u64::from(queue_id)];
+            self.root_callback(context_id, Callback::OnQueueReady, &args, CallData::None)?;
+        }
+        Ok(n)
+    }
+
+    /// The context an outstanding callout belongs to, removed from the table.
+    fn take_call(&mut self, id: u32, grpc_final: bool) -> Result<u32, Error> {
+        let host = self.instance.host();
+        if let Some(ctx) = host.http_calls.remove(&id) {
+            return Ok(ctx);
+        }
+        let g = host.grpc_calls.get(&id).copied().ok_or(Error::UnknownCall(id))?;
+        if grpc_final {
+            host.grpc_calls.remove(&id);
+        }
+        Ok(g.context_id)
+    }
+
+    /// Whether context `id` still exists (a callout answer for a finished stream is dropped).
+    fn has_context(&mut self, id: u32) -> bool {
+        self.instance.host().contexts.contains_key(&id)
+    }
+
+    fn callout_callback(&mut self, context: u32, callback: Callback, args: &[u64], data: CallData) -> Result<(), Error> {
+        if !self.has_context(context) {
+            return Ok(());
+        }
+        if let Some(t) = &self.failure {
+            return Err(Error::VmFailed(t.to_string()));
+        }
+        if !self.instance.has(callback) {
+            return Ok(());
+        }
+        match self.invoke(callback, context, args, data) {
+            Ok(_) => Ok(()),
+            Err(trap) => {
+                // A stream waiting on this answer gets its plugin's failure policy.
+                if self.stream_context(context).is_ok() {
+                    self.fail_stream(context)?;
+                }
+                Err(Error::Trap { callback, trap })
+            }
+        }
+    }
+
+    /// Answers the HTTP callout `call_id`: `proxy_on_http_call_response` on the context that
+    /// made it, with the answer's maps and body readable. `Err(reason)` is a failed call (reset,
+    /// timeout): the plugin sees no headers, and `proxy_get_status` gives code 0 and the reason.
+    pub fn on_http_call_response(&mut self, call_id: u32, response: Result<HttpCallResponse, String>) -> Result<(), Error> {
+        let context = self.take_call(call_id, true)?;
+        let (data, nh, nb, nt) = match response {
+            Ok(r) => {
+                let status = r.headers.get(b":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok());
+                let sizes = (r.headers.len() as u64, r.body.len() as u64, r.trailers.len() as u64);
+                let data = CallData::HttpCallResponse {
+                    headers: r.headers,
+                    body: r.body,
+                    trailers: r.trailers,
+                    status: status.unwrap_or(0),
+                    message: Vec::new(),
+                };
+                (data, sizes.0, sizes.1, sizes.2)
+            }
+            Err(reason) => {
+                let data = CallData::HttpCallResponse {
+                    headers: HeaderMap::new(),
+                    body: Vec::new(),
+                    trailers: HeaderMap::new(),
+                    status: 0,
+                    message: reason.into_bytes(),
+                };
+                (data, 0, 0, 0)
+            }
+        };
+        let args = [u64::from(context), u64::from(call_id), nh, nb, nt];
+        self.callout_callback(context, Callback::OnHttpCallResponse, &args, data)
+    }
+
+    /// gRPC initial metadata for call or stream `call_id`.
+    pub fn on_grpc_receive_initial_metadata(&mut self, call_id: u32, metadata: HeaderMap) -> Result<(), Error> {
+        let context = self.take_call(call_id, false)?;
+        let args = [u64::from(context), u64::from(call_id), metadata.len() as u64];
+        self.callout_callback(context, Callback::OnGrpcReceiveInitialMetadata, &args, CallData::GrpcInitialMetadata(metadata))
+    }
+
+    /// A gRPC message for call or stream `call_id` (readable as GRPC_RECEIVE_BUFFER).
+    pub fn on_grpc_receive(&mut self, call_id: u32, message: Vec<u8>) -> Result<(), Error> {
+        let context = self.take_call(call_id, false)?;
+        let args = [u64::from(context), u64::from(call_id), message.len() as u64];
+        self.callout_callback(context, Callback::OnGrpcReceive, &args, CallData::GrpcMessage(message))
+    }
+
+    /// gRPC trailing metadata for call or stream `call_id`.
+    pub fn on_grpc_receive_trailing_metadata(&mut self, call_id: u32, metadata: HeaderMap) -> Result<(), Error> {
+        let context = self.take_call(call_id, false)?;
+        let args = [u64::from(context), u64::from(call_id), metadata.len() as u64];
+        self.callout_callback(context, Callback::OnGrpcReceiveTrailingMetadata, &args, CallData::GrpcTrailingMetadata(metadata))
+    }
+
+    /// gRPC call or stream `call_id` finished with `status` (`proxy_get_status` gives it and
+    /// `message`).
+    pub fn on_grpc_close(&mut self, call_id: u32, status: u32, message: Vec<u8>) -> Result<(), Error> {
+        let context = self.take_call(call_id, true)?;
+        let args = [u64::from(context), u64::from(call_id), u64::from(status)];
+        self.callout_callback(context, Callback::OnGrpcClose, &args, CallData::GrpcClose { status, message })
+    }
+
+    /// Shuts the VM's plugins down: `proxy_on_done` on every root context; those that answer
+    /// true are deleted (`proxy_on_delete`), the others stay until they call `proxy_done`.
+    /// Returns whether every root context is gone.
+    pub fn shutdown(&mut self) -> Result<bool, Error> {
+        for (_, id) in self.roots.clone() {
+            if let Some(t) = &self.failure {
+                return Err(Error::VmFailed(t.to_string()));
+            }
+            let done = self.call_optional(Callback::OnDone, id, &[u64::from(id)], 1)? != 0;
+            if done {
+                self.call_optional(Callback::OnDelete, id, &[u64::from(id)], 0)?;
+                self.instance.host().contexts.remove(&id);
+                self.roots.retain(|(_, r)| *r != id);
+            } else if let Some(Context { kind: ContextKind::Root(r), .. }) = self.instance.host().contexts.get_mut(&id) {
+                r.done_pending = true;
+            }
+        }
+        Ok(self.roots.is_empty())
+    }
+}
