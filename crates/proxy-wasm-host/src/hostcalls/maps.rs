@@ -1,30 +1,508 @@
-//! Placeholder until this family is written: every call answers UNIMPLEMENTED.
-use crate::{HostCx, HostResult};
+//! Header maps: HTTP headers and trailers, callout answers and gRPC metadata.
+//!
+//! Which map a callback may reach, and whether it may change it, is decided by
+//! [`VmHost::map`](crate::VmHost): elsewhere `BadArgument` (as Envoy), and `NotFound` for a
+//! map that no longer exists in `proxy_on_log`. Keys match ASCII-case-insensitively and are
+//! stored lowercased. A malformed serialized map is `ParseFailure`, one over the size limits
+//! `BadArgument` ([`abi::MapError::status`]).
 
-pub fn proxy_get_header_map_size(_cx: &mut dyn HostCx, _map_type: u32, _return_size: u64) -> HostResult {
-    Err(abi::Status::Unimplemented.into())
+use abi::{AbiVersion, MapType, Status};
+
+use crate::{return_bytes, HostCx, HostResult};
+
+fn map_type(raw: u32) -> Result<MapType, Status> {
+    MapType::from_raw(raw).ok_or(Status::BadArgument)
 }
 
-pub fn proxy_get_header_map_pairs(_cx: &mut dyn HostCx, _map_type: u32, _return_ptr: u64, _return_size: u64) -> HostResult {
-    Err(abi::Status::Unimplemented.into())
+/// `proxy_get_header_map_size`: writes the size of the serialized map as a word.
+pub fn proxy_get_header_map_size(cx: &mut dyn HostCx, map_type: u32, return_size: u64) -> HostResult {
+    let map = self::map_type(map_type)?;
+    let (mut mem, host) = cx.parts();
+    let size = host.map(map, false)?.encoded_len() as u64;
+    mem.write_word(return_size, size)?;
+    Ok(())
 }
 
-pub fn proxy_set_header_map_pairs(_cx: &mut dyn HostCx, _map_type: u32, _map_ptr: u64, _map_size: u64) -> HostResult {
-    Err(abi::Status::Unimplemented.into())
+/// `proxy_get_header_map_pairs`: returns the whole map, serialized.
+pub fn proxy_get_header_map_pairs(cx: &mut dyn HostCx, map_type: u32, return_ptr: u64, return_size: u64) -> HostResult {
+    let map = self::map_type(map_type)?;
+    let bytes = cx.host().map(map, false)?.encode();
+    return_bytes(cx, return_ptr, return_size, &bytes)
 }
 
-pub fn proxy_get_header_map_value(_cx: &mut dyn HostCx, _map_type: u32, _key_ptr: u64, _key_size: u64, _return_ptr: u64, _return_size: u64) -> HostResult {
-    Err(abi::Status::Unimplemented.into())
+/// `proxy_set_header_map_pairs`: replaces the whole map with the serialized pairs (keys
+/// lowercased, order kept).
+pub fn proxy_set_header_map_pairs(cx: &mut dyn HostCx, map_type: u32, map_ptr: u64, map_size: u64) -> HostResult {
+    let map = self::map_type(map_type)?;
+    let (mem, host) = cx.parts();
+    let limits = host.map_limits;
+    let target = host.map(map, true)?;
+    let bytes = mem.read(map_ptr, map_size)?;
+    let pairs = abi::decode_map(bytes, limits).map_err(|e| e.status())?;
+    target.set_all(pairs);
+    Ok(())
 }
 
-pub fn proxy_add_header_map_value(_cx: &mut dyn HostCx, _map_type: u32, _key_ptr: u64, _key_size: u64, _value_ptr: u64, _value_size: u64) -> HostResult {
-    Err(abi::Status::Unimplemented.into())
+/// `proxy_get_header_map_value`: returns the value of a key; several values come back joined
+/// by `", "` (Envoy returns only the first, a weakness its own code notes).
+///
+/// A missing key is `NotFound`, except for ABI 0.1.0 guests, which get OK and an empty value
+/// (address 0, length 0), as their SDKs expect. The return pointers are checked before the
+/// key is looked up, so they give `InvalidMemoryAccess` whether or not the key exists.
+pub fn proxy_get_header_map_value(
+    cx: &mut dyn HostCx,
+    map_type: u32,
+    key_ptr: u64,
+    key_size: u64,
+    return_ptr: u64,
+    return_size: u64,
+) -> HostResult {
+    let map = self::map_type(map_type)?;
+    let value = {
+        let (mem, host) = cx.parts();
+        let abi = host.abi_version();
+        let headers = host.map(map, false)?;
+        let key = mem.read(key_ptr, key_size)?;
+        mem.check_word(return_ptr)?;
+        mem.check_word(return_size)?;
+        match headers.get(key) {
+            Some(v) => v.into_owned(),
+            None if abi == AbiVersion::V010 => Vec::new(),
+            None => return Err(Status::NotFound.into()),
+        }
+    };
+    return_bytes(cx, return_ptr, return_size, &value)
 }
 
-pub fn proxy_replace_header_map_value(_cx: &mut dyn HostCx, _map_type: u32, _key_ptr: u64, _key_size: u64, _value_ptr: u64, _value_size: u64) -> HostResult {
-    Err(abi::Status::Unimplemented.into())
+/// `proxy_add_header_map_value`: appends a value for the key (lowercased), keeping the values
+/// it already has.
+pub fn proxy_add_header_map_value(
+    cx: &mut dyn HostCx,
+    map_type: u32,
+    key_ptr: u64,
+    key_size: u64,
+    value_ptr: u64,
+    value_size: u64,
+) -> HostResult {
+    let map = self::map_type(map_type)?;
+    let (mem, host) = cx.parts();
+    let headers = host.map(map, true)?;
+    let key = mem.read(key_ptr, key_size)?;
+    let value = mem.read(value_ptr, value_size)?;
+    headers.add(key, value);
+    Ok(())
 }
 
-pub fn proxy_remove_header_map_value(_cx: &mut dyn HostCx, _map_type: u32, _key_ptr: u64, _key_size: u64) -> HostResult {
-    Err(abi::Status::Unimplemented.into())
+/// `proxy_replace_header_map_value`: sets the key (lowercased) to exactly this value, in place
+/// of its first value, dropping the others; appended when absent.
+pub fn proxy_replace_header_map_value(
+    cx: &mut dyn HostCx,
+    map_type: u32,
+    key_ptr: u64,
+    key_size: u64,
+    value_ptr: u64,
+    value_size: u64,
+) -> HostResult {
+    let map = self::map_type(map_type)?;
+    let (mem, host) = cx.parts();
+    let headers = host.map(map, true)?;
+    let key = mem.read(key_ptr, key_size)?;
+    let value = mem.read(value_ptr, value_size)?;
+    headers.replace(key, value);
+    Ok(())
+}
+
+/// `proxy_remove_header_map_value`: removes every value of the key; OK when it was absent.
+pub fn proxy_remove_header_map_value(cx: &mut dyn HostCx, map_type: u32, key_ptr: u64, key_size: u64) -> HostResult {
+    let map = self::map_type(map_type)?;
+    let (mem, host) = cx.parts();
+    let headers = host.map(map, true)?;
+    let key = mem.read(key_ptr, key_size)?;
+    headers.remove(key);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use abi::{AbiVersion, Callback, MapType, Status};
+
+    use crate::host::CallData;
+    use crate::hostcalls::testing::{status, TestCx, MEM, OOB, RET_PTR, RET_SCALAR, RET_SIZE, ROOT, STREAM, TCP};
+    use crate::hostcalls::{
+        proxy_add_header_map_value, proxy_get_header_map_pairs, proxy_get_header_map_size, proxy_get_header_map_value,
+        proxy_remove_header_map_value, proxy_replace_header_map_value, proxy_set_header_map_pairs,
+    };
+    use crate::{HeaderMap, Trap};
+
+    const REQ: u32 = MapType::HttpRequestHeaders as u32;
+
+    /// The TestCx request headers, serialized: `{":path": "/", "x-a": "1"}`.
+    const REQUEST_HEADERS: &[u8] = &[
+        2, 0, 0, 0, 5, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0, b':', b'p', b'a', b't', b'h', 0, b'/', 0, b'x',
+        b'-', b'a', 0, b'1', 0,
+    ];
+
+    fn request_headers(cx: &mut TestCx) -> HeaderMap {
+        cx.stream(STREAM).request_headers.clone()
+    }
+
+    /// Every host function of this family, called on `map` with valid inputs placed in memory
+    /// (key `x-a`, value `v`, map `{k: v}`) and valid return slots.
+    fn call_each(cx: &mut TestCx, map: u32) -> Vec<(&'static str, Result<i32, Trap>)> {
+        let (k, kn) = cx.put(100, b"x-a");
+        let (v, vn) = cx.put(200, b"v");
+        let (m, mn) = cx.put(300, &abi::encode_map(&[("k", "v")]));
+        vec![
+            ("size", proxy_get_header_map_size(cx, map, RET_SCALAR)),
+            ("pairs", proxy_get_header_map_pairs(cx, map, RET_PTR, RET_SIZE)),
+            ("set", proxy_set_header_map_pairs(cx, map, m, mn)),
+            ("get", proxy_get_header_map_value(cx, map, k, kn, RET_PTR, RET_SIZE)),
+            ("add", proxy_add_header_map_value(cx, map, k, kn, v, vn)),
+            ("replace", proxy_replace_header_map_value(cx, map, k, kn, v, vn)),
+            ("remove", proxy_remove_header_map_value(cx, map, k, kn)),
+        ]
+    }
+
+    #[test]
+    fn size_and_pairs_serialize_the_map() {
+        let mut cx = TestCx::new();
+        assert_eq!(status(proxy_get_header_map_size(&mut cx, REQ, RET_SCALAR)), Status::Ok);
+        assert_eq!(cx.u32_at(RET_SCALAR) as usize, REQUEST_HEADERS.len());
+        assert_eq!(status(proxy_get_header_map_pairs(&mut cx, REQ, RET_PTR, RET_SIZE)), Status::Ok);
+        assert_eq!(cx.returned(RET_PTR, RET_SIZE), REQUEST_HEADERS);
+    }
+
+    #[test]
+    fn pairs_of_an_empty_map_are_a_lone_count() {
+        let mut cx = TestCx::new();
+        cx.stream(STREAM).request_headers = HeaderMap::new();
+        assert_eq!(status(proxy_get_header_map_size(&mut cx, REQ, RET_SCALAR)), Status::Ok);
+        assert_eq!(cx.u32_at(RET_SCALAR), 4);
+        assert_eq!(status(proxy_get_header_map_pairs(&mut cx, REQ, RET_PTR, RET_SIZE)), Status::Ok);
+        assert_eq!(cx.returned(RET_PTR, RET_SIZE), [0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn set_pairs_replaces_the_map_and_lowercases_keys() {
+        let mut cx = TestCx::new();
+        let (p, n) = cx.put(100, &abi::encode_map(&[("X-B", "2"), (":path", "/new"), ("x-b", "3")]));
+        assert_eq!(status(proxy_set_header_map_pairs(&mut cx, REQ, p, n)), Status::Ok);
+        assert_eq!(request_headers(&mut cx), HeaderMap::from_pairs([("x-b", "2"), (":path", "/new"), ("x-b", "3")]));
+        // Every spelling of an empty map empties it.
+        for empty in [&[][..], &[0][..], &[0, 0, 0, 0][..]] {
+            let mut cx = TestCx::new();
+            let (p, n) = cx.put(100, empty);
+            assert_eq!(status(proxy_set_header_map_pairs(&mut cx, REQ, p, n)), Status::Ok);
+            assert!(request_headers(&mut cx).is_empty());
+        }
+    }
+
+    #[test]
+    fn set_pairs_refuses_malformed_and_oversized_maps() {
+        let mut truncated = abi::encode_map(&[("a", "1")]);
+        truncated.pop();
+        let mut long_key = abi::encode_map(&[("a", "1")]);
+        long_key[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut trailing = abi::encode_map(&[("a", "1")]);
+        trailing.push(9);
+        let too_many = abi::encode_map(&vec![("k", "v"); 1025]);
+        let cases: &[(&[u8], Status)] = &[
+            (&truncated, Status::ParseFailure),
+            (&long_key, Status::ParseFailure),
+            (&trailing, Status::ParseFailure),
+            (&[1, 0, 0, 0], Status::ParseFailure),
+            (&[1, 0], Status::ParseFailure),
+            (&[0xff, 0xff, 0xff, 0xff], Status::BadArgument),
+            (&too_many, Status::BadArgument),
+        ];
+        for (i, &(bytes, expected)) in cases.iter().enumerate() {
+            let mut cx = TestCx::new();
+            let (p, n) = cx.put(100, bytes);
+            assert_eq!(status(proxy_set_header_map_pairs(&mut cx, REQ, p, n)), expected, "case {i}");
+            assert_eq!(request_headers(&mut cx).encode(), REQUEST_HEADERS, "case {i} changed the map");
+        }
+    }
+
+    #[test]
+    fn set_pairs_applies_the_byte_limit() {
+        let mut cx = TestCx::new();
+        cx.host.map_limits.max_bytes = 16;
+        let (p, n) = cx.put(100, &abi::encode_map(&[("key", "value")]));
+        assert_eq!(status(proxy_set_header_map_pairs(&mut cx, REQ, p, n)), Status::BadArgument);
+        assert_eq!(request_headers(&mut cx).encode(), REQUEST_HEADERS);
+    }
+
+    #[test]
+    fn get_value_matches_case_insensitively_and_joins_values() {
+        let mut cx = TestCx::new();
+        cx.stream(STREAM).request_headers.add(b"X-A", b"2");
+        cx.stream(STREAM).request_headers.add(b"empty", b"");
+        let cases: &[(&[u8], &[u8])] = &[(b"x-a", b"1, 2"), (b"X-A", b"1, 2"), (b":PATH", b"/")];
+        for &(key, want) in cases {
+            let (k, kn) = cx.put(100, key);
+            assert_eq!(status(proxy_get_header_map_value(&mut cx, REQ, k, kn, RET_PTR, RET_SIZE)), Status::Ok);
+            assert_eq!(cx.returned(RET_PTR, RET_SIZE), want);
+        }
+        // An empty value is address 0, length 0.
+        let allocations = cx.allocations;
+        let (k, kn) = cx.put(100, b"empty");
+        assert_eq!(status(proxy_get_header_map_value(&mut cx, REQ, k, kn, RET_PTR, RET_SIZE)), Status::Ok);
+        assert_eq!((cx.u32_at(RET_PTR), cx.u32_at(RET_SIZE)), (0, 0));
+        assert_eq!(cx.allocations, allocations);
+    }
+
+    #[test]
+    fn get_value_of_a_missing_key_depends_on_the_abi_version() {
+        for (version, expected) in
+            [(AbiVersion::V021, Status::NotFound), (AbiVersion::V020, Status::NotFound), (AbiVersion::V010, Status::Ok)]
+        {
+            let mut cx = TestCx::with_version(version);
+            cx.put(RET_PTR, &[0xaa; 16]);
+            let (k, kn) = cx.put(100, b"x-missing");
+            assert_eq!(
+                status(proxy_get_header_map_value(&mut cx, REQ, k, kn, RET_PTR, RET_SIZE)),
+                expected,
+                "{version}"
+            );
+            if expected == Status::Ok {
+                assert_eq!((cx.u32_at(RET_PTR), cx.u32_at(RET_SIZE)), (0, 0));
+            } else {
+                assert_eq!(cx.u32_at(RET_PTR), 0xaaaa_aaaa);
+            }
+            assert_eq!(cx.allocations, 0);
+        }
+    }
+
+    #[test]
+    fn get_value_refuses_bad_memory() {
+        let cases: &[(u64, u64, u64, u64)] = &[
+            (OOB, 1, RET_PTR, RET_SIZE),
+            (MEM - 1, 2, RET_PTR, RET_SIZE),
+            (u64::MAX, 2, RET_PTR, RET_SIZE),
+            (100, u64::MAX, RET_PTR, RET_SIZE),
+            (u64::from(u32::MAX), u64::from(u32::MAX), RET_PTR, RET_SIZE),
+            (100, 3, OOB, RET_SIZE),
+            (100, 3, RET_PTR, MEM - 3),
+            (100, 3, u64::MAX, RET_SIZE),
+        ];
+        for &(key_ptr, key_size, ret_ptr, ret_size) in cases {
+            // An existing key (x-a) and a missing one (x-b): the same answer.
+            for key in [b"x-a", b"x-b"] {
+                let mut cx = TestCx::new();
+                cx.put(100, key);
+                assert_eq!(
+                    status(proxy_get_header_map_value(&mut cx, REQ, key_ptr, key_size, ret_ptr, ret_size)),
+                    Status::InvalidMemoryAccess,
+                    "key {key_ptr}+{key_size} ret {ret_ptr} {ret_size}"
+                );
+                assert_eq!(cx.allocations, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn add_replace_and_remove_edit_the_map() {
+        let mut cx = TestCx::new();
+        let (k, kn) = cx.put(100, b"X-A");
+        let (v, vn) = cx.put(200, b"2");
+        let (e, en) = cx.put(300, b"");
+        assert_eq!(status(proxy_add_header_map_value(&mut cx, REQ, k, kn, v, vn)), Status::Ok);
+        assert_eq!(request_headers(&mut cx), HeaderMap::from_pairs([(":path", "/"), ("x-a", "1"), ("x-a", "2")]));
+        assert_eq!(status(proxy_add_header_map_value(&mut cx, REQ, e, en, e, en)), Status::Ok);
+        assert_eq!(request_headers(&mut cx).len(), 4);
+        assert_eq!(status(proxy_remove_header_map_value(&mut cx, REQ, e, en)), Status::Ok);
+
+        let (r, rn) = cx.put(400, b"9");
+        assert_eq!(status(proxy_replace_header_map_value(&mut cx, REQ, k, kn, r, rn)), Status::Ok);
+        assert_eq!(request_headers(&mut cx), HeaderMap::from_pairs([(":path", "/"), ("x-a", "9")]));
+        let (n, nn) = cx.put(500, b"new");
+        assert_eq!(status(proxy_replace_header_map_value(&mut cx, REQ, n, nn, e, en)), Status::Ok);
+        assert_eq!(request_headers(&mut cx), HeaderMap::from_pairs([(":path", "/"), ("x-a", "9"), ("new", "")]));
+
+        assert_eq!(status(proxy_remove_header_map_value(&mut cx, REQ, k, kn)), Status::Ok);
+        assert_eq!(request_headers(&mut cx), HeaderMap::from_pairs([(":path", "/"), ("new", "")]));
+        // Removing an absent key is OK and changes nothing.
+        assert_eq!(status(proxy_remove_header_map_value(&mut cx, REQ, k, kn)), Status::Ok);
+        assert_eq!(request_headers(&mut cx), HeaderMap::from_pairs([(":path", "/"), ("new", "")]));
+    }
+
+    #[test]
+    fn edits_refuse_bad_memory_without_changing_the_map() {
+        let ranges: &[(u64, u64)] = &[(OOB, 1), (MEM - 1, 2), (u64::MAX, 2), (100, u64::MAX), (u64::from(u32::MAX), 2)];
+        for &(ptr, len) in ranges {
+            let mut cx = TestCx::new();
+            let (ok, okn) = cx.put(100, b"x-a");
+            let results = [
+                proxy_add_header_map_value(&mut cx, REQ, ptr, len, ok, okn),
+                proxy_add_header_map_value(&mut cx, REQ, ok, okn, ptr, len),
+                proxy_replace_header_map_value(&mut cx, REQ, ptr, len, ok, okn),
+                proxy_replace_header_map_value(&mut cx, REQ, ok, okn, ptr, len),
+                proxy_remove_header_map_value(&mut cx, REQ, ptr, len),
+                proxy_set_header_map_pairs(&mut cx, REQ, ptr, len),
+            ];
+            for (i, r) in results.into_iter().enumerate() {
+                assert_eq!(status(r), Status::InvalidMemoryAccess, "call {i} with {ptr}+{len}");
+            }
+            assert_eq!(request_headers(&mut cx).encode(), REQUEST_HEADERS);
+        }
+    }
+
+    #[test]
+    fn size_and_pairs_refuse_bad_return_pointers() {
+        for bad in [OOB, MEM - 3, u64::MAX] {
+            let mut cx = TestCx::new();
+            assert_eq!(status(proxy_get_header_map_size(&mut cx, REQ, bad)), Status::InvalidMemoryAccess);
+            assert_eq!(status(proxy_get_header_map_pairs(&mut cx, REQ, bad, RET_SIZE)), Status::InvalidMemoryAccess);
+            assert_eq!(status(proxy_get_header_map_pairs(&mut cx, REQ, RET_PTR, bad)), Status::InvalidMemoryAccess);
+            assert_eq!(cx.allocations, 0);
+        }
+    }
+
+    #[test]
+    fn reads_report_allocator_faults() {
+        type Call = fn(&mut TestCx) -> Result<i32, Trap>;
+        let calls: [(&str, Call); 2] = [
+            ("pairs", |cx| proxy_get_header_map_pairs(cx, REQ, RET_PTR, RET_SIZE)),
+            ("value", |cx| {
+                let (k, kn) = cx.put(100, b"x-a");
+                proxy_get_header_map_value(cx, REQ, k, kn, RET_PTR, RET_SIZE)
+            }),
+        ];
+        for (name, call) in calls {
+            for answer in [0, MEM, u64::MAX] {
+                let mut cx = TestCx::new();
+                cx.alloc_answer = Some(answer);
+                assert_eq!(status(call(&mut cx)), Status::InvalidMemoryAccess, "{name}, allocator answered {answer}");
+            }
+            let mut cx = TestCx::new();
+            cx.alloc_traps = true;
+            assert_eq!(call(&mut cx).unwrap_err().message, "allocator trapped", "{name}");
+        }
+    }
+
+    #[test]
+    fn unknown_map_types_are_bad_arguments_before_memory_checks() {
+        for map in [8, 99, u32::MAX] {
+            let mut cx = TestCx::new();
+            for (name, r) in call_each(&mut cx, map) {
+                assert_eq!(status(r), Status::BadArgument, "{name} on map {map}");
+            }
+            let results = [
+                proxy_get_header_map_size(&mut cx, map, OOB),
+                proxy_get_header_map_pairs(&mut cx, map, OOB, OOB),
+                proxy_set_header_map_pairs(&mut cx, map, OOB, 1),
+                proxy_get_header_map_value(&mut cx, map, OOB, 1, OOB, OOB),
+                proxy_add_header_map_value(&mut cx, map, OOB, 1, OOB, 1),
+                proxy_replace_header_map_value(&mut cx, map, OOB, 1, OOB, 1),
+                proxy_remove_header_map_value(&mut cx, map, OOB, 1),
+            ];
+            for (i, r) in results.into_iter().enumerate() {
+                assert_eq!(status(r), Status::BadArgument, "call {i} on map {map}");
+            }
+            assert_eq!(request_headers(&mut cx).encode(), REQUEST_HEADERS);
+        }
+    }
+
+    /// (callback, context, map, status of reads, status of writes): maps a callback may not
+    /// touch at all.
+    const UNAVAILABLE: &[(Callback, u32, MapType, Status, Status)] = &[
+        // Stream maps from a root context.
+        (Callback::OnTick, ROOT, MapType::HttpRequestHeaders, Status::BadArgument, Status::BadArgument),
+        (Callback::OnTick, ROOT, MapType::HttpResponseHeaders, Status::BadArgument, Status::BadArgument),
+        // Parts of the stream that have not arrived.
+        (Callback::OnRequestHeaders, STREAM, MapType::HttpResponseHeaders, Status::BadArgument, Status::BadArgument),
+        (Callback::OnRequestHeaders, STREAM, MapType::HttpRequestTrailers, Status::BadArgument, Status::BadArgument),
+        (Callback::OnRequestHeaders, STREAM, MapType::HttpResponseTrailers, Status::BadArgument, Status::BadArgument),
+        // A TCP connection has no HTTP maps.
+        (Callback::OnNewConnection, TCP, MapType::HttpRequestHeaders, Status::BadArgument, Status::BadArgument),
+        // Callout and gRPC maps outside their callbacks.
+        (
+            Callback::OnRequestHeaders,
+            STREAM,
+            MapType::HttpCallResponseHeaders,
+            Status::BadArgument,
+            Status::BadArgument,
+        ),
+        (Callback::OnTick, ROOT, MapType::HttpCallResponseTrailers, Status::BadArgument, Status::BadArgument),
+        (Callback::OnTick, ROOT, MapType::GrpcReceiveInitialMetadata, Status::BadArgument, Status::BadArgument),
+        (Callback::OnTick, ROOT, MapType::GrpcReceiveTrailingMetadata, Status::BadArgument, Status::BadArgument),
+        // In proxy_on_log a map that does not exist reads as NotFound; every write is refused.
+        (Callback::OnLog, STREAM, MapType::HttpResponseHeaders, Status::NotFound, Status::BadArgument),
+        (Callback::OnLog, ROOT, MapType::HttpRequestHeaders, Status::NotFound, Status::BadArgument),
+        (Callback::OnLog, STREAM, MapType::HttpCallResponseHeaders, Status::NotFound, Status::BadArgument),
+    ];
+
+    #[test]
+    fn maps_not_available_now_are_refused() {
+        for &(callback, context, map, read, write) in UNAVAILABLE {
+            let mut cx = TestCx::new();
+            cx.enter(callback, context);
+            for (name, r) in call_each(&mut cx, map.raw()) {
+                let expected = if ["size", "pairs", "get"].contains(&name) { read } else { write };
+                assert_eq!(status(r), expected, "{name} of {map} in {callback} on {context}");
+            }
+            assert_eq!(cx.allocations, 0);
+            // Availability is checked before memory.
+            assert_eq!(status(proxy_get_header_map_value(&mut cx, map.raw(), OOB, 1, OOB, OOB)), read);
+            assert_eq!(status(proxy_set_header_map_pairs(&mut cx, map.raw(), OOB, 1)), write);
+        }
+    }
+
+    #[test]
+    fn on_log_reads_maps_but_refuses_writes() {
+        let mut cx = TestCx::new();
+        cx.enter(Callback::OnLog, STREAM);
+        let results = call_each(&mut cx, REQ);
+        let statuses: Vec<_> = results.into_iter().map(|(name, r)| (name, status(r))).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                ("size", Status::Ok),
+                ("pairs", Status::Ok),
+                ("set", Status::BadArgument),
+                ("get", Status::Ok),
+                ("add", Status::BadArgument),
+                ("replace", Status::BadArgument),
+                ("remove", Status::BadArgument),
+            ]
+        );
+        assert_eq!(request_headers(&mut cx).encode(), REQUEST_HEADERS);
+    }
+
+    #[test]
+    fn callout_and_grpc_maps_are_reachable_in_their_callbacks() {
+        let mut cx = TestCx::new();
+        cx.enter(Callback::OnHttpCallResponse, ROOT);
+        cx.set_data(CallData::HttpCallResponse {
+            headers: HeaderMap::from_pairs([(":status", "200")]),
+            body: Vec::new(),
+            trailers: HeaderMap::from_pairs([("t", "1")]),
+            status: 200,
+            message: Vec::new(),
+        });
+        let (k, kn) = cx.put(100, b":status");
+        let map = MapType::HttpCallResponseHeaders.raw();
+        assert_eq!(status(proxy_get_header_map_value(&mut cx, map, k, kn, RET_PTR, RET_SIZE)), Status::Ok);
+        assert_eq!(cx.returned(RET_PTR, RET_SIZE), b"200");
+        let map = MapType::HttpCallResponseTrailers.raw();
+        assert_eq!(status(proxy_get_header_map_pairs(&mut cx, map, RET_PTR, RET_SIZE)), Status::Ok);
+        assert_eq!(cx.returned(RET_PTR, RET_SIZE), abi::encode_map(&[("t", "1")]));
+
+        cx.enter(Callback::OnGrpcReceiveInitialMetadata, ROOT);
+        cx.set_data(CallData::GrpcInitialMetadata(HeaderMap::from_pairs([("m", "1")])));
+        let map = MapType::GrpcReceiveInitialMetadata.raw();
+        assert_eq!(status(proxy_get_header_map_size(&mut cx, map, RET_SCALAR)), Status::Ok);
+        assert_eq!(cx.u32_at(RET_SCALAR), 4 + 8 + 2 + 2);
+    }
+
+    #[test]
+    fn response_maps_are_writable_once_they_arrived() {
+        let mut cx = TestCx::new();
+        cx.enter(Callback::OnResponseHeaders, STREAM);
+        cx.phase(STREAM).response_headers = true;
+        let (m, mn) = cx.put(100, &abi::encode_map(&[(":status", "404")]));
+        let map = MapType::HttpResponseHeaders.raw();
+        assert_eq!(status(proxy_set_header_map_pairs(&mut cx, map, m, mn)), Status::Ok);
+        assert_eq!(cx.stream(STREAM).response_headers, HeaderMap::from_pairs([(":status", "404")]));
+    }
 }

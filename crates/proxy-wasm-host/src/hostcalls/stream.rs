@@ -1,26 +1,271 @@
-//! Placeholder until this family is written: every call answers UNIMPLEMENTED.
-use crate::{HostCx, HostResult};
+//! Stream control: resume and close a direction, clear the route cache, send a local reply.
+//!
+//! Every call acts on the effective context, which must be a stream context (else
+//! `BadArgument`). An HTTP stream takes the HTTP_REQUEST and HTTP_RESPONSE directions, a TCP
+//! connection DOWNSTREAM and UPSTREAM; the other family is `BadArgument`. What the stream
+//! answers to an effect (for example `Unimplemented` for a direction it cannot resume) is
+//! returned to the plugin.
 
-pub fn proxy_continue_stream(_cx: &mut dyn HostCx, _stream_type: u32) -> HostResult {
-    Err(abi::Status::Unimplemented.into())
+use abi::{Status, StreamType};
+
+use crate::host::StreamContext;
+use crate::{HeaderMap, HostCx, HostResult, LocalReply, StreamEffect};
+
+/// The effective context's stream, if it is an HTTP stream (`tcp == false`) or a TCP
+/// connection (`tcp == true`) as asked; `BadArgument` otherwise.
+fn stream(cx: &mut dyn HostCx, tcp: bool) -> Result<&mut StreamContext, Status> {
+    match cx.host().stream_mut() {
+        Some(s) if s.tcp == tcp => Ok(s),
+        _ => Err(Status::BadArgument),
+    }
 }
 
-pub fn proxy_close_stream(_cx: &mut dyn HostCx, _stream_type: u32) -> HostResult {
-    Err(abi::Status::Unimplemented.into())
+/// Applies `Continue` or `Close` of a raw stream type to the effective stream.
+fn direction(cx: &mut dyn HostCx, stream_type: u32, effect: fn(StreamType) -> StreamEffect) -> HostResult {
+    let t = StreamType::from_raw(stream_type).ok_or(Status::BadArgument)?;
+    let tcp = matches!(t, StreamType::Downstream | StreamType::Upstream);
+    stream(cx, tcp)?.stream.effect(effect(t))?;
+    Ok(())
 }
 
-pub fn proxy_continue_request(_cx: &mut dyn HostCx) -> HostResult {
-    Err(abi::Status::Unimplemented.into())
+/// `proxy_continue_stream` (0.2.x): resumes a paused direction of the effective stream.
+pub fn proxy_continue_stream(cx: &mut dyn HostCx, stream_type: u32) -> HostResult {
+    direction(cx, stream_type, StreamEffect::Continue)
 }
 
-pub fn proxy_continue_response(_cx: &mut dyn HostCx) -> HostResult {
-    Err(abi::Status::Unimplemented.into())
+/// `proxy_close_stream` (0.2.x): resets a direction of the effective stream.
+pub fn proxy_close_stream(cx: &mut dyn HostCx, stream_type: u32) -> HostResult {
+    direction(cx, stream_type, StreamEffect::Close)
 }
 
-pub fn proxy_clear_route_cache(_cx: &mut dyn HostCx) -> HostResult {
-    Err(abi::Status::Unimplemented.into())
+/// `proxy_continue_request` (0.1.0): resumes the request of the effective HTTP stream.
+pub fn proxy_continue_request(cx: &mut dyn HostCx) -> HostResult {
+    direction(cx, StreamType::HttpRequest.raw(), StreamEffect::Continue)
 }
 
-pub fn proxy_send_local_response(_cx: &mut dyn HostCx, _status_code: u32, _details_ptr: u64, _details_size: u64, _body_ptr: u64, _body_size: u64, _headers_ptr: u64, _headers_size: u64, _grpc_status: i32) -> HostResult {
-    Err(abi::Status::Unimplemented.into())
+/// `proxy_continue_response` (0.1.0): resumes the response of the effective HTTP stream.
+pub fn proxy_continue_response(cx: &mut dyn HostCx) -> HostResult {
+    direction(cx, StreamType::HttpResponse.raw(), StreamEffect::Continue)
+}
+
+/// `proxy_clear_route_cache` (0.1.0): tells the effective HTTP stream that routing inputs
+/// changed.
+pub fn proxy_clear_route_cache(cx: &mut dyn HostCx) -> HostResult {
+    stream(cx, false)?.stream.effect(StreamEffect::ClearRouteCache)?;
+    Ok(())
+}
+
+/// `proxy_send_local_response`: replies from the proxy instead of the upstream on the
+/// effective HTTP stream, which then ends. `grpc_status` -1 means none.
+///
+/// The three inputs are read first (`InvalidMemoryAccess`), then the headers decoded
+/// (`ParseFailure` malformed, `BadArgument` over the limits), then the context checked
+/// (`BadArgument` unless an HTTP stream), as the C++ host does. The stream's refusal (for
+/// example after response headers went downstream) is returned and the stream does not end.
+#[allow(clippy::too_many_arguments)]
+pub fn proxy_send_local_response(
+    cx: &mut dyn HostCx,
+    status_code: u32,
+    details_ptr: u64,
+    details_size: u64,
+    body_ptr: u64,
+    body_size: u64,
+    headers_ptr: u64,
+    headers_size: u64,
+    grpc_status: i32,
+) -> HostResult {
+    let reply = {
+        let (mem, host) = cx.parts();
+        let details = mem.read(details_ptr, details_size)?;
+        let body = mem.read(body_ptr, body_size)?;
+        let headers = mem.read(headers_ptr, headers_size)?;
+        let pairs = abi::decode_map(headers, host.map_limits).map_err(|e| e.status())?;
+        let mut headers = HeaderMap::new();
+        headers.set_all(pairs);
+        LocalReply {
+            status: status_code,
+            details: String::from_utf8_lossy(details).into_owned(),
+            body: body.to_vec(),
+            headers,
+            grpc_status: if grpc_status == -1 { None } else { Some(grpc_status) },
+        }
+    };
+    let s = stream(cx, false)?;
+    s.stream.effect(StreamEffect::LocalReply(reply))?;
+    s.phase.local_reply = true;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use abi::{Callback, Status, StreamType};
+
+    use crate::hostcalls::testing::{status, TestCx, MEM, OOB, ROOT, STREAM, TCP};
+    use crate::hostcalls::{
+        proxy_clear_route_cache, proxy_close_stream, proxy_continue_request, proxy_continue_response,
+        proxy_continue_stream, proxy_send_local_response,
+    };
+    use crate::{HeaderMap, LocalReply, StreamEffect};
+
+    /// A TestCx running a callback on `context`.
+    fn on(context: u32) -> TestCx {
+        let mut cx = TestCx::new();
+        let callback = match context {
+            STREAM => Callback::OnRequestHeaders,
+            TCP => Callback::OnDownstreamData,
+            _ => Callback::OnTick,
+        };
+        cx.enter(callback, context);
+        cx
+    }
+
+    #[test]
+    fn continue_and_close_record_effects_on_the_right_family() {
+        // (context, stream type, status)
+        let cases: &[(u32, u32, Status)] = &[
+            (STREAM, StreamType::HttpRequest as u32, Status::Ok),
+            (STREAM, StreamType::HttpResponse as u32, Status::Ok),
+            (STREAM, StreamType::Downstream as u32, Status::BadArgument),
+            (STREAM, StreamType::Upstream as u32, Status::BadArgument),
+            (TCP, StreamType::Downstream as u32, Status::Ok),
+            (TCP, StreamType::Upstream as u32, Status::Ok),
+            (TCP, StreamType::HttpRequest as u32, Status::BadArgument),
+            (TCP, StreamType::HttpResponse as u32, Status::BadArgument),
+            (ROOT, StreamType::HttpRequest as u32, Status::BadArgument),
+            (ROOT, StreamType::Downstream as u32, Status::BadArgument),
+            (99, StreamType::HttpRequest as u32, Status::BadArgument),
+            (STREAM, 4, Status::BadArgument),
+            (TCP, u32::MAX, Status::BadArgument),
+        ];
+        for &(context, raw, expected) in cases {
+            for close in [false, true] {
+                let mut cx = on(context);
+                let r = if close { proxy_close_stream(&mut cx, raw) } else { proxy_continue_stream(&mut cx, raw) };
+                assert_eq!(status(r), expected, "close {close} type {raw} on {context}");
+                if context == STREAM || context == TCP {
+                    let effects = cx.stream(context).effects.clone();
+                    if expected == Status::Ok {
+                        let t = StreamType::from_raw(raw).unwrap();
+                        let want = if close { StreamEffect::Close(t) } else { StreamEffect::Continue(t) };
+                        assert_eq!(effects, vec![want]);
+                    } else {
+                        assert!(effects.is_empty());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn v010_continue_and_route_cache_act_on_http_streams_only() {
+        type Call = fn(&mut TestCx) -> Result<i32, crate::Trap>;
+        let calls: [(Call, StreamEffect); 3] = [
+            (|cx| proxy_continue_request(cx), StreamEffect::Continue(StreamType::HttpRequest)),
+            (|cx| proxy_continue_response(cx), StreamEffect::Continue(StreamType::HttpResponse)),
+            (|cx| proxy_clear_route_cache(cx), StreamEffect::ClearRouteCache),
+        ];
+        for (call, effect) in calls {
+            let mut cx = on(STREAM);
+            assert_eq!(status(call(&mut cx)), Status::Ok, "{effect:?}");
+            assert_eq!(cx.stream(STREAM).effects, vec![effect.clone()]);
+            for context in [TCP, ROOT, 99] {
+                let mut cx = on(context);
+                assert_eq!(status(call(&mut cx)), Status::BadArgument, "{effect:?} on {context}");
+            }
+            let mut cx = on(TCP);
+            let _ = call(&mut cx);
+            assert!(cx.stream(TCP).effects.is_empty());
+        }
+    }
+
+    /// Puts the details, body and headers of a local reply in memory; returns their ranges.
+    fn reply_inputs(cx: &mut TestCx) -> [(u64, u64); 3] {
+        [
+            cx.put(100, b"denied by \xffplugin"),
+            cx.put(200, b"go away"),
+            cx.put(300, &abi::encode_map(&[("X-Why", "test"), ("x-why", "again")])),
+        ]
+    }
+
+    #[test]
+    fn local_response_records_the_reply_and_ends_the_stream() {
+        for (grpc, want) in [(-1, None), (0, Some(0)), (16, Some(16)), (-2, Some(-2))] {
+            let mut cx = on(STREAM);
+            let [(d, dn), (b, bn), (h, hn)] = reply_inputs(&mut cx);
+            assert_eq!(status(proxy_send_local_response(&mut cx, 403, d, dn, b, bn, h, hn, grpc)), Status::Ok);
+            let reply = LocalReply {
+                status: 403,
+                details: "denied by \u{fffd}plugin".into(),
+                body: b"go away".to_vec(),
+                headers: HeaderMap::from_pairs([("x-why", "test"), ("x-why", "again")]),
+                grpc_status: want,
+            };
+            assert_eq!(cx.stream(STREAM).effects, vec![StreamEffect::LocalReply(reply)]);
+            assert!(cx.phase(STREAM).local_reply);
+        }
+    }
+
+    #[test]
+    fn local_response_accepts_empty_inputs() {
+        let mut cx = on(STREAM);
+        assert_eq!(status(proxy_send_local_response(&mut cx, 200, 0, 0, 0, 0, 0, 0, -1)), Status::Ok);
+        let reply = LocalReply {
+            status: 200,
+            details: String::new(),
+            body: Vec::new(),
+            headers: HeaderMap::new(),
+            grpc_status: None,
+        };
+        assert_eq!(cx.stream(STREAM).local_reply(), Some(&reply));
+    }
+
+    #[test]
+    fn local_response_refusals() {
+        let bad_ranges: &[(u64, u64)] =
+            &[(OOB, 1), (MEM - 1, 2), (u64::MAX, 2), (1, u64::MAX), (u64::from(u32::MAX), 1)];
+        let mut cases: Vec<(u32, usize, (u64, u64), Status)> = Vec::new();
+        for &range in bad_ranges {
+            for input in 0..3 {
+                // Memory is checked first, even outside an HTTP stream.
+                cases.push((STREAM, input, range, Status::InvalidMemoryAccess));
+                cases.push((ROOT, input, range, Status::InvalidMemoryAccess));
+            }
+        }
+        let mut truncated = abi::encode_map(&[("a", "1")]);
+        truncated.pop();
+        let too_many = abi::encode_map(&vec![("k", "v"); 1025]);
+        let malformed = (1000, truncated.len() as u64);
+        let oversized = (2000, too_many.len() as u64);
+        cases.push((STREAM, 2, malformed, Status::ParseFailure));
+        cases.push((STREAM, 2, oversized, Status::BadArgument));
+        for (context, input, range, expected) in cases {
+            let mut cx = on(context);
+            let mut inputs = reply_inputs(&mut cx);
+            cx.put(1000, &truncated);
+            cx.put(2000, &too_many);
+            inputs[input] = range;
+            let [(d, dn), (b, bn), (h, hn)] = inputs;
+            let got = status(proxy_send_local_response(&mut cx, 403, d, dn, b, bn, h, hn, -1));
+            assert_eq!(got, expected, "input {input} = {range:?} on {context}");
+            assert!(cx.stream(STREAM).effects.is_empty());
+            assert!(!cx.phase(STREAM).local_reply);
+        }
+        // Valid inputs outside an HTTP stream.
+        for context in [TCP, ROOT, 99] {
+            let mut cx = on(context);
+            let [(d, dn), (b, bn), (h, hn)] = reply_inputs(&mut cx);
+            assert_eq!(status(proxy_send_local_response(&mut cx, 403, d, dn, b, bn, h, hn, -1)), Status::BadArgument);
+            assert!(cx.stream(TCP).effects.is_empty());
+        }
+    }
+
+    #[test]
+    fn local_response_after_response_started_is_refused_by_the_stream() {
+        let mut cx = on(STREAM);
+        cx.stream(STREAM).response_started = true;
+        let [(d, dn), (b, bn), (h, hn)] = reply_inputs(&mut cx);
+        assert_eq!(status(proxy_send_local_response(&mut cx, 403, d, dn, b, bn, h, hn, -1)), Status::BadArgument);
+        assert!(cx.stream(STREAM).effects.is_empty());
+        assert!(!cx.phase(STREAM).local_reply);
+    }
 }
