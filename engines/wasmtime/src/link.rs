@@ -1,0 +1,92 @@
+//! The host functions, linked once per engine from the ABI table, and [`Cx`]: what they see of
+//! the instance that called them.
+
+use proxy_wasm_host::{hostcalls, GuestMemory, HostCx, Trap, VmHost, WordSize};
+use wasmtime::{Caller, Engine, Linker};
+
+use crate::instance::StoreData;
+use crate::trap;
+
+/// The [`abi::HostModule`] of a table row's module.
+macro_rules! host_module {
+    (env) => {
+        abi::HostModule::Env
+    };
+    (wasi) => {
+        abi::HostModule::Wasi
+    };
+}
+
+/// A trampoline's answer to Wasm: the status or errno, or the host's trap as a typed error
+/// (which [`trap::from_error`] gets back out). A `never` function (`proc_exit`) has no result:
+/// it always traps, even if the implementation returned.
+macro_rules! finish {
+    (never, $name:ident, $result:expr) => {
+        match $result {
+            Ok(_) => Err(wasmtime::Error::new(Trap::guest(concat!("`", stringify!($name), "` returned")))),
+            Err(trap) => Err(wasmtime::Error::new(trap)),
+        }
+    };
+    ($ret:ident, $name:ident, $result:expr) => {
+        $result.map_err(wasmtime::Error::new)
+    };
+}
+
+/// A linker with every host function of the ABI table: `env` rows under `env`, WASI rows under
+/// every name in [`abi::WASI_MODULES`]. Each is a typed closure that widens its Wasm arguments
+/// to the host's types and calls the one implementation in [`hostcalls`].
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
+    let mut linker = Linker::new(engine);
+    macro_rules! link {
+        ($( { $module:ident, $name:ident, [$($ver:ident)*], ($($arg:ident : $kind:ident),*) -> $ret:ident } )*) => {
+            $(
+                for module in host_module!($module).import_names() {
+                    linker.func_wrap(
+                        module,
+                        stringify!($name),
+                        |mut caller: Caller<'_, StoreData> $(, $arg: abi::wasm_type!($kind))*|
+                         -> wasmtime::Result<abi::wasm_type!($ret)> {
+                            let result = hostcalls::$name(&mut Cx(&mut caller) $(, abi::wasm_to_host!($kind, $arg))*);
+                            finish!($ret, $name, result)
+                        },
+                    )?;
+                }
+            )*
+        };
+    }
+    abi::for_each_host_function!(link);
+    Ok(linker)
+}
+
+/// A host function's view of its caller: guest memory, host state and the guest allocator.
+pub(crate) struct Cx<'a, 'b>(pub(crate) &'a mut Caller<'b, StoreData>);
+
+impl HostCx for Cx<'_, '_> {
+    fn parts(&mut self) -> (GuestMemory<'_>, &mut VmHost) {
+        match self.0.data().memory {
+            Some(memory) => {
+                let (bytes, data) = memory.data_and_store_mut(&mut *self.0);
+                (GuestMemory::new(bytes, WordSize::W32), &mut data.host)
+            }
+            None => (GuestMemory::new(&mut [], WordSize::W32), &mut self.0.data_mut().host),
+        }
+    }
+
+    fn allocate(&mut self, size: u64) -> Result<u64, Trap> {
+        let Some(allocator) = self.0.data().allocator.clone() else { return Ok(0) };
+        // A wasm32 guest cannot allocate more than 4 GiB.
+        let Ok(size) = u32::try_from(size) else { return Ok(0) };
+        match allocator.call(&mut *self.0, (size as i32,)) {
+            Ok(addr) => Ok(u64::from(addr as u32)),
+            Err(e) => {
+                let trap = trap::from_error(e, self.0.data());
+                self.0.data_mut().poisoned = Some(trap.clone());
+                Err(trap)
+            }
+        }
+    }
+
+    fn host(&mut self) -> &mut VmHost {
+        &mut self.0.data_mut().host
+    }
+}

@@ -1,0 +1,157 @@
+//! [`WasmtimeModule`]: a compiled module, its imports and exports, and its pre-linked form.
+
+use std::sync::{Arc, OnceLock};
+
+use proxy_wasm_host::{Error, Export, ExternKind, Import, Instance, Limits, Module, VmHost};
+use wasmtime::{ExternType, FuncType, InstancePre, ValType};
+
+use crate::engine::{Shared, NAME};
+use crate::instance::{self, StoreData};
+
+/// A module compiled by a [`WasmtimeEngine`](crate::WasmtimeEngine). Shared by every VM made
+/// from it (`Arc`), `Send + Sync`.
+///
+/// Its imports are checked against the ABI table and resolved against the engine's linker once,
+/// at the first instantiation; later instantiations reuse that work.
+pub struct WasmtimeModule {
+    shared: Arc<Shared>,
+    module: wasmtime::Module,
+    imports: Vec<Import>,
+    exports: Vec<Export>,
+    /// The module linked to the host functions, made once.
+    pre: OnceLock<Result<InstancePre<StoreData>, Error>>,
+}
+
+impl WasmtimeModule {
+    pub(crate) fn new(shared: Arc<Shared>, module: wasmtime::Module) -> Self {
+        let imports = module
+            .imports()
+            .map(|i| Import { module: i.module().to_string(), name: i.name().to_string(), kind: extern_kind(&i.ty()) })
+            .collect();
+        let exports =
+            module.exports().map(|e| Export { name: e.name().to_string(), kind: extern_kind(&e.ty()) }).collect();
+        WasmtimeModule { shared, module, imports, exports, pre: OnceLock::new() }
+    }
+
+    /// The Wasmtime module underneath.
+    pub fn wasmtime(&self) -> &wasmtime::Module {
+        &self.module
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The module linked to every host function, or why it cannot be.
+    pub(crate) fn pre(&self) -> Result<&InstancePre<StoreData>, Error> {
+        self.pre
+            .get_or_init(|| {
+                check_imports(&self.module)?;
+                self.shared
+                    .linker
+                    .instantiate_pre(&self.module)
+                    .map_err(|e| Error::Instantiate { engine: NAME, message: format!("{e:#}") })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl Module for WasmtimeModule {
+    fn imports(&self) -> &[Import] {
+        &self.imports
+    }
+
+    fn exports(&self) -> &[Export] {
+        &self.exports
+    }
+
+    fn instantiate(&self, host: VmHost, limits: &Limits) -> Result<Box<dyn Instance>, Error> {
+        Ok(Box::new(instance::instantiate(self, host, limits)?))
+    }
+
+    fn serialize(&self) -> Option<Vec<u8>> {
+        self.module.serialize().ok()
+    }
+}
+
+/// Refuses imports the host lacks ([`Error::UnknownImports`], all of them named) and imports of
+/// host functions with another signature than the ABI table's ([`Error::BadImport`]).
+fn check_imports(module: &wasmtime::Module) -> Result<(), Error> {
+    let mut unknown = Vec::new();
+    for import in module.imports() {
+        let name = format!("{}.{}", import.module(), import.name());
+        let Some(row) = abi::host_function(import.module(), import.name()) else {
+            unknown.push(name);
+            continue;
+        };
+        let expected = signature(row.params.iter().filter_map(|p| p.kind.wasm_type()), row.result.wasm_type());
+        let found = match import.ty() {
+            ExternType::Func(ty) => func_signature(&ty),
+            other => format!("a {}", extern_noun(&other)),
+        };
+        if found != expected {
+            return Err(Error::BadImport { import: name, message: format!("expected {expected}, found {found}") });
+        }
+    }
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::UnknownImports(unknown))
+    }
+}
+
+/// `(i32, i32) -> i32`, or `(i32) -> ()` without a result.
+pub(crate) fn signature<'a>(params: impl Iterator<Item = &'a str>, result: Option<&str>) -> String {
+    format!("({}) -> {}", params.collect::<Vec<_>>().join(", "), result.unwrap_or("()"))
+}
+
+/// A function type written as [`signature`] writes the ABI's.
+pub(crate) fn func_signature(ty: &FuncType) -> String {
+    let results: Vec<_> = ty.results().map(|t| val_type(&t)).collect();
+    let result = match results.len() {
+        0 => "()".to_string(),
+        1 => results[0].to_string(),
+        _ => format!("({})", results.join(", ")),
+    };
+    let params: Vec<_> = ty.params().map(|t| val_type(&t)).collect();
+    signature(params.into_iter(), Some(&result))
+}
+
+/// `function`, `memory`, ...: what an import or export is, for messages.
+pub(crate) fn extern_noun(ty: &ExternType) -> &'static str {
+    match ty {
+        ExternType::Func(_) => "function",
+        ExternType::Memory(_) => "memory",
+        ExternType::Table(_) => "table",
+        ExternType::Global(_) => "global",
+        ExternType::Tag(_) => "tag",
+    }
+}
+
+fn extern_kind(ty: &ExternType) -> ExternKind {
+    match ty {
+        ExternType::Func(f) => ExternKind::Func {
+            params: f.params().map(|t| val_type(&t)).collect(),
+            results: f.results().map(|t| val_type(&t)).collect(),
+        },
+        ExternType::Memory(_) => ExternKind::Memory,
+        ExternType::Table(_) => ExternKind::Table,
+        ExternType::Global(_) => ExternKind::Global,
+        ExternType::Tag(_) => ExternKind::Other,
+    }
+}
+
+/// The text format's name of a value type.
+fn val_type(ty: &ValType) -> &'static str {
+    match ty {
+        ValType::I32 => "i32",
+        ValType::I64 => "i64",
+        ValType::F32 => "f32",
+        ValType::F64 => "f64",
+        ValType::V128 => "v128",
+        ValType::Ref(r) if r.heap_type().is_func() => "funcref",
+        ValType::Ref(r) if r.heap_type().is_extern() => "externref",
+        ValType::Ref(_) => "ref",
+    }
+}
