@@ -1,0 +1,513 @@
+//! An end-to-end plugin built on the unmodified `proxy-wasm` SDK (0.2.x).
+//!
+//! One root context per plugin; its plugin configuration (a UTF-8 string read
+//! in `on_configure`) names the scenario. Every scenario uses the SDK the way a
+//! real plugin would and logs what it did at INFO level, so a test can compare
+//! both the effects on the exchange and the log lines.
+//!
+//! | configuration            | what it does                                                     |
+//! |--------------------------|------------------------------------------------------------------|
+//! | `headers`                | reads `:path` and `x-a`; adds `x-added: 1`, sets `x-a: changed`, removes `x-remove`; adds `x-response: yes` to the response |
+//! | `local`                  | `:path` starting with `/deny`: local reply 403 `denied` with `x-deny: 1` |
+//! | `body`                   | buffers the request body to its end, replaces `foo` with `bar`    |
+//! | `callout`                | asks upstream `auth` (`GET /check`); 200 resumes, else 403 `forbidden` with `x-auth: denied` |
+//! | `tick`                   | ticks every 100 ms; CAS-increments shared data `ticks`, counter `ticks_total` |
+//! | `metrics`                | counter `requests_total`, gauge `active`, histogram `latency` (42) |
+//! | `queue-producer[:VM_ID]` | enqueues each request's `:path` on queue `events` of VM `VM_ID` (default: empty) |
+//! | `queue-consumer`         | registers queue `events`; logs `got <item>` for each item         |
+//! | `trap`                   | panics (traps) in request headers                                 |
+//! | `tcp`                    | a stream (TCP) context: logs data sizes, uppercases the downstream data at its end |
+//!
+//! An empty or unknown configuration fails `on_configure`.
+
+use std::time::Duration;
+
+use log::{error, info, warn};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
+        Box::new(Root { context_id, scenario: None, metrics: None, ticks_total: None })
+    });
+}}
+
+/// What a root context was configured to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Scenario {
+    Headers,
+    Local,
+    Body,
+    Callout,
+    Tick,
+    Metrics,
+    QueueProducer { vm_id: String },
+    QueueConsumer,
+    Trap,
+    Tcp,
+}
+
+impl Scenario {
+    fn parse(configuration: &str) -> Result<Scenario, String> {
+        let (name, argument) = match configuration.split_once(':') {
+            Some((name, argument)) => (name, Some(argument)),
+            None => (configuration, None),
+        };
+        let scenario = match name {
+            "headers" => Scenario::Headers,
+            "local" => Scenario::Local,
+            "body" => Scenario::Body,
+            "callout" => Scenario::Callout,
+            "tick" => Scenario::Tick,
+            "metrics" => Scenario::Metrics,
+            "queue-producer" => {
+                return Ok(Scenario::QueueProducer {
+                    vm_id: argument.unwrap_or("").to_string(),
+                })
+            }
+            "queue-consumer" => Scenario::QueueConsumer,
+            "trap" => Scenario::Trap,
+            "tcp" => Scenario::Tcp,
+            _ => return Err(format!("unknown scenario `{configuration}`")),
+        };
+        match argument {
+            Some(_) => Err(format!(
+                "scenario `{name}` takes no argument (got `{configuration}`)"
+            )),
+            None => Ok(scenario),
+        }
+    }
+}
+
+/// Metric ids defined by the `metrics` scenario, handed to each HTTP context.
+#[derive(Clone, Copy, Debug)]
+struct Metrics {
+    requests_total: u32,
+    active: u32,
+    latency: u32,
+}
+
+struct Root {
+    context_id: u32,
+    scenario: Option<Scenario>,
+    metrics: Option<Metrics>,
+    ticks_total: Option<u32>,
+}
+
+impl Root {
+    fn configure(&mut self, scenario: &Scenario) -> Result<(), Status> {
+        match scenario {
+            Scenario::Tick => {
+                self.set_tick_period(Duration::from_millis(100));
+                if self.ticks_total.is_none() {
+                    self.ticks_total = Some(hostcalls::define_metric(
+                        MetricType::Counter,
+                        "ticks_total",
+                    )?);
+                }
+                info!("tick: tick period 100 ms, counter ticks_total defined");
+            }
+            Scenario::Metrics => {
+                if self.metrics.is_none() {
+                    self.metrics = Some(Metrics {
+                        requests_total: hostcalls::define_metric(
+                            MetricType::Counter,
+                            "requests_total",
+                        )?,
+                        active: hostcalls::define_metric(MetricType::Gauge, "active")?,
+                        latency: hostcalls::define_metric(MetricType::Histogram, "latency")?,
+                    });
+                }
+                info!("metrics: defined requests_total, active, latency");
+            }
+            Scenario::QueueConsumer => {
+                let queue_id = self.register_shared_queue("events");
+                info!("queue-consumer: registered queue events as {queue_id}");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Adds one to shared data `ticks`, retrying while another writer wins the CAS race.
+    fn count_tick(&self) -> Option<u64> {
+        loop {
+            let (value, cas) = self.get_shared_data("ticks");
+            let current = match value {
+                None => 0,
+                Some(bytes) => match std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                {
+                    Some(n) => n,
+                    None => {
+                        error!("tick: shared data ticks holds {bytes:?}, not a number");
+                        return None;
+                    }
+                },
+            };
+            let next = current + 1;
+            match self.set_shared_data("ticks", Some(next.to_string().as_bytes()), cas) {
+                Ok(()) => return Some(next),
+                Err(Status::CasMismatch) => {
+                    info!("tick: CAS mismatch on ticks, retrying");
+                    continue;
+                }
+                Err(status) => {
+                    error!("tick: set_shared_data(ticks) failed: {status:?}");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let configuration = match self.get_plugin_configuration() {
+            Some(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(_) => {
+                    error!(
+                        "root {}: plugin configuration is not UTF-8",
+                        self.context_id
+                    );
+                    return false;
+                }
+            },
+            None => String::new(),
+        };
+        let scenario = match Scenario::parse(configuration.trim()) {
+            Ok(scenario) => scenario,
+            Err(message) => {
+                error!("root {}: {message}", self.context_id);
+                return false;
+            }
+        };
+        info!(
+            "root {}: configured scenario {}",
+            self.context_id,
+            configuration.trim()
+        );
+        if let Err(status) = self.configure(&scenario) {
+            error!(
+                "root {}: setting up {scenario:?} failed: {status:?}",
+                self.context_id
+            );
+            return false;
+        }
+        self.scenario = Some(scenario);
+        true
+    }
+
+    fn on_tick(&mut self) {
+        if self.scenario != Some(Scenario::Tick) {
+            return;
+        }
+        if let Some(ticks) = self.count_tick() {
+            info!("tick: ticks={ticks}");
+        }
+        if let Some(id) = self.ticks_total {
+            if let Err(status) = hostcalls::increment_metric(id, 1) {
+                error!("tick: increment_metric(ticks_total) failed: {status:?}");
+            }
+        }
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        loop {
+            match self.dequeue_shared_queue(queue_id) {
+                Ok(Some(item)) => info!("got {}", String::from_utf8_lossy(&item)),
+                Ok(None) => break,
+                Err(status) => {
+                    error!("queue-consumer: dequeue from {queue_id} failed: {status:?}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        match self.scenario {
+            Some(Scenario::Tcp) => Some(ContextType::StreamContext),
+            Some(_) => Some(ContextType::HttpContext),
+            None => None,
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let context: Box<dyn HttpContext> = match self.scenario.as_ref()? {
+            Scenario::Headers => Box::new(Headers),
+            Scenario::Local => Box::new(Local),
+            Scenario::Body => Box::new(Body),
+            Scenario::Callout => Box::new(Callout { context_id }),
+            Scenario::Metrics => Box::new(MetricsHttp { ids: self.metrics? }),
+            Scenario::QueueProducer { vm_id } => Box::new(QueueProducer {
+                vm_id: vm_id.clone(),
+            }),
+            Scenario::Trap => Box::new(Trap),
+            Scenario::Tick | Scenario::QueueConsumer => Box::new(PassThrough),
+            Scenario::Tcp => return None,
+        };
+        Some(context)
+    }
+
+    fn create_stream_context(&self, context_id: u32) -> Option<Box<dyn StreamContext>> {
+        match self.scenario.as_ref()? {
+            Scenario::Tcp => Some(Box::new(Tcp { context_id })),
+            _ => None,
+        }
+    }
+}
+
+/// HTTP context for root-only scenarios: lets every stream through untouched.
+struct PassThrough;
+
+impl Context for PassThrough {}
+impl HttpContext for PassThrough {}
+
+struct Headers;
+
+impl Context for Headers {}
+
+impl HttpContext for Headers {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let path = self.get_http_request_header(":path");
+        let x_a = self.get_http_request_header("x-a");
+        info!(
+            "headers: :path={} x-a={}",
+            path.as_deref().unwrap_or("<none>"),
+            x_a.as_deref().unwrap_or("<none>")
+        );
+        self.add_http_request_header("x-added", "1");
+        self.set_http_request_header("x-a", Some("changed"));
+        self.remove_http_request_header("x-remove");
+        info!("headers: added x-added, replaced x-a, removed x-remove");
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        self.add_http_response_header("x-response", "yes");
+        info!("headers: added x-response");
+        Action::Continue
+    }
+}
+
+struct Local;
+
+impl Context for Local {}
+
+impl HttpContext for Local {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let path = self.get_http_request_header(":path").unwrap_or_default();
+        if path.starts_with("/deny") {
+            info!("local: denying {path}");
+            self.send_http_response(403, vec![("x-deny", "1")], Some(b"denied"));
+            return Action::Pause;
+        }
+        info!("local: allowing {path}");
+        Action::Continue
+    }
+}
+
+struct Body;
+
+impl Context for Body {}
+
+impl HttpContext for Body {
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !end_of_stream {
+            info!("body: buffering, {body_size} bytes so far");
+            return Action::Pause;
+        }
+        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        let rewritten = replace_all(&body, b"foo", b"bar");
+        self.set_http_request_body(0, body_size, &rewritten);
+        info!(
+            "body: rewrote {} bytes into {} bytes",
+            body.len(),
+            rewritten.len()
+        );
+        Action::Continue
+    }
+}
+
+/// `haystack` with every non-overlapping `from` replaced by `to`, left to right.
+fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while !rest.is_empty() {
+        if rest.starts_with(from) {
+            out.extend_from_slice(to);
+            rest = &rest[from.len()..];
+        } else {
+            out.push(rest[0]);
+            rest = &rest[1..];
+        }
+    }
+    out
+}
+
+struct Callout {
+    context_id: u32,
+}
+
+impl Context for Callout {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let status = self.get_http_call_response_header(":status");
+        info!(
+            "callout: context {} token {token_id}: auth answered :status {} with {body_size} body bytes",
+            self.context_id,
+            status.as_deref().unwrap_or("<none>")
+        );
+        if status.as_deref() == Some("200") {
+            info!("callout: allowed, resuming the request");
+            self.resume_http_request();
+        } else {
+            info!("callout: denied, sending 403");
+            self.send_http_response(403, vec![("x-auth", "denied")], Some(b"forbidden"));
+        }
+    }
+}
+
+impl HttpContext for Callout {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let headers = vec![
+            (":method", "GET"),
+            (":path", "/check"),
+            (":authority", "auth"),
+        ];
+        match self.dispatch_http_call("auth", headers, None, vec![], Duration::from_secs(1)) {
+            Ok(token_id) => {
+                info!("callout: dispatched token {token_id}");
+                Action::Pause
+            }
+            Err(status) => {
+                // An authorizer fails closed when it cannot ask.
+                warn!("callout: dispatch to auth failed: {status:?}");
+                self.send_http_response(
+                    503,
+                    vec![("x-auth", "unavailable")],
+                    Some(b"auth unavailable"),
+                );
+                Action::Pause
+            }
+        }
+    }
+}
+
+struct MetricsHttp {
+    ids: Metrics,
+}
+
+impl MetricsHttp {
+    fn check(what: &str, result: Result<(), Status>) {
+        if let Err(status) = result {
+            error!("metrics: {what} failed: {status:?}");
+        }
+    }
+}
+
+impl Context for MetricsHttp {}
+
+impl HttpContext for MetricsHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        Self::check(
+            "requests_total += 1",
+            hostcalls::increment_metric(self.ids.requests_total, 1),
+        );
+        Self::check(
+            "active += 1",
+            hostcalls::increment_metric(self.ids.active, 1),
+        );
+        Self::check(
+            "latency <- 42",
+            hostcalls::record_metric(self.ids.latency, 42),
+        );
+        info!("metrics: request counted");
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        Self::check(
+            "active -= 1",
+            hostcalls::increment_metric(self.ids.active, -1),
+        );
+        info!("metrics: request done");
+    }
+}
+
+struct QueueProducer {
+    vm_id: String,
+}
+
+impl Context for QueueProducer {}
+
+impl HttpContext for QueueProducer {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let path = self.get_http_request_header(":path").unwrap_or_default();
+        match self.resolve_shared_queue(&self.vm_id, "events") {
+            Some(queue_id) => match self.enqueue_shared_queue(queue_id, Some(path.as_bytes())) {
+                Ok(()) => info!("queue-producer: enqueued {path} on queue {queue_id}"),
+                Err(status) => {
+                    error!("queue-producer: enqueue on queue {queue_id} failed: {status:?}")
+                }
+            },
+            None => warn!(
+                "queue-producer: queue events of vm `{}` not found",
+                self.vm_id
+            ),
+        }
+        Action::Continue
+    }
+}
+
+struct Trap;
+
+impl Context for Trap {}
+
+impl HttpContext for Trap {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        info!("trap: about to panic");
+        panic!("boom");
+    }
+}
+
+struct Tcp {
+    context_id: u32,
+}
+
+impl Context for Tcp {}
+
+impl StreamContext for Tcp {
+    fn on_new_connection(&mut self) -> Action {
+        info!("tcp: context {} new connection", self.context_id);
+        Action::Continue
+    }
+
+    fn on_downstream_data(&mut self, data_size: usize, end_of_stream: bool) -> Action {
+        info!("tcp: downstream data {data_size} bytes, end_of_stream={end_of_stream}");
+        if end_of_stream {
+            let data = self.get_downstream_data(0, data_size).unwrap_or_default();
+            let upper = data.to_ascii_uppercase();
+            self.set_downstream_data(0, data_size, &upper);
+            info!("tcp: uppercased {} bytes", upper.len());
+        }
+        Action::Continue
+    }
+
+    fn on_upstream_data(&mut self, data_size: usize, end_of_stream: bool) -> Action {
+        info!("tcp: upstream data {data_size} bytes, end_of_stream={end_of_stream}");
+        Action::Continue
+    }
+}

@@ -1,0 +1,444 @@
+//! End-to-end tests on Wasmtime: an unmodified `proxy-wasm` SDK plugin (conformance/plugins/
+//! sdk-e2e), a raw-ABI Rust plugin (raw-minimal) and hand-written WAT guests, run through the
+//! whole host: loading, VM start, contexts, host functions, callouts, ticks, queues, metrics and
+//! fault handling.
+//!
+//! Expected values come from the ABI reference and the plugins' documented behaviour.
+
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use abi::{Action, Callback, LogLevel, StreamType};
+use proxy_wasm_conformance::guest;
+use proxy_wasm_host::scripted::{run_exchange, Exchange, Outcome, ScriptedEmbedder, Step};
+use proxy_wasm_host::{
+    CompiledModule, Error, MemoryStream, MetricValue, PluginHost, PluginInfo, TrapKind, VmConfig,
+};
+use proxy_wasm_wasmtime::WasmtimeEngine;
+
+fn host() -> (PluginHost, Arc<ScriptedEmbedder>) {
+    let embedder = ScriptedEmbedder::new();
+    let engine = Arc::new(WasmtimeEngine::default());
+    (PluginHost::new(engine, embedder.clone()), embedder)
+}
+
+fn plugin(configuration: &str) -> PluginInfo {
+    PluginInfo {
+        name: configuration.to_string(),
+        root_id: String::new(),
+        vm_id: String::new(),
+        configuration: configuration.as_bytes().to_vec(),
+        fail_open: false,
+    }
+}
+
+fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn request(path: &str) -> Step {
+    Step::RequestHeaders { headers: headers(&[(":path", path), (":method", "GET")]), end_of_stream: true }
+}
+
+/// Runs an exchange with the SDK plugin configured as `scenario`.
+fn run_sdk(scenario: &str, steps: Vec<Step>) -> Outcome {
+    let (host, embedder) = host();
+    let code = host.load(&guest("sdk_e2e")).expect("the SDK plugin loads");
+    let exchange = Exchange { plugin: plugin(scenario), steps, ..Default::default() };
+    run_exchange(&host, &embedder, &code, &exchange).expect("the exchange runs")
+}
+
+fn logged(out: &Outcome, text: &str) -> bool {
+    out.logs.iter().any(|l| l.message.contains(text))
+}
+
+fn metric(out: &Outcome, name: &str) -> Option<MetricValue> {
+    out.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+}
+
+#[test]
+fn sdk_plugin_reads_and_rewrites_headers() {
+    let out = run_sdk(
+        "headers",
+        vec![
+            Step::RequestHeaders {
+                headers: headers(&[(":path", "/a"), ("x-a", "1"), ("x-remove", "z")]),
+                end_of_stream: true,
+            },
+            Step::ResponseHeaders { headers: headers(&[(":status", "200")]), end_of_stream: true },
+        ],
+    );
+    assert_eq!(out.trap, None);
+    let req = &out.stream.request_headers;
+    assert_eq!(req.get_str("x-added").as_deref(), Some("1"));
+    assert_eq!(req.get_str("x-a").as_deref(), Some("changed"));
+    assert_eq!(req.get_str("x-remove"), None);
+    assert_eq!(req.get_str(":path").as_deref(), Some("/a"));
+    assert_eq!(out.stream.response_headers.get_str("x-response").as_deref(), Some("yes"));
+    assert!(logged(&out, "/a"), "the plugin logs the path it read: {:?}", out.logs);
+    assert_eq!(out.actions, vec![(0, Action::Continue), (1, Action::Continue)]);
+}
+
+#[test]
+fn sdk_plugin_sends_a_local_response() {
+    let out = run_sdk(
+        "local",
+        vec![request("/deny/x"), Step::ResponseHeaders { headers: headers(&[(":status", "200")]), end_of_stream: true }],
+    );
+    let reply = out.local_reply.expect("a local reply");
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.body, b"denied");
+    assert_eq!(reply.headers.get_str("x-deny").as_deref(), Some("1"));
+    assert_eq!(reply.grpc_status, None);
+    assert_eq!(out.actions, vec![(0, Action::Pause)]);
+    assert!(
+        !out.callbacks.iter().any(|c| c.callback == Callback::OnResponseHeaders),
+        "the stream ended with the local reply"
+    );
+
+    let out = run_sdk("local", vec![request("/ok")]);
+    assert_eq!(out.local_reply, None);
+    assert_eq!(out.actions, vec![(0, Action::Continue)]);
+}
+
+#[test]
+fn sdk_plugin_buffers_and_rewrites_the_body() {
+    let out = run_sdk(
+        "body",
+        vec![
+            Step::RequestHeaders { headers: headers(&[(":path", "/")]), end_of_stream: false },
+            Step::RequestBody { body: b"foo-".to_vec(), end_of_stream: false },
+            Step::RequestBody { body: b"foo".to_vec(), end_of_stream: true },
+        ],
+    );
+    assert_eq!(out.trap, None);
+    assert_eq!(out.actions, vec![(0, Action::Continue), (1, Action::Pause), (2, Action::Continue)]);
+    assert_eq!(out.stream.request_body, b"bar-bar");
+    // The second body callback saw everything buffered so far: 7 bytes.
+    let bodies: Vec<_> = out.callbacks.iter().filter(|c| c.callback == Callback::OnRequestBody).collect();
+    assert_eq!(bodies[0].args, vec![4, 0]);
+    assert_eq!(bodies[1].args, vec![7, 1]);
+}
+
+fn callout_answer(status: &str) -> Step {
+    Step::HttpCallResponse { headers: headers(&[(":status", status)]), body: b"ok".to_vec(), trailers: vec![] }
+}
+
+#[test]
+fn sdk_plugin_authorizes_through_an_http_callout() {
+    let out = run_sdk("callout", vec![request("/private"), callout_answer("200")]);
+    assert_eq!(out.trap, None);
+    assert_eq!(out.actions, vec![(0, Action::Pause)]);
+    assert_eq!(out.callouts.len(), 1);
+    let call = &out.callouts[0];
+    assert_eq!(call.upstream, "auth");
+    assert_eq!(call.headers.get_str(":path").as_deref(), Some("/check"));
+    assert_eq!(call.headers.get_str(":method").as_deref(), Some("GET"));
+    assert_eq!(call.timeout_ms, 1000);
+    assert!(out.continued(StreamType::HttpRequest), "a 200 resumes the request: {:?}", out.stream.effects);
+    assert_eq!(out.local_reply, None);
+
+    let out = run_sdk("callout", vec![request("/private"), callout_answer("500")]);
+    assert!(!out.continued(StreamType::HttpRequest));
+    let reply = out.local_reply.expect("a denial");
+    assert_eq!((reply.status, reply.body.as_slice()), (403, &b"forbidden"[..]));
+    assert_eq!(reply.headers.get_str("x-auth").as_deref(), Some("denied"));
+}
+
+#[test]
+fn sdk_plugin_ticks_and_counts_in_shared_data_and_metrics() {
+    let (host, embedder) = host();
+    let code = host.load(&guest("sdk_e2e")).unwrap();
+    let exchange = Exchange { plugin: plugin("tick"), steps: vec![Step::Tick, Step::Tick, Step::Tick], ..Default::default() };
+    let out = run_exchange(&host, &embedder, &code, &exchange).unwrap();
+    assert_eq!(out.trap, None);
+    let (value, cas) = host.services().get_shared_data("", b"ticks").expect("ticks is shared data");
+    assert_eq!(value, b"3");
+    assert_ne!(cas, 0);
+    assert_eq!(metric(&out, "ticks_total"), Some(MetricValue::Counter(3)));
+}
+
+#[test]
+fn sdk_plugin_records_metrics() {
+    let out = run_sdk("metrics", vec![request("/")]);
+    assert_eq!(out.trap, None);
+    assert_eq!(metric(&out, "requests_total"), Some(MetricValue::Counter(1)));
+    assert_eq!(metric(&out, "active"), Some(MetricValue::Gauge(0)), "+1 on headers, -1 on log");
+    assert_eq!(metric(&out, "latency"), Some(MetricValue::Histogram(vec![42])));
+}
+
+/// A consumer VM on its own thread registers queue `events`; a producer VM in another thread
+/// enqueues each request's path; the consumer's thread receives `proxy_on_queue_ready`.
+#[test]
+fn sdk_plugins_pass_items_through_a_queue_between_two_vms() {
+    let (host, _embedder) = host();
+    let host = Arc::new(host);
+    let code = host.load(&guest("sdk_e2e")).unwrap();
+    let config = |name: &str| VmConfig { vm_id: "q".into(), configuration: name.as_bytes().to_vec(), ..Default::default() };
+    let consumer = host.add_plugin(&code, config("consumer"), PluginInfo { vm_id: "q".into(), ..plugin("queue-consumer") }).unwrap();
+    let producer = host.add_plugin(&code, config("producer"), PluginInfo { vm_id: "q".into(), ..plugin("queue-producer") }).unwrap();
+
+    let (registered_tx, registered_rx) = mpsc::channel();
+    let (wake_tx, wake_rx) = mpsc::channel::<()>();
+    let consumer_thread = std::thread::spawn(move || {
+        let mut worker = consumer.worker().unwrap();
+        let mailbox = worker.vm().mailbox();
+        let wake = Arc::new(std::sync::Mutex::new(wake_tx));
+        mailbox.set_waker(Arc::new(move || {
+            let _ = wake.lock().unwrap().send(());
+        }));
+        registered_tx.send(()).unwrap();
+        let mut delivered = 0;
+        while delivered < 2 {
+            wake_rx.recv_timeout(Duration::from_secs(20)).expect("woken by the producer");
+            delivered += worker.vm().deliver().unwrap();
+        }
+        delivered
+    });
+    registered_rx.recv().unwrap();
+    // The worker clone registered the queue in its own proxy_on_configure.
+    let mut worker = producer.worker().unwrap();
+    for path in ["/one", "/two"] {
+        let mut stream = MemoryStream::new();
+        stream.request_headers.add(b":path", path.as_bytes());
+        let s = worker.create_http_stream("", Box::new(stream)).unwrap();
+        assert_eq!(worker.vm().on_request_headers(s.id, true).unwrap(), Action::Continue);
+        worker.finish_stream(s).unwrap();
+    }
+    assert_eq!(consumer_thread.join().unwrap(), 2);
+    let logs = _embedder.logs();
+    assert!(logs.iter().any(|l| l.message == "got /one"), "{logs:?}");
+    assert!(logs.iter().any(|l| l.message == "got /two"), "{logs:?}");
+}
+
+#[test]
+fn sdk_plugin_trap_fails_the_vm_and_the_next_stream_gets_a_fresh_one() {
+    let (host, embedder) = host();
+    let code = host.load(&guest("sdk_e2e")).unwrap();
+    for fail_open in [false, true] {
+        let vm = host
+            .add_plugin(&code, VmConfig { vm_id: format!("trap-{fail_open}"), ..Default::default() }, PluginInfo { fail_open, ..plugin("trap") })
+            .unwrap();
+        let mut worker = vm.worker().unwrap();
+        let s = worker.create_http_stream("", Box::new(MemoryStream::new())).unwrap();
+        let action = worker.vm().on_request_headers(s.id, true).unwrap();
+        let trap = worker.vm().failure().cloned().expect("the VM failed");
+        assert_eq!(trap.kind, TrapKind::Guest);
+        assert!(trap.message.contains("unreachable"), "{}", trap.message);
+        let reply = worker.vm().memory_stream(s.id).unwrap().local_reply().cloned();
+        if fail_open {
+            assert_eq!(action, Action::Continue);
+            assert_eq!(reply, None);
+        } else {
+            assert_eq!(action, Action::Pause);
+            assert_eq!(reply.map(|r| r.status), Some(503));
+        }
+        // Later callbacks of that stream follow the same policy without entering the guest.
+        let again = worker.vm().on_response_headers(s.id, true).unwrap();
+        assert_eq!(again, if fail_open { Action::Continue } else { Action::Pause });
+
+        let next = worker.create_http_stream("", Box::new(MemoryStream::new())).unwrap();
+        assert_eq!(worker.restarts(), 1);
+        assert_ne!(next.vm, s.vm, "a fresh VM");
+        assert!(!worker.vm().is_failed());
+        // The old stream still finishes in its (failed) VM.
+        worker.finish_stream(s).unwrap();
+        worker.finish_stream(next).unwrap();
+    }
+    let logs = embedder.logs();
+    assert!(logs.iter().any(|l| l.level == LogLevel::Critical && l.message.contains("boom")), "the SDK logs its panic: {logs:?}");
+    assert!(
+        logs.iter().any(|l| l.level == LogLevel::Error && l.message.contains("trapped in proxy_on_request_headers")),
+        "the host logs the crash with the callback: {logs:?}"
+    );
+}
+
+#[test]
+fn sdk_plugin_rejecting_its_configuration_is_refused_with_the_reason() {
+    let (host, _) = host();
+    let code = host.load(&guest("sdk_e2e")).unwrap();
+    let err = host.add_plugin(&code, VmConfig::default(), plugin("no-such-scenario")).err().expect("refused");
+    assert_eq!(err, Error::ConfigureRejected { plugin: "no-such-scenario".into() });
+    assert!(err.to_string().contains("rejected its configuration"));
+}
+
+#[test]
+fn raw_abi_rust_plugin_adds_a_header() {
+    let (host, embedder) = host();
+    let code = host.load(&guest("raw_minimal")).unwrap();
+    let exchange = Exchange { plugin: plugin("raw"), steps: vec![request("/")], ..Default::default() };
+    let out = run_exchange(&host, &embedder, &code, &exchange).unwrap();
+    assert_eq!(out.trap, None);
+    assert_eq!(out.stream.request_headers.get_str("x-raw").as_deref(), Some("1"));
+    assert!(logged(&out, "raw: request headers 2"), "{:?}", out.logs);
+}
+
+/// A WAT guest exporting every HTTP callback as a no-op, with a bump allocator.
+const LIFECYCLE_WAT: &str = r#"
+(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "malloc") (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
+    (local.get $p))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "_initialize"))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_request_trailers") (param i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_response_trailers") (param i32 i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_delete") (param i32)))
+"#;
+
+#[test]
+fn callbacks_come_in_the_documented_order() {
+    let (host, embedder) = host();
+    let code = host.load(LIFECYCLE_WAT.as_bytes()).unwrap();
+    let exchange = Exchange {
+        plugin: PluginInfo { configuration: b"cfg".to_vec(), ..plugin("order") },
+        vm: VmConfig { configuration: b"vmcfg!".to_vec(), ..Default::default() },
+        steps: vec![
+            Step::RequestHeaders { headers: headers(&[(":path", "/"), ("a", "b")]), end_of_stream: false },
+            Step::RequestBody { body: b"abc".to_vec(), end_of_stream: true },
+            Step::RequestTrailers(headers(&[("t", "1")])),
+            Step::ResponseHeaders { headers: headers(&[(":status", "200")]), end_of_stream: false },
+            Step::ResponseBody { body: b"xy".to_vec(), end_of_stream: false },
+            Step::ResponseTrailers(vec![]),
+        ],
+        ..Default::default()
+    };
+    let out = run_exchange(&host, &embedder, &code, &exchange).unwrap();
+    let calls: Vec<_> = out.callbacks.iter().map(|c| (c.callback, c.context_id, c.args.clone())).collect();
+    // The worker's clone: start, root context 1 (vm config 6 bytes, plugin config 3), then
+    // stream 2 under root 1.
+    assert_eq!(
+        calls,
+        vec![
+            (Callback::OnContextCreate, 2, vec![1]),
+            (Callback::OnRequestHeaders, 2, vec![2, 0]),
+            (Callback::OnRequestBody, 2, vec![3, 1]),
+            (Callback::OnRequestTrailers, 2, vec![1]),
+            (Callback::OnResponseHeaders, 2, vec![1, 0]),
+            (Callback::OnResponseBody, 2, vec![2, 0]),
+            (Callback::OnResponseTrailers, 2, vec![0]),
+            (Callback::OnDone, 2, vec![]),
+            (Callback::OnLog, 2, vec![]),
+            (Callback::OnDelete, 2, vec![]),
+        ]
+    );
+
+    // The VM start sequence, traced on a fresh VM.
+    let mut vm = host.new_vm(&code, &VmConfig { configuration: b"vmcfg!".to_vec(), ..Default::default() }).unwrap();
+    vm.set_tracing(true);
+    vm.start_plugin(PluginInfo { configuration: b"cfg".to_vec(), ..plugin("order") }).unwrap();
+    let calls: Vec<_> = vm.take_trace().into_iter().map(|c| (c.callback, c.context_id, c.args)).collect();
+    assert_eq!(
+        calls,
+        vec![
+            (Callback::OnContextCreate, 1, vec![0]),
+            (Callback::OnVmStart, 1, vec![6]),
+            (Callback::OnConfigure, 1, vec![3]),
+        ]
+    );
+}
+
+/// The root context answers false in `proxy_on_done`, then calls `proxy_done` from a tick;
+/// only then is it deleted.
+const DEFERRED_DONE_WAT: &str = r#"
+(module
+  (import "env" "proxy_done" (func $done (result i32)))
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "deleted")
+  (global $status (mut i32) (i32.const -1))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 2048))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 0))
+  (func (export "proxy_on_tick") (param i32) (global.set $status (call $done)))
+  (func (export "status") (result i32) (global.get $status))
+  (func (export "proxy_on_delete") (param i32) (drop (call $log (i32.const 2) (i32.const 16) (i32.const 7)))))
+"#;
+
+#[test]
+fn a_root_context_can_defer_its_deletion_until_proxy_done() {
+    let (host, embedder) = host();
+    let code = host.load(DEFERRED_DONE_WAT.as_bytes()).unwrap();
+    let mut vm = host.new_vm(&code, &VmConfig::default()).unwrap();
+    let root = vm.start_plugin(plugin("deferred")).unwrap();
+    assert!(!vm.shutdown().unwrap(), "on_done answered false: the root stays");
+    assert_eq!(vm.roots().len(), 1);
+    assert!(!embedder.logs().iter().any(|l| l.message == "deleted"));
+    vm.on_tick(root).unwrap();
+    assert!(vm.roots().is_empty(), "proxy_done deleted the root context");
+    assert!(embedder.logs().iter().any(|l| l.message == "deleted"));
+    assert!(!vm.is_failed());
+}
+
+/// An ABI 0.1.0 guest: two-argument header callbacks and `proxy_continue_request`.
+const V010_WAT: &str = r#"
+(module
+  (import "env" "proxy_continue_request" (func $continue (result i32)))
+  (memory (export "memory") 1)
+  (func (export "malloc") (param i32) (result i32) (i32.const 2048))
+  (func (export "proxy_abi_version_0_1_0"))
+  (func (export "proxy_on_request_headers") (param i32 i32) (result i32)
+    (drop (call $continue))
+    (i32.const 1)))
+"#;
+
+#[test]
+fn an_abi_0_1_0_guest_works_through_its_own_names() {
+    let (host, embedder) = host();
+    let code = host.load(V010_WAT.as_bytes()).unwrap();
+    assert_eq!(code.abi_version(), abi::AbiVersion::V010);
+    let exchange = Exchange { plugin: plugin("old"), steps: vec![request("/")], ..Default::default() };
+    let out = run_exchange(&host, &embedder, &code, &exchange).unwrap();
+    assert_eq!(out.trap, None);
+    assert_eq!(out.actions, vec![(0, Action::Pause)]);
+    assert!(out.continued(StreamType::HttpRequest));
+    let call = out.callbacks.iter().find(|c| c.callback == Callback::OnRequestHeadersV010).expect("called");
+    assert_eq!(call.args, vec![2], "0.1.0 headers callbacks take no end_of_stream");
+}
+
+#[test]
+fn bad_modules_are_refused_with_an_error_naming_the_problem() {
+    let (host, _) = host();
+    let cases: &[(&str, &str)] = &[
+        ("(module (func (export \"malloc\") (param i32) (result i32) (i32.const 0)))", "no ABI version marker"),
+        (
+            "(module (func (export \"proxy_abi_version_0_2_1\")) (func (export \"proxy_abi_version_0_1_0\")) \
+             (func (export \"malloc\") (param i32) (result i32) (i32.const 0)))",
+            "several ABI version markers",
+        ),
+        (
+            "(module (import \"env\" \"proxy_get_shared_data_v2\" (func)) (func (export \"proxy_abi_version_0_2_1\")) \
+             (func (export \"malloc\") (param i32) (result i32) (i32.const 0)))",
+            "`env.proxy_get_shared_data_v2`, which this host does not provide",
+        ),
+        ("(module (func (export \"proxy_abi_version_0_2_1\")))", "neither `malloc` nor `proxy_on_memory_allocate`"),
+        ("not wasm at all", "not a valid Wasm module for wasmtime"),
+    ];
+    for (wat, expected) in cases {
+        let err = host.load(wat.as_bytes()).err().expect("refused");
+        assert!(err.to_string().contains(expected), "{wat}: got `{err}`, expected `{expected}`");
+    }
+}
+
+/// Loading the same bytes twice compiles once.
+#[test]
+fn modules_are_cached_by_sha256() {
+    let (host, _) = host();
+    let a: Arc<CompiledModule> = host.load(LIFECYCLE_WAT.as_bytes()).unwrap();
+    let b = host.load(LIFECYCLE_WAT.as_bytes()).unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(a.sha256_hex().len(), 64);
+}
