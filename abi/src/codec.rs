@@ -72,8 +72,11 @@ fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// The (key, value) pairs of a decoded map, borrowed from the serialized bytes.
+pub type Pairs<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 /// Decodes a serialized map into (key, value) slices of `bytes`, in order.
-pub fn decode_map(bytes: &[u8], limits: MapLimits) -> Result<Vec<(&[u8], &[u8])>, MapError> {
+pub fn decode_map(bytes: &[u8], limits: MapLimits) -> Result<Pairs<'_>, MapError> {
     if bytes.len() > limits.max_bytes {
         return Err(MapError::TooLarge);
     }

@@ -82,6 +82,35 @@ pub enum ExternKind {
     Other,
 }
 
+impl ExternKind {
+    /// The function type of a table row: its parameter kinds and result kind as Wasm types.
+    pub fn func(params: impl IntoIterator<Item = abi::Kind>, result: abi::Kind) -> Self {
+        ExternKind::Func {
+            params: params.into_iter().filter_map(abi::Kind::wasm_type).collect(),
+            results: result.wasm_type().into_iter().collect(),
+        }
+    }
+
+    /// How messages write it: `(i32, i32) -> i32` for a function (`()` without a result),
+    /// `a memory`, `a table`, ...
+    pub fn describe(&self) -> String {
+        match self {
+            ExternKind::Func { params, results } => {
+                let results = match results.as_slice() {
+                    [] => "()".to_string(),
+                    [one] => one.to_string(),
+                    many => format!("({})", many.join(", ")),
+                };
+                format!("({}) -> {results}", params.join(", "))
+            }
+            ExternKind::Memory => "a memory".into(),
+            ExternKind::Table => "a table".into(),
+            ExternKind::Global => "a global".into(),
+            ExternKind::Other => "something other than a function".into(),
+        }
+    }
+}
+
 /// One import of a module.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Import {

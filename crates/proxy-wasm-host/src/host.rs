@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use abi::{AbiVersion, BufferType, Callback, MapLimits, MapType, Status};
 
-use crate::{Embedder, HeaderMap, Mailbox, PluginInfo, Services, Stream, VmToken};
+use crate::trace::TraceHandle;
+use crate::{Embedder, HeaderMap, Mailbox, PluginInfo, Services, Stream, Trace, VmToken};
 
 /// The host state of one VM: its contexts, the callback running now, and handles to the
 /// embedder and the shared services.
@@ -29,6 +30,8 @@ pub struct VmHost {
     pub(crate) next_callout: u32,
     /// Log lines the guest wrote to WASI stdout/stderr without a final newline yet.
     pub(crate) wasi_line: [Vec<u8>; 2],
+    /// Where callbacks and host calls are recorded, when tracing is on.
+    pub(crate) trace: Option<TraceHandle>,
 }
 
 /// The settings a [`VmHost`] is made with.
@@ -159,7 +162,14 @@ impl VmHost {
             grpc_calls: HashMap::new(),
             next_callout: 0,
             wasi_line: [Vec::new(), Vec::new()],
+            trace: None,
         }
+    }
+
+    /// Records this VM's callbacks and host calls in `trace` (labelled `label`), or stops
+    /// recording.
+    pub fn set_trace(&mut self, trace: Option<&Trace>, label: impl Into<String>) {
+        self.trace = trace.map(|t| t.register_vm(label.into()));
     }
 
     /// The ABI version of the guest.

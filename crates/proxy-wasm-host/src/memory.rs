@@ -194,7 +194,7 @@ pub fn return_bytes(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64, data
     let addr = if data.is_empty() {
         0
     } else {
-        let addr = cx.allocate(data.len() as u64)?;
+        let addr = allocate(cx, data.len() as u64)?;
         if addr == 0 {
             return Err(Status::InvalidMemoryAccess.into());
         }
@@ -206,6 +206,15 @@ pub fn return_bytes(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64, data
     mem.write_word(return_ptr, addr)?;
     mem.write_word(return_size, data.len() as u64)?;
     Ok(())
+}
+
+/// Calls the guest allocator through `cx`, recording the call when tracing is on.
+fn allocate(cx: &mut dyn HostCx, size: u64) -> Result<u64, Trap> {
+    let Some(trace) = cx.host().trace.clone() else { return cx.allocate(size) };
+    let index = trace.begin_alloc(size);
+    let result = cx.allocate(size);
+    trace.end_alloc(index, &result);
+    result
 }
 
 /// Reads `ptr..ptr + len` from guest memory into an owned buffer.

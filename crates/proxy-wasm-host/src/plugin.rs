@@ -10,7 +10,9 @@ use abi::{AbiVersion, MapLimits};
 use sha2::{Digest, Sha256};
 
 use crate::services::lock;
-use crate::{Embedder, Engine, Error, Import, Limits, Module, PluginInfo, Services, Stream, Vm, VmHost, VmHostConfig};
+use crate::{
+    Embedder, Engine, Error, ExternKind, Import, Limits, Module, PluginInfo, Services, Stream, Trace, Vm, VmHost, VmHostConfig,
+};
 
 /// A validated, compiled plugin module.
 pub struct CompiledModule {
@@ -59,12 +61,35 @@ pub fn missing_imports(imports: &[Import]) -> Vec<String> {
 }
 
 /// Checks that a compiled module is a Proxy-Wasm plugin this host can run: exactly one ABI
-/// marker, only imports the host provides, and an allocator export.
+/// marker, only imports the host provides (with the ABI's signatures), callbacks exported with
+/// their version's signatures, and an allocator export.
 pub fn validate(module: &dyn Module) -> Result<AbiVersion, Error> {
     let abi = abi::detect_version(module.exports().iter().map(|e| e.name.as_str()))?;
     let missing = missing_imports(module.imports());
     if !missing.is_empty() {
         return Err(Error::UnknownImports(missing));
+    }
+    for import in module.imports() {
+        if let Some(row) = abi::host_function(&import.module, &import.name) {
+            let expected = ExternKind::func(row.params.iter().map(|p| p.kind), row.result);
+            if import.kind != expected {
+                return Err(Error::BadImport {
+                    import: format!("{}.{}", import.module, import.name),
+                    message: format!("expected {}, found {}", expected.describe(), import.kind.describe()),
+                });
+            }
+        }
+    }
+    for callback in abi::Callback::for_version(abi) {
+        let info = callback.info();
+        let Some(export) = module.exports().iter().find(|e| e.name == info.name) else { continue };
+        let expected = ExternKind::func(info.params.iter().map(|p| p.kind), info.result);
+        if export.kind != expected {
+            return Err(Error::BadExport {
+                export: info.name.to_string(),
+                message: format!("expected {}, found {}", expected.describe(), export.kind.describe()),
+            });
+        }
     }
     if !module.exports().iter().any(|e| e.name == "malloc" || e.name == "proxy_on_memory_allocate") {
         return Err(Error::NoAllocator);
@@ -72,9 +97,18 @@ pub fn validate(module: &dyn Module) -> Result<AbiVersion, Error> {
     Ok(abi)
 }
 
-/// Instantiates `code` with a fresh [`VmHost`] and runs its start functions.
-fn make_vm(code: &CompiledModule, config: &VmConfig, embedder: &Arc<dyn Embedder>, services: &Arc<Services>) -> Result<Vm, Error> {
-    let host = VmHost::new(
+/// What every VM of a [`PluginHost`] is made with.
+#[derive(Clone)]
+struct VmEnv {
+    embedder: Arc<dyn Embedder>,
+    services: Arc<Services>,
+    trace: Option<Trace>,
+}
+
+/// Instantiates `code` with a fresh [`VmHost`] and runs its start functions. `role` labels the
+/// VM in the trace (`base` or `worker`).
+fn make_vm(code: &CompiledModule, config: &VmConfig, env: &VmEnv, role: &str) -> Result<Vm, Error> {
+    let mut host = VmHost::new(
         VmHostConfig {
             vm_id: config.vm_id.clone(),
             vm_configuration: config.configuration.clone(),
@@ -82,15 +116,16 @@ fn make_vm(code: &CompiledModule, config: &VmConfig, embedder: &Arc<dyn Embedder
             map_limits: config.map_limits,
         },
         code.abi,
-        embedder.clone(),
-        services.clone(),
+        env.embedder.clone(),
+        env.services.clone(),
     );
+    host.set_trace(env.trace.as_ref(), format!("{role}, vm_id {:?}", config.vm_id));
     let instance = code.module.instantiate(host, &config.limits)?;
     Vm::start(instance, code.engine)
 }
 
 /// The settings of a VM: what makes two VMs interchangeable.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VmConfig {
     /// The VM id: plugins with the same VM id (and code and configuration) share a VM, and
     /// shared data and queues are scoped by it.
@@ -105,24 +140,11 @@ pub struct VmConfig {
     pub map_limits: MapLimits,
 }
 
-impl Default for VmConfig {
-    fn default() -> Self {
-        VmConfig {
-            vm_id: String::new(),
-            configuration: Vec::new(),
-            environment: Vec::new(),
-            limits: Limits::default(),
-            map_limits: MapLimits::default(),
-        }
-    }
-}
-
 /// Loads plugins and makes their VMs. One per process (or per engine); share it with `Arc`.
 pub struct PluginHost {
     engine: Arc<dyn Engine>,
-    embedder: Arc<dyn Embedder>,
-    services: Arc<Services>,
-    modules: Mutex<HashMap<[u8; 32], Arc<CompiledModule>>>,
+    env: VmEnv,
+    modules: Arc<Mutex<HashMap<[u8; 32], Arc<CompiledModule>>>>,
     vms: Mutex<HashMap<VmKey, Arc<PluginVm>>>,
 }
 
@@ -139,11 +161,28 @@ impl PluginHost {
     pub fn new(engine: Arc<dyn Engine>, embedder: Arc<dyn Embedder>) -> Self {
         PluginHost {
             engine,
-            embedder,
-            services: Services::new(),
-            modules: Mutex::new(HashMap::new()),
+            env: VmEnv { embedder, services: Services::new(), trace: None },
+            modules: Arc::default(),
             vms: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A host on the same engine that shares this one's compiled modules (so nothing is
+    /// compiled twice) but nothing else: its own embedder, services, VMs and no trace.
+    pub fn sharing_modules(&self, embedder: Arc<dyn Embedder>) -> Self {
+        PluginHost { modules: self.modules.clone(), ..PluginHost::new(self.engine.clone(), embedder) }
+    }
+
+    /// Records every VM this host makes from now on in `trace`: their callbacks, host calls
+    /// and guest allocations.
+    pub fn with_trace(mut self, trace: Trace) -> Self {
+        self.env.trace = Some(trace);
+        self
+    }
+
+    /// The trace VMs of this host write to, if any.
+    pub fn trace(&self) -> Option<&Trace> {
+        self.env.trace.as_ref()
     }
 
     /// The engine.
@@ -153,7 +192,7 @@ impl PluginHost {
 
     /// Shared data, queues, metrics and foreign functions of every VM of this host.
     pub fn services(&self) -> &Arc<Services> {
-        &self.services
+        &self.env.services
     }
 
     /// Compiles and validates a module, or returns the cached one with the same sha256.
@@ -177,7 +216,7 @@ impl PluginHost {
 
     /// A new VM of `code`, started (`_initialize` / `_start`) but with no plugin yet.
     pub fn new_vm(&self, code: &CompiledModule, config: &VmConfig) -> Result<Vm, Error> {
-        make_vm(code, config, &self.embedder, &self.services)
+        make_vm(code, config, &self.env, "base")
     }
 
     /// Adds a plugin: finds or makes the VM for (vm_id, engine, VM configuration, code), and
@@ -201,8 +240,7 @@ impl PluginHost {
                     config,
                     plugins: Mutex::new(Vec::new()),
                     base: Mutex::new(base),
-                    embedder: self.embedder.clone(),
-                    services: self.services.clone(),
+                    env: self.env.clone(),
                 });
                 lock(&self.vms).entry(key).or_insert(vm).clone()
             }
@@ -219,8 +257,7 @@ pub struct PluginVm {
     config: VmConfig,
     plugins: Mutex<Vec<PluginInfo>>,
     base: Mutex<Vm>,
-    embedder: Arc<dyn Embedder>,
-    services: Arc<Services>,
+    env: VmEnv,
 }
 
 impl PluginVm {
@@ -236,7 +273,7 @@ impl PluginVm {
 
     /// A fresh instance with every plugin started and configured: a worker's clone.
     pub fn instantiate(self: &Arc<Self>) -> Result<Vm, Error> {
-        let mut vm = make_vm(&self.code, &self.config, &self.embedder, &self.services)?;
+        let mut vm = make_vm(&self.code, &self.config, &self.env, "worker")?;
         for plugin in self.plugins() {
             vm.start_plugin(plugin)?;
         }
@@ -281,15 +318,20 @@ impl WorkerVm {
 
     /// The VM a stream lives in.
     pub fn vm_of(&mut self, stream: StreamRef) -> Option<&mut Vm> {
-        if self.current.token() == stream.vm {
+        self.vm_with(stream.vm)
+    }
+
+    /// This worker's VM (current or retired) with `token`, if it has one.
+    pub fn vm_with(&mut self, token: crate::VmToken) -> Option<&mut Vm> {
+        if self.current.token() == token {
             return Some(&mut self.current);
         }
-        for vm in &mut self.retired {
-            if vm.token() == stream.vm {
-                return Some(vm);
-            }
-        }
-        None
+        self.retired.iter_mut().find(|vm| vm.token() == token)
+    }
+
+    /// Whether this worker's current or a retired VM has `token`.
+    pub fn owns(&self, token: crate::VmToken) -> bool {
+        self.current.token() == token || self.retired.iter().any(|vm| vm.token() == token)
     }
 
     /// Replaces a failed current VM with a fresh clone (keeping the failed one for its
@@ -310,6 +352,15 @@ impl WorkerVm {
         let root = self.current.root_context(root_id).ok_or_else(|| Error::UnknownRoot(root_id.to_string()))?;
         let id = self.current.create_http_stream(root, stream)?;
         Ok(StreamRef { vm: self.current.token(), id })
+    }
+
+    /// Creates a TCP connection for the plugin `root_id` in a live VM and calls
+    /// `proxy_on_new_connection`.
+    pub fn create_tcp_stream(&mut self, root_id: &str, stream: Box<dyn Stream>) -> Result<(StreamRef, abi::Action), Error> {
+        self.ensure_live()?;
+        let root = self.current.root_context(root_id).ok_or_else(|| Error::UnknownRoot(root_id.to_string()))?;
+        let (id, action) = self.current.create_tcp_stream(root, stream)?;
+        Ok((StreamRef { vm: self.current.token(), id }, action))
     }
 
     /// Ends a stream (see [`Vm::finish_stream`]); a retired VM is dropped with its last

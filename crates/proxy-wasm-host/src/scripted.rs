@@ -6,12 +6,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use abi::{Action, LogLevel, Status};
+use abi::{Action, LogLevel, PeerType, Status};
 
 use crate::services::lock;
 use crate::{
     CallbackRecord, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall, HttpCallResponse, LocalReply,
-    MemoryStream, MetricValue, PluginHost, PluginInfo, PropertyCx, StreamEffect, VmConfig, VmToken, WorkerVm,
+    MemoryStream, MetricValue, PluginHost, PluginInfo, PropertyCx, StreamEffect, StreamRef, Trace, Vm, VmConfig,
+    VmToken, WorkerVm,
 };
 
 /// A log line a plugin wrote.
@@ -161,7 +162,9 @@ impl Embedder for ScriptedEmbedder {
     }
 }
 
-/// One step of a scripted exchange.
+/// One step of a scripted exchange. Stream steps go to the exchange's current stream, which
+/// the first of them creates (an HTTP stream, or a TCP connection for
+/// [`Step::NewConnection`]); [`Step::Finish`] ends it, and the next stream step starts another.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     /// Request headers arrive.
@@ -196,6 +199,28 @@ pub enum Step {
     },
     /// Response trailers arrive.
     ResponseTrailers(Vec<(String, String)>),
+    /// A TCP connection opens: `proxy_on_new_connection`.
+    NewConnection,
+    /// Bytes from the client arrive on the TCP connection.
+    DownstreamData {
+        /// The bytes.
+        data: Vec<u8>,
+        /// Whether the client closed its side after them.
+        end_of_stream: bool,
+    },
+    /// Bytes from the server arrive on the TCP connection.
+    UpstreamData {
+        /// The bytes.
+        data: Vec<u8>,
+        /// Whether the server closed its side after them.
+        end_of_stream: bool,
+    },
+    /// The client side of the TCP connection closed.
+    DownstreamClose(PeerType),
+    /// The server side of the TCP connection closed.
+    UpstreamClose(PeerType),
+    /// The current stream ends: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
+    Finish,
     /// The oldest pending HTTP callout gets this answer.
     HttpCallResponse {
         /// Response headers.
@@ -205,8 +230,127 @@ pub enum Step {
         /// Response trailers.
         trailers: Vec<(String, String)>,
     },
+    /// The oldest pending HTTP callout fails (reset or timeout) for this reason.
+    HttpCallFailure(String),
+    /// The oldest open gRPC call or stream receives initial metadata.
+    GrpcInitialMetadata(Vec<(String, String)>),
+    /// The oldest open gRPC call or stream receives a message.
+    GrpcMessage(Vec<u8>),
+    /// The oldest open gRPC call or stream receives trailing metadata.
+    GrpcTrailingMetadata(Vec<(String, String)>),
+    /// The oldest open gRPC call or stream finishes with this status and message.
+    GrpcClose {
+        /// The gRPC status code.
+        status: u32,
+        /// The status message.
+        message: String,
+    },
     /// Every root context with a tick period gets a tick.
     Tick,
+    /// The host calls the plugin's `proxy_on_foreign_function` on its root context.
+    ForeignFunction {
+        /// The function id.
+        function_id: u32,
+        /// Its arguments (FOREIGN_FUNCTION_ARGUMENTS).
+        arguments: Vec<u8>,
+    },
+    /// The current stream ends, then every VM shuts down: `proxy_on_done` on each root
+    /// context; those answering false stay until they call `proxy_done`.
+    Shutdown,
+}
+
+impl Step {
+    /// The step's name in exchange files, for example `request_headers`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::RequestHeaders { .. } => "request_headers",
+            Step::RequestBody { .. } => "request_body",
+            Step::RequestTrailers(_) => "request_trailers",
+            Step::ResponseHeaders { .. } => "response_headers",
+            Step::ResponseBody { .. } => "response_body",
+            Step::ResponseTrailers(_) => "response_trailers",
+            Step::NewConnection => "new_connection",
+            Step::DownstreamData { .. } => "downstream_data",
+            Step::UpstreamData { .. } => "upstream_data",
+            Step::DownstreamClose(_) => "downstream_close",
+            Step::UpstreamClose(_) => "upstream_close",
+            Step::Finish => "finish",
+            Step::HttpCallResponse { .. } => "http_call_response",
+            Step::HttpCallFailure(_) => "http_call_failure",
+            Step::GrpcInitialMetadata(_) => "grpc_initial_metadata",
+            Step::GrpcMessage(_) => "grpc_message",
+            Step::GrpcTrailingMetadata(_) => "grpc_trailing_metadata",
+            Step::GrpcClose { .. } => "grpc_close",
+            Step::Tick => "tick",
+            Step::ForeignFunction { .. } => "foreign_function",
+            Step::Shutdown => "shutdown",
+        }
+    }
+
+    /// The step as a transcript shows it: its name and its input.
+    fn describe(&self) -> String {
+        let map = |pairs: &[(String, String)]| trace_map(&map(pairs));
+        let eos = |end: bool| if end { " end_of_stream" } else { "" };
+        let detail = match self {
+            Step::RequestHeaders { headers, end_of_stream } | Step::ResponseHeaders { headers, end_of_stream } => {
+                format!("{}{}", map(headers), eos(*end_of_stream))
+            }
+            Step::RequestBody { body, end_of_stream }
+            | Step::ResponseBody { body, end_of_stream }
+            | Step::DownstreamData { data: body, end_of_stream }
+            | Step::UpstreamData { data: body, end_of_stream } => {
+                format!("{}{}", crate::trace::bytes_text(body), eos(*end_of_stream))
+            }
+            Step::RequestTrailers(t)
+            | Step::ResponseTrailers(t)
+            | Step::GrpcInitialMetadata(t)
+            | Step::GrpcTrailingMetadata(t) => map(t),
+            Step::DownstreamClose(peer) | Step::UpstreamClose(peer) => peer.name().to_string(),
+            Step::HttpCallResponse { headers, body, trailers } => {
+                format!("{} {} {}", map(headers), crate::trace::bytes_text(body), map(trailers))
+            }
+            Step::HttpCallFailure(reason) => crate::trace::bytes_text(reason.as_bytes()),
+            Step::GrpcMessage(m) => crate::trace::bytes_text(m),
+            Step::GrpcClose { status, message } => format!("{status} {}", crate::trace::bytes_text(message.as_bytes())),
+            Step::ForeignFunction { function_id, arguments } => {
+                format!("{function_id} {}", crate::trace::bytes_text(arguments))
+            }
+            Step::NewConnection | Step::Finish | Step::Tick | Step::Shutdown => String::new(),
+        };
+        if detail.is_empty() {
+            format!("> {}", self.name())
+        } else {
+            format!("> {} {detail}", self.name())
+        }
+    }
+
+    /// Whether the step goes to the current stream (creating one if there is none).
+    fn is_stream_step(&self) -> bool {
+        matches!(
+            self,
+            Step::RequestHeaders { .. }
+                | Step::RequestBody { .. }
+                | Step::RequestTrailers(_)
+                | Step::ResponseHeaders { .. }
+                | Step::ResponseBody { .. }
+                | Step::ResponseTrailers(_)
+                | Step::NewConnection
+                | Step::DownstreamData { .. }
+                | Step::UpstreamData { .. }
+                | Step::DownstreamClose(_)
+                | Step::UpstreamClose(_)
+        )
+    }
+}
+
+/// A serialized-map-like rendering of pairs: `{"k": "v"}`.
+fn trace_map(map: &HeaderMap) -> String {
+    let pairs: Vec<String> = map
+        .pairs()
+        .iter()
+        .map(|(k, v)| format!("{}: {}", crate::trace::bytes_text(k), crate::trace::bytes_text(v)))
+        .collect();
+    format!("{{{}}}", pairs.join(", "))
 }
 
 /// A plugin run against steps.
@@ -216,8 +360,12 @@ pub struct Exchange {
     pub plugin: PluginInfo,
     /// The VM configuration.
     pub vm: VmConfig,
-    /// Properties of the stream (path segments joined by 0 bytes).
+    /// Properties (path segments joined by 0 bytes) every stream and root context can read.
     pub properties: Vec<(Vec<u8>, Vec<u8>)>,
+    /// More plugins of the same module, each started in its own worker VM of this host before
+    /// the steps: for example the consumer of a queue the plugin fills. They get ticks, queue
+    /// notifications, callout answers and shutdown; streams go to the first plugin only.
+    pub others: Vec<(PluginInfo, VmConfig)>,
     /// The steps, in order.
     pub steps: Vec<Step>,
 }
@@ -225,21 +373,23 @@ pub struct Exchange {
 /// What happened in an exchange.
 #[derive(Clone, Debug, Default)]
 pub struct Outcome {
-    /// The stream as it ended: final headers, bodies, trailers, and every effect in order.
+    /// The last stream as it ended: final headers, bodies, trailers, and every effect in order.
     pub stream: MemoryStream,
-    /// The local reply, if the plugin (or the failure policy) sent one.
+    /// The local reply of the last stream, if the plugin (or the failure policy) sent one.
     pub local_reply: Option<LocalReply>,
     /// The action each stream callback answered, by step index.
     pub actions: Vec<(usize, Action)>,
     /// HTTP callouts sent.
     pub callouts: Vec<HttpCall>,
+    /// gRPC calls and streams opened.
+    pub grpc_calls: Vec<GrpcCall>,
     /// Log lines.
     pub logs: Vec<LogRecord>,
     /// Metrics by name.
     pub metrics: Vec<(String, MetricValue)>,
-    /// The trap that failed the VM, if any.
+    /// The trap that failed a VM of the exchange, if any (the engine's message).
     pub trap: Option<String>,
-    /// Every callback called, with its result.
+    /// Every callback called in the plugin's worker VMs, with its result.
     pub callbacks: Vec<CallbackRecord>,
 }
 
@@ -247,109 +397,382 @@ fn map(pairs: &[(String, String)]) -> HeaderMap {
     HeaderMap::from_pairs(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
 }
 
-/// Runs `exchange` on `code` in a fresh [`PluginHost`] on `engine` with `embedder`, and
-/// reports everything that happened. Errors are those of loading and starting the plugin;
-/// traps during the steps are part of the outcome.
+/// The function id and name of the foreign function [`run_exchange`] registers: `echo`
+/// answers its arguments.
+pub const ECHO_FUNCTION: &str = "echo";
+
+/// The state of a running exchange.
+struct Run<'a> {
+    exchange: &'a Exchange,
+    embedder: &'a ScriptedEmbedder,
+    trace: Trace,
+    /// The plugin's worker first, then one per [`Exchange::others`].
+    workers: Vec<WorkerVm>,
+    stream: Option<StreamRef>,
+    /// Effects of the current stream already noted.
+    effects_seen: usize,
+    callouts_seen: usize,
+    grpc_seen: usize,
+    /// Open gRPC calls and streams, oldest first: (VM, id).
+    grpc_open: VecDeque<(VmToken, u32)>,
+    out: Outcome,
+}
+
+/// Runs `exchange` on `code` in `host` (whose embedder is `embedder`) and reports everything
+/// that happened. When the host has a trace ([`PluginHost::with_trace`]), the steps, their
+/// effects and the callouts sent are noted in it beside the VMs' callbacks and host calls, and
+/// [`Outcome::callbacks`] lists the callbacks; without one, that list is empty.
+///
+/// Errors are those of starting the plugins (a rejected configuration, a trap in
+/// `proxy_on_vm_start`); traps during the steps are part of the outcome.
 pub fn run_exchange(
     host: &PluginHost,
     embedder: &ScriptedEmbedder,
     code: &Arc<CompiledModule>,
     exchange: &Exchange,
 ) -> Result<Outcome, Error> {
-    let plugin_vm = host.add_plugin(code, exchange.vm.clone(), exchange.plugin.clone())?;
-    let mut worker: WorkerVm = plugin_vm.worker()?;
-    worker.vm().set_tracing(true);
-    let mut memory = MemoryStream::new();
-    memory.properties.extend(exchange.properties.iter().cloned());
-    let stream = worker.create_http_stream(&exchange.plugin.root_id, Box::new(memory))?;
-    let mut out = Outcome::default();
+    for (path, value) in &exchange.properties {
+        embedder.set_property(path, value);
+    }
+    host.services().register_foreign_function(ECHO_FUNCTION, Arc::new(|args: &[u8]| Ok(args.to_vec())));
+    // Without the host's trace, notes go to one nobody reads.
+    let trace = host.trace().cloned().unwrap_or_default();
+    let mut run = Run {
+        exchange,
+        embedder,
+        trace,
+        workers: Vec::new(),
+        stream: None,
+        effects_seen: 0,
+        callouts_seen: 0,
+        grpc_seen: 0,
+        grpc_open: VecDeque::new(),
+        out: Outcome::default(),
+    };
+    let plugins = std::iter::once((&exchange.plugin, &exchange.vm)).chain(exchange.others.iter().map(|(p, v)| (p, v)));
+    for (plugin, vm) in plugins {
+        let plugin_vm = host.add_plugin(code, vm.clone(), plugin.clone())?;
+        run.workers.push(plugin_vm.worker()?);
+    }
     for (i, step) in exchange.steps.iter().enumerate() {
-        let vm = worker.vm_of(stream).ok_or(Error::BadContext(stream.id))?;
-        let s = vm.memory_stream(stream.id).ok_or(Error::BadContext(stream.id))?;
-        if s.local_reply().is_some() {
-            // A local reply ended the stream: later stream data never reaches the plugin.
-            if !matches!(step, Step::HttpCallResponse { .. } | Step::Tick) {
-                continue;
-            }
-        }
-        let action = match step {
-            Step::RequestHeaders { headers, end_of_stream } => {
-                s.request_headers = map(headers);
-                Some(vm.on_request_headers(stream.id, *end_of_stream)?)
-            }
-            Step::RequestBody { body, end_of_stream } => {
-                s.request_body.extend_from_slice(body);
-                Some(vm.on_request_body(stream.id, *end_of_stream)?)
-            }
-            Step::RequestTrailers(t) => {
-                s.request_trailers = map(t);
-                Some(vm.on_request_trailers(stream.id)?)
-            }
-            Step::ResponseHeaders { headers, end_of_stream } => {
-                s.response_headers = map(headers);
-                let a = vm.on_response_headers(stream.id, *end_of_stream)?;
-                if let Some(s) = vm.memory_stream(stream.id) {
-                    s.response_started = a == Action::Continue;
-                }
-                Some(a)
-            }
-            Step::ResponseBody { body, end_of_stream } => {
-                s.response_body.extend_from_slice(body);
-                Some(vm.on_response_body(stream.id, *end_of_stream)?)
-            }
-            Step::ResponseTrailers(t) => {
-                s.response_trailers = map(t);
-                Some(vm.on_response_trailers(stream.id)?)
-            }
-            Step::HttpCallResponse { headers, body, trailers } => {
-                if let Some((_, id)) = embedder.take_pending_call() {
-                    let response = HttpCallResponse { headers: map(headers), body: body.clone(), trailers: map(trailers) };
-                    // A trap here is recorded as the VM's failure below.
-                    let _ = vm.on_http_call_response(id, Ok(response));
-                }
-                None
-            }
-            Step::Tick => {
-                for (_, root, period) in vm.roots() {
-                    if period > 0 {
-                        let _ = vm.on_tick(root);
-                    }
-                }
-                None
-            }
-        };
-        if let Some(a) = action {
-            out.actions.push((i, a));
-        }
-        if !vm.is_failed() {
-            let _ = vm.deliver();
-        }
+        run.trace.note(step.describe());
+        run.step(i, step)?;
+        run.after_step();
     }
-    let in_current = worker.vm().token() == stream.vm;
-    let vm = worker.vm_of(stream).ok_or(Error::BadContext(stream.id))?;
-    out.trap = vm.failure().map(|t| t.to_string());
-    if !in_current {
-        // A retired (failed) VM makes no more callbacks and is dropped with its last stream.
-        out.callbacks = vm.take_trace();
-    }
-    let mut data = worker.finish_stream(stream)?;
-    if in_current {
-        out.callbacks = worker.vm().take_trace();
-    }
-    if let Some(m) = data.as_any_mut().downcast_mut::<MemoryStream>() {
-        out.stream = std::mem::take(m);
-    }
-    out.local_reply = out.stream.local_reply().cloned();
+    run.finish()?;
+    let mut out = run.out;
     out.callouts = embedder.http_calls();
+    out.grpc_calls = embedder.grpc_calls();
     out.logs = embedder.logs();
     out.metrics = host.services().metrics();
+    out.callbacks = run.trace.callbacks();
     Ok(out)
+}
+
+impl Run<'_> {
+    /// The VM with this token among every worker's current and retired VMs.
+    fn vm(&mut self, token: VmToken) -> Option<&mut Vm> {
+        self.workers.iter_mut().find_map(|w| w.vm_with(token))
+    }
+
+    /// The current stream, created (HTTP, or TCP for `tcp`) if there is none.
+    fn stream(&mut self, tcp: bool) -> Result<StreamRef, Error> {
+        if let Some(s) = self.stream {
+            return Ok(s);
+        }
+        let mut memory = MemoryStream::new();
+        memory.properties.extend(self.exchange.properties.iter().cloned());
+        let root_id = &self.exchange.plugin.root_id;
+        let worker = &mut self.workers[0];
+        let (s, action) = if tcp {
+            let (s, action) = worker.create_tcp_stream(root_id, Box::new(memory))?;
+            (s, Some(action))
+        } else {
+            (worker.create_http_stream(root_id, Box::new(memory))?, None)
+        };
+        self.stream = Some(s);
+        self.effects_seen = 0;
+        if let Some(action) = action {
+            self.trace.note(format!("< {}", action.name()));
+        }
+        Ok(s)
+    }
+
+    fn step(&mut self, index: usize, step: &Step) -> Result<(), Error> {
+        if step.is_stream_step() {
+            let s = self.stream(matches!(step, Step::NewConnection))?;
+            let vm = self.vm(s.vm).ok_or(Error::BadContext(s.id))?;
+            let memory = vm.memory_stream(s.id).ok_or(Error::BadContext(s.id))?;
+            if memory.local_reply().is_some() {
+                // A local reply ended the stream: later stream data never reaches the plugin.
+                self.trace.note("(the stream has ended with a local reply)");
+                return Ok(());
+            }
+            let action = match step {
+                Step::RequestHeaders { headers, end_of_stream } => {
+                    memory.request_headers = map(headers);
+                    Some(vm.on_request_headers(s.id, *end_of_stream)?)
+                }
+                Step::RequestBody { body, end_of_stream } => {
+                    memory.request_body.extend_from_slice(body);
+                    Some(vm.on_request_body(s.id, *end_of_stream)?)
+                }
+                Step::RequestTrailers(t) => {
+                    memory.request_trailers = map(t);
+                    Some(vm.on_request_trailers(s.id)?)
+                }
+                Step::ResponseHeaders { headers, end_of_stream } => {
+                    memory.response_headers = map(headers);
+                    let a = vm.on_response_headers(s.id, *end_of_stream)?;
+                    if let Some(m) = vm.memory_stream(s.id) {
+                        m.response_started = a == Action::Continue;
+                    }
+                    Some(a)
+                }
+                Step::ResponseBody { body, end_of_stream } => {
+                    memory.response_body.extend_from_slice(body);
+                    Some(vm.on_response_body(s.id, *end_of_stream)?)
+                }
+                Step::ResponseTrailers(t) => {
+                    memory.response_trailers = map(t);
+                    Some(vm.on_response_trailers(s.id)?)
+                }
+                // The connection was opened by `stream` above.
+                Step::NewConnection => None,
+                Step::DownstreamData { data, end_of_stream } => {
+                    memory.downstream_data.extend_from_slice(data);
+                    Some(vm.on_downstream_data(s.id, *end_of_stream)?)
+                }
+                Step::UpstreamData { data, end_of_stream } => {
+                    memory.upstream_data.extend_from_slice(data);
+                    Some(vm.on_upstream_data(s.id, *end_of_stream)?)
+                }
+                Step::DownstreamClose(peer) => {
+                    vm.on_downstream_close(s.id, *peer)?;
+                    None
+                }
+                Step::UpstreamClose(peer) => {
+                    vm.on_upstream_close(s.id, *peer)?;
+                    None
+                }
+                _ => None,
+            };
+            if let Some(a) = action {
+                self.trace.note(format!("< {}", a.name()));
+                self.out.actions.push((index, a));
+            }
+            return Ok(());
+        }
+        match step {
+            Step::Finish => self.finish_stream()?,
+            Step::HttpCallResponse { headers, body, trailers } => {
+                let response = HttpCallResponse { headers: map(headers), body: body.clone(), trailers: map(trailers) };
+                self.answer_http_call(Ok(response));
+            }
+            Step::HttpCallFailure(reason) => self.answer_http_call(Err(reason.clone())),
+            Step::GrpcInitialMetadata(_) | Step::GrpcMessage(_) | Step::GrpcTrailingMetadata(_) | Step::GrpcClose { .. } => {
+                self.answer_grpc(step)
+            }
+            Step::Tick => {
+                for w in 0..self.workers.len() {
+                    let vm = self.workers[w].vm();
+                    for (_, root, period) in vm.roots() {
+                        if period > 0 {
+                            note_error(&self.trace, vm.on_tick(root));
+                        }
+                    }
+                }
+            }
+            Step::ForeignFunction { function_id, arguments } => {
+                let root_id = self.exchange.plugin.root_id.clone();
+                let vm = self.workers[0].vm();
+                let root = vm.root_context(&root_id).ok_or_else(|| Error::UnknownRoot(root_id.clone()))?;
+                let result = vm.on_foreign_function(root, *function_id, arguments.clone());
+                note_error(&self.trace, result);
+            }
+            Step::Shutdown => {
+                self.finish_stream()?;
+                for w in 0..self.workers.len() {
+                    let result = self.workers[w].vm().shutdown();
+                    match result {
+                        Ok(true) => self.trace.note("< every root context is gone"),
+                        Ok(false) => self.trace.note("< a root context waits for proxy_done"),
+                        Err(e) => note_error::<()>(&self.trace, Err(e)),
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn answer_http_call(&mut self, response: Result<HttpCallResponse, String>) {
+        let Some((token, id)) = self.embedder.take_pending_call() else {
+            self.trace.note("(no HTTP callout is pending)");
+            return;
+        };
+        let result = match self.vm(token) {
+            Some(vm) => vm.on_http_call_response(id, response),
+            None => Err(Error::UnknownCall(id)),
+        };
+        note_error(&self.trace, result);
+    }
+
+    fn answer_grpc(&mut self, step: &Step) {
+        let Some(&(token, id)) = self.grpc_open.front() else {
+            self.trace.note("(no gRPC call is open)");
+            return;
+        };
+        if matches!(step, Step::GrpcClose { .. }) {
+            self.grpc_open.pop_front();
+        }
+        let Some(vm) = self.vm(token) else { return };
+        let result = match step {
+            Step::GrpcInitialMetadata(m) => vm.on_grpc_receive_initial_metadata(id, map(m)),
+            Step::GrpcMessage(m) => vm.on_grpc_receive(id, m.clone()),
+            Step::GrpcTrailingMetadata(m) => vm.on_grpc_receive_trailing_metadata(id, map(m)),
+            Step::GrpcClose { status, message } => vm.on_grpc_close(id, *status, message.clone().into_bytes()),
+            _ => Ok(()),
+        };
+        note_error(&self.trace, result);
+    }
+
+    /// After each step: notes the current stream's new effects and the callouts sent, and
+    /// delivers queue notifications to every VM.
+    fn after_step(&mut self) {
+        self.note_effects();
+        let calls = self.embedder.http_calls();
+        for call in &calls[self.callouts_seen.min(calls.len())..] {
+            self.trace.note(format!(
+                "< http_call {} upstream={} headers={} body={} trailers={} timeout_ms={}",
+                call.id,
+                crate::trace::bytes_text(call.upstream.as_bytes()),
+                trace_map(&call.headers),
+                crate::trace::bytes_text(&call.body),
+                trace_map(&call.trailers),
+                call.timeout_ms
+            ));
+        }
+        self.callouts_seen = calls.len();
+        let grpc = self.embedder.grpc_calls();
+        for call in &grpc[self.grpc_seen.min(grpc.len())..] {
+            self.trace.note(format!(
+                "< grpc_{} {} upstream={} service={} method={} metadata={}{}",
+                if call.message.is_some() { "call" } else { "stream" },
+                call.id,
+                crate::trace::bytes_text(call.upstream.as_bytes()),
+                crate::trace::bytes_text(call.service.as_bytes()),
+                crate::trace::bytes_text(call.method.as_bytes()),
+                trace_map(&call.metadata),
+                call.message.as_ref().map_or(String::new(), |m| format!(" message={}", crate::trace::bytes_text(m))),
+            ));
+            self.grpc_open.push_back((call.vm, call.id));
+        }
+        self.grpc_seen = grpc.len();
+        for w in 0..self.workers.len() {
+            let vm = self.workers[w].vm();
+            if !vm.is_failed() {
+                let result = vm.deliver();
+                note_error(&self.trace, result);
+            }
+        }
+        // Callouts of a VM that failed meanwhile are dropped: forget them.
+        let failed: Vec<VmToken> = self.workers.iter_mut().filter_map(|w| w.vm().is_failed().then(|| w.vm().token())).collect();
+        self.grpc_open.retain(|(vm, _)| !failed.contains(vm));
+    }
+
+    /// Notes the current stream's effects not noted yet.
+    fn note_effects(&mut self) {
+        let Some(s) = self.stream else { return };
+        let (trace, seen) = (self.trace.clone(), &mut self.effects_seen);
+        let seen_now = *seen;
+        let Some(memory) = self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).and_then(|vm| vm.memory_stream(s.id))
+        else {
+            return;
+        };
+        self.effects_seen = note_new_effects(&trace, seen_now, &memory.effects);
+    }
+
+    /// Ends the current stream, if any, noting its final state.
+    fn finish_stream(&mut self) -> Result<(), Error> {
+        let Some(s) = self.stream.take() else { return Ok(()) };
+        let trap = self.vm(s.vm).and_then(|vm| vm.failure().map(|t| t.to_string()));
+        if trap.is_some() {
+            self.out.trap = trap;
+        }
+        let worker = self.workers.iter_mut().find(|w| w.owns(s.vm)).ok_or(Error::BadContext(s.id))?;
+        let mut data = worker.finish_stream(s)?;
+        if let Some(m) = data.as_any_mut().downcast_mut::<MemoryStream>() {
+            // Effects of proxy_on_done, proxy_on_log and proxy_on_delete.
+            note_new_effects(&self.trace, self.effects_seen, &m.effects);
+            self.out.stream = std::mem::take(m);
+        }
+        self.out.local_reply = self.out.stream.local_reply().cloned();
+        Ok(())
+    }
+
+    /// The end of the exchange: the stream ends if still open, and a failure of any VM is
+    /// reported.
+    fn finish(&mut self) -> Result<(), Error> {
+        if self.stream.is_some() {
+            self.trace.note("> end of exchange");
+            self.finish_stream()?;
+        }
+        if self.out.trap.is_none() {
+            self.out.trap = self.workers.iter_mut().find_map(|w| w.vm().failure().map(|t| t.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// Notes an error of the host API (a failed VM refusing a callback, a trap) in the trace.
+fn note_error<T>(trace: &Trace, result: Result<T, Error>) {
+    if let Err(e) = result {
+        trace.note(format!("< error: {}", transcript_error(&e)));
+    }
+}
+
+/// Notes `effects[seen..]` and returns how many effects are noted now.
+fn note_new_effects(trace: &Trace, seen: usize, effects: &[StreamEffect]) -> usize {
+    for effect in effects.get(seen..).unwrap_or_default() {
+        trace.note(effect_text(effect));
+    }
+    effects.len()
+}
+
+/// A stream effect as the transcript shows it.
+fn effect_text(effect: &StreamEffect) -> String {
+    match effect {
+        StreamEffect::Continue(t) => format!("< effect: continue {}", t.name()),
+        StreamEffect::Close(t) => format!("< effect: close {}", t.name()),
+        StreamEffect::ClearRouteCache => "< effect: clear route cache".to_string(),
+        StreamEffect::LocalReply(r) => format!(
+            "< effect: local reply {} details={} body={} headers={}{}",
+            r.status,
+            crate::trace::bytes_text(r.details.as_bytes()),
+            crate::trace::bytes_text(&r.body),
+            trace_map(&r.headers),
+            r.grpc_status.map_or(String::new(), |g| format!(" grpc_status={g}")),
+        ),
+    }
+}
+
+/// An error as a transcript shows it: the same on every engine (a trap by its kind and
+/// callback, not the engine's message).
+pub fn transcript_error(error: &Error) -> String {
+    match error {
+        Error::Trap { callback, trap } => format!("trapped in {callback} ({})", crate::trace::trap_text(trap)),
+        Error::Compile { .. } => "not a valid Wasm module".to_string(),
+        Error::Instantiate { .. } => "could not instantiate the module".to_string(),
+        Error::VmFailed(_) => "the VM has failed".to_string(),
+        other => other.to_string(),
+    }
 }
 
 impl Outcome {
     /// Whether the plugin resumed `direction` with `proxy_continue_stream` (or 0.1.0's
     /// `proxy_continue_request` / `proxy_continue_response`).
     pub fn continued(&self, direction: abi::StreamType) -> bool {
-        self.stream.effects.iter().any(|e| *e == StreamEffect::Continue(direction))
+        self.stream.effects.contains(&StreamEffect::Continue(direction))
     }
 }

@@ -90,10 +90,13 @@ struct Metric {
     samples: Mutex<Vec<u64>>,
 }
 
+/// Shared data: (vm_id, key) -> (value, cas).
+type SharedData = HashMap<(String, Vec<u8>), (Vec<u8>, u32)>;
+
 /// Shared data, queues, metrics and foreign functions. One per [`PluginHost`](crate::PluginHost).
 #[derive(Default)]
 pub struct Services {
-    shared: Mutex<HashMap<(String, Vec<u8>), (Vec<u8>, u32)>>,
+    shared: Mutex<SharedData>,
     cas: AtomicU32,
     queues: Mutex<QueueTable>,
     metrics: RwLock<MetricTable>,

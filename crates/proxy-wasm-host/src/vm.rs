@@ -31,29 +31,11 @@ pub struct HttpCallResponse {
 pub struct Vm {
     instance: Box<dyn Instance>,
     engine: &'static str,
+    token: VmToken,
     failure: Option<Trap>,
     /// Root id -> root context id, in start order.
     roots: Vec<(String, u32)>,
     next_context: u32,
-    trace: Option<Vec<CallbackRecord>>,
-}
-
-/// One callback the host made, recorded when tracing is on ([`Vm::set_tracing`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CallbackRecord {
-    /// The callback.
-    pub callback: Callback,
-    /// The context it was called on (0 for start functions).
-    pub context_id: u32,
-    /// Its arguments after the context id.
-    pub args: Vec<u64>,
-    /// Its result (0 when it has none), or the trap message.
-    pub result: Result<u64, String>,
-}
-
-/// Whether a callback's first parameter is the context id.
-fn takes_context(callback: Callback) -> bool {
-    callback.info().params.first().is_some_and(|p| p.kind == abi::Kind::Ctx)
 }
 
 /// The reply a fail-closed plugin's streams get when its VM fails.
@@ -71,7 +53,9 @@ impl Vm {
     /// Wraps a fresh instance and runs its start functions: `_initialize` (then `main` if
     /// exported), or `_start` when there is no `_initialize`.
     pub fn start(instance: Box<dyn Instance>, engine: &'static str) -> Result<Vm, Error> {
-        let mut vm = Vm { instance, engine, failure: None, roots: Vec::new(), next_context: 0, trace: None };
+        let mut instance = instance;
+        let token = instance.host().token;
+        let mut vm = Vm { instance, engine, token, failure: None, roots: Vec::new(), next_context: 0 };
         if vm.instance.has(Callback::Initialize) {
             vm.call_checked(Callback::Initialize, 0, &[])?;
             if vm.instance.has(Callback::Main) {
@@ -83,24 +67,14 @@ impl Vm {
         Ok(vm)
     }
 
-    /// Turns callback tracing on or off (off by default: it allocates per call).
-    pub fn set_tracing(&mut self, on: bool) {
-        self.trace = if on { Some(self.trace.take().unwrap_or_default()) } else { None };
-    }
-
-    /// The callbacks recorded since the last call, when tracing is on.
-    pub fn take_trace(&mut self) -> Vec<CallbackRecord> {
-        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
-    }
-
     /// The engine's name.
     pub fn engine(&self) -> &'static str {
         self.engine
     }
 
     /// This VM's token (callouts carry it so answers can be routed back).
-    pub fn token(&mut self) -> VmToken {
-        self.instance.host().token
+    pub fn token(&self) -> VmToken {
+        self.token
     }
 
     /// The guest's ABI version.
@@ -157,16 +131,16 @@ impl Vm {
         if let Some(t) = &self.failure {
             return Err(Trap { kind: t.kind.clone(), message: format!("VM failed earlier: {}", t.message) });
         }
-        self.instance.host().call = CallState { callback: Some(callback), context_id, effective: context_id, data };
+        let host = self.instance.host();
+        host.call = CallState { callback: Some(callback), context_id, effective: context_id, data };
+        let trace = host.trace.clone().map(|t| {
+            let index = t.begin_callback(callback, context_id, args);
+            (t, index)
+        });
         let result = self.instance.call(callback, args);
         self.instance.host().call = CallState::default();
-        if let Some(trace) = &mut self.trace {
-            trace.push(CallbackRecord {
-                callback,
-                context_id,
-                args: args.iter().skip(usize::from(takes_context(callback))).copied().collect(),
-                result: result.as_ref().map(|v| *v).map_err(|t| t.to_string()),
-            });
+        if let Some((trace, index)) = trace {
+            trace.end_callback(index, &result);
         }
         match result {
             Ok(v) => {

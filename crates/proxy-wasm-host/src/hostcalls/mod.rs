@@ -53,8 +53,14 @@ macro_rules! define_entries {
         $(
             #[doc = concat!("`", stringify!($module), ".", stringify!($name), "`: see the ABI reference.")]
             #[inline]
+            #[allow(clippy::too_many_arguments)] // As many as the ABI function has.
             pub fn $name(cx: &mut dyn HostCx $(, $arg: abi::host_type!($kind))*) -> Result<i32, Trap> {
-                finish(imp::$name(cx $(, $arg)*))
+                if cx.host().trace.is_none() {
+                    return finish(imp::$name(cx $(, $arg)*));
+                }
+                // Every argument widened to u64 (signed ones sign-extended), for the trace.
+                let args: &[u64] = &[$($arg as u64),*];
+                crate::trace::traced_host_call(cx, stringify!($name), args, |cx| finish(imp::$name(cx $(, $arg)*)))
             }
         )*
     };
