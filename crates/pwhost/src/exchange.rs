@@ -1,0 +1,506 @@
+//! The exchange file: a plugin run against scripted steps, in YAML.
+//!
+//! ```yaml
+//! plugin:                      # all optional
+//!   name: authz                # plugin_name (default "plugin")
+//!   root_id: ""                # plugin_root_id
+//!   vm_id: ""                  # plugin_vm_id
+//!   configuration: "..."       # handed to proxy_on_configure
+//!   vm_configuration: "..."    # handed to proxy_on_vm_start
+//!   fail_open: false           # when the VM fails: go on unfiltered (true) or reply 503
+//!   environment: {KEY: value}  # what WASI environ_get shows
+//! limits:                      # optional
+//!   memory_bytes: 16777216     # linear memory at most
+//!   call_deadline_ms: 100      # CPU time per callback at most
+//! properties:                  # optional; segments joined by '.'
+//!   request.path: /a           # a string is its UTF-8 bytes
+//!   source.port: 8080          # an integer is 8 bytes little-endian, a boolean 1 byte
+//! others:                      # optional: more plugins of the same module, each in its own VM
+//!   - {name: consumer, vm_id: q, configuration: consumer}
+//! steps:
+//!   - request_headers: {":path": /a, x-a: "1"}   # or a list of [name, value] pairs
+//!   - request_body: hello
+//!     end_of_stream: true
+//!   - http_call_response: {headers: {":status": "200"}, body: ok}
+//!   - tick
+//! ```
+//!
+//! Steps: `request_headers`, `request_body`, `request_trailers`, `response_headers`,
+//! `response_body`, `response_trailers`, `new_connection`, `downstream_data`, `upstream_data`,
+//! `downstream_close`, `upstream_close` (a peer type: `LOCAL`, `REMOTE`, `UNKNOWN`; default
+//! `REMOTE`), `finish`, `http_call_response` (`headers`, `body`, `trailers`; it answers the
+//! oldest pending callout), `http_call_failure` (a reason), `grpc_initial_metadata`,
+//! `grpc_message`, `grpc_trailing_metadata`, `grpc_close` (`status`, `message`; these answer
+//! the oldest open gRPC call), `tick`, `foreign_function` (`function_id`, `arguments`) and
+//! `shutdown`. A step without input may be a bare name (`- tick`).
+//!
+//! `end_of_stream` may follow headers, body and data steps. Left out, headers end the stream
+//! unless a body or trailers of the same direction come later (before `finish`), and a body
+//! chunk ends it unless another chunk or trailers follow.
+
+use std::fmt;
+use std::time::Duration;
+
+use proxy_wasm_host::abi::PeerType;
+use proxy_wasm_host::scripted::{Exchange, Step};
+use proxy_wasm_host::{Limits, PluginInfo, VmConfig};
+use serde_norway::{Mapping, Value};
+
+/// What is wrong with an exchange file: one line naming the place and the problem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExchangeError(pub String);
+
+impl fmt::Display for ExchangeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ExchangeError {}
+
+type Result<T> = std::result::Result<T, ExchangeError>;
+
+fn err<T>(message: impl Into<String>) -> Result<T> {
+    Err(ExchangeError(message.into()))
+}
+
+/// The top-level keys of an exchange file.
+pub const KEYS: &[&str] = &["plugin", "limits", "properties", "others", "steps"];
+
+/// Parses an exchange file's text.
+pub fn parse(text: &str) -> Result<Exchange> {
+    let value: Value = serde_norway::from_str(text).map_err(|e| ExchangeError(format!("not valid YAML: {e}")))?;
+    match value {
+        Value::Mapping(m) => from_mapping(&m),
+        Value::Null => err("the exchange is empty: it needs at least `steps`"),
+        _ => err("the exchange must be a mapping with `steps` (and optionally `plugin`, `limits`, `properties`, `others`)"),
+    }
+}
+
+/// Builds an exchange from a parsed mapping that has only [`KEYS`].
+pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
+    for key in m.keys() {
+        let key = key_str(key)?;
+        if !KEYS.contains(&key) {
+            return err(format!("unknown key `{key}`; an exchange has {}", KEYS.join(", ")));
+        }
+    }
+    let mut exchange = Exchange::default();
+    if let Some(p) = m.get("plugin") {
+        let (plugin, vm) = plugin_section(p, "plugin")?;
+        exchange.plugin = plugin;
+        exchange.vm = vm;
+    } else {
+        exchange.plugin.name = "plugin".into();
+    }
+    if let Some(l) = m.get("limits") {
+        exchange.vm.limits = limits(l)?;
+    }
+    if let Some(p) = m.get("properties") {
+        exchange.properties = properties(p)?;
+    }
+    if let Some(o) = m.get("others") {
+        let Value::Sequence(others) = o else { return err("`others` must be a list of plugin sections") };
+        for (i, other) in others.iter().enumerate() {
+            let (plugin, mut vm) = plugin_section(other, &format!("others[{i}]"))?;
+            vm.limits = exchange.vm.limits;
+            exchange.others.push((plugin, vm));
+        }
+    }
+    match m.get("steps") {
+        Some(Value::Sequence(steps)) => exchange.steps = parse_steps(steps)?,
+        Some(Value::Null) | None => {}
+        Some(_) => return err("`steps` must be a list"),
+    }
+    Ok(exchange)
+}
+
+fn key_str(key: &Value) -> Result<&str> {
+    key.as_str().ok_or_else(|| ExchangeError(format!("keys must be strings, found {}", show(key))))
+}
+
+/// A short rendering of a YAML value for messages.
+fn show(value: &Value) -> String {
+    serde_norway::to_string(value).map_or_else(|_| "?".into(), |s| s.trim().replace('\n', " "))
+}
+
+/// A scalar as text: strings as they are, numbers and booleans as YAML writes them.
+fn text(value: &Value, what: &str) -> Result<String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        Value::Null => Ok(String::new()),
+        other => err(format!("{what} must be a string, found {}", show(other))),
+    }
+}
+
+fn boolean(value: &Value, what: &str) -> Result<bool> {
+    value.as_bool().ok_or_else(|| ExchangeError(format!("{what} must be true or false, found {}", show(value))))
+}
+
+fn unsigned(value: &Value, what: &str) -> Result<u64> {
+    value.as_u64().ok_or_else(|| ExchangeError(format!("{what} must be a non-negative integer, found {}", show(value))))
+}
+
+fn plugin_section(value: &Value, what: &str) -> Result<(PluginInfo, VmConfig)> {
+    let Value::Mapping(m) = value else { return err(format!("`{what}` must be a mapping")) };
+    let mut plugin = PluginInfo { name: "plugin".into(), ..Default::default() };
+    let mut vm = VmConfig::default();
+    for (key, v) in m {
+        let key = key_str(key)?;
+        let at = format!("`{what}.{key}`");
+        match key {
+            "name" => plugin.name = text(v, &at)?,
+            "root_id" => plugin.root_id = text(v, &at)?,
+            "vm_id" => plugin.vm_id = text(v, &at)?,
+            "configuration" => plugin.configuration = text(v, &at)?.into_bytes(),
+            "vm_configuration" => vm.configuration = text(v, &at)?.into_bytes(),
+            "fail_open" => plugin.fail_open = boolean(v, &at)?,
+            "environment" => {
+                let Value::Mapping(env) = v else { return err(format!("{at} must be a mapping")) };
+                for (k, val) in env {
+                    vm.environment.push((text(k, &at)?, text(val, &at)?));
+                }
+            }
+            other => {
+                return err(format!(
+                    "unknown key `{other}` in `{what}`; it has name, root_id, vm_id, configuration, vm_configuration, fail_open, environment"
+                ))
+            }
+        }
+    }
+    vm.vm_id = plugin.vm_id.clone();
+    Ok((plugin, vm))
+}
+
+fn limits(value: &Value) -> Result<Limits> {
+    let Value::Mapping(m) = value else { return err("`limits` must be a mapping") };
+    let mut limits = Limits::default();
+    for (key, v) in m {
+        match key_str(key)? {
+            "memory_bytes" => limits.max_memory_bytes = unsigned(v, "`limits.memory_bytes`")?,
+            "call_deadline_ms" => {
+                limits.call_deadline = Some(Duration::from_millis(unsigned(v, "`limits.call_deadline_ms`")?))
+            }
+            other => return err(format!("unknown key `{other}` in `limits`; it has memory_bytes, call_deadline_ms")),
+        }
+    }
+    Ok(limits)
+}
+
+/// Properties: dotted paths to values, as the host stores them (segments joined by 0 bytes).
+fn properties(value: &Value) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let Value::Mapping(m) = value else { return err("`properties` must be a mapping of path to value") };
+    let mut out = Vec::new();
+    for (key, v) in m {
+        let path = key_str(key)?;
+        let bytes = match v {
+            Value::String(s) => s.clone().into_bytes(),
+            Value::Bool(b) => vec![u8::from(*b)],
+            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => i.to_le_bytes().to_vec(),
+                (None, Some(u)) => u.to_le_bytes().to_vec(),
+                _ => return err(format!("property `{path}`: {n} is not an integer")),
+            },
+            other => return err(format!("property `{path}` must be a string, integer or boolean, found {}", show(other))),
+        };
+        out.push((path.replace('.', "\0").into_bytes(), bytes));
+    }
+    Ok(out)
+}
+
+/// Headers as a mapping (`{name: value}`) or a list of `[name, value]` pairs.
+fn headers(value: &Value, what: &str) -> Result<Vec<(String, String)>> {
+    match value {
+        Value::Null => Ok(Vec::new()),
+        Value::Mapping(m) => m.iter().map(|(k, v)| Ok((text(k, what)?, text(v, what)?))).collect(),
+        Value::Sequence(pairs) => pairs
+            .iter()
+            .map(|pair| match pair {
+                Value::Sequence(kv) if kv.len() == 2 => Ok((text(&kv[0], what)?, text(&kv[1], what)?)),
+                other => err(format!("{what}: each pair must be [name, value], found {}", show(other))),
+            })
+            .collect(),
+        other => err(format!("{what} must be a mapping or a list of [name, value] pairs, found {}", show(other))),
+    }
+}
+
+/// A step as written: its name, its input, and an explicit `end_of_stream`.
+struct RawStep<'a> {
+    name: &'a str,
+    input: &'a Value,
+    end_of_stream: Option<bool>,
+}
+
+const STEP_NAMES: &[&str] = &[
+    "request_headers",
+    "request_body",
+    "request_trailers",
+    "response_headers",
+    "response_body",
+    "response_trailers",
+    "new_connection",
+    "downstream_data",
+    "upstream_data",
+    "downstream_close",
+    "upstream_close",
+    "finish",
+    "http_call_response",
+    "http_call_failure",
+    "grpc_initial_metadata",
+    "grpc_message",
+    "grpc_trailing_metadata",
+    "grpc_close",
+    "tick",
+    "foreign_function",
+    "shutdown",
+];
+
+static NULL: Value = Value::Null;
+
+fn raw_step(value: &Value) -> Result<RawStep<'_>> {
+    match value {
+        Value::String(name) => Ok(RawStep { name, input: &NULL, end_of_stream: None }),
+        Value::Mapping(m) => {
+            let mut step = None;
+            let mut end_of_stream = None;
+            for (key, v) in m {
+                match key_str(key)? {
+                    "end_of_stream" => end_of_stream = Some(boolean(v, "`end_of_stream`")?),
+                    name if step.is_none() => step = Some((name, v)),
+                    name => {
+                        return err(format!(
+                            "a step has one name (and maybe end_of_stream), found `{}` and `{name}`",
+                            step.map_or("", |(n, _)| n)
+                        ))
+                    }
+                }
+            }
+            let Some((name, input)) = step else { return err("a step needs a name, for example `tick`") };
+            Ok(RawStep { name, input, end_of_stream })
+        }
+        other => err(format!("a step is a name or a mapping, found {}", show(other))),
+    }
+}
+
+fn parse_steps(values: &[Value]) -> Result<Vec<Step>> {
+    let raw: Vec<RawStep<'_>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| raw_step(v).map_err(|e| ExchangeError(format!("step {}: {e}", i + 1))))
+        .collect::<Result<_>>()?;
+    raw.iter()
+        .enumerate()
+        .map(|(i, step)| {
+            to_step(step, &raw[i + 1..]).map_err(|e| ExchangeError(format!("step {} (`{}`): {e}", i + 1, step.name)))
+        })
+        .collect()
+}
+
+/// Whether data of the same direction as `direction` follows in `later` before the stream
+/// ends: what a left-out `end_of_stream` is inferred from.
+fn more_follows(later: &[RawStep<'_>], following: &[&str]) -> bool {
+    later.iter().take_while(|s| s.name != "finish" && s.name != "shutdown").any(|s| following.contains(&s.name))
+}
+
+fn to_step(step: &RawStep<'_>, later: &[RawStep<'_>]) -> Result<Step> {
+    let input = step.input;
+    let what = "the input";
+    let eos = |following: &[&str]| step.end_of_stream.unwrap_or_else(|| !more_follows(later, following));
+    let takes_eos = matches!(
+        step.name,
+        "request_headers" | "request_body" | "response_headers" | "response_body" | "downstream_data" | "upstream_data"
+    );
+    if step.end_of_stream.is_some() && !takes_eos {
+        return err("only headers, body and data steps take `end_of_stream`");
+    }
+    let peer = |default: PeerType| -> Result<PeerType> {
+        match input {
+            Value::Null => Ok(default),
+            v => {
+                let name = text(v, what)?;
+                PeerType::from_name(&name)
+                    .ok_or_else(|| ExchangeError(format!("`{name}` is not a peer type (LOCAL, REMOTE, UNKNOWN)")))
+            }
+        }
+    };
+    let body = || -> Result<Vec<u8>> { Ok(text(input, what)?.into_bytes()) };
+    let field = |m: &Mapping, key: &str| m.get(key).cloned().unwrap_or(Value::Null);
+    let fields = |allowed: &[&str]| -> Result<Mapping> {
+        match input {
+            Value::Null => Ok(Mapping::new()),
+            Value::Mapping(m) => {
+                for key in m.keys() {
+                    let key = key_str(key)?;
+                    if !allowed.contains(&key) {
+                        return err(format!("unknown key `{key}`; it has {}", allowed.join(", ")));
+                    }
+                }
+                Ok(m.clone())
+            }
+            other => err(format!("expected a mapping with {}, found {}", allowed.join(", "), show(other))),
+        }
+    };
+    Ok(match step.name {
+        "request_headers" => Step::RequestHeaders {
+            headers: headers(input, what)?,
+            end_of_stream: eos(&["request_body", "request_trailers"]),
+        },
+        "request_body" => Step::RequestBody { body: body()?, end_of_stream: eos(&["request_body", "request_trailers"]) },
+        "request_trailers" => Step::RequestTrailers(headers(input, what)?),
+        "response_headers" => Step::ResponseHeaders {
+            headers: headers(input, what)?,
+            end_of_stream: eos(&["response_body", "response_trailers"]),
+        },
+        "response_body" => {
+            Step::ResponseBody { body: body()?, end_of_stream: eos(&["response_body", "response_trailers"]) }
+        }
+        "response_trailers" => Step::ResponseTrailers(headers(input, what)?),
+        "new_connection" => Step::NewConnection,
+        "downstream_data" => Step::DownstreamData { data: body()?, end_of_stream: step.end_of_stream.unwrap_or(false) },
+        "upstream_data" => Step::UpstreamData { data: body()?, end_of_stream: step.end_of_stream.unwrap_or(false) },
+        "downstream_close" => Step::DownstreamClose(peer(PeerType::Remote)?),
+        "upstream_close" => Step::UpstreamClose(peer(PeerType::Remote)?),
+        "finish" => Step::Finish,
+        "http_call_response" => {
+            let m = fields(&["headers", "body", "trailers"])?;
+            Step::HttpCallResponse {
+                headers: headers(&field(&m, "headers"), "`headers`")?,
+                body: text(&field(&m, "body"), "`body`")?.into_bytes(),
+                trailers: headers(&field(&m, "trailers"), "`trailers`")?,
+            }
+        }
+        "http_call_failure" => Step::HttpCallFailure(match input {
+            Value::Null => "reset".into(),
+            v => text(v, what)?,
+        }),
+        "grpc_initial_metadata" => Step::GrpcInitialMetadata(headers(input, what)?),
+        "grpc_message" => Step::GrpcMessage(body()?),
+        "grpc_trailing_metadata" => Step::GrpcTrailingMetadata(headers(input, what)?),
+        "grpc_close" => {
+            let m = fields(&["status", "message"])?;
+            let status = match field(&m, "status") {
+                Value::Null => 0,
+                v => u32::try_from(unsigned(&v, "`status`")?).map_err(|_| ExchangeError("`status` is too large".into()))?,
+            };
+            Step::GrpcClose { status, message: text(&field(&m, "message"), "`message`")? }
+        }
+        "tick" => Step::Tick,
+        "foreign_function" => {
+            let m = fields(&["function_id", "arguments"])?;
+            let function_id = match field(&m, "function_id") {
+                Value::Null => 0,
+                v => u32::try_from(unsigned(&v, "`function_id`")?)
+                    .map_err(|_| ExchangeError("`function_id` is too large".into()))?,
+            };
+            Step::ForeignFunction { function_id, arguments: text(&field(&m, "arguments"), "`arguments`")?.into_bytes() }
+        }
+        "shutdown" => Step::Shutdown,
+        other => return err(format!("unknown step `{other}`; the steps are {}", STEP_NAMES.join(", "))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_full_exchange_parses() {
+        let e = parse(
+            r#"
+plugin: {name: authz, root_id: r, vm_id: v, configuration: cfg, vm_configuration: vmc, fail_open: true, environment: {A: "1"}}
+limits: {memory_bytes: 65536, call_deadline_ms: 50}
+properties: {request.path: /a, source.port: 8080, connection.mtls: true}
+others: [{name: consumer, vm_id: q}]
+steps:
+  - request_headers: {":path": /a, x-n: 7}
+  - request_body: hello
+  - request_body: world
+  - request_trailers: [[t, "1"]]
+  - response_headers: {":status": "200"}
+  - http_call_response: {headers: {":status": "200"}, body: ok}
+  - http_call_failure
+  - grpc_close: {status: 14, message: unavailable}
+  - foreign_function: {function_id: 3, arguments: xyz}
+  - downstream_close: LOCAL
+  - tick
+  - finish
+  - shutdown
+"#,
+        )
+        .unwrap();
+        assert_eq!(e.plugin.name, "authz");
+        assert_eq!(e.plugin.root_id, "r");
+        assert!(e.plugin.fail_open);
+        assert_eq!(e.vm.vm_id, "v");
+        assert_eq!(e.vm.configuration, b"vmc");
+        assert_eq!(e.vm.environment, vec![("A".to_string(), "1".to_string())]);
+        assert_eq!(e.vm.limits.max_memory_bytes, 65536);
+        assert_eq!(e.vm.limits.call_deadline, Some(Duration::from_millis(50)));
+        assert_eq!(e.others[0].0.name, "consumer");
+        assert_eq!(e.others[0].1.vm_id, "q");
+        assert_eq!(
+            e.properties,
+            vec![
+                (b"request\0path".to_vec(), b"/a".to_vec()),
+                (b"source\0port".to_vec(), 8080u64.to_le_bytes().to_vec()),
+                (b"connection\0mtls".to_vec(), vec![1]),
+            ]
+        );
+        assert_eq!(
+            e.steps,
+            vec![
+                Step::RequestHeaders { headers: pairs(&[(":path", "/a"), ("x-n", "7")]), end_of_stream: false },
+                Step::RequestBody { body: b"hello".to_vec(), end_of_stream: false },
+                Step::RequestBody { body: b"world".to_vec(), end_of_stream: false },
+                Step::RequestTrailers(pairs(&[("t", "1")])),
+                Step::ResponseHeaders { headers: pairs(&[(":status", "200")]), end_of_stream: true },
+                Step::HttpCallResponse { headers: pairs(&[(":status", "200")]), body: b"ok".to_vec(), trailers: vec![] },
+                Step::HttpCallFailure("reset".into()),
+                Step::GrpcClose { status: 14, message: "unavailable".into() },
+                Step::ForeignFunction { function_id: 3, arguments: b"xyz".to_vec() },
+                Step::DownstreamClose(PeerType::Local),
+                Step::Tick,
+                Step::Finish,
+                Step::Shutdown,
+            ]
+        );
+    }
+
+    #[test]
+    fn end_of_stream_is_inferred_per_stream_and_can_be_given() {
+        let e = parse("steps: [{request_headers: {}}, finish, {request_body: x}, {request_headers: {}, end_of_stream: false}]")
+            .unwrap();
+        assert!(matches!(e.steps[0], Step::RequestHeaders { end_of_stream: true, .. }), "finish ends the stream");
+        assert!(matches!(e.steps[2], Step::RequestBody { end_of_stream: true, .. }));
+        assert!(matches!(e.steps[3], Step::RequestHeaders { end_of_stream: false, .. }));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let cases = [
+            ("steps: [{request_hedaers: {}}]", "step 1 (`request_hedaers`): unknown step `request_hedaers`; the steps are request_headers"),
+            ("stpes: []", "unknown key `stpes`"),
+            ("steps: [tick: {}, 3]", "step 2: a step is a name or a mapping, found 3"),
+            ("steps: [{tick: null, end_of_stream: true}]", "only headers, body and data steps take `end_of_stream`"),
+            ("steps: [{request_headers: [[a]]}]", "each pair must be [name, value]"),
+            ("plugin: {nmae: x}", "unknown key `nmae` in `plugin`"),
+            ("limits: {memory_bytes: -1}", "`limits.memory_bytes` must be a non-negative integer, found -1"),
+            ("steps: [{downstream_close: SIDEWAYS}]", "`SIDEWAYS` is not a peer type"),
+            ("steps: [{grpc_close: {status: 1, why: x}}]", "unknown key `why`; it has status, message"),
+            ("steps: [{tick: x, finish: y}]", "a step has one name"),
+            ("[1, 2]", "the exchange must be a mapping"),
+            ("{", "not valid YAML"),
+            ("", "the exchange is empty"),
+        ];
+        for (text, expected) in cases {
+            let e = parse(text).err().unwrap_or_else(|| panic!("{text} parsed"));
+            assert!(e.to_string().contains(expected), "{text}: `{e}` lacks `{expected}`");
+        }
+    }
+}
