@@ -32,6 +32,9 @@ pub struct VmHost {
     pub(crate) wasi_line: [Vec<u8>; 2],
     /// Where callbacks and host calls are recorded, when tracing is on.
     pub(crate) trace: Option<TraceHandle>,
+    /// The allocator export engines call (`malloc`, else `proxy_on_memory_allocate`), as the
+    /// trace names it.
+    pub(crate) allocator: Callback,
 }
 
 /// The settings a [`VmHost`] is made with.
@@ -163,6 +166,7 @@ impl VmHost {
             next_callout: 0,
             wasi_line: [Vec::new(), Vec::new()],
             trace: None,
+            allocator: Callback::Malloc,
         }
     }
 

@@ -210,10 +210,11 @@ pub fn return_bytes(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64, data
 
 /// Calls the guest allocator through `cx`, recording the call when tracing is on.
 fn allocate(cx: &mut dyn HostCx, size: u64) -> Result<u64, Trap> {
-    let Some(trace) = cx.host().trace.clone() else { return cx.allocate(size) };
-    let index = trace.begin_alloc(size);
+    let host = cx.host();
+    let Some(trace) = host.trace.clone() else { return cx.allocate(size) };
+    let index = trace.begin_callback(host.allocator, 0, &[size]);
     let result = cx.allocate(size);
-    trace.end_alloc(index, &result);
+    trace.end_callback(index, &result);
     result
 }
 

@@ -120,6 +120,9 @@ fn make_vm(code: &CompiledModule, config: &VmConfig, env: &VmEnv, role: &str) ->
         env.services.clone(),
     );
     host.set_trace(env.trace.as_ref(), format!("{role}, vm_id {:?}", config.vm_id));
+    if !code.module.exports().iter().any(|e| e.name == "malloc") {
+        host.allocator = abi::Callback::OnMemoryAllocate;
+    }
     let instance = code.module.instantiate(host, &config.limits)?;
     Vm::start(instance, code.engine)
 }

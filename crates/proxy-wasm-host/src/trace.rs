@@ -3,7 +3,8 @@
 //!
 //! A trace records every callback the host makes (arguments and result), every host function a
 //! guest calls (arguments decoded from guest memory, the returned status and the values handed
-//! back), every call of the guest allocator from inside a host function, and lines an embedder
+//! back), every call of the guest allocator from inside a host function (as a callback: its
+//! result only says whether it gave an address), and lines an embedder
 //! adds ([`Trace::note`]: steps, effects). It never records pointer values or timings, so that
 //! the same exchange gives the same transcript on every engine, wasm32 or native.
 //!
@@ -48,7 +49,6 @@ struct Event {
 enum EventKind {
     Callback(CallbackRecord),
     HostCall { call: String, result: Option<String> },
-    Alloc { size: u64, result: Option<String> },
     Note(String),
 }
 
@@ -132,9 +132,6 @@ impl Trace {
                 EventKind::Note(line) => (line.clone(), None),
                 EventKind::HostCall { call, result } => {
                     (call.clone(), Some(result.clone().unwrap_or_else(|| "(did not return)".into())))
-                }
-                EventKind::Alloc { size, result } => {
-                    (format!("alloc({size})"), Some(result.clone().unwrap_or_else(|| "(did not return)".into())))
                 }
                 EventKind::Callback(record) => (render_callback(record), callback_result(record)),
             };
@@ -222,25 +219,6 @@ impl TraceHandle {
         let mut log = lock(&self.trace.log);
         log.depth = log.depth.saturating_sub(1);
         if let Some(Event { kind: EventKind::HostCall { result, .. }, .. }) = log.events.get_mut(index) {
-            *result = Some(text);
-        }
-    }
-
-    /// Records a call of the guest allocator and returns its index.
-    pub(crate) fn begin_alloc(&self, size: u64) -> usize {
-        self.push(EventKind::Alloc { size, result: None })
-    }
-
-    /// Records what the allocator call `index` answered.
-    pub(crate) fn end_alloc(&self, index: usize, result: &Result<u64, Trap>) {
-        let text = match result {
-            Ok(0) => "0".to_string(),
-            Ok(_) => "ok".to_string(),
-            Err(trap) => format!("trap: {}", trap_text(trap)),
-        };
-        let mut log = lock(&self.trace.log);
-        log.depth = log.depth.saturating_sub(1);
-        if let Some(Event { kind: EventKind::Alloc { result, .. }, .. }) = log.events.get_mut(index) {
             *result = Some(text);
         }
     }
@@ -544,7 +522,7 @@ mod tests {
         assert_eq!(
             trace.render(),
             "proxy_get_header_map_value(map_type=HTTP_REQUEST_HEADERS, key=\"x-a\")\n\
-             \x20 alloc(1) -> ok\n\
+             \x20 malloc(size=1) -> ok\n\
              \x20 => OK value=\"1\"\n\
              proxy_get_header_map_value(map_type=HTTP_REQUEST_HEADERS, key=\"x-\\0\\xff\") -> NOT_FOUND\n\
              proxy_get_header_map_value(map_type=9, key=<out of bounds: 4 bytes>) -> BAD_ARGUMENT\n\
@@ -562,7 +540,7 @@ mod tests {
         let bad = cx.put(1200, &[5, 0, 0, 0]);
         hostcalls::proxy_set_header_map_pairs(&mut cx, 0, bad.0, bad.1).unwrap();
         let rendered = trace.render();
-        assert!(rendered.contains("  alloc(1) -> trap: guest\n  => trap: guest\n"), "{rendered}");
+        assert!(rendered.contains("  malloc(size=1) -> trap: guest\n  => trap: guest\n"), "{rendered}");
         assert!(rendered.contains("map=<malformed map"), "{rendered}");
         assert!(rendered.ends_with("-> PARSE_FAILURE\n"), "{rendered}");
     }
@@ -582,8 +560,8 @@ mod tests {
         let b = trace.register_vm("b".into());
         trace.note("> step");
         let i = a.begin_callback(Callback::OnRequestHeaders, 2, &[2, 3, 1]);
-        let j = a.begin_alloc(4);
-        a.end_alloc(j, &Ok(0));
+        let j = a.begin_callback(Callback::OnMemoryAllocate, 0, &[4]);
+        a.end_callback(j, &Ok(0));
         a.end_callback(i, &Ok(1));
         let i = b.begin_callback(Callback::OnLog, 2, &[2]);
         b.end_callback(i, &Ok(0));
@@ -594,15 +572,16 @@ mod tests {
             "> step\n\
              [vm 1: a]\n\
              proxy_on_request_headers(context_id=2, num_headers=3, end_of_stream=true)\n\
-             \x20 alloc(4) -> 0\n\
+             \x20 proxy_on_memory_allocate(size=4) -> 0\n\
              \x20 => PAUSE\n\
              [vm 2: b]\n\
              proxy_on_log(context_id=2)\n\
              proxy_on_done(context_id=2) -> trap: deadline\n"
         );
         let records = trace.callbacks();
-        assert_eq!(records.len(), 3);
+        let names: Vec<_> = records.iter().map(|r| r.callback).collect();
+        assert_eq!(names, [Callback::OnRequestHeaders, Callback::OnMemoryAllocate, Callback::OnLog, Callback::OnDone]);
         assert_eq!(records[0].args, vec![3, 1]);
-        assert_eq!(records[2].result, Some(Err("deadline".into())));
+        assert_eq!(records[3].result, Some(Err("deadline".into())));
     }
 }
