@@ -82,7 +82,9 @@ pub(crate) struct StreamContext {
     pub phase: StreamPhase,
 }
 
-/// Which parts of a stream exist now; the host's access rules read it.
+/// Which parts of a stream exist now; the host's access rules read it. A body or data buffer
+/// is reachable during its own callback, then only while the plugin holds it (the callback
+/// paused and the direction was not resumed).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct StreamPhase {
     pub request_headers: bool,
@@ -95,6 +97,18 @@ pub(crate) struct StreamPhase {
     pub upstream_data: bool,
     /// A local reply was sent: the stream has ended.
     pub local_reply: bool,
+}
+
+impl StreamPhase {
+    /// The flag of a body or data buffer.
+    pub(crate) fn data_mut(&mut self, buffer: BufferType) -> &mut bool {
+        match buffer {
+            BufferType::HttpRequestBody => &mut self.request_body,
+            BufferType::HttpResponseBody => &mut self.response_body,
+            BufferType::DownstreamData => &mut self.downstream_data,
+            _ => &mut self.upstream_data,
+        }
+    }
 }
 
 /// Outstanding gRPC call or stream.

@@ -38,6 +38,10 @@ pub struct Vm {
     next_context: u32,
 }
 
+/// What `proxy_get_status` answers for a callout that failed without a response: Envoy's
+/// `BROKEN_CONNECTION` (11).
+pub const FAILED_CALLOUT_STATUS: u32 = 11;
+
 /// The reply a fail-closed plugin's streams get when its VM fails.
 pub fn vm_failed_reply() -> LocalReply {
     LocalReply {
@@ -391,7 +395,12 @@ impl Vm {
             }
         };
         let size = s.stream.buffer(buffer).map_or(0, |b| b.len()) as u64;
-        self.stream_callback(id, callback, &[u64::from(id), size, u64::from(end_of_stream)])
+        let action = self.stream_callback(id, callback, &[u64::from(id), size, u64::from(end_of_stream)])?;
+        // The data stays reachable after its callback only while the plugin holds it.
+        if let Ok(s) = self.stream_context(id) {
+            *s.phase.data_mut(buffer) = action == Action::Pause;
+        }
+        Ok(action)
     }
 
     /// A request body chunk arrived (the stream's request body holds everything buffered so
@@ -565,7 +574,8 @@ impl Vm {
 
     /// Answers the HTTP callout `call_id`: `proxy_on_http_call_response` on the context that
     /// made it, with the answer's maps and body readable. `Err(reason)` is a failed call (reset,
-    /// timeout): the plugin sees no headers, and `proxy_get_status` gives code 0 and the reason.
+    /// timeout): the plugin sees no headers, and `proxy_get_status` gives the reason with code 11
+    /// (`BROKEN_CONNECTION`), as Envoy does for a reset callout.
     pub fn on_http_call_response(&mut self, call_id: u32, response: Result<HttpCallResponse, String>) -> Result<(), Error> {
         let context = self.take_call(call_id, true)?;
         let (data, nh, nb, nt) = match response {
@@ -586,7 +596,7 @@ impl Vm {
                     headers: HeaderMap::new(),
                     body: Vec::new(),
                     trailers: HeaderMap::new(),
-                    status: 0,
+                    status: FAILED_CALLOUT_STATUS,
                     message: reason.into_bytes(),
                 };
                 (data, 0, 0, 0)

@@ -6,7 +6,7 @@
 //! answers to an effect (for example `Unimplemented` for a direction it cannot resume) is
 //! returned to the plugin.
 
-use abi::{Status, StreamType};
+use abi::{BufferType, Status, StreamType};
 
 use crate::host::StreamContext;
 use crate::{HeaderMap, HostCx, HostResult, LocalReply, StreamEffect};
@@ -24,7 +24,16 @@ fn stream(cx: &mut dyn HostCx, tcp: bool) -> Result<&mut StreamContext, Status> 
 fn direction(cx: &mut dyn HostCx, stream_type: u32, effect: fn(StreamType) -> StreamEffect) -> HostResult {
     let t = StreamType::from_raw(stream_type).ok_or(Status::BadArgument)?;
     let tcp = matches!(t, StreamType::Downstream | StreamType::Upstream);
-    stream(cx, tcp)?.stream.effect(effect(t))?;
+    let s = stream(cx, tcp)?;
+    s.stream.effect(effect(t))?;
+    // Resumed or reset, the direction's buffered data is no longer the plugin's to read.
+    let buffer = match t {
+        StreamType::HttpRequest => BufferType::HttpRequestBody,
+        StreamType::HttpResponse => BufferType::HttpResponseBody,
+        StreamType::Downstream => BufferType::DownstreamData,
+        StreamType::Upstream => BufferType::UpstreamData,
+    };
+    *s.phase.data_mut(buffer) = false;
     Ok(())
 }
 
