@@ -109,12 +109,14 @@ pub fn fd_read(_cx: &mut dyn HostCx, _fd: u32, _iovs_ptr: u64, _iovs_len: u64, _
     Err(Errno::Nosys.into())
 }
 
-/// `fd_seek`: no fd can seek; [`Errno::Badf`].
+/// `fd_seek`: no fd can seek; [`Errno::Badf`]. (The C++ host answers success without writing
+/// the new offset, and logs an error; an error code is the honest answer.)
 pub fn fd_seek(_cx: &mut dyn HostCx, _fd: u32, _offset: i64, _whence: u32, _return_offset: u64) -> HostResult {
     Err(Errno::Badf.into())
 }
 
-/// `fd_close`: no fd can be closed; [`Errno::Badf`].
+/// `fd_close`: no fd can be closed; [`Errno::Badf`]. (The C++ host answers success and logs an
+/// error.)
 pub fn fd_close(_cx: &mut dyn HostCx, _fd: u32) -> HostResult {
     Err(Errno::Badf.into())
 }
@@ -141,9 +143,10 @@ pub fn fd_prestat_get(_cx: &mut dyn HostCx, _fd: u32, _return_prestat: u64) -> H
     Err(Errno::Badf.into())
 }
 
-/// `fd_prestat_dir_name`: there are no preopened directories; [`Errno::Badf`].
+/// `fd_prestat_dir_name`: there are no preopened directories; [`Errno::Nosys`], as the C++
+/// host answers.
 pub fn fd_prestat_dir_name(_cx: &mut dyn HostCx, _fd: u32, _path_ptr: u64, _path_len: u64) -> HostResult {
-    Err(Errno::Badf.into())
+    Err(Errno::Nosys.into())
 }
 
 /// `fd_filestat_get`: no fd is a file; [`Errno::Badf`].
@@ -168,7 +171,7 @@ pub fn path_open(
     Err(Errno::Noent.into())
 }
 
-/// `path_filestat_get`: there is no file system; [`Errno::Noent`].
+/// `path_filestat_get`: there is no file system; [`Errno::Notsup`], as the C++ host answers.
 pub fn path_filestat_get(
     _cx: &mut dyn HostCx,
     _fd: u32,
@@ -177,7 +180,7 @@ pub fn path_filestat_get(
     _path_len: u64,
     _return_stat: u64,
 ) -> HostResult {
-    Err(Errno::Noent.into())
+    Err(Errno::Notsup.into())
 }
 
 /// `clock_time_get`: the embedder's wall clock (REALTIME) or monotonic clock (MONOTONIC) in
@@ -474,7 +477,7 @@ mod tests {
             (
                 "fd_prestat_dir_name",
                 fd_prestat_dir_name(&mut cx, 3, RET_SCALAR, 4),
-                Errno::Badf,
+                Errno::Nosys,
             ),
             ("fd_filestat_get", fd_filestat_get(&mut cx, 1, RET_SCALAR), Errno::Badf),
             (
@@ -485,7 +488,7 @@ mod tests {
             (
                 "path_filestat_get",
                 path_filestat_get(&mut cx, 3, 0, DATA, 4, RET_SCALAR),
-                Errno::Noent,
+                Errno::Notsup,
             ),
             ("sched_yield", sched_yield(&mut cx), Errno::Success),
             ("args_get", args_get(&mut cx, RET_PTR, RET_SIZE), Errno::Success),
