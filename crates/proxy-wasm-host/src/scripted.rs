@@ -10,7 +10,7 @@ use abi::{Action, LogLevel, PeerType, Status};
 
 use crate::services::lock;
 use crate::{
-    CallbackRecord, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall, HttpCallResponse, LocalReply,
+    quote, quote_map, CallbackRecord, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall, HttpCallResponse, LocalReply,
     MemoryStream, MetricValue, PluginHost, PluginInfo, PropertyCx, StreamEffect, StreamRef, Trace, Vm, VmConfig,
     VmToken, WorkerVm,
 };
@@ -289,7 +289,7 @@ impl Step {
 
     /// The step as a transcript shows it: its name and its input.
     fn describe(&self) -> String {
-        let map = |pairs: &[(String, String)]| trace_map(&map(pairs));
+        let map = |pairs: &[(String, String)]| quote_map(&map(pairs));
         let eos = |end: bool| if end { " end_of_stream" } else { "" };
         let detail = match self {
             Step::RequestHeaders { headers, end_of_stream } | Step::ResponseHeaders { headers, end_of_stream } => {
@@ -299,7 +299,7 @@ impl Step {
             | Step::ResponseBody { body, end_of_stream }
             | Step::DownstreamData { data: body, end_of_stream }
             | Step::UpstreamData { data: body, end_of_stream } => {
-                format!("{}{}", crate::trace::bytes_text(body), eos(*end_of_stream))
+                format!("{}{}", quote(body), eos(*end_of_stream))
             }
             Step::RequestTrailers(t)
             | Step::ResponseTrailers(t)
@@ -307,13 +307,13 @@ impl Step {
             | Step::GrpcTrailingMetadata(t) => map(t),
             Step::DownstreamClose(peer) | Step::UpstreamClose(peer) => peer.name().to_string(),
             Step::HttpCallResponse { headers, body, trailers } => {
-                format!("{} {} {}", map(headers), crate::trace::bytes_text(body), map(trailers))
+                format!("{} {} {}", map(headers), quote(body), map(trailers))
             }
-            Step::HttpCallFailure(reason) => crate::trace::bytes_text(reason.as_bytes()),
-            Step::GrpcMessage(m) => crate::trace::bytes_text(m),
-            Step::GrpcClose { status, message } => format!("{status} {}", crate::trace::bytes_text(message.as_bytes())),
+            Step::HttpCallFailure(reason) => quote(reason.as_bytes()),
+            Step::GrpcMessage(m) => quote(m),
+            Step::GrpcClose { status, message } => format!("{status} {}", quote(message.as_bytes())),
             Step::ForeignFunction { function_id, arguments } => {
-                format!("{function_id} {}", crate::trace::bytes_text(arguments))
+                format!("{function_id} {}", quote(arguments))
             }
             Step::NewConnection | Step::Finish | Step::Tick | Step::Shutdown => String::new(),
         };
@@ -343,16 +343,6 @@ impl Step {
     }
 }
 
-/// A serialized-map-like rendering of pairs: `{"k": "v"}`.
-fn trace_map(map: &HeaderMap) -> String {
-    let pairs: Vec<String> = map
-        .pairs()
-        .iter()
-        .map(|(k, v)| format!("{}: {}", crate::trace::bytes_text(k), crate::trace::bytes_text(v)))
-        .collect();
-    format!("{{{}}}", pairs.join(", "))
-}
-
 /// A plugin run against steps.
 #[derive(Clone, Debug, Default)]
 pub struct Exchange {
@@ -362,6 +352,8 @@ pub struct Exchange {
     pub vm: VmConfig,
     /// Properties (path segments joined by 0 bytes) every stream and root context can read.
     pub properties: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The upstreams callouts may go to; `None` accepts any.
+    pub upstreams: Option<Vec<String>>,
     /// More plugins of the same module, each started in its own worker VM of this host before
     /// the steps: for example the consumer of a queue the plugin fills. They get ticks, queue
     /// notifications, callout answers and shutdown; streams go to the first plugin only.
@@ -411,6 +403,12 @@ struct Run<'a> {
     stream: Option<StreamRef>,
     /// Effects of the current stream already noted.
     effects_seen: usize,
+    /// Per data direction (request body, response body, downstream, upstream): the bytes
+    /// already passed on, and whether the plugin holds the rest (its last data callback
+    /// paused and nothing resumed it since). A chunk that arrives while not held first passes
+    /// the buffer on, so the plugin sees only new data, as in a proxy.
+    forwarded: [Vec<u8>; 4],
+    held: [bool; 4],
     callouts_seen: usize,
     grpc_seen: usize,
     /// Open gRPC calls and streams, oldest first: (VM, id).
@@ -434,6 +432,9 @@ pub fn run_exchange(
     for (path, value) in &exchange.properties {
         embedder.set_property(path, value);
     }
+    if let Some(upstreams) = &exchange.upstreams {
+        embedder.set_upstreams(upstreams.clone());
+    }
     host.services().register_foreign_function(ECHO_FUNCTION, Arc::new(|args: &[u8]| Ok(args.to_vec())));
     // Without the host's trace, notes go to one nobody reads.
     let trace = host.trace().cloned().unwrap_or_default();
@@ -444,6 +445,8 @@ pub fn run_exchange(
         workers: Vec::new(),
         stream: None,
         effects_seen: 0,
+        forwarded: Default::default(),
+        held: [false; 4],
         callouts_seen: 0,
         grpc_seen: 0,
         grpc_open: VecDeque::new(),
@@ -492,6 +495,8 @@ impl Run<'_> {
         };
         self.stream = Some(s);
         self.effects_seen = 0;
+        self.forwarded = Default::default();
+        self.held = [false; 4];
         if let Some(action) = action {
             self.trace.note(format!("< {}", action.name()));
         }
@@ -501,12 +506,19 @@ impl Run<'_> {
     fn step(&mut self, index: usize, step: &Step) -> Result<(), Error> {
         if step.is_stream_step() {
             let s = self.stream(matches!(step, Step::NewConnection))?;
-            let vm = self.vm(s.vm).ok_or(Error::BadContext(s.id))?;
+            let (held, forwarded) = (&mut self.held, &mut self.forwarded);
+            let vm = self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).ok_or(Error::BadContext(s.id))?;
             let memory = vm.memory_stream(s.id).ok_or(Error::BadContext(s.id))?;
             if memory.local_reply().is_some() {
                 // A local reply ended the stream: later stream data never reaches the plugin.
                 self.trace.note("(the stream has ended with a local reply)");
                 return Ok(());
+            }
+            // A new chunk of a direction the plugin does not hold: what was buffered went on.
+            if let Some(dir) = data_direction(step) {
+                if !held[dir] {
+                    forwarded[dir].append(data_buffer(memory, dir));
+                }
             }
             let action = match step {
                 Step::RequestHeaders { headers, end_of_stream } => {
@@ -560,6 +572,9 @@ impl Run<'_> {
             if let Some(a) = action {
                 self.trace.note(format!("< {}", a.name()));
                 self.out.actions.push((index, a));
+                if let Some(dir) = data_direction(step) {
+                    held[dir] = a == Action::Pause;
+                }
             }
             return Ok(());
         }
@@ -646,10 +661,10 @@ impl Run<'_> {
             self.trace.note(format!(
                 "< http_call {} upstream={} headers={} body={} trailers={} timeout_ms={}",
                 call.id,
-                crate::trace::bytes_text(call.upstream.as_bytes()),
-                trace_map(&call.headers),
-                crate::trace::bytes_text(&call.body),
-                trace_map(&call.trailers),
+                quote(call.upstream.as_bytes()),
+                quote_map(&call.headers),
+                quote(&call.body),
+                quote_map(&call.trailers),
                 call.timeout_ms
             ));
         }
@@ -660,11 +675,11 @@ impl Run<'_> {
                 "< grpc_{} {} upstream={} service={} method={} metadata={}{}",
                 if call.message.is_some() { "call" } else { "stream" },
                 call.id,
-                crate::trace::bytes_text(call.upstream.as_bytes()),
-                crate::trace::bytes_text(call.service.as_bytes()),
-                crate::trace::bytes_text(call.method.as_bytes()),
-                trace_map(&call.metadata),
-                call.message.as_ref().map_or(String::new(), |m| format!(" message={}", crate::trace::bytes_text(m))),
+                quote(call.upstream.as_bytes()),
+                quote(call.service.as_bytes()),
+                quote(call.method.as_bytes()),
+                quote_map(&call.metadata),
+                call.message.as_ref().map_or(String::new(), |m| format!(" message={}", quote(m))),
             ));
             self.grpc_open.push_back((call.vm, call.id));
         }
@@ -690,6 +705,11 @@ impl Run<'_> {
         else {
             return;
         };
+        for effect in memory.effects.get(seen_now..).unwrap_or_default() {
+            if let StreamEffect::Continue(t) = effect {
+                self.held[*t as usize] = false;
+            }
+        }
         self.effects_seen = note_new_effects(&trace, seen_now, &memory.effects);
     }
 
@@ -705,6 +725,12 @@ impl Run<'_> {
         if let Some(m) = data.as_any_mut().downcast_mut::<MemoryStream>() {
             // Effects of proxy_on_done, proxy_on_log and proxy_on_delete.
             note_new_effects(&self.trace, self.effects_seen, &m.effects);
+            // Everything passed on, then what was still buffered.
+            for (dir, forwarded) in self.forwarded.iter_mut().enumerate() {
+                let rest = std::mem::take(data_buffer(m, dir));
+                forwarded.extend_from_slice(&rest);
+                *data_buffer(m, dir) = std::mem::take(forwarded);
+            }
             self.out.stream = std::mem::take(m);
         }
         self.out.local_reply = self.out.stream.local_reply().cloned();
@@ -722,6 +748,28 @@ impl Run<'_> {
             self.out.trap = self.workers.iter_mut().find_map(|w| w.vm().failure().map(|t| t.to_string()));
         }
         Ok(())
+    }
+}
+
+/// The data direction a step adds to: the index of its buffer in [`data_buffer`] (the same
+/// as its [`abi::StreamType`]).
+fn data_direction(step: &Step) -> Option<usize> {
+    match step {
+        Step::RequestBody { .. } => Some(0),
+        Step::ResponseBody { .. } => Some(1),
+        Step::DownstreamData { .. } => Some(2),
+        Step::UpstreamData { .. } => Some(3),
+        _ => None,
+    }
+}
+
+/// The buffer of data direction `dir` (see [`data_direction`]).
+fn data_buffer(m: &mut MemoryStream, dir: usize) -> &mut Vec<u8> {
+    match dir {
+        0 => &mut m.request_body,
+        1 => &mut m.response_body,
+        2 => &mut m.downstream_data,
+        _ => &mut m.upstream_data,
     }
 }
 
@@ -749,9 +797,9 @@ fn effect_text(effect: &StreamEffect) -> String {
         StreamEffect::LocalReply(r) => format!(
             "< effect: local reply {} details={} body={} headers={}{}",
             r.status,
-            crate::trace::bytes_text(r.details.as_bytes()),
-            crate::trace::bytes_text(&r.body),
-            trace_map(&r.headers),
+            quote(r.details.as_bytes()),
+            quote(&r.body),
+            quote_map(&r.headers),
             r.grpc_status.map_or(String::new(), |g| format!(" grpc_status={g}")),
         ),
     }

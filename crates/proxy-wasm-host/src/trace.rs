@@ -24,6 +24,9 @@ use crate::{GuestMemory, HostCx, Trap, TrapKind};
 /// Bytes shown of one value; longer values are cut and their length given.
 const SHOWN_BYTES: usize = 160;
 
+/// Pairs shown of one header map; longer maps are cut and their size given.
+const SHOWN_PAIRS: usize = 8;
+
 /// A shared, ordered record of calls between host and guests. Cloning is cheap and every clone
 /// writes to the same record.
 #[derive(Clone, Default)]
@@ -356,7 +359,7 @@ fn read_shaped(mem: &GuestMemory<'_>, ptr: u64, len: u64, shape: Shape) -> Strin
     match shape {
         Shape::Length => len.to_string(),
         Shape::Bytes => match mem.read(ptr, len) {
-            Ok(bytes) => bytes_text(bytes),
+            Ok(bytes) => quote(bytes),
             Err(_) => format!("<out of bounds: {len} bytes>"),
         },
         Shape::Map => match mem.read(ptr, len) {
@@ -367,8 +370,9 @@ fn read_shaped(mem: &GuestMemory<'_>, ptr: u64, len: u64, shape: Shape) -> Strin
     }
 }
 
-/// Bytes as a quoted string with escapes, cut after [`SHOWN_BYTES`].
-pub(crate) fn bytes_text(bytes: &[u8]) -> String {
+/// Bytes as transcripts show them: a quoted string with escapes for quotes, backslashes,
+/// control and non-ASCII bytes, cut after 160 bytes with the full length given.
+pub fn quote(bytes: &[u8]) -> String {
     let mut out = String::from("\"");
     for &b in bytes.iter().take(SHOWN_BYTES) {
         match b {
@@ -391,14 +395,25 @@ pub(crate) fn bytes_text(bytes: &[u8]) -> String {
     out
 }
 
+/// A header map as transcripts show it: `{"name": "value", ...}` in order.
+pub fn quote_map(map: &crate::HeaderMap) -> String {
+    let pairs: Vec<String> = map.pairs().iter().map(|(k, v)| format!("{}: {}", quote(k), quote(v))).collect();
+    format!("{{{}}}", pairs.join(", "))
+}
+
 /// A serialized header map as `{"k": "v", ...}`, or why it does not decode.
 fn map_text(bytes: &[u8]) -> String {
     // Show what the guest sent, however large; the host function applies the real limits.
     let unlimited = MapLimits { max_bytes: usize::MAX, max_pairs: u32::MAX };
     match abi::decode_map(bytes, unlimited) {
         Ok(pairs) => {
-            let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{}: {}", bytes_text(k), bytes_text(v))).collect();
-            format!("{{{}}}", shown.join(", "))
+            let shown: Vec<String> =
+                pairs.iter().take(SHOWN_PAIRS).map(|(k, v)| format!("{}: {}", quote(k), quote(v))).collect();
+            if pairs.len() > SHOWN_PAIRS {
+                format!("{{{}, ...}}({} pairs)", shown.join(", "), pairs.len())
+            } else {
+                format!("{{{}}}", shown.join(", "))
+            }
         }
         Err(e) => format!("<malformed map ({e}): {} bytes>", bytes.len()),
     }
@@ -419,7 +434,7 @@ fn iovecs_text(mem: &GuestMemory<'_>, iovs: u64, count: u64) -> String {
             Err(_) => return "<out of bounds>".into(),
         }
     }
-    bytes_text(&data)
+    quote(&data)
 }
 
 /// The values a successful `env` host call handed back, as ` name=value` items.
@@ -443,7 +458,7 @@ fn render_outputs(mem: &GuestMemory<'_>, row: &HostFunction, args: &[u64]) -> St
                 let shown = match (mem.read_word(ptr), mem.read_word(size_ptr)) {
                     (Ok(addr), Ok(len)) => match mem.read(addr, len) {
                         Ok(bytes) if row.name == "proxy_get_header_map_pairs" => map_text(bytes),
-                        Ok(bytes) => bytes_text(bytes),
+                        Ok(bytes) => quote(bytes),
                         Err(_) => format!("<out of bounds: {len} bytes>"),
                     },
                     _ => "<out of bounds>".to_string(),
@@ -548,9 +563,9 @@ mod tests {
     #[test]
     fn long_values_are_cut_and_sized() {
         let long = vec![b'a'; SHOWN_BYTES + 5];
-        let shown = bytes_text(&long);
+        let shown = quote(&long);
         assert!(shown.ends_with(&format!("\"...({} bytes)", SHOWN_BYTES + 5)), "{shown}");
-        assert_eq!(bytes_text(b"a\"\\\n\t\r\x01"), "\"a\\\"\\\\\\n\\t\\r\\x01\"");
+        assert_eq!(quote(b"a\"\\\n\t\r\x01"), "\"a\\\"\\\\\\n\\t\\r\\x01\"");
     }
 
     #[test]

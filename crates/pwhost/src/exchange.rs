@@ -15,6 +15,7 @@
 //! properties:                  # optional; segments joined by '.'
 //!   request.path: /a           # a string is its UTF-8 bytes
 //!   source.port: 8080          # an integer is 8 bytes little-endian, a boolean 1 byte
+//! upstreams: [auth]            # optional: callouts to others fail (default: any upstream)
 //! others:                      # optional: more plugins of the same module, each in its own VM
 //!   - {name: consumer, vm_id: q, configuration: consumer}
 //! steps:
@@ -65,7 +66,7 @@ fn err<T>(message: impl Into<String>) -> Result<T> {
 }
 
 /// The top-level keys of an exchange file.
-pub const KEYS: &[&str] = &["plugin", "limits", "properties", "others", "steps"];
+pub const KEYS: &[&str] = &["plugin", "limits", "properties", "upstreams", "others", "steps"];
 
 /// Parses an exchange file's text.
 pub fn parse(text: &str) -> Result<Exchange> {
@@ -98,6 +99,10 @@ pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
     }
     if let Some(p) = m.get("properties") {
         exchange.properties = properties(p)?;
+    }
+    if let Some(u) = m.get("upstreams") {
+        let Value::Sequence(names) = u else { return err("`upstreams` must be a list of names") };
+        exchange.upstreams = Some(names.iter().map(|n| text(n, "`upstreams`")).collect::<Result<_>>()?);
     }
     if let Some(o) = m.get("others") {
         let Value::Sequence(others) = o else { return err("`others` must be a list of plugin sections") };
@@ -416,6 +421,7 @@ mod tests {
 plugin: {name: authz, root_id: r, vm_id: v, configuration: cfg, vm_configuration: vmc, fail_open: true, environment: {A: "1"}}
 limits: {memory_bytes: 65536, call_deadline_ms: 50}
 properties: {request.path: /a, source.port: 8080, connection.mtls: true}
+upstreams: [auth, "7"]
 others: [{name: consumer, vm_id: q}]
 steps:
   - request_headers: {":path": /a, x-n: 7}
@@ -442,6 +448,7 @@ steps:
         assert_eq!(e.vm.environment, vec![("A".to_string(), "1".to_string())]);
         assert_eq!(e.vm.limits.max_memory_bytes, 65536);
         assert_eq!(e.vm.limits.call_deadline, Some(Duration::from_millis(50)));
+        assert_eq!(e.upstreams, Some(vec!["auth".to_string(), "7".to_string()]));
         assert_eq!(e.others[0].0.name, "consumer");
         assert_eq!(e.others[0].1.vm_id, "q");
         assert_eq!(
