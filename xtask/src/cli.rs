@@ -14,7 +14,11 @@ subcommands:
   test                    setup, build-plugins, then every test in the workspace
                           (cargo test --workspace --all-targets)
   conformance [--engine NAME]...
-                          setup, build-plugins, then the end-to-end tests;
+                          setup, build-plugins, then every conformance case on
+                          every engine built in (or the engines named, built in
+                          through their Cargo features): prints the case x engine
+                          matrix, writes target/conformance/report.{md,json},
+                          fails on any failing case;
                           NAME is one of: wasmtime, wasmer, wasmer-singlepass, wamr, v8, null
   bench [--quick]         setup, build-plugins, then the criterion benchmarks;
                           --quick shortens warm-up and measurement

@@ -4,7 +4,7 @@
 //! - [`cli`]: the subcommands and their arguments.
 //! - [`cmd`]: running a child process, printing it first, with errors that name it.
 //! - [`setup`]: Rust targets and Debian packages the tests need.
-//! - [`guest`]: building the guest plugins and where their `.wasm` files land.
+//! - building the guest plugins is the `guest-plugins` crate's, shared with the tests.
 //!
 //! Every failure is an [`Error`]: one line naming what failed and why, and the
 //! exit code to leave with (2 for bad usage, a child's own code when it failed).
@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 
 pub mod cli;
 pub mod cmd;
-pub mod guest;
 pub mod setup;
 
 use cli::Command;
@@ -114,15 +113,7 @@ pub fn run(args: Vec<String>) -> Result<(), Error> {
         }
         Command::Conformance { engines } => {
             build_plugins(&root)?;
-            if !engines.is_empty() {
-                step(format_args!(
-                    "--engine {} noted; engine selection comes with the conformance suite",
-                    engines.join(", ")
-                ));
-            }
-            step("the conformance suite (case x engine matrix) comes with a later change;");
-            step("for now this runs the end-to-end tests on wasmtime");
-            e2e_command(&root).run("cargo test of the end-to-end tests")
+            conformance_command(&root, &engines).run("the conformance suite")
         }
         Command::Bench { quick } => {
             build_plugins(&root)?;
@@ -131,16 +122,18 @@ pub fn run(args: Vec<String>) -> Result<(), Error> {
     }
 }
 
-/// Runs setup, then builds the guest plugins and prints where they are.
+/// Runs setup, then builds the guest plugins for every target and prints where they are.
 fn build_plugins(root: &Path) -> Result<(), Error> {
     setup::run(root)?;
-    let plugins = guest::build(root)?;
-    println!(
-        "guest plugins ({}/<crate_name>.wasm):",
-        guest::plugin_dir(root).display()
-    );
-    for plugin in plugins {
-        println!("  {} ({} bytes)", plugin.path.display(), plugin.size);
+    for target in guest_plugins::Target::ALL {
+        let argv = guest_plugins::build_command(root, target);
+        step(format_args!("$ {}", argv.join(" ")));
+        guest_plugins::build(root, target).map_err(Error::failed)?;
+        let files = guest_plugins::list(root, target).map_err(Error::failed)?;
+        println!("guest plugins for {target:?} ({}):", guest_plugins::dir(root, target).display());
+        for (path, size) in files {
+            println!("  {} ({size} bytes)", path.display());
+        }
     }
     Ok(())
 }
@@ -151,20 +144,21 @@ pub fn cargo(root: &Path) -> Cmd {
     Cmd::new(program).current_dir(root)
 }
 
-/// The package holding the end-to-end tests (`conformance/tests/e2e.rs`).
-pub const E2E_PACKAGE: &str = "proxy-wasm-conformance";
+/// The package of the conformance suite.
+pub const CONFORMANCE_PACKAGE: &str = "proxy-wasm-conformance";
 
-/// `cargo test` of the end-to-end tests, their output shown.
-pub fn e2e_command(root: &Path) -> Cmd {
-    cargo(root).args([
-        "test",
-        "-p",
-        E2E_PACKAGE,
-        "--test",
-        "e2e",
-        "--",
-        "--nocapture",
-    ])
+/// `cargo run` of the conformance suite's binary on `engines` (each built in through its Cargo
+/// feature; none named means every engine the default features build).
+pub fn conformance_command(root: &Path, engines: &[String]) -> Cmd {
+    let mut command = cargo(root).args(["run", "--quiet", "-p", CONFORMANCE_PACKAGE]);
+    if !engines.is_empty() {
+        command = command.args(["--features", &engines.join(",")]);
+    }
+    command = command.arg("--");
+    for engine in engines {
+        command = command.args(["--engine", engine]);
+    }
+    command
 }
 
 /// `cargo bench` for the benches crate; `quick` shortens criterion's timings.
@@ -199,6 +193,32 @@ mod tests {
         assert_eq!(Error::child("killed", None).exit_code(), 1);
         assert_eq!(Error::child("odd", Some(0)).exit_code(), 1);
         assert_eq!(Error::usage("bad").exit_code(), 2);
+    }
+
+    #[test]
+    fn conformance_builds_in_the_engines_it_names() {
+        let root = Path::new("/w");
+        assert_eq!(
+            &conformance_command(root, &[]).argv()[1..],
+            ["run", "--quiet", "-p", "proxy-wasm-conformance", "--"]
+        );
+        let two = ["wasmtime".to_string(), "wasmer-singlepass".to_string()];
+        assert_eq!(
+            &conformance_command(root, &two).argv()[1..],
+            [
+                "run",
+                "--quiet",
+                "-p",
+                "proxy-wasm-conformance",
+                "--features",
+                "wasmtime,wasmer-singlepass",
+                "--",
+                "--engine",
+                "wasmtime",
+                "--engine",
+                "wasmer-singlepass"
+            ]
+        );
     }
 
     #[test]
