@@ -1,59 +1,35 @@
-//! Guest plugins for tests, benches and the conformance suite.
+//! The conformance suite: cases as data files, run on every engine built in, each compared
+//! with one golden transcript that every engine must reproduce.
 //!
-//! The plugins live in `conformance/plugins/`, a cargo workspace of its own built for
-//! `wasm32-unknown-unknown`. [`guest`] returns a plugin's `.wasm`, building the workspace first
-//! (cargo's own fingerprints make that a no-op when nothing changed), so `cargo test` works
-//! without a separate step; `cargo xtask build-plugins` does the same ahead of time.
+//! - [`case`]: a case file (`conformance/cases/<group>/<name>.yaml`): a description, the guest
+//!   plugin, what the case needs of an engine, and an exchange in `pwhost`'s format. Its golden
+//!   transcript sits beside it (`<name>.transcript`).
+//! - [`runner`]: runs a case on an engine and judges it: pass, fail (with why) or unsupported
+//!   (with what the engine lacks).
+//! - [`report`]: the case-by-engine matrix, as text, Markdown and JSON.
+//! - [`coverage`]: which host functions and callbacks the golden transcripts exercise.
+//!
+//! The guest plugins are built by the `guest-plugins` crate; [`guest`] reads one.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+pub mod case;
+pub mod coverage;
+pub mod report;
+pub mod runner;
 
-/// The workspace root.
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("conformance/ has a parent").to_path_buf()
-}
+use std::path::PathBuf;
 
-/// Where the guest plugins are written.
-pub fn guest_dir() -> PathBuf {
-    workspace_root().join("target/guest/wasm32-unknown-unknown/release")
-}
+pub use guest_plugins::Target;
 
-/// Builds the guest plugins once per process; the error says what failed and how to fix it.
-pub fn build_guests() -> Result<(), String> {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let root = workspace_root();
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(&cargo)
-                .current_dir(&root)
-                .args(["build", "--quiet", "--release", "--target", "wasm32-unknown-unknown", "--manifest-path"])
-                .arg(root.join("conformance/plugins/Cargo.toml"))
-                .arg("--target-dir")
-                .arg(root.join("target/guest"))
-                .status()
-                .map_err(|e| format!("cannot run {cargo} to build the guest plugins: {e}"))?;
-            if status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "building the guest plugins failed ({status}); run `cargo xtask setup` \
-                     (it installs the wasm32-unknown-unknown target), then retry"
-                ))
-            }
-        })
-        .clone()
-}
-
-/// The bytes of guest plugin `name` (its crate name with `-` as `_`), built if needed.
+/// The bytes of guest plugin crate `name` (for example `sdk_e2e`) built for
+/// `wasm32-unknown-unknown`, building the plugins first if needed.
 ///
 /// # Panics
-/// When the plugins cannot be built or the file is missing: tests cannot run without them.
+/// When the plugins cannot be built or read: tests cannot run without them.
 pub fn guest(name: &str) -> Vec<u8> {
-    if let Err(e) = build_guests() {
-        panic!("{e}");
-    }
-    let path = guest_dir().join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read guest plugin {}: {e}", path.display()))
+    guest_plugins::bytes(Target::Wasm32, name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The directory of the case files.
+pub fn cases_dir() -> PathBuf {
+    guest_plugins::workspace_root().join("conformance").join("cases")
 }

@@ -1,0 +1,454 @@
+//! The host functions as the guest imports them, and thin wrappers that return the raw status
+//! with any value handed back. Enum arguments stay raw `u32`s so that scenarios can pass values
+//! the ABI does not define.
+
+use std::ptr::null_mut;
+
+/// Statuses, as the ABI numbers them.
+pub const OK: u32 = 0;
+pub const NOT_FOUND: u32 = 1;
+pub const BAD_ARGUMENT: u32 = 2;
+pub const PARSE_FAILURE: u32 = 4;
+pub const EMPTY: u32 = 7;
+pub const CAS_MISMATCH: u32 = 8;
+
+/// Log levels.
+pub const INFO: u32 = 2;
+pub const CRITICAL: u32 = 5;
+
+/// Map types.
+pub const REQUEST_HEADERS: u32 = 0;
+pub const REQUEST_TRAILERS: u32 = 1;
+pub const RESPONSE_HEADERS: u32 = 2;
+pub const RESPONSE_TRAILERS: u32 = 3;
+pub const GRPC_INITIAL_METADATA: u32 = 4;
+pub const GRPC_TRAILING_METADATA: u32 = 5;
+pub const CALL_RESPONSE_HEADERS: u32 = 6;
+pub const CALL_RESPONSE_TRAILERS: u32 = 7;
+
+/// Buffer types.
+pub const REQUEST_BODY: u32 = 0;
+pub const RESPONSE_BODY: u32 = 1;
+pub const DOWNSTREAM_DATA: u32 = 2;
+pub const UPSTREAM_DATA: u32 = 3;
+pub const CALL_RESPONSE_BODY: u32 = 4;
+pub const GRPC_MESSAGE: u32 = 5;
+pub const VM_CONFIGURATION: u32 = 6;
+pub const PLUGIN_CONFIGURATION: u32 = 7;
+pub const FOREIGN_ARGUMENTS: u32 = 8;
+
+/// Stream types.
+pub const HTTP_REQUEST: u32 = 0;
+pub const HTTP_RESPONSE: u32 = 1;
+pub const DOWNSTREAM: u32 = 2;
+pub const UPSTREAM: u32 = 3;
+
+/// Metric types.
+pub const COUNTER: u32 = 0;
+pub const GAUGE: u32 = 1;
+pub const HISTOGRAM: u32 = 2;
+
+/// Actions.
+pub const CONTINUE: u32 = 0;
+pub const PAUSE: u32 = 1;
+
+#[cfg_attr(target_arch = "wasm32", link(wasm_import_module = "env"))]
+extern "C" {
+    fn proxy_log(level: u32, message: *const u8, size: usize) -> u32;
+    fn proxy_get_log_level(level: *mut u32) -> u32;
+    fn proxy_get_current_time_nanoseconds(time: *mut u64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_buffer_bytes(t: u32, start: usize, max: usize, ptr: *mut *mut u8, size: *mut usize) -> u32;
+    fn proxy_set_buffer_bytes(t: u32, start: usize, size: usize, value: *const u8, value_size: usize) -> u32;
+    fn proxy_get_buffer_status(t: u32, size: *mut usize, flags: *mut u32) -> u32;
+    fn proxy_get_header_map_size(t: u32, size: *mut usize) -> u32;
+    fn proxy_get_header_map_pairs(t: u32, ptr: *mut *mut u8, size: *mut usize) -> u32;
+    fn proxy_set_header_map_pairs(t: u32, map: *const u8, size: usize) -> u32;
+    fn proxy_get_header_map_value(t: u32, key: *const u8, key_size: usize, ptr: *mut *mut u8, size: *mut usize) -> u32;
+    fn proxy_add_header_map_value(t: u32, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> u32;
+    fn proxy_replace_header_map_value(t: u32, key: *const u8, key_size: usize, value: *const u8, value_size: usize)
+        -> u32;
+    fn proxy_remove_header_map_value(t: u32, key: *const u8, key_size: usize) -> u32;
+    fn proxy_continue_stream(t: u32) -> u32;
+    fn proxy_close_stream(t: u32) -> u32;
+    fn proxy_send_local_response(
+        status: u32,
+        details: *const u8,
+        details_size: usize,
+        body: *const u8,
+        body_size: usize,
+        headers: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_get_status(code: *mut u32, ptr: *mut *mut u8, size: *mut usize) -> u32;
+    fn proxy_http_call(
+        upstream: *const u8,
+        upstream_size: usize,
+        headers: *const u8,
+        headers_size: usize,
+        body: *const u8,
+        body_size: usize,
+        trailers: *const u8,
+        trailers_size: usize,
+        timeout_ms: u32,
+        call_id: *mut u32,
+    ) -> u32;
+    fn proxy_grpc_call(
+        upstream: *const u8,
+        upstream_size: usize,
+        service: *const u8,
+        service_size: usize,
+        method: *const u8,
+        method_size: usize,
+        metadata: *const u8,
+        metadata_size: usize,
+        message: *const u8,
+        message_size: usize,
+        timeout_ms: u32,
+        call_id: *mut u32,
+    ) -> u32;
+    fn proxy_grpc_stream(
+        upstream: *const u8,
+        upstream_size: usize,
+        service: *const u8,
+        service_size: usize,
+        method: *const u8,
+        method_size: usize,
+        metadata: *const u8,
+        metadata_size: usize,
+        stream_id: *mut u32,
+    ) -> u32;
+    fn proxy_grpc_send(stream_id: u32, message: *const u8, message_size: usize, end_stream: u32) -> u32;
+    fn proxy_grpc_cancel(id: u32) -> u32;
+    fn proxy_grpc_close(id: u32) -> u32;
+    fn proxy_get_shared_data(key: *const u8, key_size: usize, ptr: *mut *mut u8, size: *mut usize, cas: *mut u32) -> u32;
+    fn proxy_set_shared_data(key: *const u8, key_size: usize, value: *const u8, value_size: usize, cas: u32) -> u32;
+    fn proxy_register_shared_queue(name: *const u8, name_size: usize, id: *mut u32) -> u32;
+    fn proxy_resolve_shared_queue(vm_id: *const u8, vm_id_size: usize, name: *const u8, name_size: usize, id: *mut u32)
+        -> u32;
+    fn proxy_enqueue_shared_queue(id: u32, value: *const u8, value_size: usize) -> u32;
+    fn proxy_dequeue_shared_queue(id: u32, ptr: *mut *mut u8, size: *mut usize) -> u32;
+    fn proxy_define_metric(t: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
+    fn proxy_increment_metric(id: u32, delta: i64) -> u32;
+    fn proxy_record_metric(id: u32, value: u64) -> u32;
+    fn proxy_get_metric(id: u32, value: *mut u64) -> u32;
+    fn proxy_get_property(path: *const u8, path_size: usize, ptr: *mut *mut u8, size: *mut usize) -> u32;
+    fn proxy_set_property(path: *const u8, path_size: usize, value: *const u8, value_size: usize) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_done() -> u32;
+    fn proxy_call_foreign_function(
+        name: *const u8,
+        name_size: usize,
+        args: *const u8,
+        args_size: usize,
+        ptr: *mut *mut u8,
+        size: *mut usize,
+    ) -> u32;
+}
+
+/// Takes ownership of bytes the host allocated through `proxy_on_memory_allocate`.
+fn owned(ptr: *mut u8, size: usize) -> Vec<u8> {
+    if ptr.is_null() || size == 0 {
+        return Vec::new();
+    }
+    // SAFETY: the host copied `size` bytes into a block our allocator made for exactly `size`
+    // bytes (a Vec's capacity, see `crate::proxy_on_memory_allocate`), and gave it to us.
+    unsafe { Vec::from_raw_parts(ptr, size, size) }
+}
+
+/// A status with bytes the host handed back (empty unless OK).
+pub type Bytes = (u32, Vec<u8>);
+
+macro_rules! returning_bytes {
+    ($call:ident($($arg:expr),*)) => {{
+        let (mut ptr, mut size) = (null_mut(), 0usize);
+        // SAFETY: the out-pointers point at our locals; every input pointer comes with its
+        // slice's length.
+        let status = unsafe { $call($($arg,)* &mut ptr, &mut size) };
+        (status, owned(ptr, size))
+    }};
+}
+
+pub fn log(level: u32, message: &str) -> u32 {
+    // SAFETY: pointer and length describe `message`.
+    unsafe { proxy_log(level, message.as_ptr(), message.len()) }
+}
+
+pub fn get_log_level() -> (u32, u32) {
+    let mut level = 0;
+    // SAFETY: the out-pointer points at a local.
+    let s = unsafe { proxy_get_log_level(&mut level) };
+    (s, level)
+}
+
+pub fn current_time() -> (u32, u64) {
+    let mut t = 0;
+    // SAFETY: the out-pointer points at a local.
+    let s = unsafe { proxy_get_current_time_nanoseconds(&mut t) };
+    (s, t)
+}
+
+pub fn set_tick_period(ms: u32) -> u32 {
+    // SAFETY: no pointers.
+    unsafe { proxy_set_tick_period_milliseconds(ms) }
+}
+
+pub fn get_buffer(t: u32, start: usize, max: usize) -> Bytes {
+    returning_bytes!(proxy_get_buffer_bytes(t, start, max))
+}
+
+pub fn set_buffer(t: u32, start: usize, size: usize, value: &[u8]) -> u32 {
+    // SAFETY: pointer and length describe `value`.
+    unsafe { proxy_set_buffer_bytes(t, start, size, value.as_ptr(), value.len()) }
+}
+
+/// The status, then the buffer's (size, flags).
+pub fn buffer_status(t: u32) -> (u32, (usize, u32)) {
+    let (mut size, mut flags) = (0, 0);
+    // SAFETY: the out-pointers point at locals.
+    let s = unsafe { proxy_get_buffer_status(t, &mut size, &mut flags) };
+    (s, (size, flags))
+}
+
+pub fn map_size(t: u32) -> (u32, usize) {
+    let mut size = 0;
+    // SAFETY: the out-pointer points at a local.
+    let s = unsafe { proxy_get_header_map_size(t, &mut size) };
+    (s, size)
+}
+
+pub fn map_pairs(t: u32) -> Bytes {
+    returning_bytes!(proxy_get_header_map_pairs(t))
+}
+
+pub fn set_map_pairs(t: u32, map: &[u8]) -> u32 {
+    // SAFETY: pointer and length describe `map`.
+    unsafe { proxy_set_header_map_pairs(t, map.as_ptr(), map.len()) }
+}
+
+pub fn map_value(t: u32, key: &str) -> Bytes {
+    returning_bytes!(proxy_get_header_map_value(t, key.as_ptr(), key.len()))
+}
+
+pub fn add_map_value(t: u32, key: &str, value: &str) -> u32 {
+    // SAFETY: pointers and lengths describe `key` and `value`.
+    unsafe { proxy_add_header_map_value(t, key.as_ptr(), key.len(), value.as_ptr(), value.len()) }
+}
+
+pub fn replace_map_value(t: u32, key: &str, value: &str) -> u32 {
+    // SAFETY: pointers and lengths describe `key` and `value`.
+    unsafe { proxy_replace_header_map_value(t, key.as_ptr(), key.len(), value.as_ptr(), value.len()) }
+}
+
+pub fn remove_map_value(t: u32, key: &str) -> u32 {
+    // SAFETY: pointer and length describe `key`.
+    unsafe { proxy_remove_header_map_value(t, key.as_ptr(), key.len()) }
+}
+
+pub fn continue_stream(t: u32) -> u32 {
+    // SAFETY: no pointers.
+    unsafe { proxy_continue_stream(t) }
+}
+
+pub fn close_stream(t: u32) -> u32 {
+    // SAFETY: no pointers.
+    unsafe { proxy_close_stream(t) }
+}
+
+pub fn send_local_response(status: u32, details: &str, body: &str, headers: &[u8], grpc_status: i32) -> u32 {
+    // SAFETY: pointers and lengths describe the three slices.
+    unsafe {
+        proxy_send_local_response(
+            status,
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            headers.as_ptr(),
+            headers.len(),
+            grpc_status,
+        )
+    }
+}
+
+/// The status, then the call's (code, message).
+pub fn get_status() -> (u32, (u32, Vec<u8>)) {
+    let mut code = 0;
+    let (s, message) = returning_bytes!(proxy_get_status(&mut code));
+    (s, (code, message))
+}
+
+pub fn http_call(upstream: &str, headers: &[u8], body: &str, trailers: &[u8], timeout_ms: u32) -> (u32, u32) {
+    let mut id = 0;
+    // SAFETY: pointers and lengths describe the slices; the out-pointer points at a local.
+    let s = unsafe {
+        proxy_http_call(
+            upstream.as_ptr(),
+            upstream.len(),
+            headers.as_ptr(),
+            headers.len(),
+            body.as_ptr(),
+            body.len(),
+            trailers.as_ptr(),
+            trailers.len(),
+            timeout_ms,
+            &mut id,
+        )
+    };
+    (s, id)
+}
+
+pub fn grpc_call(upstream: &str, service: &str, method: &str, metadata: &[u8], message: &str, timeout_ms: u32) -> (u32, u32) {
+    let mut id = 0;
+    // SAFETY: pointers and lengths describe the slices; the out-pointer points at a local.
+    let s = unsafe {
+        proxy_grpc_call(
+            upstream.as_ptr(),
+            upstream.len(),
+            service.as_ptr(),
+            service.len(),
+            method.as_ptr(),
+            method.len(),
+            metadata.as_ptr(),
+            metadata.len(),
+            message.as_ptr(),
+            message.len(),
+            timeout_ms,
+            &mut id,
+        )
+    };
+    (s, id)
+}
+
+pub fn grpc_stream(upstream: &str, service: &str, method: &str, metadata: &[u8]) -> (u32, u32) {
+    let mut id = 0;
+    // SAFETY: pointers and lengths describe the slices; the out-pointer points at a local.
+    let s = unsafe {
+        proxy_grpc_stream(
+            upstream.as_ptr(),
+            upstream.len(),
+            service.as_ptr(),
+            service.len(),
+            method.as_ptr(),
+            method.len(),
+            metadata.as_ptr(),
+            metadata.len(),
+            &mut id,
+        )
+    };
+    (s, id)
+}
+
+pub fn grpc_send(id: u32, message: &str, end_stream: bool) -> u32 {
+    // SAFETY: pointer and length describe `message`.
+    unsafe { proxy_grpc_send(id, message.as_ptr(), message.len(), u32::from(end_stream)) }
+}
+
+pub fn grpc_cancel(id: u32) -> u32 {
+    // SAFETY: no pointers.
+    unsafe { proxy_grpc_cancel(id) }
+}
+
+pub fn grpc_close(id: u32) -> u32 {
+    // SAFETY: no pointers.
+    unsafe { proxy_grpc_close(id) }
+}
+
+pub fn get_shared_data(key: &str) -> (u32, Vec<u8>, u32) {
+    let (mut ptr, mut size, mut cas) = (null_mut(), 0usize, 0u32);
+    // SAFETY: the out-pointers point at locals; the key's pointer comes with its length.
+    let s = unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut ptr, &mut size, &mut cas) };
+    (s, owned(ptr, size), cas)
+}
+
+pub fn set_shared_data(key: &str, value: &str, cas: u32) -> u32 {
+    // SAFETY: pointers and lengths describe `key` and `value`.
+    unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) }
+}
+
+pub fn register_queue(name: &str) -> (u32, u32) {
+    let mut id = 0;
+    // SAFETY: pointer and length describe `name`; the out-pointer points at a local.
+    let s = unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), &mut id) };
+    (s, id)
+}
+
+pub fn resolve_queue(vm_id: &str, name: &str) -> (u32, u32) {
+    let mut id = 0;
+    // SAFETY: pointers and lengths describe the slices; the out-pointer points at a local.
+    let s = unsafe { proxy_resolve_shared_queue(vm_id.as_ptr(), vm_id.len(), name.as_ptr(), name.len(), &mut id) };
+    (s, id)
+}
+
+pub fn enqueue(id: u32, value: &str) -> u32 {
+    // SAFETY: pointer and length describe `value`.
+    unsafe { proxy_enqueue_shared_queue(id, value.as_ptr(), value.len()) }
+}
+
+pub fn dequeue(id: u32) -> Bytes {
+    returning_bytes!(proxy_dequeue_shared_queue(id))
+}
+
+pub fn define_metric(t: u32, name: &str) -> (u32, u32) {
+    let mut id = 0;
+    // SAFETY: pointer and length describe `name`; the out-pointer points at a local.
+    let s = unsafe { proxy_define_metric(t, name.as_ptr(), name.len(), &mut id) };
+    (s, id)
+}
+
+pub fn increment_metric(id: u32, delta: i64) -> u32 {
+    // SAFETY: no pointers.
+    unsafe { proxy_increment_metric(id, delta) }
+}
+
+pub fn record_metric(id: u32, value: u64) -> u32 {
+    // SAFETY: no pointers.
+    unsafe { proxy_record_metric(id, value) }
+}
+
+pub fn get_metric(id: u32) -> (u32, u64) {
+    let mut v = 0;
+    // SAFETY: the out-pointer points at a local.
+    let s = unsafe { proxy_get_metric(id, &mut v) };
+    (s, v)
+}
+
+pub fn get_property(path: &[u8]) -> Bytes {
+    returning_bytes!(proxy_get_property(path.as_ptr(), path.len()))
+}
+
+pub fn set_property(path: &[u8], value: &[u8]) -> u32 {
+    // SAFETY: pointers and lengths describe the slices.
+    unsafe { proxy_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len()) }
+}
+
+pub fn set_effective_context(id: u32) -> u32 {
+    // SAFETY: no pointers.
+    unsafe { proxy_set_effective_context(id) }
+}
+
+pub fn done() -> u32 {
+    // SAFETY: no pointers.
+    unsafe { proxy_done() }
+}
+
+pub fn call_foreign(name: &str, args: &[u8]) -> Bytes {
+    returning_bytes!(proxy_call_foreign_function(name.as_ptr(), name.len(), args.as_ptr(), args.len()))
+}
+
+/// Serializes a header map as the ABI does.
+pub fn encode_map(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+    for (k, v) in pairs {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}

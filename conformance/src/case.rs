@@ -1,0 +1,228 @@
+//! A conformance case: a YAML file holding the exchange (in `pwhost`'s format, see
+//! [`pwhost::exchange`]) and three keys of its own:
+//!
+//! ```yaml
+//! description: proxy_get_header_map_value answers NOT_FOUND for a missing key
+//! guest: conformance          # a guest plugin crate, or `wat: |` with a module inline
+//! requires: [sandbox]         # what the engine must have (optional)
+//! plugin: {configuration: maps}
+//! steps: [...]
+//! ```
+//!
+//! Guests: `conformance` (the raw-ABI conformance guest), `conformance-wasip1` (the same
+//! built for `wasm32-wasip1`), `sdk` (the unmodified-SDK plugin `sdk-e2e`), `raw-minimal`,
+//! or `{wat: "(module ...)"}`. Requirements: `sandbox` (hostile memory access, the WASI
+//! interface, hand-written Wasm), `memory_limit`, `interrupt` (a CPU deadline).
+
+use std::path::{Path, PathBuf};
+
+use proxy_wasm_host::scripted::Exchange;
+use proxy_wasm_host::Capabilities;
+use serde_norway::{Mapping, Value};
+
+/// The keys a case file adds to an exchange.
+pub const CASE_KEYS: &[&str] = &["description", "guest", "requires"];
+
+/// The plugin a case runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Guest {
+    /// A plugin crate of `conformance/plugins`, by crate name (`sdk_e2e`), for wasm32 or
+    /// wasip1.
+    Crate {
+        /// Its crate name with `_`.
+        name: &'static str,
+        /// Built for wasm32-wasip1 rather than wasm32-unknown-unknown.
+        wasip1: bool,
+    },
+    /// A module written in the text format.
+    Wat(String),
+}
+
+/// Guest names a case may use, and the crate each stands for.
+pub const GUESTS: &[(&str, &str, bool)] = &[
+    ("conformance", "conformance_guest", false),
+    ("conformance-wasip1", "conformance_guest", true),
+    ("sdk", "sdk_e2e", false),
+    ("raw-minimal", "raw_minimal", false),
+];
+
+/// What a case needs of an engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    /// A sandbox: the case hands the host bad pointers, or is Wasm-only (WASI, text format).
+    Sandbox,
+    /// [`Capabilities::memory_limit`].
+    MemoryLimit,
+    /// [`Capabilities::interrupt`].
+    Interrupt,
+}
+
+impl Requirement {
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sandbox" => Some(Requirement::Sandbox),
+            "memory_limit" => Some(Requirement::MemoryLimit),
+            "interrupt" => Some(Requirement::Interrupt),
+            _ => None,
+        }
+    }
+
+    /// Why an engine with `caps` cannot run a case that needs this, or `None` if it can.
+    pub fn missing(self, caps: Capabilities) -> Option<&'static str> {
+        match self {
+            Requirement::Sandbox if !caps.sandboxed => {
+                Some("needs a sandbox: it gives the host hostile pointers or is Wasm-only, and this engine runs native code")
+            }
+            Requirement::MemoryLimit if !caps.memory_limit => Some("needs a memory limit, which this engine does not enforce"),
+            Requirement::Interrupt if !caps.interrupt => Some("needs a CPU deadline, which this engine cannot enforce"),
+            _ => None,
+        }
+    }
+}
+
+/// One case.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// `<group>/<name>`, from its path under the cases directory.
+    pub name: String,
+    /// The case file.
+    pub path: PathBuf,
+    /// What it checks, in a sentence.
+    pub description: String,
+    /// The plugin.
+    pub guest: Guest,
+    /// What it needs of an engine.
+    pub requires: Vec<Requirement>,
+    /// The exchange.
+    pub exchange: Exchange,
+}
+
+impl Case {
+    /// The golden transcript's path: beside the case, `.transcript` for `.yaml`.
+    pub fn transcript_path(&self) -> PathBuf {
+        self.path.with_extension("transcript")
+    }
+
+    /// Why an engine with `caps` cannot run this case, or `None` if it can.
+    pub fn unsupported(&self, caps: Capabilities) -> Option<&'static str> {
+        let wasm_only = matches!(self.guest, Guest::Wat(_) | Guest::Crate { wasip1: true, .. });
+        if wasm_only && !caps.sandboxed {
+            return Some("a Wasm-only guest (text format or WASI), and this engine runs native code");
+        }
+        self.requires.iter().find_map(|r| r.missing(caps))
+    }
+}
+
+/// Reads one case file; `name` is how reports call it.
+pub fn load(path: &Path, name: String) -> Result<Case, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse(&text, path, name).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn parse(text: &str, path: &Path, name: String) -> Result<Case, String> {
+    let value: Value = serde_norway::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let Value::Mapping(mut m) = value else { return Err("a case is a mapping".into()) };
+    let description = match m.remove("description") {
+        Some(Value::String(d)) => d,
+        _ => return Err("`description` (a sentence saying what the case checks) is required".into()),
+    };
+    let guest = match m.remove("guest") {
+        Some(Value::String(g)) => GUESTS
+            .iter()
+            .find(|(n, _, _)| *n == g)
+            .map(|(_, name, wasip1)| Guest::Crate { name, wasip1: *wasip1 })
+            .ok_or_else(|| {
+                let names: Vec<&str> = GUESTS.iter().map(|(n, _, _)| *n).collect();
+                format!("unknown guest `{g}`; the guests are {} and {{wat: ...}}", names.join(", "))
+            })?,
+        Some(Value::Mapping(g)) => match g.get("wat") {
+            Some(Value::String(w)) if g.len() == 1 => Guest::Wat(w.clone()),
+            _ => return Err("a guest mapping has one key, `wat`, with the module's text".into()),
+        },
+        _ => return Err("`guest` is required: a guest name or {wat: ...}".into()),
+    };
+    let requires = match m.remove("requires") {
+        None => Vec::new(),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .and_then(Requirement::parse)
+                    .ok_or_else(|| format!("unknown requirement {i:?}; they are sandbox, memory_limit, interrupt"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("`requires` is a list".into()),
+    };
+    let exchange = pwhost::exchange::from_mapping(&without(m, CASE_KEYS)).map_err(|e| e.to_string())?;
+    Ok(Case { name, path: path.to_path_buf(), description, guest, requires, exchange })
+}
+
+fn without(m: Mapping, keys: &[&str]) -> Mapping {
+    m.into_iter().filter(|(k, _)| !k.as_str().is_some_and(|k| keys.contains(&k))).collect()
+}
+
+/// Every case under `dir`, sorted by name (`<group>/<name>`); the error names the first
+/// file that does not load.
+pub fn load_all(dir: &Path) -> Result<Vec<Case>, String> {
+    let mut files = Vec::new();
+    collect(dir, &mut files)?;
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .with_extension("")
+                .to_string_lossy()
+                .replace(std::path::MAIN_SEPARATOR, "/");
+            load(&path, name)
+        })
+        .collect()
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?.path();
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(text: &str) -> Result<Case, String> {
+        parse(text, Path::new("/c/g/n.yaml"), "g/n".into())
+    }
+
+    #[test]
+    fn a_case_parses_around_its_exchange() {
+        let c = case("description: d\nguest: sdk\nrequires: [sandbox, interrupt]\nplugin: {configuration: x}\nsteps: [tick]")
+            .unwrap();
+        assert_eq!(c.guest, Guest::Crate { name: "sdk_e2e", wasip1: false });
+        assert_eq!(c.requires, vec![Requirement::Sandbox, Requirement::Interrupt]);
+        assert_eq!(c.exchange.plugin.configuration, b"x");
+        assert_eq!(c.transcript_path(), Path::new("/c/g/n.transcript"));
+        let native = Capabilities { sandboxed: false, ..Default::default() };
+        assert!(c.unsupported(native).unwrap().contains("sandbox"));
+        let wasm = Capabilities { sandboxed: true, memory_limit: true, interrupt: true, ..Default::default() };
+        assert_eq!(c.unsupported(wasm), None);
+        let w = case("description: d\nguest: {wat: '(module)'}\nsteps: []").unwrap();
+        assert!(w.unsupported(native).unwrap().contains("Wasm-only"));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert!(case("guest: sdk").unwrap_err().contains("`description`"));
+        assert!(case("description: d\nguest: sdkk").unwrap_err().contains("unknown guest `sdkk`"));
+        assert!(case("description: d\nguest: sdk\nrequires: [gpu]").unwrap_err().contains("unknown requirement"));
+        assert!(case("description: d\nguest: sdk\nstpes: []").unwrap_err().contains("unknown key `stpes`"));
+    }
+}

@@ -1,0 +1,35 @@
+//! The conformance suite as a test: every case on every engine built in must pass, and the
+//! golden transcripts together must exercise every host function and callback of the ABI
+//! table.
+
+use proxy_wasm_conformance::coverage::Coverage;
+use proxy_wasm_conformance::runner::EngineRun;
+use proxy_wasm_conformance::{case, cases_dir, report};
+
+#[test]
+fn every_case_passes_on_every_engine_built_in() {
+    let cases = case::load_all(&cases_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let engines: Vec<EngineRun> = pwhost::engines::built_in()
+        .into_iter()
+        .map(|name| EngineRun::new(pwhost::engines::engine(name).unwrap_or_else(|e| panic!("{e}"))))
+        .collect();
+    assert!(!engines.is_empty(), "no engine is built in");
+    let matrix = report::run(&engines, &cases, false, &mut std::io::stderr());
+    let failures: Vec<String> =
+        matrix.failures().iter().map(|(case, engine, why)| format!("{case} on {engine}:\n{why}")).collect();
+    assert!(failures.is_empty(), "{}\n\n{}", matrix.table(), failures.join("\n\n"));
+}
+
+#[test]
+fn the_golden_transcripts_exercise_every_host_function_and_callback() {
+    let cases = case::load_all(&cases_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let mut coverage = Coverage::default();
+    for case in &cases {
+        let path = case.transcript_path();
+        let transcript = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{} has no golden transcript ({}): {e}", case.name, path.display()));
+        coverage.add(&transcript);
+    }
+    let missing = coverage.missing();
+    assert!(missing.is_empty(), "no case exercises:\n  {}", missing.join("\n  "));
+}
