@@ -24,17 +24,40 @@ impl WordSize {
     }
 }
 
-/// A borrowed view of an instance's linear memory. Every access is bounds-checked with
-/// overflow-free arithmetic; out of bounds is [`Status::InvalidMemoryAccess`].
+/// A borrowed view of guest memory. For a Wasm guest it is the instance's linear memory and
+/// every access is bounds-checked with overflow-free arithmetic: out of bounds is
+/// [`Status::InvalidMemoryAccess`]. For a native guest (the Null VM) it is the process's own
+/// memory, where only null and wrapping ranges can be refused: see [`GuestMemory::native`].
 pub struct GuestMemory<'a> {
-    bytes: &'a mut [u8],
+    backing: Backing<'a>,
     word: WordSize,
+}
+
+enum Backing<'a> {
+    /// A Wasm instance's linear memory.
+    Linear(&'a mut [u8]),
+    /// The process's memory, for native guests.
+    Native(std::marker::PhantomData<&'a mut [u8]>),
 }
 
 impl<'a> GuestMemory<'a> {
     /// A view of `bytes` (the whole linear memory) for a guest with `word`-sized pointers.
     pub fn new(bytes: &'a mut [u8], word: WordSize) -> Self {
-        GuestMemory { bytes, word }
+        GuestMemory { backing: Backing::Linear(bytes), word }
+    }
+
+    /// A view of the process's own memory, for a native guest with 64-bit pointers: a pointer
+    /// is an address. Null pointers (with a non-zero length) and ranges that wrap around the
+    /// address space are refused with [`Status::InvalidMemoryAccess`]; nothing else can be
+    /// checked.
+    ///
+    /// # Safety
+    /// The caller vouches for the guest: every non-null pointer and length it passes must
+    /// describe memory valid for reads (and for writes, where the ABI writes), not aliased by
+    /// any live Rust reference of the host, for as long as this view lives. That is exactly
+    /// the trust the Null VM places in native plugins: it has no sandbox.
+    pub unsafe fn native() -> Self {
+        GuestMemory { backing: Backing::Native(std::marker::PhantomData), word: WordSize::W64 }
     }
 
     /// The guest's word size.
@@ -42,29 +65,25 @@ impl<'a> GuestMemory<'a> {
         self.word
     }
 
-    /// The memory's size in bytes.
-    pub fn len(&self) -> u64 {
-        self.bytes.len() as u64
+    /// Whether this is a native guest's memory (no bounds to check).
+    pub fn is_native(&self) -> bool {
+        matches!(self.backing, Backing::Native(_))
     }
 
-    /// Whether the memory has no bytes (a module without memory).
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
-    /// The byte range `ptr..ptr + len` if it lies wholly inside memory.
-    pub fn range(&self, ptr: u64, len: u64) -> Result<std::ops::Range<usize>, Status> {
-        let end = ptr.checked_add(len).ok_or(Status::InvalidMemoryAccess)?;
-        if end > self.bytes.len() as u64 {
-            return Err(Status::InvalidMemoryAccess);
-        }
-        // Both fit in usize: they are at most the slice length.
-        Ok(ptr as usize..end as usize)
-    }
-
-    /// Checks that `ptr..ptr + len` lies inside memory, without touching it.
+    /// Checks that `ptr..ptr + len` lies inside memory (for a native guest: is not null and
+    /// does not wrap), without touching it.
     pub fn check(&self, ptr: u64, len: u64) -> Result<(), Status> {
-        self.range(ptr, len).map(drop)
+        let end = ptr.checked_add(len).ok_or(Status::InvalidMemoryAccess)?;
+        match &self.backing {
+            Backing::Linear(bytes) if end > bytes.len() as u64 => Err(Status::InvalidMemoryAccess),
+            Backing::Linear(_) => Ok(()),
+            Backing::Native(_) if len > 0 && ptr == 0 => Err(Status::InvalidMemoryAccess),
+            // A slice may not be longer than isize::MAX bytes or end past the address space.
+            Backing::Native(_) if usize::try_from(end).is_err() || len > isize::MAX as u64 => {
+                Err(Status::InvalidMemoryAccess)
+            }
+            Backing::Native(_) => Ok(()),
+        }
     }
 
     /// Checks that a word can be written at `ptr`.
@@ -74,8 +93,16 @@ impl<'a> GuestMemory<'a> {
 
     /// The bytes at `ptr..ptr + len`.
     pub fn read(&self, ptr: u64, len: u64) -> Result<&[u8], Status> {
-        let r = self.range(ptr, len)?;
-        Ok(&self.bytes[r])
+        self.check(ptr, len)?;
+        match &self.backing {
+            // In bounds (checked above), so both ends fit in usize.
+            Backing::Linear(bytes) => Ok(&bytes[ptr as usize..(ptr + len) as usize]),
+            Backing::Native(_) if len == 0 => Ok(&[]),
+            // SAFETY: `native`'s contract: the guest's non-null pointer and length describe
+            // readable memory no host reference aliases while this view lives; `check` refused
+            // null, wrapping and over-long ranges.
+            Backing::Native(_) => Ok(unsafe { std::slice::from_raw_parts(ptr as usize as *const u8, len as usize) }),
+        }
     }
 
     /// A `u32` (little-endian) at `ptr`.
@@ -99,8 +126,19 @@ impl<'a> GuestMemory<'a> {
 
     /// Writes `data` at `ptr`.
     pub fn write(&mut self, ptr: u64, data: &[u8]) -> Result<(), Status> {
-        let r = self.range(ptr, data.len() as u64)?;
-        self.bytes[r].copy_from_slice(data);
+        let len = data.len() as u64;
+        self.check(ptr, len)?;
+        match &mut self.backing {
+            // In bounds (checked above), so both ends fit in usize.
+            Backing::Linear(bytes) => bytes[ptr as usize..(ptr + len) as usize].copy_from_slice(data),
+            Backing::Native(_) if data.is_empty() => {}
+            // SAFETY: `native`'s contract: the guest's non-null pointer and length describe
+            // writable memory no host reference aliases while this view lives (so not `data`
+            // either); `check` refused null, wrapping and over-long ranges.
+            Backing::Native(_) => unsafe {
+                std::ptr::copy_nonoverlapping(data.as_ptr(), ptr as usize as *mut u8, data.len());
+            },
+        }
         Ok(())
     }
 
@@ -130,8 +168,8 @@ impl<'a> GuestMemory<'a> {
 /// What a host function sees of the instance that called it. Engines implement it over their
 /// caller handle (for example wasmtime's `Caller`).
 pub trait HostCx {
-    /// Guest memory and host state, borrowed together. A module without memory gives an empty
-    /// view, so every access is out of bounds.
+    /// Guest memory and host state, borrowed together. A Wasm module without memory gives an
+    /// empty view, so every access is out of bounds.
     fn parts(&mut self) -> (GuestMemory<'_>, &mut VmHost);
 
     /// Calls the guest's allocator (`malloc`, else `proxy_on_memory_allocate`) for `size` bytes,
@@ -250,5 +288,25 @@ mod tests {
         m.write_word(8, 1 << 40).unwrap();
         assert_eq!(m.read_word(8), Ok(1 << 40));
         assert_eq!(m.check_word(9), Err(Status::InvalidMemoryAccess));
+    }
+
+    #[test]
+    fn native_memory_is_the_process_memory() {
+        let mut buf = [0u8; 16];
+        let at = buf.as_mut_ptr() as usize as u64;
+        // SAFETY: every pointer below is into `buf`, which outlives the view and is not
+        // otherwise borrowed while the view is used; the others are refused before use.
+        let mut m = unsafe { GuestMemory::native() };
+        m.write_word(at, 1 << 40).unwrap();
+        assert_eq!(m.read_word(at), Ok(1 << 40));
+        m.write(at + 8, b"abc").unwrap();
+        assert_eq!(m.read(at + 8, 3), Ok(&b"abc"[..]));
+        assert_eq!(m.read(0, 0), Ok(&[][..]), "null with no length is an empty input");
+        assert_eq!(m.read(0, 1), Err(Status::InvalidMemoryAccess));
+        assert_eq!(m.read(u64::MAX, 2), Err(Status::InvalidMemoryAccess));
+        assert_eq!(m.write(0, b"x"), Err(Status::InvalidMemoryAccess));
+        assert!(m.is_native());
+        // The view's writes went to `buf` itself.
+        assert_eq!(&buf[0..8], &(1u64 << 40).to_le_bytes());
     }
 }
