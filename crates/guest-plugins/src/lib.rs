@@ -104,7 +104,9 @@ pub fn build(root: &Path, target: Target) -> Result<(), String> {
 /// Builds `target`'s plugins once per process (on first use) and returns the path of plugin
 /// crate `name` (`sdk-e2e` or `sdk_e2e`). The error says what failed or which file is missing.
 pub fn path(target: Target, name: &str) -> Result<PathBuf, String> {
-    static BUILT: OnceLock<Mutex<Vec<(Target, Result<(), String>)>>> = OnceLock::new();
+    /// Each target built so far in this process, with how its build went.
+    type Builds = Mutex<Vec<(Target, Result<(), String>)>>;
+    static BUILT: OnceLock<Builds> = OnceLock::new();
     let root = workspace_root();
     {
         let mut built = BUILT.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());

@@ -1,0 +1,126 @@
+//! [`NullInstance`]: one VM of a native plugin: its code (a static plugin's addresses, or a
+//! private copy of a shared library), its callbacks resolved once, and its host state.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use abi::Callback;
+use proxy_wasm_host::{Error, Instance, Trap, VmHost};
+
+use crate::module::{Code, NullModule};
+use crate::native::{self, NullState, Running};
+use crate::NAME;
+
+/// Keys of instances, unique in the process (0 means none).
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// A live native instance. Used by one thread at a time (`Send`).
+pub struct NullInstance {
+    /// Boxed so its address stays put while native code reaches it through `CURRENT`.
+    state: Box<NullState>,
+    /// Each callback's address, resolved at instantiation.
+    callbacks: [Option<usize>; Callback::COUNT],
+    /// The instance's private copy of a shared library (`None` for a static plugin); its code
+    /// stays mapped while the instance lives.
+    _library: Option<libloading::os::unix::Library>,
+    /// Why the VM failed, once it has.
+    failed: Option<String>,
+}
+
+// SAFETY: the raw addresses are code (and the library handle, which libloading makes Send);
+// the instance's state is only reached from the thread that calls it, through `call`.
+unsafe impl Send for NullInstance {}
+
+/// Writes `bytes` to a new file of this process in the temporary directory and returns its
+/// path; each call gets its own file, so each load of a library is a separate copy.
+pub(crate) fn write_private_copy(bytes: &[u8], what: &str) -> std::io::Result<PathBuf> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("proxy-wasm-null-{}-{what}-{n}.so", std::process::id()));
+    std::fs::write(&path, bytes)?;
+    Ok(path)
+}
+
+impl NullInstance {
+    pub(crate) fn new(module: &NullModule, host: VmHost) -> Result<Self, Error> {
+        let fail = |message: String| Error::Instantiate { engine: NAME, message };
+        let version = host.abi_version();
+        let mut callbacks = [None; Callback::COUNT];
+        let library = match &module.code {
+            Code::Static(lookup) => {
+                for callback in Callback::for_version(version) {
+                    callbacks[callback as usize] = lookup(callback.name()).map(|p| p as usize);
+                }
+                None
+            }
+            Code::Dynamic(bytes) => {
+                native::ensure_shim().map_err(fail)?;
+                let path = write_private_copy(bytes, "plugin").map_err(|e| fail(format!("cannot write the library: {e}")))?;
+                let flags = libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL;
+                // SAFETY: loading runs the library's initialisers: the plugin is trusted native
+                // code (the Null VM has no sandbox, see the crate docs).
+                let library = unsafe { libloading::os::unix::Library::open(Some(&path), flags) };
+                let _ = std::fs::remove_file(&path);
+                let library = library.map_err(|e| fail(format!("cannot load the {}: {e}", module.label)))?;
+                // Only names the library itself defines (not libc's `malloc`).
+                for callback in Callback::for_version(version).filter(|c| module.exports_name(c.name())) {
+                    let symbol = format!("{}\0", callback.name());
+                    // SAFETY: the symbol is looked up as an address only; the library stays
+                    // loaded as long as the instance (it is kept below).
+                    let addr = unsafe { library.get::<*const ()>(symbol.as_bytes()) }.ok().map(|s| *s as usize);
+                    callbacks[callback as usize] = addr;
+                }
+                Some(library)
+            }
+        };
+        let allocator = callbacks[Callback::Malloc as usize].or(callbacks[Callback::OnMemoryAllocate as usize]);
+        let state = Box::new(NullState { host, allocator, poisoned: None, key: NEXT_KEY.fetch_add(1, Ordering::Relaxed) });
+        Ok(NullInstance { state, callbacks, _library: library, failed: None })
+    }
+}
+
+impl Instance for NullInstance {
+    fn has(&self, callback: Callback) -> bool {
+        self.callbacks[callback as usize].is_some()
+    }
+
+    fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
+        if let Some(why) = &self.failed {
+            return Err(Trap::guest(format!("VM failed earlier: {why}")));
+        }
+        let Some(addr) = self.callbacks[callback as usize] else {
+            return Err(Trap::guest(format!("`{callback}` is not exported by the plugin")));
+        };
+        let wanted = callback.info().params.len();
+        if args.len() != wanted {
+            return Err(Trap::guest(format!("`{callback}` takes {wanted} arguments, the host passed {}", args.len())));
+        }
+        let result = {
+            let _running = Running::enter(&mut *self.state);
+            // SAFETY: `addr` is the plugin's export of `callback`'s name, resolved for its ABI
+            // version, so it has that callback's signature; the plugin is trusted native code.
+            // A panic unwinds to here only through `extern "C-unwind"` code, and is caught.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+                native::call_callback(callback, addr, args)
+            }))
+        };
+        let result = match (result, self.state.poisoned.take()) {
+            (Err(payload), _) => Err(Trap::guest(format!("the plugin panicked: {}", native::panic_message(&*payload)))),
+            (Ok(_), Some(trap)) => Err(trap),
+            (Ok(value), None) => Ok(value),
+        };
+        if let Err(trap) = &result {
+            self.failed = Some(trap.to_string());
+        }
+        result
+    }
+
+    fn host(&mut self) -> &mut VmHost {
+        &mut self.state.host
+    }
+
+    /// The process's memory has no size of its own: 0.
+    fn memory_size(&mut self) -> u64 {
+        0
+    }
+}
