@@ -199,10 +199,11 @@ fn sdk_plugins_pass_items_through_a_queue_between_two_vms() {
     registered_rx.recv().unwrap();
     // The worker clone registered the queue in its own proxy_on_configure.
     let mut worker = producer.worker().unwrap();
+    let root = worker.root("").unwrap();
     for path in ["/one", "/two"] {
         let mut stream = MemoryStream::new();
         stream.request_headers.add(b":path", path.as_bytes());
-        let s = worker.create_http_stream("", Box::new(stream)).unwrap();
+        let s = worker.create_http_stream(root, Box::new(stream)).unwrap();
         assert_eq!(worker.vm().on_request_headers(s.id, true).unwrap(), Action::Continue);
         worker.finish_stream(s).unwrap();
     }
@@ -221,7 +222,8 @@ fn sdk_plugin_trap_fails_the_vm_and_the_next_stream_gets_a_fresh_one() {
             .add_plugin(&code, VmConfig { vm_id: format!("trap-{fail_open}"), ..Default::default() }, PluginInfo { fail_open, ..plugin("trap") })
             .unwrap();
         let mut worker = vm.worker().unwrap();
-        let s = worker.create_http_stream("", Box::new(MemoryStream::new())).unwrap();
+        let root = worker.root("").unwrap();
+        let s = worker.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
         let action = worker.vm().on_request_headers(s.id, true).unwrap();
         let trap = worker.vm().failure().cloned().expect("the VM failed");
         assert_eq!(trap.kind, TrapKind::Guest);
@@ -238,7 +240,7 @@ fn sdk_plugin_trap_fails_the_vm_and_the_next_stream_gets_a_fresh_one() {
         let again = worker.vm().on_response_headers(s.id, true).unwrap();
         assert_eq!(again, if fail_open { Action::Continue } else { Action::Pause });
 
-        let next = worker.create_http_stream("", Box::new(MemoryStream::new())).unwrap();
+        let next = worker.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
         assert_eq!(worker.restarts(), 1);
         assert_ne!(next.vm, s.vm, "a fresh VM");
         assert!(!worker.vm().is_failed());

@@ -2,6 +2,7 @@
 //! reach it through their [`HostCx`](crate::HostCx).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use abi::{AbiVersion, BufferType, Callback, MapLimits, MapType, Status};
@@ -21,20 +22,48 @@ pub struct VmHost {
     pub(crate) services: Arc<Services>,
     pub(crate) mailbox: Arc<Mailbox>,
     pub(crate) map_limits: MapLimits,
-    pub(crate) contexts: HashMap<u32, Context>,
+    pub(crate) contexts: IdMap<Context>,
     pub(crate) call: CallState,
     /// Outstanding HTTP callouts: call id -> context id.
-    pub(crate) http_calls: HashMap<u32, u32>,
+    pub(crate) http_calls: IdMap<u32>,
     /// Outstanding gRPC calls and streams.
-    pub(crate) grpc_calls: HashMap<u32, GrpcState>,
+    pub(crate) grpc_calls: IdMap<GrpcState>,
     pub(crate) next_callout: u32,
     /// Log lines the guest wrote to WASI stdout/stderr without a final newline yet.
     pub(crate) wasi_line: [Vec<u8>; 2],
     /// Where callbacks and host calls are recorded, when tracing is on.
     pub(crate) trace: Option<TraceHandle>,
+    /// A root context called `proxy_done`: the VM deletes it after the callback.
+    pub(crate) roots_done: bool,
     /// The allocator export engines call (`malloc`, else `proxy_on_memory_allocate`), as the
     /// trace names it.
     pub(crate) allocator: Callback,
+}
+
+/// A map keyed by ids the host hands out (context, call ids): small integers, so a
+/// multiplicative hash spreads them well at a fraction of SipHash's cost on the per-stream
+/// path. Ids come from the host, never from the guest alone, so there is no flooding to fear.
+pub(crate) type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
+
+/// The hasher of [`IdMap`].
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        // Fibonacci hashing: the high bits, which hashbrown uses, depend on every bit of `n`.
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// The settings a [`VmHost`] is made with.
@@ -173,13 +202,14 @@ impl VmHost {
             services,
             mailbox: Arc::new(Mailbox::default()),
             map_limits: config.map_limits,
-            contexts: HashMap::new(),
+            contexts: IdMap::default(),
             call: CallState::default(),
-            http_calls: HashMap::new(),
-            grpc_calls: HashMap::new(),
+            http_calls: IdMap::default(),
+            grpc_calls: IdMap::default(),
             next_callout: 0,
             wasi_line: [Vec::new(), Vec::new()],
             trace: None,
+            roots_done: false,
             allocator: Callback::Malloc,
         }
     }

@@ -290,6 +290,10 @@ impl PluginVm {
     }
 }
 
+/// A plugin's root context in the VMs of a [`WorkerVm`] (see [`WorkerVm::root`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RootId(pub u32);
+
 /// A stream as a [`WorkerVm`] knows it: the VM it lives in and its context id there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StreamRef {
@@ -349,20 +353,24 @@ impl WorkerVm {
         Ok(())
     }
 
-    /// Creates an HTTP stream for the plugin `root_id` in a live VM.
-    pub fn create_http_stream(&mut self, root_id: &str, stream: Box<dyn Stream>) -> Result<StreamRef, Error> {
+    /// The root context of the plugin with `root_id`, for creating its streams. Look it up once
+    /// (per filter configuration, say): it stays valid when a failed VM is replaced, since
+    /// every VM of a worker starts its plugins in the same order.
+    pub fn root(&mut self, root_id: &str) -> Result<RootId, Error> {
+        self.current.root_context(root_id).map(RootId).ok_or_else(|| Error::UnknownRoot(root_id.to_string()))
+    }
+
+    /// Creates an HTTP stream under `root` in a live VM (`proxy_on_context_create`).
+    pub fn create_http_stream(&mut self, root: RootId, stream: Box<dyn Stream>) -> Result<StreamRef, Error> {
         self.ensure_live()?;
-        let root = self.current.root_context(root_id).ok_or_else(|| Error::UnknownRoot(root_id.to_string()))?;
-        let id = self.current.create_http_stream(root, stream)?;
+        let id = self.current.create_http_stream(root.0, stream)?;
         Ok(StreamRef { vm: self.current.token(), id })
     }
 
-    /// Creates a TCP connection for the plugin `root_id` in a live VM and calls
-    /// `proxy_on_new_connection`.
-    pub fn create_tcp_stream(&mut self, root_id: &str, stream: Box<dyn Stream>) -> Result<(StreamRef, abi::Action), Error> {
+    /// Creates a TCP connection under `root` in a live VM and calls `proxy_on_new_connection`.
+    pub fn create_tcp_stream(&mut self, root: RootId, stream: Box<dyn Stream>) -> Result<(StreamRef, abi::Action), Error> {
         self.ensure_live()?;
-        let root = self.current.root_context(root_id).ok_or_else(|| Error::UnknownRoot(root_id.to_string()))?;
-        let (id, action) = self.current.create_tcp_stream(root, stream)?;
+        let (id, action) = self.current.create_tcp_stream(root.0, stream)?;
         Ok((StreamRef { vm: self.current.token(), id }, action))
     }
 

@@ -485,8 +485,8 @@ impl Run<'_> {
         }
         let mut memory = MemoryStream::new();
         memory.properties.extend(self.exchange.properties.iter().cloned());
-        let root_id = &self.exchange.plugin.root_id;
         let worker = &mut self.workers[0];
+        let root_id = worker.root(&self.exchange.plugin.root_id)?;
         let (s, action) = if tcp {
             let (s, action) = worker.create_tcp_stream(root_id, Box::new(memory))?;
             (s, Some(action))

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use abi::{AbiVersion, Action, BufferType, Callback, MapType, PeerType};
 
-use crate::host::{CallData, CallState, Context, ContextKind, RootContext, StreamContext, StreamPhase};
+use crate::host::{CallData, Context, ContextKind, RootContext, StreamContext, StreamPhase};
 use crate::{
     Error, HeaderMap, Instance, LocalReply, Mailbox, MemoryStream, Notification, PluginInfo, Stream, StreamEffect,
     Trap, VmToken,
@@ -136,19 +136,32 @@ impl Vm {
             return Err(Trap { kind: t.kind.clone(), message: format!("VM failed earlier: {}", t.message) });
         }
         let host = self.instance.host();
-        host.call = CallState { callback: Some(callback), context_id, effective: context_id, data };
+        host.call.callback = Some(callback);
+        host.call.context_id = context_id;
+        host.call.effective = context_id;
+        let has_data = !matches!(data, CallData::None);
+        if has_data {
+            host.call.data = data;
+        }
         let trace = host.trace.clone().map(|t| {
             let index = t.begin_callback(callback, context_id, args);
             (t, index)
         });
         let result = self.instance.call(callback, args);
-        self.instance.host().call = CallState::default();
+        let host = self.instance.host();
+        host.call.callback = None;
+        if has_data {
+            host.call.data = CallData::None;
+        }
+        let reap = std::mem::take(&mut host.roots_done);
         if let Some((trace, index)) = trace {
             trace.end_callback(index, &result);
         }
         match result {
             Ok(v) => {
-                self.reap_done_roots();
+                if reap {
+                    self.reap_done_roots();
+                }
                 Ok(v)
             }
             Err(trap) => {
@@ -259,7 +272,9 @@ impl Vm {
     }
 
     fn new_stream(&mut self, root: u32, stream: Box<dyn Stream>, tcp: bool) -> Result<u32, Error> {
-        self.root_plugin(root)?;
+        if !matches!(self.instance.host().contexts.get(&root), Some(Context { kind: ContextKind::Root(_), .. })) {
+            return Err(Error::BadContext(root));
+        }
         let id = self.next_id();
         self.instance.host().contexts.insert(
             id,

@@ -145,7 +145,8 @@ fn different_plugins_load_at_once_each_with_its_own_contexts() {
         for w in [&mut a, &mut b] {
             let mut s = MemoryStream::new();
             s.request_headers.add(b":path", b"/");
-            let id = w.create_http_stream("", Box::new(s)).unwrap();
+            let root = w.root("").unwrap();
+            let id = w.create_http_stream(root, Box::new(s)).unwrap();
             w.vm().on_request_headers(id.id, true).unwrap();
             streams.push(id);
         }

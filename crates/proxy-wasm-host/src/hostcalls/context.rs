@@ -23,11 +23,13 @@ pub fn proxy_set_effective_context(cx: &mut dyn HostCx, context_id: u32) -> Host
 /// `proxy_on_done` returned false; the VM then deletes it. [`Status::NotFound`] when nothing
 /// was pending (including a second `proxy_done`).
 pub fn proxy_done(cx: &mut dyn HostCx) -> HostResult {
-    let root = cx.host().root_mut().ok_or(Status::NotFound)?;
+    let host = cx.host();
+    let root = host.root_mut().ok_or(Status::NotFound)?;
     if !root.done_pending || root.done_called {
         return Err(Status::NotFound.into());
     }
     root.done_called = true;
+    host.roots_done = true;
     Ok(())
 }
 
