@@ -11,7 +11,7 @@ use wasmer::{
 
 use crate::engine::Shared;
 use crate::module::{extern_noun, func_signature, signature, WasmerModule};
-use crate::stop::{FlagPtr, Stop, WasmerInterrupt, STOP_EXPORT};
+use crate::stop::{FlagPtr, Reason, Stop, WasmerInterrupt, STOP_EXPORT};
 use crate::{limits, link, trap};
 
 /// What host functions see of their instance (the `FunctionEnv` of every host function).
@@ -117,7 +117,8 @@ pub struct WasmerInstance {
 /// imports linked to the ABI's host functions, its memories limited; then the stop flag, the
 /// memory, the callbacks of the guest's ABI version and the allocator resolved.
 ///
-/// A start section, if the module has one, runs without the call deadline.
+/// A start section, if the module has one, runs without the call deadline; growing memory past
+/// the limit there fails the instantiation.
 pub(crate) fn instantiate(module: &WasmerModule, host: VmHost, limits: &Limits) -> Result<WasmerInstance, Error> {
     module.check()?;
     instantiate_with(module, host, limits, |_, _, _| {})
@@ -150,6 +151,13 @@ pub(crate) fn instantiate_with(
         Error::Instantiate { engine: name, message }
     })?;
 
+    if stop.reason() == Some(Reason::MemoryLimit) {
+        // The start section grew memory past the limit (and went on with -1: no flag yet).
+        return Err(Error::Instantiate {
+            engine: name,
+            message: format!("its start function grew memory past the limit of {} bytes", limits.max_memory_bytes),
+        });
+    }
     let flag = match instance.exports.get_extern(STOP_EXPORT) {
         Some(Extern::Global(global)) => flag_ptr(&mut store, global),
         _ => None,

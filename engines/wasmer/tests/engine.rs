@@ -68,3 +68,16 @@ fn the_memory_limit_is_per_instance() {
     assert_eq!(small.memory_size(), 2 << 16);
     assert_eq!(large.memory_size(), 5 << 16);
 }
+
+/// A start section that grows memory past the limit fails the instantiation, though the guest
+/// only saw -1 there.
+#[test]
+fn a_start_function_past_the_memory_limit_fails_instantiation() {
+    let engine = WasmerEngine::singlepass();
+    let module = engine
+        .compile(br#"(module (memory (export "memory") 1) (func $s (drop (memory.grow (i32.const 4)))) (start $s))"#)
+        .unwrap();
+    let err = module.instantiate(host(), &Limits { max_memory_bytes: 2 << 16, ..Limits::default() }).err().unwrap();
+    assert!(err.to_string().contains("grew memory past the limit"), "{err}");
+    module.instantiate(host(), &Limits { max_memory_bytes: 8 << 16, ..Limits::default() }).unwrap();
+}
