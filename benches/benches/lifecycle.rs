@@ -1,19 +1,24 @@
 //! The empty stream lifecycle (create context, request headers, done, log, delete) through our
-//! layer, beside raw engine calls of the same exports with the same arguments.
+//! layer, beside raw engine calls of the same exports with the same arguments, on every engine;
+//! and the cost of the CPU deadline per call (one empty callback through `Instance::call`, with
+//! and without `Limits::call_deadline`).
 #![allow(missing_docs)] // `criterion_group!` defines an undocumented public function.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use abi::{AbiVersion, Callback};
 use criterion::{criterion_group, criterion_main, Criterion};
 use proxy_wasm_benches::EMPTY_PLUGIN_WAT;
-use proxy_wasm_host::{DefaultEmbedder, MemoryStream, PluginHost, PluginInfo, VmConfig};
+use proxy_wasm_host::{
+    DefaultEmbedder, Engine, Limits, MemoryStream, PluginHost, PluginInfo, Services, VmConfig, VmHost, VmHostConfig,
+};
+use proxy_wasm_wasmer::WasmerEngine;
 use proxy_wasm_wasmtime::WasmtimeEngine;
 
-fn lifecycle_wasmtime(c: &mut Criterion) {
-    let mut group = c.benchmark_group("lifecycle/wasmtime");
-
-    // Our layer: a worker VM of a configured plugin.
-    let host = PluginHost::new(Arc::new(WasmtimeEngine::default()), Arc::new(DefaultEmbedder));
+/// The stream lifecycle through our layer: a worker VM of a configured plugin on `engine`.
+fn bench_host(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, engine: Arc<dyn Engine>) {
+    let host = PluginHost::new(engine, Arc::new(DefaultEmbedder));
     let code = host.load(EMPTY_PLUGIN_WAT.as_bytes()).expect("the empty plugin loads");
     let plugin = PluginInfo { name: "empty".into(), ..Default::default() };
     let mut worker = host.add_plugin(&code, VmConfig::default(), plugin).unwrap().worker().unwrap();
@@ -25,6 +30,11 @@ fn lifecycle_wasmtime(c: &mut Criterion) {
             worker.finish_stream(s).unwrap();
         })
     });
+}
+
+fn lifecycle_wasmtime(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lifecycle/wasmtime");
+    bench_host(&mut group, Arc::new(WasmtimeEngine::default()));
 
     // The baseline: the same five exports called directly on wasmtime.
     let engine = wasmtime::Engine::default();
@@ -50,5 +60,56 @@ fn lifecycle_wasmtime(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lifecycle_wasmtime);
+fn lifecycle_wasmer_singlepass(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lifecycle/wasmer-singlepass");
+    bench_host(&mut group, Arc::new(WasmerEngine::singlepass()));
+
+    // The baseline: the same five exports called directly on a plain Singlepass engine (no stop
+    // checks compiled in, no memory-limiting tunables).
+    let mut store = wasmer::Store::new(wasmer::sys::Singlepass::new());
+    let module = wasmer::Module::new(&store, EMPTY_PLUGIN_WAT).unwrap();
+    let instance = wasmer::Instance::new(&mut store, &module, &wasmer::imports! {}).unwrap();
+    let e = &instance.exports;
+    let create = e.get_typed_function::<(i32, i32), ()>(&store, "proxy_on_context_create").unwrap();
+    let headers = e.get_typed_function::<(i32, i32, i32), i32>(&store, "proxy_on_request_headers").unwrap();
+    let done = e.get_typed_function::<i32, i32>(&store, "proxy_on_done").unwrap();
+    let log = e.get_typed_function::<i32, ()>(&store, "proxy_on_log").unwrap();
+    let delete = e.get_typed_function::<i32, ()>(&store, "proxy_on_delete").unwrap();
+    let mut id = 1;
+    group.bench_function("raw", |b| {
+        b.iter(|| {
+            id += 1;
+            create.call(&mut store, id, 1).unwrap();
+            headers.call(&mut store, id, 0, 1).unwrap();
+            done.call(&mut store, id).unwrap();
+            log.call(&mut store, id).unwrap();
+            delete.call(&mut store, id).unwrap();
+        })
+    });
+    group.finish();
+}
+
+/// One empty callback (`proxy_on_done`) through `Instance::call`, without a CPU deadline and
+/// with one (that never fires): what arming and disarming the deadline costs per call.
+fn deadline(c: &mut Criterion) {
+    let engines: [Arc<dyn Engine>; 2] = [Arc::new(WasmtimeEngine::default()), Arc::new(WasmerEngine::singlepass())];
+    for engine in engines {
+        let mut group = c.benchmark_group(format!("deadline/{}", engine.name()));
+        let module = engine.compile(EMPTY_PLUGIN_WAT.as_bytes()).unwrap();
+        for (name, call_deadline) in [("off", None), ("on", Some(Duration::from_secs(1)))] {
+            let config = VmHostConfig {
+                vm_id: "vm".into(),
+                vm_configuration: Vec::new(),
+                environment: Vec::new(),
+                map_limits: Default::default(),
+            };
+            let host = VmHost::new(config, AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new());
+            let mut vm = module.instantiate(host, &Limits { call_deadline, ..Limits::default() }).unwrap();
+            group.bench_function(name, |b| b.iter(|| vm.call(Callback::OnDone, &[1]).unwrap()));
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, lifecycle_wasmtime, lifecycle_wasmer_singlepass, deadline);
 criterion_main!(benches);
