@@ -141,10 +141,11 @@ pub(crate) fn instantiate_with(
     let mut imports = link::imports(&mut store, &env, &module.module);
     extra(&mut store, &env, &mut imports);
     let instance = limits::with_limit(limits.max_memory_bytes, &stop, || {
-        wasmer::Instance::new(&mut store, &module.module, &imports)
+        // Boxed: Wasmer's error is large, and this closure's result passes through `with_limit`.
+        wasmer::Instance::new(&mut store, &module.module, &imports).map_err(Box::new)
     })
     .map_err(|e| {
-        let message = match e {
+        let message = match *e {
             wasmer::InstantiationError::Start(e) => trap::from_error(e, &stop, limits).to_string(),
             other => other.to_string(),
         };
