@@ -1,35 +1,45 @@
 //! The empty stream lifecycle (create context, request headers, done, log, delete) through our
-//! layer, beside raw engine calls of the same exports with the same arguments.
+//! layer, beside the same calls without it: raw engine calls of the same exports with the same
+//! arguments, or for the Null VM direct calls of the native plugin's functions. Also what a
+//! CPU deadline costs per call.
 #![allow(missing_docs)] // `criterion_group!` defines an undocumented public function.
 
-use std::sync::Arc;
-
 use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use abi::{AbiVersion, Callback};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use proxy_wasm_benches::EMPTY_PLUGIN_WAT;
-use proxy_wasm_host::{DefaultEmbedder, MemoryStream, PluginHost, PluginInfo, VmConfig};
+use proxy_wasm_host::{
+    DefaultEmbedder, Engine, Limits, MemoryStream, PluginHost, PluginInfo, Services, VmConfig, VmHost, VmHostConfig,
+};
+use proxy_wasm_wasmer::WasmerEngine;
 use proxy_wasm_wasmtime::WasmtimeEngine;
 
-fn lifecycle_wasmtime(c: &mut Criterion) {
-    let mut group = c.benchmark_group("lifecycle/wasmtime");
-
-    // Our layer: a worker VM of a configured plugin.
-    let ours = WasmtimeEngine::default();
-    let engine = ours.wasmtime().clone();
-    let host = PluginHost::new(Arc::new(ours), Arc::new(DefaultEmbedder));
-    let code = host.load(EMPTY_PLUGIN_WAT.as_bytes()).expect("the empty plugin loads");
+/// The stream lifecycle through our layer: a worker VM of the empty plugin (`code`: Wasm bytes,
+/// or a static plugin's name for the Null VM) configured on `engine`.
+fn bench_host(group: &mut BenchmarkGroup<'_, WallTime>, engine: Arc<dyn Engine>, code: &[u8]) {
+    let host = PluginHost::new(engine, Arc::new(DefaultEmbedder));
+    let code = host.load(code).expect("the empty plugin loads");
     let plugin = PluginInfo { name: "empty".into(), ..Default::default() };
     let mut worker = host.add_plugin(&code, VmConfig::default(), plugin).unwrap().worker().unwrap();
     let root = worker.root("").unwrap();
     group.bench_function("host", |b| {
         b.iter(|| {
             let s = worker.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
-            let vm = worker.vm();
-            vm.on_request_headers(s.id, true).unwrap();
+            worker.vm().on_request_headers(s.id, true).unwrap();
             worker.finish_stream(s).unwrap();
         })
     });
+}
+
+fn lifecycle_wasmtime(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lifecycle/wasmtime");
+    let ours = WasmtimeEngine::default();
+    let engine = ours.wasmtime().clone();
+    bench_host(&mut group, Arc::new(ours), EMPTY_PLUGIN_WAT.as_bytes());
 
     // The baseline: the same five exports called directly on the same wasmtime engine (same
     // configuration, so the same compiled code), in a store that never reaches its epoch
@@ -57,24 +67,42 @@ fn lifecycle_wasmtime(c: &mut Criterion) {
     group.finish();
 }
 
+fn lifecycle_wasmer_singlepass(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lifecycle/wasmer-singlepass");
+    bench_host(&mut group, Arc::new(WasmerEngine::singlepass()), EMPTY_PLUGIN_WAT.as_bytes());
+
+    // The baseline: the same five exports called directly on a plain Singlepass engine (no stop
+    // checks compiled in, no memory-limiting tunables).
+    let mut store = wasmer::Store::new(wasmer::sys::Singlepass::new());
+    let module = wasmer::Module::new(&store, EMPTY_PLUGIN_WAT).unwrap();
+    let instance = wasmer::Instance::new(&mut store, &module, &wasmer::imports! {}).unwrap();
+    let e = &instance.exports;
+    let create = e.get_typed_function::<(i32, i32), ()>(&store, "proxy_on_context_create").unwrap();
+    let headers = e.get_typed_function::<(i32, i32, i32), i32>(&store, "proxy_on_request_headers").unwrap();
+    let done = e.get_typed_function::<i32, i32>(&store, "proxy_on_done").unwrap();
+    let log = e.get_typed_function::<i32, ()>(&store, "proxy_on_log").unwrap();
+    let delete = e.get_typed_function::<i32, ()>(&store, "proxy_on_delete").unwrap();
+    let mut id = 1;
+    group.bench_function("raw", |b| {
+        b.iter(|| {
+            id += 1;
+            create.call(&mut store, id, 1).unwrap();
+            headers.call(&mut store, id, 0, 1).unwrap();
+            done.call(&mut store, id).unwrap();
+            log.call(&mut store, id).unwrap();
+            delete.call(&mut store, id).unwrap();
+        })
+    });
+    group.finish();
+}
+
 /// The Null VM: the same lifecycle through our layer on the native empty plugin, beside direct
 /// calls of its five functions.
 fn lifecycle_null(c: &mut Criterion) {
     use proxy_wasm_benches::empty_native as native;
     let mut group = c.benchmark_group("lifecycle/null");
     proxy_wasm_benches::register_empty_native();
-    let host = PluginHost::new(Arc::new(proxy_wasm_null::NullVm::new()), Arc::new(DefaultEmbedder));
-    let code = host.load(b"empty").expect("the empty plugin is registered");
-    let plugin = PluginInfo { name: "empty".into(), ..Default::default() };
-    let mut worker = host.add_plugin(&code, VmConfig::default(), plugin).unwrap().worker().unwrap();
-    let root = worker.root("").unwrap();
-    group.bench_function("host", |b| {
-        b.iter(|| {
-            let s = worker.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
-            worker.vm().on_request_headers(s.id, true).unwrap();
-            worker.finish_stream(s).unwrap();
-        })
-    });
+    bench_host(&mut group, Arc::new(proxy_wasm_null::NullVm::new()), b"empty");
     // Through function pointers the optimiser cannot see through, as the Null VM calls them.
     let create = black_box(native::context_create as extern "C-unwind" fn(u32, u32));
     let headers = black_box(native::request_headers as extern "C-unwind" fn(u32, usize, u32) -> u32);
@@ -94,5 +122,27 @@ fn lifecycle_null(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lifecycle_wasmtime, lifecycle_null);
+/// One empty callback (`proxy_on_done`) through `Instance::call`, without a CPU deadline and
+/// with one (that never fires): what arming and disarming the deadline costs per call.
+fn deadline(c: &mut Criterion) {
+    let engines: [Arc<dyn Engine>; 2] = [Arc::new(WasmtimeEngine::default()), Arc::new(WasmerEngine::singlepass())];
+    for engine in engines {
+        let mut group = c.benchmark_group(format!("deadline/{}", engine.name()));
+        let module = engine.compile(EMPTY_PLUGIN_WAT.as_bytes()).unwrap();
+        for (name, call_deadline) in [("off", None), ("on", Some(Duration::from_secs(1)))] {
+            let config = VmHostConfig {
+                vm_id: "vm".into(),
+                vm_configuration: Vec::new(),
+                environment: Vec::new(),
+                map_limits: Default::default(),
+            };
+            let host = VmHost::new(config, AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new());
+            let mut vm = module.instantiate(host, &Limits { call_deadline, ..Limits::default() }).unwrap();
+            group.bench_function(name, |b| b.iter(|| vm.call(Callback::OnDone, &[1]).unwrap()));
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, lifecycle_wasmtime, lifecycle_wasmer_singlepass, lifecycle_null, deadline);
 criterion_main!(benches);

@@ -1,4 +1,4 @@
-//! End-to-end tests on Wasmtime: an unmodified `proxy-wasm` SDK plugin (conformance/plugins/
+//! End-to-end tests on every engine (Wasmtime, Wasmer Singlepass): an unmodified `proxy-wasm` SDK plugin (conformance/plugins/
 //! sdk-e2e), a raw-ABI Rust plugin (raw-minimal) and hand-written WAT guests, run through the
 //! whole host: loading, VM start, contexts, host functions, callouts, ticks, queues, metrics and
 //! fault handling.
@@ -12,15 +12,49 @@ use abi::{Action, Callback, LogLevel, StreamType};
 use proxy_wasm_conformance::guest;
 use proxy_wasm_host::scripted::{run_exchange, Exchange, Outcome, ScriptedEmbedder, Step};
 use proxy_wasm_host::{
-    CompiledModule, Error, MemoryStream, MetricValue, PluginHost, PluginInfo, Trace, TrapKind, VmConfig,
+    CompiledModule, Engine, Error, MemoryStream, MetricValue, PluginHost, PluginInfo, Trace, TrapKind, VmConfig,
 };
-use proxy_wasm_wasmtime::WasmtimeEngine;
 
-/// A host on Wasmtime that traces its VMs (so outcomes list their callbacks).
-fn host() -> (PluginHost, Arc<ScriptedEmbedder>) {
+/// Makes the engine a case runs on.
+type Make<'a> = &'a dyn Fn() -> Arc<dyn Engine>;
+
+/// Runs every case, written once below as a function of the engine, on every engine: one
+/// `#[test]` per case in a module per engine (`wasmtime::...`, `wasmer_singlepass::...`). A case
+/// left out of the list is an unused function, which the build reports.
+macro_rules! on_every_engine {
+    ($($case:ident)*) => {
+        mod wasmtime {
+            $( #[test] fn $case() { super::$case(&|| std::sync::Arc::new(proxy_wasm_wasmtime::WasmtimeEngine::default())) } )*
+        }
+        #[cfg(feature = "wasmer")]
+        mod wasmer_singlepass {
+            $( #[test] fn $case() { super::$case(&|| std::sync::Arc::new(proxy_wasm_wasmer::WasmerEngine::singlepass())) } )*
+        }
+    };
+}
+
+on_every_engine! {
+    sdk_plugin_reads_and_rewrites_headers
+    sdk_plugin_sends_a_local_response
+    sdk_plugin_buffers_and_rewrites_the_body
+    sdk_plugin_authorizes_through_an_http_callout
+    sdk_plugin_ticks_and_counts_in_shared_data_and_metrics
+    sdk_plugin_records_metrics
+    sdk_plugins_pass_items_through_a_queue_between_two_vms
+    sdk_plugin_trap_fails_the_vm_and_the_next_stream_gets_a_fresh_one
+    sdk_plugin_rejecting_its_configuration_is_refused_with_the_reason
+    raw_abi_rust_plugin_adds_a_header
+    callbacks_come_in_the_documented_order
+    a_root_context_can_defer_its_deletion_until_proxy_done
+    an_abi_0_1_0_guest_works_through_its_own_names
+    bad_modules_are_refused_with_an_error_naming_the_problem
+    modules_are_cached_by_sha256
+}
+
+/// A host on the engine `make` makes that traces its VMs (so outcomes list their callbacks).
+fn host(make: Make) -> (PluginHost, Arc<ScriptedEmbedder>) {
     let embedder = ScriptedEmbedder::new();
-    let engine = Arc::new(WasmtimeEngine::default());
-    (PluginHost::new(engine, embedder.clone()).with_trace(Trace::new()), embedder)
+    (PluginHost::new(make(), embedder.clone()).with_trace(Trace::new()), embedder)
 }
 
 fn plugin(configuration: &str) -> PluginInfo {
@@ -42,8 +76,8 @@ fn request(path: &str) -> Step {
 }
 
 /// Runs an exchange with the SDK plugin configured as `scenario`.
-fn run_sdk(scenario: &str, steps: Vec<Step>) -> Outcome {
-    let (host, embedder) = host();
+fn run_sdk(make: Make, scenario: &str, steps: Vec<Step>) -> Outcome {
+    let (host, embedder) = host(make);
     let code = host.load(&guest("sdk_e2e")).expect("the SDK plugin loads");
     let exchange = Exchange { plugin: plugin(scenario), steps, ..Default::default() };
     run_exchange(&host, &embedder, &code, &exchange).expect("the exchange runs")
@@ -57,10 +91,8 @@ fn metric(out: &Outcome, name: &str) -> Option<MetricValue> {
     out.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
 }
 
-#[test]
-fn sdk_plugin_reads_and_rewrites_headers() {
-    let out = run_sdk(
-        "headers",
+fn sdk_plugin_reads_and_rewrites_headers(make: Make) {
+    let out = run_sdk(make, "headers",
         vec![
             Step::RequestHeaders {
                 headers: headers(&[(":path", "/a"), ("x-a", "1"), ("x-remove", "z")]),
@@ -80,10 +112,8 @@ fn sdk_plugin_reads_and_rewrites_headers() {
     assert_eq!(out.actions, vec![(0, Action::Continue), (1, Action::Continue)]);
 }
 
-#[test]
-fn sdk_plugin_sends_a_local_response() {
-    let out = run_sdk(
-        "local",
+fn sdk_plugin_sends_a_local_response(make: Make) {
+    let out = run_sdk(make, "local",
         vec![request("/deny/x"), Step::ResponseHeaders { headers: headers(&[(":status", "200")]), end_of_stream: true }],
     );
     let reply = out.local_reply.expect("a local reply");
@@ -97,15 +127,13 @@ fn sdk_plugin_sends_a_local_response() {
         "the stream ended with the local reply"
     );
 
-    let out = run_sdk("local", vec![request("/ok")]);
+    let out = run_sdk(make, "local", vec![request("/ok")]);
     assert_eq!(out.local_reply, None);
     assert_eq!(out.actions, vec![(0, Action::Continue)]);
 }
 
-#[test]
-fn sdk_plugin_buffers_and_rewrites_the_body() {
-    let out = run_sdk(
-        "body",
+fn sdk_plugin_buffers_and_rewrites_the_body(make: Make) {
+    let out = run_sdk(make, "body",
         vec![
             Step::RequestHeaders { headers: headers(&[(":path", "/")]), end_of_stream: false },
             Step::RequestBody { body: b"foo-".to_vec(), end_of_stream: false },
@@ -125,9 +153,8 @@ fn callout_answer(status: &str) -> Step {
     Step::HttpCallResponse { headers: headers(&[(":status", status)]), body: b"ok".to_vec(), trailers: vec![] }
 }
 
-#[test]
-fn sdk_plugin_authorizes_through_an_http_callout() {
-    let out = run_sdk("callout", vec![request("/private"), callout_answer("200")]);
+fn sdk_plugin_authorizes_through_an_http_callout(make: Make) {
+    let out = run_sdk(make, "callout", vec![request("/private"), callout_answer("200")]);
     assert_eq!(out.trap, None);
     assert_eq!(out.actions, vec![(0, Action::Pause)]);
     assert_eq!(out.callouts.len(), 1);
@@ -139,16 +166,15 @@ fn sdk_plugin_authorizes_through_an_http_callout() {
     assert!(out.continued(StreamType::HttpRequest), "a 200 resumes the request: {:?}", out.stream.effects);
     assert_eq!(out.local_reply, None);
 
-    let out = run_sdk("callout", vec![request("/private"), callout_answer("500")]);
+    let out = run_sdk(make, "callout", vec![request("/private"), callout_answer("500")]);
     assert!(!out.continued(StreamType::HttpRequest));
     let reply = out.local_reply.expect("a denial");
     assert_eq!((reply.status, reply.body.as_slice()), (403, &b"forbidden"[..]));
     assert_eq!(reply.headers.get_str("x-auth").as_deref(), Some("denied"));
 }
 
-#[test]
-fn sdk_plugin_ticks_and_counts_in_shared_data_and_metrics() {
-    let (host, embedder) = host();
+fn sdk_plugin_ticks_and_counts_in_shared_data_and_metrics(make: Make) {
+    let (host, embedder) = host(make);
     let code = host.load(&guest("sdk_e2e")).unwrap();
     let exchange = Exchange { plugin: plugin("tick"), steps: vec![Step::Tick, Step::Tick, Step::Tick], ..Default::default() };
     let out = run_exchange(&host, &embedder, &code, &exchange).unwrap();
@@ -159,9 +185,8 @@ fn sdk_plugin_ticks_and_counts_in_shared_data_and_metrics() {
     assert_eq!(metric(&out, "ticks_total"), Some(MetricValue::Counter(3)));
 }
 
-#[test]
-fn sdk_plugin_records_metrics() {
-    let out = run_sdk("metrics", vec![request("/")]);
+fn sdk_plugin_records_metrics(make: Make) {
+    let out = run_sdk(make, "metrics", vec![request("/")]);
     assert_eq!(out.trap, None);
     assert_eq!(metric(&out, "requests_total"), Some(MetricValue::Counter(1)));
     assert_eq!(metric(&out, "active"), Some(MetricValue::Gauge(0)), "+1 on headers, -1 on log");
@@ -170,9 +195,8 @@ fn sdk_plugin_records_metrics() {
 
 /// A consumer VM on its own thread registers queue `events`; a producer VM in another thread
 /// enqueues each request's path; the consumer's thread receives `proxy_on_queue_ready`.
-#[test]
-fn sdk_plugins_pass_items_through_a_queue_between_two_vms() {
-    let (host, _embedder) = host();
+fn sdk_plugins_pass_items_through_a_queue_between_two_vms(make: Make) {
+    let (host, _embedder) = host(make);
     let host = Arc::new(host);
     let code = host.load(&guest("sdk_e2e")).unwrap();
     let config = |name: &str| VmConfig { vm_id: "q".into(), configuration: name.as_bytes().to_vec(), ..Default::default() };
@@ -213,9 +237,8 @@ fn sdk_plugins_pass_items_through_a_queue_between_two_vms() {
     assert!(logs.iter().any(|l| l.message == "got /two"), "{logs:?}");
 }
 
-#[test]
-fn sdk_plugin_trap_fails_the_vm_and_the_next_stream_gets_a_fresh_one() {
-    let (host, embedder) = host();
+fn sdk_plugin_trap_fails_the_vm_and_the_next_stream_gets_a_fresh_one(make: Make) {
+    let (host, embedder) = host(make);
     let code = host.load(&guest("sdk_e2e")).unwrap();
     for fail_open in [false, true] {
         let vm = host
@@ -256,18 +279,16 @@ fn sdk_plugin_trap_fails_the_vm_and_the_next_stream_gets_a_fresh_one() {
     );
 }
 
-#[test]
-fn sdk_plugin_rejecting_its_configuration_is_refused_with_the_reason() {
-    let (host, _) = host();
+fn sdk_plugin_rejecting_its_configuration_is_refused_with_the_reason(make: Make) {
+    let (host, _) = host(make);
     let code = host.load(&guest("sdk_e2e")).unwrap();
     let err = host.add_plugin(&code, VmConfig::default(), plugin("no-such-scenario")).err().expect("refused");
     assert_eq!(err, Error::ConfigureRejected { plugin: "no-such-scenario".into() });
     assert!(err.to_string().contains("rejected its configuration"));
 }
 
-#[test]
-fn raw_abi_rust_plugin_adds_a_header() {
-    let (host, embedder) = host();
+fn raw_abi_rust_plugin_adds_a_header(make: Make) {
+    let (host, embedder) = host(make);
     let code = host.load(&guest("raw_minimal")).unwrap();
     let exchange = Exchange { plugin: plugin("raw"), steps: vec![request("/")], ..Default::default() };
     let out = run_exchange(&host, &embedder, &code, &exchange).unwrap();
@@ -302,9 +323,8 @@ const LIFECYCLE_WAT: &str = r#"
   (func (export "proxy_on_delete") (param i32)))
 "#;
 
-#[test]
-fn callbacks_come_in_the_documented_order() {
-    let (host, embedder) = host();
+fn callbacks_come_in_the_documented_order(make: Make) {
+    let (host, embedder) = host(make);
     let code = host.load(LIFECYCLE_WAT.as_bytes()).unwrap();
     let exchange = Exchange {
         plugin: PluginInfo { configuration: b"cfg".to_vec(), ..plugin("order") },
@@ -373,9 +393,8 @@ const DEFERRED_DONE_WAT: &str = r#"
   (func (export "proxy_on_delete") (param i32) (drop (call $log (i32.const 2) (i32.const 16) (i32.const 7)))))
 "#;
 
-#[test]
-fn a_root_context_can_defer_its_deletion_until_proxy_done() {
-    let (host, embedder) = host();
+fn a_root_context_can_defer_its_deletion_until_proxy_done(make: Make) {
+    let (host, embedder) = host(make);
     let code = host.load(DEFERRED_DONE_WAT.as_bytes()).unwrap();
     let mut vm = host.new_vm(&code, &VmConfig::default()).unwrap();
     let root = vm.start_plugin(plugin("deferred")).unwrap();
@@ -400,9 +419,8 @@ const V010_WAT: &str = r#"
     (i32.const 1)))
 "#;
 
-#[test]
-fn an_abi_0_1_0_guest_works_through_its_own_names() {
-    let (host, embedder) = host();
+fn an_abi_0_1_0_guest_works_through_its_own_names(make: Make) {
+    let (host, embedder) = host(make);
     let code = host.load(V010_WAT.as_bytes()).unwrap();
     assert_eq!(code.abi_version(), abi::AbiVersion::V010);
     let exchange = Exchange { plugin: plugin("old"), steps: vec![request("/")], ..Default::default() };
@@ -414,9 +432,9 @@ fn an_abi_0_1_0_guest_works_through_its_own_names() {
     assert_eq!(call.args, vec![2], "0.1.0 headers callbacks take no end_of_stream");
 }
 
-#[test]
-fn bad_modules_are_refused_with_an_error_naming_the_problem() {
-    let (host, _) = host();
+fn bad_modules_are_refused_with_an_error_naming_the_problem(make: Make) {
+    let (host, _) = host(make);
+    let not_wasm = format!("not a valid Wasm module for {}", make().name());
     let cases: &[(&str, &str)] = &[
         ("(module (func (export \"malloc\") (param i32) (result i32) (i32.const 0)))", "no ABI version marker"),
         (
@@ -430,7 +448,7 @@ fn bad_modules_are_refused_with_an_error_naming_the_problem() {
             "`env.proxy_get_shared_data_v2`, which this host does not provide",
         ),
         ("(module (func (export \"proxy_abi_version_0_2_1\")))", "neither `malloc` nor `proxy_on_memory_allocate`"),
-        ("not wasm at all", "not a valid Wasm module for wasmtime"),
+        ("not wasm at all", &not_wasm),
     ];
     for (wat, expected) in cases {
         let err = host.load(wat.as_bytes()).err().expect("refused");
@@ -439,9 +457,8 @@ fn bad_modules_are_refused_with_an_error_naming_the_problem() {
 }
 
 /// Loading the same bytes twice compiles once.
-#[test]
-fn modules_are_cached_by_sha256() {
-    let (host, _) = host();
+fn modules_are_cached_by_sha256(make: Make) {
+    let (host, _) = host(make);
     let a: Arc<CompiledModule> = host.load(LIFECYCLE_WAT.as_bytes()).unwrap();
     let b = host.load(LIFECYCLE_WAT.as_bytes()).unwrap();
     assert!(Arc::ptr_eq(&a, &b));

@@ -1,0 +1,401 @@
+//! The cases, one public function each, taking a function that makes the engine under test.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use abi::{AbiVersion, Callback, LogLevel, MetricType};
+use proxy_wasm_host::{
+    Embedder, Engine, Error, Export, ExternKind, Import, Instance, Limits, Module, PluginInfo, Services, TrapKind,
+    VmHost, VmHostConfig,
+};
+
+/// Makes the engine under test.
+pub type MakeEngine<'a> = &'a dyn Fn() -> Arc<dyn Engine>;
+
+/// Records every log line.
+#[derive(Default)]
+struct Recorder {
+    logs: Mutex<Vec<(LogLevel, String)>>,
+}
+
+impl Embedder for Recorder {
+    fn log(&self, _plugin: Option<&PluginInfo>, level: LogLevel, message: &str) {
+        self.logs.lock().unwrap().push((level, message.to_string()));
+    }
+}
+
+impl Recorder {
+    fn logs(&self) -> Vec<(LogLevel, String)> {
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+/// An engine, an embedder that records logs, and shared services.
+struct Fixture {
+    engine: Arc<dyn Engine>,
+    recorder: Arc<Recorder>,
+    services: Arc<Services>,
+}
+
+impl Fixture {
+    fn new(make: MakeEngine<'_>) -> Self {
+        Fixture { engine: make(), recorder: Arc::default(), services: Services::new() }
+    }
+
+    fn host(&self) -> VmHost {
+        let config = VmHostConfig {
+            vm_id: "vm".into(),
+            vm_configuration: Vec::new(),
+            environment: Vec::new(),
+            map_limits: Default::default(),
+        };
+        VmHost::new(config, AbiVersion::V021, self.recorder.clone(), self.services.clone())
+    }
+
+    fn compile(&self, wat: &str) -> Arc<dyn Module> {
+        self.engine.compile(wat.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn instance(&self, wat: &str, limits: Limits) -> Box<dyn Instance> {
+        self.try_instance(wat, limits).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_instance(&self, wat: &str, limits: Limits) -> Result<Box<dyn Instance>, Error> {
+        self.compile(wat).instantiate(self.host(), &limits)
+    }
+}
+
+/// Runs `f` on another thread and fails the test if it does not return within a minute.
+fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(f()).unwrap());
+    rx.recv_timeout(Duration::from_secs(60)).expect("the call did not return")
+}
+
+const ENDLESS: &str = r#"
+(module
+  (memory (export "memory") 1)
+  (func (export "proxy_on_tick") (param i32) (loop $l (br $l))))
+"#;
+
+/// Invalid bytes are [`Error::Compile`] with the engine's name and reason.
+pub fn compile_error_names_the_problem(make: MakeEngine<'_>) {
+    let engine = make();
+    let err = engine.compile(br#"(module (func (result i32) i64.const 1))"#).err().unwrap();
+    let Error::Compile { engine: name, message } = &err else { panic!("{err:?}") };
+    assert_eq!(*name, engine.name());
+    assert!(message.contains("type mismatch"), "{message}");
+    let err = engine.compile(b"\0asm\x01\0\0\0\x01\xff").err().unwrap();
+    assert!(matches!(err, Error::Compile { .. }), "{err:?}");
+    println!("{err}");
+}
+
+/// Imports and exports are listed in order, with their kinds and Wasm types.
+pub fn imports_and_exports_are_listed(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let module = f.compile(
+        r#"(module
+          (import "env" "proxy_log" (func (param i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_seek" (func (param i32 i64 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (global (export "g") i32 (i32.const 0))
+          (func (export "malloc") (param i32) (result i32) (i32.const 0))
+          (func (export "f") (param f32 f64)))"#,
+    );
+    let func = |params: &[&'static str], results: &[&'static str]| ExternKind::Func {
+        params: params.to_vec(),
+        results: results.to_vec(),
+    };
+    assert_eq!(
+        module.imports(),
+        &[
+            Import { module: "env".into(), name: "proxy_log".into(), kind: func(&["i32", "i32", "i32"], &["i32"]) },
+            Import {
+                module: "wasi_snapshot_preview1".into(),
+                name: "fd_seek".into(),
+                kind: func(&["i32", "i64", "i32", "i32"], &["i32"]),
+            },
+        ]
+    );
+    assert_eq!(
+        module.exports(),
+        &[
+            Export { name: "memory".into(), kind: ExternKind::Memory },
+            Export { name: "g".into(), kind: ExternKind::Global },
+            Export { name: "malloc".into(), kind: func(&["i32"], &["i32"]) },
+            Export { name: "f".into(), kind: func(&["f32", "f64"], &[]) },
+        ]
+    );
+}
+
+/// Arguments keep their low 32 bits, results are zero-extended, a missing callback is a trap.
+pub fn a_callback_gets_its_arguments_and_returns_its_value(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let mut vm = f.instance(
+        r#"(module
+          (memory (export "memory") 2)
+          (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+            (i32.add (local.get 0) (local.get 1)))
+          (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const -1))
+          (func (export "proxy_on_tick") (param i32)))"#,
+        Limits::default(),
+    );
+    assert!(vm.has(Callback::OnVmStart));
+    assert!(vm.has(Callback::OnTick));
+    assert!(!vm.has(Callback::OnLog));
+    assert_eq!(vm.call(Callback::OnVmStart, &[3, 4]), Ok(7));
+    assert_eq!(vm.call(Callback::OnVmStart, &[(1 << 32) + 5, 1]), Ok(6));
+    assert_eq!(vm.call(Callback::OnConfigure, &[1, 0]), Ok(0xffff_ffff));
+    assert_eq!(vm.call(Callback::OnTick, &[1]), Ok(0));
+    let missing = vm.call(Callback::OnLog, &[1]).unwrap_err();
+    assert!(missing.message.contains("not exported"), "{missing}");
+    assert_eq!(vm.memory_size(), 2 * 65536);
+    assert_eq!(vm.interrupt_handle().is_some(), f.engine.capabilities().interrupt);
+    assert_eq!(vm.host().abi_version(), AbiVersion::V021);
+}
+
+/// A callback export with another signature than the ABI's is [`Error::BadExport`].
+pub fn a_callback_with_the_wrong_signature_is_refused(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let err = f
+        .try_instance(r#"(module (func (export "proxy_on_tick") (param i32 i32)))"#, Limits::default())
+        .err()
+        .unwrap();
+    assert_eq!(
+        err,
+        Error::BadExport { export: "proxy_on_tick".into(), message: "expected (i32) -> (), found (i32, i32) -> ()".into() }
+    );
+    let err = f
+        .try_instance(r#"(module (global (export "proxy_on_done") i32 (i32.const 0)))"#, Limits::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, Error::BadExport { export, message } if export == "proxy_on_done" && message.contains("found a global")),
+        "{err:?}"
+    );
+}
+
+/// Unknown imports are all named; a known one with the wrong type is [`Error::BadImport`]; WASI is
+/// linked under both of its module names.
+pub fn imports_are_checked_against_the_table(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let err = f
+        .try_instance(r#"(module (import "env" "proxy_log" (func (param i32 i32) (result i32))))"#, Limits::default())
+        .err()
+        .unwrap();
+    assert_eq!(
+        err,
+        Error::BadImport {
+            import: "env.proxy_log".into(),
+            message: "expected (i32, i32, i32) -> i32, found (i32, i32) -> i32".into()
+        }
+    );
+    let err = f
+        .try_instance(r#"(module (import "env" "proxy_nope" (func)) (import "other" "x" (func)))"#, Limits::default())
+        .err()
+        .unwrap();
+    assert_eq!(err, Error::UnknownImports(vec!["env.proxy_nope".into(), "other.x".into()]));
+    f.instance(
+        r#"(module
+          (import "wasi_unstable" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))"#,
+        Limits::default(),
+    );
+}
+
+/// `unreachable` is a one- or two-line guest trap, and the VM refuses further calls.
+pub fn unreachable_is_a_guest_trap_and_fails_the_vm(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let mut vm = f.instance(
+        r#"(module (func $proxy_on_tick (export "proxy_on_tick") (param i32) unreachable))"#,
+        Limits::default(),
+    );
+    let trap = vm.call(Callback::OnTick, &[1]).unwrap_err();
+    println!("{trap}");
+    assert_eq!(trap.kind, TrapKind::Guest);
+    assert!(trap.message.contains("unreachable"), "{trap}");
+    assert!(trap.message.lines().count() <= 2, "{trap}");
+    let again = vm.call(Callback::OnTick, &[1]).unwrap_err();
+    assert_eq!(again.kind, TrapKind::Guest);
+    assert!(again.message.starts_with("VM failed earlier: "), "{again}");
+}
+
+/// An endless loop is stopped by the call deadline, not before it.
+pub fn an_endless_loop_hits_the_deadline(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let limits = Limits { call_deadline: Some(Duration::from_millis(50)), ..Limits::default() };
+    if !f.engine.capabilities().interrupt {
+        // Nothing could stop the loop: the engine must say so rather than hang here.
+        return;
+    }
+    let mut vm = f.instance(ENDLESS, limits);
+    let (trap, took) = within_a_minute(move || {
+        let start = Instant::now();
+        let trap = vm.call(Callback::OnTick, &[1]).unwrap_err();
+        (trap, start.elapsed())
+    });
+    println!("{trap} after {took:?}");
+    assert_eq!(trap.kind, TrapKind::Deadline, "{trap}");
+    assert!(took >= Duration::from_millis(50), "{took:?}");
+}
+
+/// The interrupt handle stops an endless loop from another thread.
+pub fn interrupt_from_another_thread_stops_an_endless_loop(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let mut vm = f.instance(ENDLESS, Limits::default());
+    let Some(handle) = vm.interrupt_handle() else {
+        assert!(!f.engine.capabilities().interrupt, "an engine that can interrupt gives a handle");
+        return;
+    };
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        handle.interrupt();
+    });
+    let trap = within_a_minute(move || vm.call(Callback::OnTick, &[1]).unwrap_err());
+    stopper.join().unwrap();
+    println!("{trap}");
+    assert_eq!(trap.kind, TrapKind::Deadline, "{trap}");
+    assert!(trap.message.contains("interrupted"), "{trap}");
+}
+
+/// Growing memory past the limit traps with [`TrapKind::MemoryLimit`]; a module whose memory
+/// starts above the limit does not instantiate.
+pub fn a_memory_bomb_hits_the_memory_limit(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    assert!(f.engine.capabilities().memory_limit, "every wasm engine enforces the memory limit");
+    let mut vm = f.instance(
+        r#"(module
+          (memory (export "memory") 1)
+          (func (export "proxy_on_tick") (param i32)
+            (loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))))"#,
+        Limits { max_memory_bytes: 4 << 20, ..Limits::default() },
+    );
+    let trap = vm.call(Callback::OnTick, &[1]).unwrap_err();
+    println!("{trap}");
+    assert_eq!(trap.kind, TrapKind::MemoryLimit, "{trap}");
+    assert!(vm.memory_size() <= 4 << 20);
+    let err = f
+        .try_instance(r#"(module (memory (export "memory") 100))"#, Limits { max_memory_bytes: 1 << 20, ..Limits::default() })
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::Instantiate { .. }), "{err:?}");
+    println!("{err}");
+}
+
+/// A guest whose allocator makes host calls itself (as the C++ host's `bad_malloc` test), and
+/// whose `proxy_on_vm_start` reads shared data (the host copies the value through the
+/// allocator) and logs it.
+const REENTRANT: &str = r#"
+(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_current_time_nanoseconds" (func $now (param i32) (result i32)))
+  (import "env" "proxy_get_shared_data" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $next (mut i32) (i32.const 4096))
+  (global $trap (mut i32) (i32.const 0))
+  (data (i32.const 100) "malloc")
+  (data (i32.const 110) "key")
+  (func (export "malloc") (param $size i32) (result i32)
+    (local $p i32)
+    (if (global.get $trap) (then unreachable))
+    (if (call $now (i32.const 200)) (then unreachable))
+    (if (i64.eqz (i64.load (i32.const 200))) (then unreachable))
+    (if (call $log (i32.const 2) (i32.const 100) (i32.const 6)) (then unreachable))
+    (local.set $p (global.get $next))
+    (global.set $next (i32.add (global.get $next) (local.get $size)))
+    (local.get $p))
+  ;; proxy_on_vm_start(_, trap): the status of proxy_get_shared_data, after logging the value.
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+    (local $status i32)
+    (global.set $trap (local.get 1))
+    (local.set $status (call $get (i32.const 110) (i32.const 3) (i32.const 8) (i32.const 12) (i32.const 16)))
+    (if (i32.eqz (local.get $status))
+      (then (drop (call $log (i32.const 3) (i32.load (i32.const 8)) (i32.load (i32.const 12))))))
+    (local.get $status))
+)
+"#;
+
+/// A host function calls the guest allocator, which itself makes host calls.
+pub fn a_host_function_calls_the_allocator_reentrantly(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    f.services.set_shared_data("vm", b"key", b"shared value", 0).unwrap();
+    let mut vm = f.instance(REENTRANT, Limits::default());
+    assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(0), "proxy_get_shared_data's status");
+    assert_eq!(
+        f.recorder.logs(),
+        vec![(LogLevel::Info, "malloc".to_string()), (LogLevel::Warn, "shared value".to_string())]
+    );
+}
+
+/// A trap in the allocator, called from a host function, fails the call.
+pub fn a_trapping_allocator_fails_the_call(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    f.services.set_shared_data("vm", b"key", b"shared value", 0).unwrap();
+    let mut vm = f.instance(REENTRANT, Limits::default());
+    let trap = vm.call(Callback::OnVmStart, &[1, 1]).unwrap_err();
+    println!("{trap}");
+    assert_eq!(trap.kind, TrapKind::Guest);
+    assert!(trap.message.contains("unreachable"), "{trap}");
+    let again = vm.call(Callback::OnVmStart, &[1, 0]).unwrap_err();
+    assert!(again.message.starts_with("VM failed earlier"), "{again}");
+}
+
+/// An `i64` host-function argument arrives whole, sign included.
+pub fn an_i64_argument_passes_through(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let counter = f.services.define_metric(MetricType::Counter, "requests");
+    let gauge = f.services.define_metric(MetricType::Gauge, "level");
+    let mut vm = f.instance(
+        r#"(module
+          (import "env" "proxy_increment_metric" (func $inc (param i32 i64) (result i32)))
+          (memory (export "memory") 1)
+          (func (export "proxy_on_vm_start") (param $id i32) (param $which i32) (result i32)
+            (if (result i32) (local.get $which)
+              (then (call $inc (local.get $id) (i64.const -3)))
+              (else (call $inc (local.get $id) (i64.const 5000000000))))))"#,
+        Limits::default(),
+    );
+    assert_eq!(vm.call(Callback::OnVmStart, &[u64::from(counter), 0]), Ok(0));
+    assert_eq!(f.services.get_metric(counter), Ok(5_000_000_000));
+    assert_eq!(vm.call(Callback::OnVmStart, &[u64::from(gauge), 0]), Ok(0));
+    assert_eq!(vm.call(Callback::OnVmStart, &[u64::from(gauge), 1]), Ok(0));
+    assert_eq!(f.services.get_metric(gauge), Ok(4_999_999_997));
+}
+
+/// WASI `proc_exit` comes out of the call as [`TrapKind::Exit`] with its code.
+pub fn proc_exit_is_an_exit_trap(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let mut vm = f.instance(
+        r#"(module
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (func (export "_start") (call $exit (i32.const 3))))"#,
+        Limits::default(),
+    );
+    let trap = vm.call(Callback::Start, &[]).unwrap_err();
+    assert_eq!(trap.kind, TrapKind::Exit(3), "{trap}");
+}
+
+/// A precompiled module loads back and runs; garbage is refused. An engine without precompiled
+/// modules says so.
+pub fn serialize_and_deserialize_round_trip(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let module = f.compile(
+        r#"(module
+          (memory (export "memory") 1)
+          (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.mul (local.get 0) (local.get 1))))"#,
+    );
+    let Some(bytes) = module.serialize() else {
+        assert!(!f.engine.capabilities().precompiled, "an engine with precompiled modules serializes");
+        assert!(matches!(f.engine.deserialize(b"anything"), Err(Error::Unsupported { .. })));
+        return;
+    };
+    assert!(f.engine.capabilities().precompiled);
+    let loaded = f.engine.deserialize(&bytes).unwrap();
+    assert_eq!(loaded.exports(), module.exports());
+    let mut vm = loaded.instantiate(f.host(), &Limits::default()).unwrap();
+    assert_eq!(vm.call(Callback::OnVmStart, &[6, 7]), Ok(42));
+    let err = f.engine.deserialize(b"not a module").err().unwrap();
+    assert!(matches!(err, Error::Compile { .. }), "{err:?}");
+}

@@ -1,0 +1,53 @@
+//! The engine contract of `proxy-wasm-host` as tests, written once and run on every engine.
+//!
+//! An engine crate's integration tests call [`engine_contract_tests!`] with a closure that makes
+//! its engine; the macro expands to one `#[test]` per case of [`cases`]:
+//!
+//! ```ignore
+//! proxy_wasm_engine_tests::engine_contract_tests!(|| std::sync::Arc::new(MyEngine::default()));
+//! ```
+//!
+//! The cases use hand-written WAT guests (every engine here accepts the text format) and assert
+//! what the [`Engine`](proxy_wasm_host::Engine) trait documents: compile errors, import and
+//! export listings, callback arguments and results, signature checks, traps, the CPU deadline
+//! and interrupt, the memory limit, re-entrant allocator calls, `proc_exit`, precompiled
+//! modules. Where a capability is optional, the case checks that an engine without it says so.
+
+pub mod cases;
+
+#[doc(hidden)]
+pub use proxy_wasm_host;
+
+/// Expands to one `#[test]` per case of [`cases`], each run on a fresh engine made by
+/// `$make` (an expression that makes an `Arc` of a type implementing
+/// [`Engine`](proxy_wasm_host::Engine), for example `|| Arc::new(MyEngine::default())`).
+#[macro_export]
+macro_rules! engine_contract_tests {
+    ($make:expr) => {
+        $crate::engine_contract_tests!(@cases $make;
+            compile_error_names_the_problem
+            imports_and_exports_are_listed
+            a_callback_gets_its_arguments_and_returns_its_value
+            a_callback_with_the_wrong_signature_is_refused
+            imports_are_checked_against_the_table
+            unreachable_is_a_guest_trap_and_fails_the_vm
+            an_endless_loop_hits_the_deadline
+            interrupt_from_another_thread_stops_an_endless_loop
+            a_memory_bomb_hits_the_memory_limit
+            a_host_function_calls_the_allocator_reentrantly
+            a_trapping_allocator_fails_the_call
+            an_i64_argument_passes_through
+            proc_exit_is_an_exit_trap
+            serialize_and_deserialize_round_trip
+        );
+    };
+    (@cases $make:expr; $($case:ident)*) => {
+        $(
+            #[test]
+            fn $case() {
+                let make = $make;
+                $crate::cases::$case(&move || -> ::std::sync::Arc<dyn $crate::proxy_wasm_host::Engine> { make() });
+            }
+        )*
+    };
+}

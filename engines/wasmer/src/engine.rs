@@ -1,0 +1,160 @@
+//! [`WasmerEngine`]: one Wasmer engine with its compiler, stop-check middleware, memory-limiting
+//! tunables and deadline watchdog.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proxy_wasm_host::{Capabilities, Engine, Error, Module};
+use wasmer::sys::{CompilerConfig, NativeEngineExt};
+
+use crate::limits::LimitingTunables;
+use crate::module::WasmerModule;
+use crate::stop::{StopCheck, Watchdog};
+
+/// Which Wasmer compiler turns Wasm into machine code.
+///
+/// Only Singlepass is offered for now: every Wasmer 7.4.x release pins Cranelift at exactly
+/// 0.135.0, while the workspace's Wasmtime 48.0.8 needs Cranelift 0.135.8 or later, and Cargo
+/// allows one 0.135.x per build. A `Cranelift` variant (engine name `wasmer`) joins when the two
+/// agree on a Cranelift release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Compiler {
+    /// Singlepass: compiles in one linear pass, fast to compile, slower code. Engine name
+    /// `wasmer-singlepass`.
+    Singlepass,
+}
+
+impl Compiler {
+    /// The engine's name at run time with this compiler.
+    pub const fn engine_name(self) -> &'static str {
+        match self {
+            Compiler::Singlepass => "wasmer-singlepass",
+        }
+    }
+}
+
+/// How a [`WasmerEngine`] is set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WasmerConfig {
+    /// The compiler.
+    pub compiler: Compiler,
+    /// How often the watchdog thread looks for calls past their deadline while some call has one
+    /// (default 10 ms): the granularity of
+    /// [`Limits::call_deadline`](proxy_wasm_host::Limits::call_deadline). The thread sleeps when
+    /// no call has a deadline.
+    pub watchdog_tick: Duration,
+}
+
+impl WasmerConfig {
+    /// The default configuration with `compiler`.
+    pub fn new(compiler: Compiler) -> Self {
+        WasmerConfig { compiler, watchdog_tick: Duration::from_millis(10) }
+    }
+}
+
+/// The Wasmer engine: compiles modules, which then make instances.
+///
+/// Cloning is cheap (an `Arc`) and every clone is the same engine; it is `Send + Sync` and used
+/// from any thread. The compiled modules and live instances it made keep it alive.
+///
+/// Modules are compiled one at a time per engine: the stop-check middleware keeps the index of
+/// the global it adds to the module being compiled.
+///
+/// # Precompiled modules
+/// [`Engine::deserialize`] loads machine code that Wasmer runs **without validating it**: give
+/// it only bytes that [`Module::serialize`] of this crate produced with the same compiler and
+/// Wasmer version, and that nobody could tamper with since, for example a cache file the proxy
+/// itself wrote. Untrusted input must go through [`Engine::compile`].
+#[derive(Clone)]
+pub struct WasmerEngine {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What the engine, its modules and instances share.
+pub(crate) struct Shared {
+    /// Wasmer's engine, with our middleware and tunables.
+    pub(crate) engine: wasmer::Engine,
+    /// The engine's name.
+    pub(crate) name: &'static str,
+    /// The middleware, whose per-module state makes compiles sequential.
+    stop_check: Arc<StopCheck>,
+    /// Held while a module compiles.
+    compile_lock: Mutex<()>,
+    /// Stops calls past their deadline.
+    pub(crate) watchdog: Arc<Watchdog>,
+}
+
+impl WasmerEngine {
+    /// An engine set up as `config` says.
+    pub fn new(config: WasmerConfig) -> Self {
+        let stop_check = Arc::new(StopCheck::default());
+        let mut engine: wasmer::Engine = match config.compiler {
+            Compiler::Singlepass => {
+                let mut compiler = wasmer::sys::Singlepass::new();
+                compiler.push_middleware(stop_check.clone());
+                compiler.into()
+            }
+        };
+        engine.set_tunables(LimitingTunables::new());
+        let shared = Shared {
+            engine,
+            name: config.compiler.engine_name(),
+            stop_check,
+            compile_lock: Mutex::new(()),
+            watchdog: Watchdog::new(config.watchdog_tick),
+        };
+        WasmerEngine { shared: Arc::new(shared) }
+    }
+
+    /// An engine with the Singlepass compiler, named `wasmer-singlepass`.
+    pub fn singlepass() -> Self {
+        WasmerEngine::new(WasmerConfig::new(Compiler::Singlepass))
+    }
+
+    /// Compiles `bytes` into our module type.
+    pub(crate) fn compile_module(&self, bytes: &[u8]) -> Result<WasmerModule, Error> {
+        let module = {
+            // A poisoned lock only means another compile panicked inside Wasmer; the middleware's
+            // state is rewritten by the next compile anyway.
+            let _one_at_a_time = self.shared.compile_lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.stop_check.reset();
+            wasmer::Module::new(&self.shared.engine, bytes)
+        };
+        let module = module.map_err(|e| Error::Compile { engine: self.shared.name, message: e.to_string() })?;
+        Ok(WasmerModule::new(self.shared.clone(), module))
+    }
+
+    /// The Wasmer engine underneath, for example to run a baseline without the ABI layer. Modules
+    /// it compiles carry the stop checks of this engine's middleware.
+    pub fn wasmer(&self) -> &wasmer::Engine {
+        &self.shared.engine
+    }
+}
+
+impl Engine for WasmerEngine {
+    fn name(&self) -> &'static str {
+        self.shared.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { memory_limit: true, interrupt: true, precompiled: true, cheap_clone: false, sandboxed: true }
+    }
+
+    fn compile(&self, bytes: &[u8]) -> Result<Arc<dyn Module>, Error> {
+        Ok(Arc::new(self.compile_module(bytes)?))
+    }
+
+    /// Loads the output of [`Module::serialize`]. **Trusted bytes only**: see
+    /// [`WasmerEngine`]'s docs.
+    fn deserialize(&self, bytes: &[u8]) -> Result<Arc<dyn Module>, Error> {
+        // SAFETY: `Module::deserialize` is sound for bytes made by `Module::serialize` of a
+        // compatible engine (Wasmer checks the header and version itself, and refuses other
+        // bytes). This engine's public contract, documented on `WasmerEngine` and on this method,
+        // is that it only ever receives bytes our own `serialize` produced and that were kept out
+        // of reach of anyone else; untrusted code goes through `compile`.
+        let module = unsafe { wasmer::Module::deserialize(&self.shared.engine, bytes) }
+            .map_err(|e| Error::Compile { engine: self.shared.name, message: e.to_string() })?;
+        Ok(Arc::new(WasmerModule::new(self.shared.clone(), module)))
+    }
+}

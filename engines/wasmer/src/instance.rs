@@ -1,0 +1,314 @@
+//! [`WasmerInstance`]: a store holding the VM's host state, the callbacks resolved once, and the
+//! call path with its deadline.
+
+use std::sync::Arc;
+
+use abi::{Callback, CallbackInfo};
+use proxy_wasm_host::{Error, Instance, Interrupt, Limits, Trap, VmHost};
+use wasmer::{
+    AsStoreMut, Extern, Function, FunctionEnv, Global, GlobalType, Memory, Mutability, Store, Type, TypedFunction,
+};
+
+use crate::engine::Shared;
+use crate::module::{extern_noun, func_signature, signature, WasmerModule};
+use crate::stop::{FlagPtr, Reason, Stop, WasmerInterrupt, STOP_EXPORT};
+use crate::{limits, link, trap};
+
+/// What host functions see of their instance (the `FunctionEnv` of every host function).
+pub(crate) struct StoreData {
+    /// The VM's host state.
+    pub(crate) host: VmHost,
+    /// The exported `memory`, if any.
+    pub(crate) memory: Option<Memory>,
+    /// The guest allocator: `malloc`, else `proxy_on_memory_allocate`.
+    pub(crate) allocator: Option<TypedFunction<i32, i32>>,
+    /// The instance's stop state, to tell a deadline from a guest trap in a nested call.
+    pub(crate) stop: Arc<Stop>,
+    /// The instance's limits, for trap messages.
+    pub(crate) limits: Limits,
+    /// A trap raised in the guest allocator during a host function. The VM fails with it even if
+    /// the host function swallowed the error.
+    pub(crate) poisoned: Option<Trap>,
+}
+
+/// The most parameters a callback has.
+const MAX_PARAMS: usize = 5;
+
+/// A callback's typed handle, one variant per shape of the callback table: every parameter is an
+/// `i32`; the result is nothing (`N*`) or an `i32` (`R*`).
+#[derive(Clone)]
+enum Handle {
+    N0(TypedFunction<(), ()>),
+    N1(TypedFunction<i32, ()>),
+    N2(TypedFunction<(i32, i32), ()>),
+    N3(TypedFunction<(i32, i32, i32), ()>),
+    N4(TypedFunction<(i32, i32, i32, i32), ()>),
+    N5(TypedFunction<(i32, i32, i32, i32, i32), ()>),
+    R0(TypedFunction<(), i32>),
+    R1(TypedFunction<i32, i32>),
+    R2(TypedFunction<(i32, i32), i32>),
+    R3(TypedFunction<(i32, i32, i32), i32>),
+    R4(TypedFunction<(i32, i32, i32, i32), i32>),
+    R5(TypedFunction<(i32, i32, i32, i32, i32), i32>),
+}
+
+impl Handle {
+    /// The handle for `func`, whose type was checked against `info` already.
+    fn new(func: &Function, store: &Store, info: &CallbackInfo) -> Result<Self, String> {
+        use Handle::*;
+        let e = |e: wasmer::RuntimeError| e.message();
+        Ok(match (info.params.len(), info.result.wasm_type().is_some()) {
+            (0, false) => N0(func.typed(store).map_err(e)?),
+            (1, false) => N1(func.typed(store).map_err(e)?),
+            (2, false) => N2(func.typed(store).map_err(e)?),
+            (3, false) => N3(func.typed(store).map_err(e)?),
+            (4, false) => N4(func.typed(store).map_err(e)?),
+            (5, false) => N5(func.typed(store).map_err(e)?),
+            (0, true) => R0(func.typed(store).map_err(e)?),
+            (1, true) => R1(func.typed(store).map_err(e)?),
+            (2, true) => R2(func.typed(store).map_err(e)?),
+            (3, true) => R3(func.typed(store).map_err(e)?),
+            (4, true) => R4(func.typed(store).map_err(e)?),
+            (5, true) => R5(func.typed(store).map_err(e)?),
+            (n, _) => return Err(format!("callbacks with {n} parameters are not supported")),
+        })
+    }
+
+    /// Calls it with the first parameters of `a`; the result is widened (0 for none).
+    fn call(&self, store: &mut impl AsStoreMut, a: &[i32; MAX_PARAMS]) -> Result<u64, wasmer::RuntimeError> {
+        use Handle::*;
+        let none = |()| 0;
+        let widen = |r: i32| u64::from(r as u32);
+        match self {
+            N0(f) => f.call(store).map(none),
+            N1(f) => f.call(store, a[0]).map(none),
+            N2(f) => f.call(store, a[0], a[1]).map(none),
+            N3(f) => f.call(store, a[0], a[1], a[2]).map(none),
+            N4(f) => f.call(store, a[0], a[1], a[2], a[3]).map(none),
+            N5(f) => f.call(store, a[0], a[1], a[2], a[3], a[4]).map(none),
+            R0(f) => f.call(store).map(widen),
+            R1(f) => f.call(store, a[0]).map(widen),
+            R2(f) => f.call(store, a[0], a[1]).map(widen),
+            R3(f) => f.call(store, a[0], a[1], a[2]).map(widen),
+            R4(f) => f.call(store, a[0], a[1], a[2], a[3]).map(widen),
+            R5(f) => f.call(store, a[0], a[1], a[2], a[3], a[4]).map(widen),
+        }
+    }
+}
+
+/// A live instance of a [`WasmerModule`]: one VM, used by one thread at a time (`Send`).
+///
+/// Its callbacks are resolved and type-checked at instantiation and called through typed
+/// handles; after a trap it refuses every further call.
+pub struct WasmerInstance {
+    store: Store,
+    env: FunctionEnv<StoreData>,
+    callbacks: [Option<Handle>; Callback::COUNT],
+    shared: Arc<Shared>,
+    stop: Arc<Stop>,
+    /// The instance's stop flag.
+    flag: FlagPtr,
+    limits: Limits,
+    /// Why the VM failed, once it has.
+    failed: Option<String>,
+}
+
+/// Makes an instance: a store whose function environment holds the host state, the module's
+/// imports linked to the ABI's host functions, its memories limited; then the stop flag, the
+/// memory, the callbacks of the guest's ABI version and the allocator resolved.
+///
+/// A start section, if the module has one, runs without the call deadline; growing memory past
+/// the limit there fails the instantiation.
+pub(crate) fn instantiate(module: &WasmerModule, host: VmHost, limits: &Limits) -> Result<WasmerInstance, Error> {
+    module.check()?;
+    instantiate_with(module, host, limits, |_, _, _| {})
+}
+
+/// [`instantiate`] without the import check, with `extra` imports (for tests).
+pub(crate) fn instantiate_with(
+    module: &WasmerModule,
+    host: VmHost,
+    limits: &Limits,
+    extra: impl FnOnce(&mut Store, &FunctionEnv<StoreData>, &mut wasmer::Imports),
+) -> Result<WasmerInstance, Error> {
+    let shared = module.shared.clone();
+    let name = shared.name;
+    let version = host.abi_version();
+    let stop = Arc::new(Stop::default());
+    let mut store = Store::new(shared.engine.clone());
+    let data = StoreData { host, memory: None, allocator: None, stop: stop.clone(), limits: *limits, poisoned: None };
+    let env = FunctionEnv::new(&mut store, data);
+    let mut imports = link::imports(&mut store, &env, &module.module);
+    extra(&mut store, &env, &mut imports);
+    let instance = limits::with_limit(limits.max_memory_bytes, &stop, || {
+        // Boxed: Wasmer's error is large, and this closure's result passes through `with_limit`.
+        wasmer::Instance::new(&mut store, &module.module, &imports).map_err(Box::new)
+    })
+    .map_err(|e| {
+        let message = match *e {
+            wasmer::InstantiationError::Start(e) => trap::from_error(e, &stop, limits).to_string(),
+            other => other.to_string(),
+        };
+        Error::Instantiate { engine: name, message }
+    })?;
+
+    if stop.reason() == Some(Reason::MemoryLimit) {
+        // The start section grew memory past the limit (and went on with -1: no flag yet).
+        return Err(Error::Instantiate {
+            engine: name,
+            message: format!("its start function grew memory past the limit of {} bytes", limits.max_memory_bytes),
+        });
+    }
+    let flag = match instance.exports.get_extern(STOP_EXPORT) {
+        Some(Extern::Global(global)) => flag_ptr(&mut store, global),
+        _ => None,
+    };
+    let flag = flag.ok_or_else(|| Error::Instantiate {
+        engine: name,
+        message: "the module was not compiled by this engine: it lacks the stop flag".into(),
+    })?;
+    stop.attach(flag);
+    if limits.call_deadline.is_some() {
+        shared.watchdog.register(&stop);
+    }
+
+    let memory = instance.exports.get_memory("memory").ok().cloned();
+    let mut callbacks: [Option<Handle>; Callback::COUNT] = std::array::from_fn(|_| None);
+    for callback in Callback::for_version(version) {
+        let info = callback.info();
+        let Some(export) = instance.exports.get_extern(info.name) else { continue };
+        let expected = signature(info.params.iter().filter_map(|p| p.kind.wasm_type()), info.result.wasm_type());
+        let bad = |found: String| Error::BadExport {
+            export: info.name.to_string(),
+            message: format!("expected {expected}, found {found}"),
+        };
+        let func = match export {
+            Extern::Function(func) => func,
+            other => return Err(bad(format!("a {}", extern_noun(&other.ty(&store))))),
+        };
+        let found = func_signature(&func.ty(&store));
+        if found != expected {
+            return Err(bad(found));
+        }
+        callbacks[callback as usize] = Some(Handle::new(func, &store, info).map_err(bad)?);
+    }
+    let allocator = [Callback::Malloc, Callback::OnMemoryAllocate].iter().find_map(|cb| match &callbacks[*cb as usize] {
+        Some(Handle::R1(f)) => Some(f.clone()),
+        _ => None,
+    });
+    let data = env.as_mut(&mut store);
+    data.memory = memory;
+    data.allocator = allocator;
+    Ok(WasmerInstance { store, env, callbacks, shared, stop, flag, limits: *limits, failed: None })
+}
+
+/// The address of the stop flag `global` in `store`.
+fn flag_ptr(store: &mut Store, global: &Global) -> Option<FlagPtr> {
+    if global.ty(store) != GlobalType::new(Type::I32, Mutability::Var) {
+        return None;
+    }
+    // With only the `sys` backend built in, every extern is a `sys` one.
+    let wasmer::sys::vm::VMExtern::Global(handle) = Extern::Global(global.clone()).to_vm_extern().unwrap_sys() else {
+        return None;
+    };
+    let definition = handle.get(store.objects_mut().as_sys()).vmglobal();
+    // SAFETY: `definition` is the value slot of a mutable `i32` global (checked above) of an
+    // instance in `store`: 16-byte aligned (`VMGlobalDefinition` is `repr(C, align(16))`), the
+    // `i32` at its start, and alive as long as the store. The `WasmerInstance` that owns the
+    // store detaches the flag before dropping it.
+    Some(unsafe { FlagPtr::new(definition.cast()) })
+}
+
+impl WasmerInstance {
+    /// A copy of linear memory.
+    #[cfg(test)]
+    pub(crate) fn memory_bytes(&mut self) -> Vec<u8> {
+        match &self.env.as_ref(&self.store).memory {
+            Some(memory) => memory.view(&self.store).copy_to_vec().unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The deadline trap message and the like need the limits; the rest is [`trap::from_error`].
+    fn trap(&self, e: wasmer::RuntimeError) -> Trap {
+        trap::from_error(e, &self.stop, &self.limits)
+    }
+}
+
+// SAFETY: Wasmer 7 stopped declaring `Store` `Send` (wasmerio/wasmer#7001): its objects hold raw
+// pointers, host functions keep their data as `Box<dyn Any>`, and a store can hold an `on_called`
+// handler that need not be `Send`. Moving this instance to another thread between calls is sound
+// all the same:
+// - the store, its instance and every object and raw pointer in it move together, and all of them
+//   point into heap memory the store itself owns, which does not move;
+// - the only data shared with anything outside are the engine (`Send + Sync`), our `Arc<Stop>`
+//   (`Sync`) and the host functions, which Wasmer requires to be `Send + Sync`; the function
+//   environment's data, `StoreData`, is `Send`;
+// - we never install an `on_called` handler;
+// - `&mut self` on every call means no call is running while the instance moves, so none of
+//   Wasmer's per-call thread-local state (trap handling, the current store) refers to it.
+unsafe impl Send for WasmerInstance {}
+
+impl Drop for WasmerInstance {
+    fn drop(&mut self) {
+        // No other thread may write the stop flag once the store (and the global) is gone.
+        self.stop.detach();
+    }
+}
+
+impl Instance for WasmerInstance {
+    fn has(&self, callback: Callback) -> bool {
+        self.callbacks[callback as usize].is_some()
+    }
+
+    fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
+        if let Some(why) = &self.failed {
+            return Err(Trap::guest(format!("VM failed earlier: {why}")));
+        }
+        let Some(handle) = &self.callbacks[callback as usize] else {
+            return Err(Trap::guest(format!("`{callback}` is not exported by the module")));
+        };
+        let wanted = callback.info().params.len();
+        if args.len() != wanted {
+            return Err(Trap::guest(format!("`{callback}` takes {wanted} arguments, the host passed {}", args.len())));
+        }
+        let mut a = [0i32; MAX_PARAMS];
+        for (slot, arg) in a.iter_mut().zip(args) {
+            // Every callback parameter is an i32: keep the low 32 bits.
+            *slot = *arg as i32;
+        }
+        self.stop.clear(self.flag);
+        let result = match self.limits.call_deadline {
+            None => handle.call(&mut self.store, &a),
+            Some(deadline) => {
+                let _watching = self.shared.watchdog.watch(&self.stop, deadline)?;
+                handle.call(&mut self.store, &a)
+            }
+        };
+        let poisoned = self.env.as_mut(&mut self.store).poisoned.take();
+        let result = match (result, poisoned) {
+            (Ok(_), Some(trap)) => Err(trap),
+            (Ok(value), None) => Ok(value),
+            (Err(e), _) => Err(self.trap(e)),
+        };
+        if let Err(trap) = &result {
+            self.failed = Some(trap.to_string());
+        }
+        result
+    }
+
+    fn host(&mut self) -> &mut VmHost {
+        &mut self.env.as_mut(&mut self.store).host
+    }
+
+    fn memory_size(&mut self) -> u64 {
+        match &self.env.as_ref(&self.store).memory {
+            Some(memory) => memory.view(&self.store).data_size(),
+            None => 0,
+        }
+    }
+
+    fn interrupt_handle(&self) -> Option<Arc<dyn Interrupt>> {
+        Some(Arc::new(WasmerInterrupt { stop: self.stop.clone() }))
+    }
+}

@@ -1,0 +1,41 @@
+//! The [Wasmer](https://wasmer.io) engine for `proxy-wasm-host`.
+//!
+//! [`WasmerEngine`] implements [`proxy_wasm_host::Engine`] on Wasmer 7.4 with the Singlepass
+//! compiler (engine name `wasmer-singlepass`; see [`Compiler`] for why Cranelift is not offered
+//! yet). It compiles modules, links the host functions of the ABI table for each instance (typed
+//! closures expanded from [`abi::for_each_host_function!`], see `link.rs`), and instantiates them
+//! into stores whose function environment holds the VM's [`VmHost`](proxy_wasm_host::VmHost).
+//!
+//! - **Stop checks.** A compiler middleware (`stop.rs`) adds a stop flag to every module and
+//!   checks it at function entries, loop headers and after `memory.grow`. The CPU deadline, the
+//!   interrupt handle and the memory limit all stop the guest by raising it.
+//! - **Memory limit.** The engine's tunables wrap each instance's linear memory: growing it past
+//!   [`Limits::max_memory_bytes`](proxy_wasm_host::Limits::max_memory_bytes) raises the stop flag,
+//!   so the guest traps with [`TrapKind::MemoryLimit`](proxy_wasm_host::TrapKind::MemoryLimit)
+//!   right after its `memory.grow`, instead of carrying on with -1.
+//! - **CPU deadline and interrupt.** A watchdog thread per engine raises the flag of a call past
+//!   its deadline; [`WasmerInterrupt`] raises it from any thread. Either is a
+//!   [`TrapKind::Deadline`](proxy_wasm_host::TrapKind::Deadline) trap.
+//! - **Traps.** A host function's [`Trap`](proxy_wasm_host::Trap) travels through Wasmer's
+//!   runtime error as a typed error and comes back unchanged (so `proc_exit`'s exit code
+//!   survives); a Wasm trap becomes a one-line guest trap such as
+//!   ``wasm trap: unreachable (in `proxy_on_tick`)``.
+//! - **No pooling.** Every instance maps its own memory: [`Capabilities::cheap_clone`] is false.
+//!
+//! [`Capabilities::cheap_clone`]: proxy_wasm_host::Capabilities::cheap_clone
+
+mod engine;
+mod instance;
+mod limits;
+mod link;
+mod module;
+mod stop;
+mod trap;
+
+#[cfg(test)]
+mod tests;
+
+pub use engine::{Compiler, WasmerConfig, WasmerEngine};
+pub use instance::WasmerInstance;
+pub use module::WasmerModule;
+pub use stop::WasmerInterrupt;

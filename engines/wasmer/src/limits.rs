@@ -1,0 +1,192 @@
+//! The memory limit: the engine's [`LimitingTunables`] wrap every linear memory made while an
+//! instance of this engine is being created in a [`LimitedMemory`] that refuses to grow past that
+//! instance's [`Limits::max_memory_bytes`](proxy_wasm_host::Limits::max_memory_bytes).
+//!
+//! Wasmer has no per-store resource limiter and its tunables belong to the engine, so the limit
+//! of the instance being made reaches them through a thread-local set around
+//! `wasmer::Instance::new` (which creates the memories on the calling thread). A refused growth
+//! raises the instance's stop flag, so the guest traps right after its `memory.grow` (the
+//! middleware checks there) instead of carrying on with -1.
+
+use std::cell::RefCell;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use wasmer::sys::vm::{
+    LinearMemory, MemoryError, MemoryStyle, Trap, VMConfig, VMMemory, VMMemoryDefinition, VMSharedMemory, VMTable,
+    VMTableDefinition,
+};
+use wasmer::sys::{BaseTunables, Tunables};
+use wasmer::{MemoryType, Pages, TableStyle, TableType, WASM_PAGE_SIZE};
+
+use crate::stop::{Reason, Stop};
+
+/// The limit and stop state of the instance being made on this thread.
+#[derive(Clone)]
+struct Instantiating {
+    max_bytes: u64,
+    stop: Arc<Stop>,
+}
+
+thread_local! {
+    static INSTANTIATING: RefCell<Option<Instantiating>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (which instantiates) with memories limited to `max_bytes` and reporting to `stop`.
+pub(crate) fn with_limit<T>(max_bytes: u64, stop: &Arc<Stop>, f: impl FnOnce() -> T) -> T {
+    struct Reset(Option<Instantiating>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            INSTANTIATING.with(|cell| *cell.borrow_mut() = previous);
+        }
+    }
+    let next = Instantiating { max_bytes, stop: stop.clone() };
+    let _reset = Reset(INSTANTIATING.with(|cell| cell.borrow_mut().replace(next)));
+    f()
+}
+
+/// Wasmer's base tunables, with memories limited per instance.
+pub(crate) struct LimitingTunables {
+    base: BaseTunables,
+}
+
+impl LimitingTunables {
+    pub(crate) fn new() -> Self {
+        LimitingTunables { base: BaseTunables::new() }
+    }
+
+    /// Wraps `memory` in the limit of the instance being made, if any; refuses a memory whose
+    /// initial size is over it.
+    fn limit(&self, ty: &MemoryType, memory: VMMemory) -> Result<VMMemory, MemoryError> {
+        let Some(cx) = INSTANTIATING.with(|cell| cell.borrow().clone()) else { return Ok(memory) };
+        let initial = bytes(ty.minimum);
+        if initial > cx.max_bytes {
+            return Err(MemoryError::Generic(format!(
+                "the module's memory starts at {initial} bytes; the limit is {} bytes",
+                cx.max_bytes
+            )));
+        }
+        Ok(VMMemory(Box::new(LimitedMemory { inner: memory, max_bytes: cx.max_bytes, stop: cx.stop })))
+    }
+}
+
+fn bytes(pages: Pages) -> u64 {
+    u64::from(pages.0) * WASM_PAGE_SIZE as u64
+}
+
+impl Tunables for LimitingTunables {
+    fn memory_style(&self, memory: &MemoryType) -> MemoryStyle {
+        self.base.memory_style(memory)
+    }
+
+    fn table_style(&self, table: &TableType) -> TableStyle {
+        self.base.table_style(table)
+    }
+
+    fn create_host_memory(&self, ty: &MemoryType, style: &MemoryStyle) -> Result<VMMemory, MemoryError> {
+        let memory = self.base.create_host_memory(ty, style)?;
+        self.limit(ty, memory)
+    }
+
+    unsafe fn create_vm_memory(
+        &self,
+        ty: &MemoryType,
+        style: &MemoryStyle,
+        vm_definition_location: NonNull<VMMemoryDefinition>,
+    ) -> Result<VMMemory, MemoryError> {
+        // SAFETY: our caller's contract (`vm_definition_location` is a valid, owned definition)
+        // is passed on unchanged.
+        let memory = unsafe { self.base.create_vm_memory(ty, style, vm_definition_location) }?;
+        self.limit(ty, memory)
+    }
+
+    fn create_host_table(&self, ty: &TableType, style: &TableStyle) -> Result<VMTable, String> {
+        self.base.create_host_table(ty, style)
+    }
+
+    unsafe fn create_vm_table(
+        &self,
+        ty: &TableType,
+        style: &TableStyle,
+        vm_definition_location: NonNull<VMTableDefinition>,
+    ) -> Result<VMTable, String> {
+        // SAFETY: our caller's contract is passed on unchanged.
+        unsafe { self.base.create_vm_table(ty, style, vm_definition_location) }
+    }
+
+    fn vmconfig(&self) -> &VMConfig {
+        self.base.vmconfig()
+    }
+}
+
+/// A linear memory that refuses to grow past `max_bytes`, raising the instance's stop flag.
+#[derive(Debug)]
+struct LimitedMemory {
+    inner: VMMemory,
+    max_bytes: u64,
+    stop: Arc<Stop>,
+}
+
+impl LinearMemory for LimitedMemory {
+    fn ty(&self) -> MemoryType {
+        self.inner.ty()
+    }
+
+    fn size(&self) -> Pages {
+        self.inner.size()
+    }
+
+    fn style(&self) -> MemoryStyle {
+        self.inner.style()
+    }
+
+    fn grow(&mut self, delta: Pages) -> Result<Pages, MemoryError> {
+        let current = bytes(self.inner.size());
+        let desired = current.saturating_add(bytes(delta));
+        if desired > self.max_bytes {
+            self.stop.raise(Reason::MemoryLimit);
+            return Err(MemoryError::Generic(format!(
+                "linear memory would grow from {current} to {desired} bytes; the limit is {} bytes",
+                self.max_bytes
+            )));
+        }
+        self.inner.grow(delta)
+    }
+
+    fn grow_at_least(&mut self, min_size: u64) -> Result<(), MemoryError> {
+        if min_size > self.max_bytes {
+            self.stop.raise(Reason::MemoryLimit);
+            return Err(MemoryError::Generic(format!("the limit is {} bytes", self.max_bytes)));
+        }
+        self.inner.grow_at_least(min_size)
+    }
+
+    fn reset(&mut self) -> Result<(), MemoryError> {
+        self.inner.reset()
+    }
+
+    fn vmmemory(&self) -> NonNull<VMMemoryDefinition> {
+        self.inner.vmmemory()
+    }
+
+    fn try_clone(&self) -> Result<Box<dyn LinearMemory + Send + Sync + 'static>, MemoryError> {
+        let inner = self.inner.try_clone()?;
+        Ok(Box::new(LimitedMemory { inner, max_bytes: self.max_bytes, stop: self.stop.clone() }))
+    }
+
+    unsafe fn initialize_with_data(&self, start: usize, data: &[u8]) -> Result<(), Trap> {
+        // SAFETY: our caller's contract is passed on unchanged.
+        unsafe { self.inner.initialize_with_data(start, data) }
+    }
+
+    fn copy(&self) -> Result<Box<dyn LinearMemory + Send + Sync + 'static>, MemoryError> {
+        let inner = VMMemory(self.inner.copy()?);
+        Ok(Box::new(LimitedMemory { inner, max_bytes: self.max_bytes, stop: self.stop.clone() }))
+    }
+
+    fn as_shared(&self) -> Result<VMSharedMemory, MemoryError> {
+        // A shared memory could grow through another handle, around the limit.
+        Err(MemoryError::MemoryNotShared)
+    }
+}
