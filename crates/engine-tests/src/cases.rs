@@ -283,6 +283,25 @@ pub fn a_memory_bomb_hits_the_memory_limit(make: MakeEngine<'_>) {
     println!("{err}");
 }
 
+/// Past the module's own declared maximum, `memory.grow` answers -1 as Wasm specifies: only the
+/// host's limit is a trap.
+pub fn growing_past_the_modules_own_maximum_answers_minus_one(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    // Declared maximum 2 pages, host limit 4 MiB: growing to 6 pages is the module's own
+    // refusal (-1, no trap); growing to 2 pages works; then the maximum again answers -1.
+    let mut vm = f.instance(
+        r#"(module
+          (memory (export "memory") 1 2)
+          (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+            (if (i32.ne (memory.grow (i32.const 5)) (i32.const -1)) (then unreachable))
+            (if (i32.ne (memory.grow (i32.const 1)) (i32.const 1)) (then unreachable))
+            (memory.grow (i32.const 1))))"#,
+        Limits { max_memory_bytes: 4 << 20, ..Limits::default() },
+    );
+    assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]).unwrap(), u64::from(u32::MAX));
+    assert_eq!(vm.memory_size(), 2 * 65536);
+}
+
 /// A guest whose allocator makes host calls itself (as the C++ host's `bad_malloc` test), and
 /// whose `proxy_on_vm_start` reads shared data (the host copies the value through the
 /// allocator) and logs it.

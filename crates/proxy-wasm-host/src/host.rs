@@ -124,7 +124,7 @@ pub(crate) struct StreamPhase {
     pub response_trailers: bool,
     pub downstream_data: bool,
     pub upstream_data: bool,
-    /// A local reply was sent: the stream has ended.
+    /// A local reply was sent, or the failure policy ended the stream: the stream has ended.
     pub local_reply: bool,
 }
 

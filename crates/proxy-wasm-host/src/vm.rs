@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use abi::{AbiVersion, Action, BufferType, Callback, MapType, PeerType};
+use abi::{AbiVersion, Action, BufferType, Callback, MapType, PeerType, StreamType};
 
 use crate::host::{CallData, Context, ContextKind, RootContext, StreamContext, StreamPhase};
 use crate::{
@@ -322,8 +322,10 @@ impl Vm {
         self.stream_mut(id)?.as_any_mut().downcast_mut()
     }
 
-    /// What a stream gets once the VM has failed: unfiltered (fail-open) or a local 503
-    /// (fail-closed, once).
+    /// What a stream gets once the VM has failed: unfiltered (fail-open), or ended once
+    /// (fail-closed) as the C++ host ends it: an HTTP stream with a local 503, or reset
+    /// (`Close(HttpResponse)`) when its response started and the reply is refused; a TCP
+    /// connection closed in both directions.
     fn fail_stream(&mut self, id: u32) -> Result<Action, Error> {
         let root = self.instance.host().contexts.get(&id).map(|c| c.root).ok_or(Error::BadContext(id))?;
         if self.root_plugin(root)?.fail_open {
@@ -332,9 +334,12 @@ impl Vm {
         let s = self.stream_context(id)?;
         if !s.phase.local_reply {
             s.phase.local_reply = true;
-            // A stream that cannot take a local reply any more (response started) keeps its
-            // effects as they are; the embedder sees the VM failure through `failure()`.
-            let _ = s.stream.effect(StreamEffect::LocalReply(vm_failed_reply()));
+            if s.tcp {
+                let _ = s.stream.effect(StreamEffect::Close(StreamType::Downstream));
+                let _ = s.stream.effect(StreamEffect::Close(StreamType::Upstream));
+            } else if s.stream.effect(StreamEffect::LocalReply(vm_failed_reply())).is_err() {
+                let _ = s.stream.effect(StreamEffect::Close(StreamType::HttpResponse));
+            }
         }
         Ok(Action::Pause)
     }
@@ -668,5 +673,97 @@ impl Vm {
             }
         }
         Ok(self.roots.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DefaultEmbedder, Services, VmHost, VmHostConfig};
+
+    /// An instance that exports `exports`, traps in `trap_in` and answers 1 (true) from
+    /// every other callback that returns a value, except stream callbacks (CONTINUE).
+    struct Fake {
+        host: VmHost,
+        exports: Vec<Callback>,
+        trap_in: Callback,
+    }
+
+    impl Instance for Fake {
+        fn has(&self, callback: Callback) -> bool {
+            self.exports.contains(&callback)
+        }
+
+        fn call(&mut self, callback: Callback, _args: &[u64]) -> Result<u64, Trap> {
+            match callback {
+                c if c == self.trap_in => Err(Trap::guest("unreachable")),
+                Callback::OnVmStart | Callback::OnConfigure | Callback::OnDone => Ok(1),
+                _ => Ok(0),
+            }
+        }
+
+        fn host(&mut self) -> &mut VmHost {
+            &mut self.host
+        }
+
+        fn memory_size(&mut self) -> u64 {
+            0
+        }
+    }
+
+    /// A started fail-closed plugin in a VM whose `trap_in` traps: the VM and its root.
+    fn fail_closed_vm(trap_in: Callback) -> (Vm, u32) {
+        let config = VmHostConfig {
+            vm_id: String::new(),
+            vm_configuration: Vec::new(),
+            environment: Vec::new(),
+            map_limits: Default::default(),
+        };
+        let host = VmHost::new(config, AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new());
+        let exports = vec![
+            Callback::OnNewConnection,
+            Callback::OnDownstreamData,
+            Callback::OnUpstreamData,
+            Callback::OnRequestHeaders,
+            Callback::OnResponseHeaders,
+            Callback::OnResponseBody,
+        ];
+        let mut vm = Vm::start(Box::new(Fake { host, exports, trap_in }), "fake").unwrap();
+        let root = vm.start_plugin(PluginInfo { fail_open: false, ..Default::default() }).unwrap();
+        (vm, root)
+    }
+
+    #[test]
+    fn a_fail_closed_tcp_connection_is_closed_not_sent_an_http_reply() {
+        let (mut vm, root) = fail_closed_vm(Callback::OnDownstreamData);
+        let (id, _) = vm.create_tcp_stream(root, Box::new(MemoryStream::new())).unwrap();
+        assert_eq!(vm.on_downstream_data(id, false).unwrap(), Action::Pause);
+        assert!(vm.is_failed());
+        assert_eq!(vm.on_upstream_data(id, false).unwrap(), Action::Pause);
+        let stream = vm.memory_stream(id).unwrap();
+        assert_eq!(stream.local_reply(), None);
+        assert_eq!(
+            stream.effects,
+            [StreamEffect::Close(StreamType::Downstream), StreamEffect::Close(StreamType::Upstream)],
+            "closed once"
+        );
+    }
+
+    #[test]
+    fn a_fail_closed_http_stream_gets_a_503_or_a_reset_once_its_response_started() {
+        let (mut vm, root) = fail_closed_vm(Callback::OnRequestHeaders);
+        let id = vm.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
+        assert_eq!(vm.on_request_headers(id, true).unwrap(), Action::Pause);
+        assert_eq!(vm.on_response_headers(id, true).unwrap(), Action::Pause);
+        assert_eq!(vm.memory_stream(id).unwrap().effects, [StreamEffect::LocalReply(vm_failed_reply())]);
+
+        let (mut vm, root) = fail_closed_vm(Callback::OnResponseBody);
+        let id = vm.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
+        assert_eq!(vm.on_request_headers(id, true).unwrap(), Action::Continue);
+        assert_eq!(vm.on_response_headers(id, false).unwrap(), Action::Continue);
+        vm.memory_stream(id).unwrap().response_started = true;
+        assert_eq!(vm.on_response_body(id, true).unwrap(), Action::Pause);
+        // Too late for a reply: the stream is reset rather than held forever.
+        assert_eq!(vm.memory_stream(id).unwrap().effects, [StreamEffect::Close(StreamType::HttpResponse)]);
     }
 }

@@ -11,7 +11,8 @@
 //! - **Memory limit.** Each store has a resource limiter: growing linear memory beyond
 //!   [`Limits::max_memory_bytes`](proxy_wasm_host::Limits::max_memory_bytes) traps with
 //!   [`TrapKind::MemoryLimit`](proxy_wasm_host::TrapKind::MemoryLimit) instead of quietly
-//!   returning -1 from `memory.grow`.
+//!   returning -1 from `memory.grow`. Growing past the module's own declared maximum still
+//!   returns -1, as Wasm specifies.
 //! - **CPU deadline and interrupt.** Compiled code checks Wasmtime's epoch at function entries
 //!   and loop headers. A ticker thread per engine advances the epoch while some call has a
 //!   deadline; the store's epoch callback then compares the time with the call's deadline, or

@@ -29,6 +29,11 @@ impl MemoryLimiter {
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // Past the module's own declared maximum, `memory.grow` answers -1 as Wasm specifies:
+        // only the host's limit is a trap.
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
         self.limits.memory_growing(current, desired, maximum).map_err(|_| {
             self.trap(format!(
                 "linear memory would grow from {current} to {desired} bytes; the limit is {} bytes",
