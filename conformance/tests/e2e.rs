@@ -386,6 +386,19 @@ fn a_root_context_can_defer_its_deletion_until_proxy_done() {
     assert!(!vm.is_failed());
 }
 
+#[test]
+fn a_second_plugin_with_the_same_root_id_in_a_vm_is_refused_by_name() {
+    let (host, _) = host();
+    let code = host.load(LIFECYCLE_WAT.as_bytes()).unwrap();
+    let mut vm = host.new_vm(&code, &VmConfig::default()).unwrap();
+    let first = vm.start_plugin(PluginInfo { root_id: "r".into(), ..plugin("a") }).unwrap();
+    let err = vm.start_plugin(PluginInfo { root_id: "r".into(), ..plugin("b") }).expect_err("refused");
+    assert_eq!(err, Error::DuplicateRoot("r".into()));
+    assert!(err.to_string().contains("root id `r` is already started in this VM"), "{err}");
+    assert_eq!(vm.root_context("r"), Some(first), "the first plugin keeps its root context");
+    assert!(vm.start_plugin(PluginInfo { root_id: "s".into(), ..plugin("b") }).is_ok(), "another root id is welcome");
+}
+
 /// An ABI 0.1.0 guest: two-argument header callbacks and `proxy_continue_request`.
 const V010_WAT: &str = r#"
 (module
