@@ -1,11 +1,14 @@
 //! Which host functions and callbacks a set of transcripts exercises, read from the
 //! transcripts themselves: a host call or callback is a line that starts with its name and
 //! `(`. A callback row is told from its namesakes of other ABI versions by its parameter names
-//! (`proxy_on_request_headers` has `end_of_stream` from 0.2.0 on).
+//! (`proxy_on_request_headers` has `end_of_stream` from 0.2.0 on). Transcripts name the guest
+//! allocator `alloc` whichever export it is, so the caller says which one the case's guest
+//! exports.
 
 use std::collections::BTreeSet;
 
-use proxy_wasm_host::abi::{CALLBACKS, HOST_FUNCTIONS};
+use proxy_wasm_host::abi::{Callback, CALLBACKS, HOST_FUNCTIONS};
+use proxy_wasm_host::ALLOC;
 
 /// What the transcripts exercise and what the ABI table has that they do not.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -17,12 +20,19 @@ pub struct Coverage {
 }
 
 impl Coverage {
-    /// Reads every line of `transcript`.
-    pub fn add(&mut self, transcript: &str) {
+    /// Reads every line of `transcript`; its `alloc(` lines count for `allocator`, the
+    /// allocator export of the guest that produced it.
+    pub fn add(&mut self, transcript: &str, allocator: Option<Callback>) {
         for line in transcript.lines() {
             let line = line.trim_start();
             let Some((name, rest)) = line.split_once('(') else { continue };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            if name == ALLOC {
+                if let Some(allocator) = allocator {
+                    self.callbacks.insert(allocator as usize);
+                }
                 continue;
             }
             if let Some(f) = HOST_FUNCTIONS.iter().find(|f| f.name == name) {
@@ -64,7 +74,6 @@ impl Coverage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proxy_wasm_host::abi::Callback;
 
     #[test]
     fn lines_name_host_calls_and_callback_rows() {
@@ -73,9 +82,10 @@ mod tests {
             "> request_headers {}\n\
              proxy_on_request_headers(context_id=2, num_headers=1)\n\
              \x20 proxy_log(level=INFO, message=\"a(b\") -> OK\n\
-             \x20 malloc(size=3) -> ok\n\
+             \x20 alloc(size=3) -> ok\n\
              proxy_on_log(context_id=2)\n\
              _initialize()\n",
+            Some(Callback::Malloc),
         );
         assert!(c.host_functions.contains("proxy_log"));
         assert_eq!(c.host_functions.len(), 1);

@@ -46,6 +46,7 @@ on_every_engine! {
     raw_abi_rust_plugin_adds_a_header
     callbacks_come_in_the_documented_order
     a_root_context_can_defer_its_deletion_until_proxy_done
+    a_second_plugin_with_the_same_root_id_in_a_vm_is_refused_by_name
     an_abi_0_1_0_guest_works_through_its_own_names
     bad_modules_are_refused_with_an_error_naming_the_problem
     modules_are_cached_by_sha256
@@ -405,6 +406,18 @@ fn a_root_context_can_defer_its_deletion_until_proxy_done(make: Make) {
     assert!(vm.roots().is_empty(), "proxy_done deleted the root context");
     assert!(embedder.logs().iter().any(|l| l.message == "deleted"));
     assert!(!vm.is_failed());
+}
+
+fn a_second_plugin_with_the_same_root_id_in_a_vm_is_refused_by_name(make: Make) {
+    let (host, _) = host(make);
+    let code = host.load(LIFECYCLE_WAT.as_bytes()).unwrap();
+    let mut vm = host.new_vm(&code, &VmConfig::default()).unwrap();
+    let first = vm.start_plugin(PluginInfo { root_id: "r".into(), ..plugin("a") }).unwrap();
+    let err = vm.start_plugin(PluginInfo { root_id: "r".into(), ..plugin("b") }).expect_err("refused");
+    assert_eq!(err, Error::DuplicateRoot("r".into()));
+    assert!(err.to_string().contains("root id `r` is already started in this VM"), "{err}");
+    assert_eq!(vm.root_context("r"), Some(first), "the first plugin keeps its root context");
+    assert!(vm.start_plugin(PluginInfo { root_id: "s".into(), ..plugin("b") }).is_ok(), "another root id is welcome");
 }
 
 /// An ABI 0.1.0 guest: two-argument header callbacks and `proxy_continue_request`.

@@ -3,7 +3,8 @@
 //! table.
 
 use proxy_wasm_conformance::coverage::Coverage;
-use proxy_wasm_conformance::runner::EngineRun;
+use proxy_wasm_conformance::runner::{self, EngineRun};
+use proxy_wasm_host::abi::Callback;
 use proxy_wasm_conformance::{case, cases_dir, report};
 
 #[test]
@@ -23,12 +24,27 @@ fn every_case_passes_on_every_engine_built_in() {
 #[test]
 fn the_golden_transcripts_exercise_every_host_function_and_callback() {
     let cases = case::load_all(&cases_dir()).unwrap_or_else(|e| panic!("{e}"));
+    // Which allocator a guest exports, read from its Wasm build on the first Wasm engine.
+    let wasm = pwhost::engines::built_in()
+        .into_iter()
+        .map(|n| pwhost::engines::engine(n).unwrap())
+        .find(|e| e.capabilities().sandboxed)
+        .expect("a Wasm engine is built in");
     let mut coverage = Coverage::default();
     for case in &cases {
         let path = case.transcript_path();
         let transcript = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{} has no golden transcript ({}): {e}", case.name, path.display()));
-        coverage.add(&transcript);
+        let allocator = transcript.contains("alloc(").then(|| {
+            let bytes = runner::guest_bytes(&case.guest, true).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            let module = wasm.compile(&bytes).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            if module.exports().iter().any(|e| e.name == "malloc") {
+                Callback::Malloc
+            } else {
+                Callback::OnMemoryAllocate
+            }
+        });
+        coverage.add(&transcript, allocator);
     }
     let missing = coverage.missing();
     assert!(missing.is_empty(), "no case exercises:\n  {}", missing.join("\n  "));

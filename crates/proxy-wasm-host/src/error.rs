@@ -113,6 +113,8 @@ pub enum Error {
     UnknownCall(u32),
     /// No such root id in this VM.
     UnknownRoot(String),
+    /// A plugin with this root id is already started in this VM.
+    DuplicateRoot(String),
     /// The engine cannot do this.
     Unsupported {
         /// The engine.
@@ -150,6 +152,10 @@ impl std::fmt::Display for Error {
             Error::BadContext(id) => write!(f, "no context {id} of that kind in this VM"),
             Error::UnknownCall(id) => write!(f, "no outstanding HTTP or gRPC call {id} in this VM"),
             Error::UnknownRoot(id) => write!(f, "no plugin with root id `{id}` in this VM"),
+            Error::DuplicateRoot(id) => write!(
+                f,
+                "a plugin with root id `{id}` is already started in this VM; plugins sharing a VM need distinct root ids"
+            ),
             Error::Unsupported { engine, what } => write!(f, "{engine} does not support {what}"),
             Error::Io(m) => write!(f, "{m}"),
         }

@@ -33,5 +33,5 @@ pub use host::{VmHost, VmHostConfig};
 pub use memory::{read_vec, return_bytes, GuestMemory, HostCx, HostError, HostResult, WordSize};
 pub use services::{ForeignFunction, Mailbox, MetricValue, Notification, Services};
 pub use plugin::{missing_imports, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
-pub use trace::{quote, quote_map, CallbackRecord, Trace};
+pub use trace::{quote, quote_map, CallbackRecord, Trace, ALLOC};
 pub use vm::{vm_failed_reply, HttpCallResponse, Vm};

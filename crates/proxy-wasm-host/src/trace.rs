@@ -3,8 +3,10 @@
 //!
 //! A trace records every callback the host makes (arguments and result), every host function a
 //! guest calls (arguments decoded from guest memory, the returned status and the values handed
-//! back), every call of the guest allocator from inside a host function (as a callback: its
-//! result only says whether it gave an address), and lines an embedder
+//! back), every call of the guest allocator from inside a host function (as `alloc(size=N)`:
+//! which export, `malloc` or `proxy_on_memory_allocate`, is not shown, since the SDK exports
+//! `malloc` on wasm32 and `proxy_on_memory_allocate` natively; the result only says whether it
+//! gave an address), and lines an embedder
 //! adds ([`Trace::note`]: steps, effects). It never records pointer values or timings, so that
 //! the same exchange gives the same transcript on every engine, wasm32 or native.
 //!
@@ -20,6 +22,9 @@ use abi::{PeerType, Status, StreamType};
 
 use crate::services::lock;
 use crate::{GuestMemory, HostCx, Trap, TrapKind};
+
+/// How transcripts name the guest allocator, whichever export it is.
+pub const ALLOC: &str = "alloc";
 
 /// Bytes shown of one value; longer values are cut and their length given.
 const SHOWN_BYTES: usize = 160;
@@ -239,6 +244,10 @@ pub(crate) fn trap_text(trap: &Trap) -> String {
 }
 
 fn render_callback(record: &CallbackRecord) -> String {
+    if matches!(record.callback, Callback::Malloc | Callback::OnMemoryAllocate) {
+        let size = record.args.first().copied().unwrap_or(0);
+        return format!("{ALLOC}(size={size})");
+    }
     let info = record.callback.info();
     let mut params = info.params.iter();
     let mut parts = Vec::new();
@@ -334,10 +343,24 @@ fn render_host_call(mem: &GuestMemory<'_>, row: &HostFunction, args: &[u64]) -> 
             i += 1;
             continue;
         }
-        parts.push(format!("{}={}", param.name, scalar_text(param.name, param.kind, value)));
+        let shown = if param.kind == Kind::Size && value == word_max(mem) {
+            // "As much as there is": u32::MAX from a wasm32 guest, u64::MAX natively.
+            "max".to_string()
+        } else {
+            scalar_text(param.name, param.kind, value)
+        };
+        parts.push(format!("{}={shown}", param.name));
         i += 1;
     }
     format!("{}({})", row.name, parts.join(", "))
+}
+
+/// The largest value of a guest word.
+fn word_max(mem: &GuestMemory<'_>) -> u64 {
+    match mem.word_size() {
+        crate::WordSize::W32 => u64::from(u32::MAX),
+        crate::WordSize::W64 => u64::MAX,
+    }
 }
 
 /// A scalar argument: enums by name, signed kinds as signed numbers.
@@ -537,7 +560,7 @@ mod tests {
         assert_eq!(
             trace.render(),
             "proxy_get_header_map_value(map_type=HTTP_REQUEST_HEADERS, key=\"x-a\")\n\
-             \x20 malloc(size=1) -> ok\n\
+             \x20 alloc(size=1) -> ok\n\
              \x20 => OK value=\"1\"\n\
              proxy_get_header_map_value(map_type=HTTP_REQUEST_HEADERS, key=\"x-\\0\\xff\") -> NOT_FOUND\n\
              proxy_get_header_map_value(map_type=9, key=<out of bounds: 4 bytes>) -> BAD_ARGUMENT\n\
@@ -555,7 +578,7 @@ mod tests {
         let bad = cx.put(1200, &[5, 0, 0, 0]);
         hostcalls::proxy_set_header_map_pairs(&mut cx, 0, bad.0, bad.1).unwrap();
         let rendered = trace.render();
-        assert!(rendered.contains("  malloc(size=1) -> trap: guest\n  => trap: guest\n"), "{rendered}");
+        assert!(rendered.contains("  alloc(size=1) -> trap: guest\n  => trap: guest\n"), "{rendered}");
         assert!(rendered.contains("map=<malformed map"), "{rendered}");
         assert!(rendered.ends_with("-> PARSE_FAILURE\n"), "{rendered}");
     }
@@ -587,7 +610,7 @@ mod tests {
             "> step\n\
              [vm 1: a]\n\
              proxy_on_request_headers(context_id=2, num_headers=3, end_of_stream=true)\n\
-             \x20 proxy_on_memory_allocate(size=4) -> 0\n\
+             \x20 alloc(size=4) -> 0\n\
              \x20 => PAUSE\n\
              [vm 2: b]\n\
              proxy_on_log(context_id=2)\n\

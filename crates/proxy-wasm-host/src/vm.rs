@@ -231,7 +231,7 @@ impl Vm {
             return Err(Error::VmFailed(t.to_string()));
         }
         if self.root_context(&plugin.root_id).is_some() {
-            return Err(Error::UnknownRoot(format!("{} (already started in this VM)", plugin.root_id)));
+            return Err(Error::DuplicateRoot(plugin.root_id));
         }
         let id = self.next_id();
         let name = plugin.name.clone();

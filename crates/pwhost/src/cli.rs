@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use proxy_wasm_host::scripted::{run_exchange, transcript_error, ScriptedEmbedder};
-use proxy_wasm_host::{validate, Capabilities, Engine, ExternKind, PluginHost, Trace};
+use proxy_wasm_host::scripted::{run_exchange, transcript_error, Outcome, ScriptedEmbedder};
+use proxy_wasm_host::{quote, quote_map, validate, Capabilities, Engine, Error, ExternKind, MetricValue, PluginHost, Trace};
 use crate::{engines, exchange, report};
 
 /// The usage text, printed by `pwhost help`.
@@ -14,8 +14,9 @@ pub const USAGE: &str = "\
 usage:
   pwhost run --engine NAME --plugin FILE [--config STRING | --config-file FILE] --exchange FILE.yaml [--json]
       Runs the plugin against the scripted exchange and prints what happened: every callback,
-      host call and effect, then the final request and response. --config replaces the
-      exchange's plugin configuration. Exits 1 when the plugin trapped or was refused.
+      host call and effect, then the final state of the last stream. --config replaces the
+      exchange's plugin configuration. --json prints one JSON object instead. Exits 1 when the
+      host refused the plugin, it did not start (a rejected configuration) or it trapped.
   pwhost inspect [--engine NAME] FILE
       Prints the plugin's ABI version, imports (and any this host lacks) and exports, and what
       the engine enforces. Exits 1 when the host would refuse the plugin.
@@ -23,7 +24,7 @@ usage:
       Lists the engines built into this binary.
 
 Bad input (a missing file, a module that does not compile, an exchange that does not parse, an
-engine not built in) is one line on stderr and exit code 2.
+engine not built in, an unknown option) is one line on stderr and exit code 2.
 ";
 
 /// A failure for the user: a line for stderr and the exit code.
@@ -43,10 +44,39 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match run(args, &mut cx) {
         Ok(code) => code,
         Err(f) => {
-            let _ = writeln!(cx.err, "pwhost: {}", f.message);
+            let _ = writeln!(cx.err, "pwhost: {}", one_line(&f.message));
             f.code
         }
     }
+}
+
+/// A message on one line: engines (and the text-format parser) write some over several, with
+/// a source excerpt (`--> <anon>:1:1`, ` 1 | text`, `  | ^`) or a chain of causes. The excerpt
+/// becomes `at line L, column C`; other lines are joined with "; ".
+pub fn one_line(message: &str) -> String {
+    let mut out = String::new();
+    for line in message.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(at) = line.strip_prefix("-->") {
+            let mut parts = at.trim().rsplitn(3, ':');
+            let (column, line_no) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            if !column.is_empty() && column.bytes().all(|b| b.is_ascii_digit()) && line_no.bytes().all(|b| b.is_ascii_digit()) {
+                out.push_str(&format!(" at line {line_no}, column {column}"));
+            } else {
+                out.push_str(&format!(" at {}", at.trim()));
+            }
+            continue;
+        }
+        let excerpt = line.starts_with('|')
+            || line.split_once('|').is_some_and(|(n, _)| !n.trim().is_empty() && n.trim().bytes().all(|b| b.is_ascii_digit()));
+        if excerpt {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// Where a command writes.
@@ -156,12 +186,23 @@ fn cmd_run(args: &[String], cx: &mut Out<'_>) -> Result<u8, Failure> {
     let embedder = ScriptedEmbedder::new();
     let trace = Trace::new();
     let host = PluginHost::new(engine.clone(), embedder.clone()).with_trace(trace.clone());
-    let code = host.load(&bytes).map_err(|e| {
-        bad(format!("plugin `{plugin_path}` cannot be loaded on {}: {e}", engine.name()))
-    })?;
-    let outcome = run_exchange(&host, &embedder, &code, &exchange);
     let json = o.has("--json");
-    match outcome {
+    let code = match host.load(&bytes) {
+        Ok(code) => code,
+        // Not a module at all: bad input.
+        Err(Error::Compile { engine, message }) => {
+            let how = if bytes.starts_with(b"\0asm") { "" } else { " (it is not a Wasm binary, so it was read as the text format)" };
+            return Err(bad(format!("plugin `{plugin_path}` is not a valid Wasm module for {engine}{how}: {message}")));
+        }
+        Err(Error::Io(message)) => return Err(bad(message)),
+        // A module the host refuses, as `inspect` would say.
+        Err(e) => {
+            let message = format!("plugin `{plugin_path}` is refused: {e}");
+            report_failure(cx, json, &message, Outcome::default(), &trace);
+            return Ok(1);
+        }
+    };
+    match run_exchange(&host, &embedder, &code, &exchange) {
         Ok(out) => {
             if json {
                 let mut v = report::outcome_json(&out);
@@ -171,44 +212,99 @@ fn cmd_run(args: &[String], cx: &mut Out<'_>) -> Result<u8, Failure> {
                 let _ = write!(cx.out, "{}", trace.render());
                 print_summary(cx, &out);
             }
-            Ok(u8::from(out.trap.is_some()))
+            match &out.trap {
+                Some(t) => {
+                    let _ = writeln!(cx.err, "pwhost: plugin `{plugin_path}` trapped: {}", one_line(t));
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
         }
         Err(e) => {
-            if json {
-                let v = serde_json::json!({"error": e.to_string(), "transcript": trace.render()});
-                say!(cx, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            } else {
+            // What happened before it failed: the start's callbacks, logs and metrics.
+            let so_far = Outcome {
+                logs: embedder.logs(),
+                callouts: embedder.http_calls(),
+                grpc_calls: embedder.grpc_calls(),
+                metrics: host.services().metrics(),
+                callbacks: trace.callbacks(),
+                trap: match &e {
+                    Error::Trap { trap, .. } => Some(trap.to_string()),
+                    _ => None,
+                },
+                ..Outcome::default()
+            };
+            let message = format!("plugin `{plugin_path}` could not start: {e}");
+            if !json {
                 let _ = write!(cx.out, "{}", trace.render());
                 say!(cx, "! {}", transcript_error(&e));
             }
-            let _ = writeln!(cx.err, "pwhost: plugin `{plugin_path}` could not start: {e}");
+            report_failure(cx, json, &message, so_far, &trace);
             Ok(1)
         }
     }
 }
 
-fn print_summary(cx: &mut Out<'_>, out: &proxy_wasm_host::scripted::Outcome) {
+/// A plugin that was refused or did not start: with `--json`, the usual object (with what
+/// happened so far) and `error`; always one line on stderr.
+fn report_failure(cx: &mut Out<'_>, json: bool, message: &str, so_far: Outcome, trace: &Trace) {
+    if json {
+        let mut v = report::outcome_json(&so_far);
+        v["error"] = serde_json::Value::String(message.to_string());
+        v["transcript"] = serde_json::Value::String(trace.render());
+        say!(cx, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    let _ = writeln!(cx.err, "pwhost: {}", one_line(message));
+}
+
+/// The final state after the transcript: what the last stream holds (parts left empty are
+/// left out), the local reply, the metrics and the trap.
+fn print_summary(cx: &mut Out<'_>, out: &Outcome) {
     let s = &out.stream;
-    let map = |m: &proxy_wasm_host::HeaderMap| {
-        m.pairs()
-            .iter()
-            .map(|(k, v)| format!("{}: {}", String::from_utf8_lossy(k), String::from_utf8_lossy(v)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let text = |b: &[u8]| format!("{:?}", String::from_utf8_lossy(b));
     say!(cx, "---");
-    say!(cx, "request headers:   {}", map(&s.request_headers));
-    say!(cx, "request body:      {:?}", String::from_utf8_lossy(&s.request_body));
-    say!(cx, "response headers:  {}", map(&s.response_headers));
-    say!(cx, "response body:     {:?}", String::from_utf8_lossy(&s.response_body));
+    let parts: [(&str, String, bool); 8] = [
+        ("request headers", quote_map(&s.request_headers), s.request_headers.is_empty()),
+        ("request body", text(&s.request_body), s.request_body.is_empty()),
+        ("request trailers", quote_map(&s.request_trailers), s.request_trailers.is_empty()),
+        ("response headers", quote_map(&s.response_headers), s.response_headers.is_empty()),
+        ("response body", text(&s.response_body), s.response_body.is_empty()),
+        ("response trailers", quote_map(&s.response_trailers), s.response_trailers.is_empty()),
+        ("downstream data", text(&s.downstream_data), s.downstream_data.is_empty()),
+        ("upstream data", text(&s.upstream_data), s.upstream_data.is_empty()),
+    ];
+    let mut shown = false;
+    for (name, value, empty) in parts {
+        if !empty {
+            say!(cx, "{:<18} {value}", format!("{name}:"));
+            shown = true;
+        }
+    }
+    if !shown {
+        say!(cx, "(no stream data)");
+    }
     if let Some(r) = &out.local_reply {
-        say!(cx, "local reply:       {} {:?} ({})", r.status, String::from_utf8_lossy(&r.body), map(&r.headers));
+        let grpc = r.grpc_status.map_or(String::new(), |g| format!(" grpc_status={g}"));
+        say!(
+            cx,
+            "{:<18} {} details={} body={} headers={}{grpc}",
+            "local reply:",
+            r.status,
+            quote(r.details.as_bytes()),
+            text(&r.body),
+            quote_map(&r.headers)
+        );
     }
     for (name, value) in &out.metrics {
-        say!(cx, "metric {name}: {value:?}");
+        let value = match value {
+            MetricValue::Counter(c) => format!("counter {c}"),
+            MetricValue::Gauge(g) => format!("gauge {g}"),
+            MetricValue::Histogram(h) => format!("histogram {h:?}"),
+        };
+        say!(cx, "metric {name}: {value}");
     }
     if let Some(t) = &out.trap {
-        say!(cx, "trap:              {t}");
+        say!(cx, "{:<18} {t}", "trap:");
     }
 }
 

@@ -16,7 +16,7 @@
 //!   request.path: /a           # a string is its UTF-8 bytes
 //!   source.port: 8080          # an integer is 8 bytes little-endian, a boolean 1 byte
 //! upstreams: [auth]            # optional: callouts to others fail (default: any upstream)
-//! others:                      # optional: more plugins of the same module, each in its own VM
+//! others:                      # optional: more plugins of the same module, started before the steps
 //!   - {name: consumer, vm_id: q, configuration: consumer}
 //! steps:
 //!   - request_headers: {":path": /a, x-a: "1"}   # or a list of [name, value] pairs
@@ -25,6 +25,12 @@
 //!   - http_call_response: {headers: {":status": "200"}, body: ok}
 //!   - tick
 //! ```
+//!
+//! `others` take the keys of `plugin`. One whose `vm_id` and `vm_configuration` differ from
+//! every earlier plugin's gets a VM of its own; one with the same pair joins that VM, needs its
+//! own `root_id`, and its worker VM holds the earlier plugins' root contexts too. The others
+//! get ticks, queue notifications, callout answers and `shutdown`; streams go to the first
+//! plugin.
 //!
 //! Steps: `request_headers`, `request_body`, `request_trailers`, `response_headers`,
 //! `response_body`, `response_trailers`, `new_connection`, `downstream_data`, `upstream_data`,

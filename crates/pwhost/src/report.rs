@@ -15,7 +15,9 @@ fn pairs(map: &HeaderMap) -> Value {
 }
 
 /// The outcome as JSON:
-/// - `request`, `response`: final `headers` and `trailers` (lists of pairs) and `body`;
+/// - `request`, `response`: the last stream's final `headers` and `trailers` (lists of pairs)
+///   and `body`;
+/// - `connection`: the last TCP connection's final `downstream` and `upstream` data;
 /// - `local_reply`: `status`, `details`, `headers`, `body`, `grpc_status`, or null;
 /// - `callouts`: each HTTP callout's `upstream`, `headers`, `body`, `trailers`, `timeout_ms`;
 /// - `grpc_calls`: each gRPC call's `upstream`, `service`, `method`, `metadata`, `message`;
@@ -23,7 +25,9 @@ fn pairs(map: &HeaderMap) -> Value {
 ///   a list);
 /// - `trap`: the engine's message, or null;
 /// - `callbacks`: `callback`, `context_id`, `args`, and `result` (a number) or `trap`;
-/// - `actions`: each stream step's index (from 0) and the action the plugin answered.
+/// - `actions`: each stream step's index (from 0) and the action the plugin answered;
+/// - `error`: null; `pwhost run` sets it to a line saying why when the plugin was refused or
+///   did not start (the other keys then hold what happened until then).
 pub fn outcome_json(out: &Outcome) -> Value {
     let s = &out.stream;
     let metrics: Map<String, Value> = out
@@ -41,6 +45,7 @@ pub fn outcome_json(out: &Outcome) -> Value {
     json!({
         "request": {"headers": pairs(&s.request_headers), "body": text(&s.request_body), "trailers": pairs(&s.request_trailers)},
         "response": {"headers": pairs(&s.response_headers), "body": text(&s.response_body), "trailers": pairs(&s.response_trailers)},
+        "connection": {"downstream": text(&s.downstream_data), "upstream": text(&s.upstream_data)},
         "local_reply": out.local_reply.as_ref().map(|r| json!({
             "status": r.status,
             "details": r.details,
@@ -75,5 +80,6 @@ pub fn outcome_json(out: &Outcome) -> Value {
             v
         }).collect::<Vec<_>>(),
         "actions": out.actions.iter().map(|(i, a)| json!({"step": i, "action": a.name()})).collect::<Vec<_>>(),
+        "error": null,
     })
 }

@@ -12,11 +12,12 @@
 //! | `body`                   | buffers the request body to its end, replaces `foo` with `bar`    |
 //! | `callout`                | asks upstream `auth` (`GET /check`); 200 resumes, else 403 `forbidden` with `x-auth: denied` |
 //! | `tick`                   | ticks every 100 ms; CAS-increments shared data `ticks`, counter `ticks_total` |
+//! | `counter`                | CAS-increments shared data `requests` on each request's headers and adds `x-request-count: <n>` |
 //! | `metrics`                | counter `requests_total`, gauge `active`, histogram `latency` (42) |
 //! | `queue-producer[:VM_ID]` | enqueues each request's `:path` on queue `events` of VM `VM_ID` (default: empty) |
 //! | `queue-consumer`         | registers queue `events`; logs `got <item>` for each item         |
 //! | `trap`                   | panics (traps) in request headers                                 |
-//! | `tcp`                    | a stream (TCP) context: logs data sizes, uppercases the downstream data at its end |
+//! | `tcp`                    | a stream (TCP) context: uppercases each downstream chunk in place, logs upstream data sizes and both closes with their peer type |
 //!
 //! An empty or unknown configuration fails `on_configure`.
 
@@ -25,7 +26,7 @@ use std::time::Duration;
 use log::{error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, PeerType, Status};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -42,6 +43,7 @@ enum Scenario {
     Body,
     Callout,
     Tick,
+    Counter,
     Metrics,
     QueueProducer { vm_id: String },
     QueueConsumer,
@@ -61,6 +63,7 @@ impl Scenario {
             "body" => Scenario::Body,
             "callout" => Scenario::Callout,
             "tick" => Scenario::Tick,
+            "counter" => Scenario::Counter,
             "metrics" => Scenario::Metrics,
             "queue-producer" => {
                 return Ok(Scenario::QueueProducer {
@@ -130,35 +133,43 @@ impl Root {
         }
         Ok(())
     }
+}
 
-    /// Adds one to shared data `ticks`, retrying while another writer wins the CAS race.
-    fn count_tick(&self) -> Option<u64> {
-        loop {
-            let (value, cas) = self.get_shared_data("ticks");
-            let current = match value {
-                None => 0,
-                Some(bytes) => match std::str::from_utf8(&bytes)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                {
-                    Some(n) => n,
-                    None => {
-                        error!("tick: shared data ticks holds {bytes:?}, not a number");
-                        return None;
-                    }
-                },
-            };
-            let next = current + 1;
-            match self.set_shared_data("ticks", Some(next.to_string().as_bytes()), cas) {
-                Ok(()) => return Some(next),
-                Err(Status::CasMismatch) => {
-                    info!("tick: CAS mismatch on ticks, retrying");
-                    continue;
-                }
-                Err(status) => {
-                    error!("tick: set_shared_data(ticks) failed: {status:?}");
+/// Adds one to the decimal number in shared data `key` (absent counts as 0), retrying while
+/// another writer wins the CAS race; `who` prefixes the log lines. The new value, or `None`
+/// after logging why not.
+fn increment_shared(key: &str, who: &str) -> Option<u64> {
+    loop {
+        let (value, cas) = match hostcalls::get_shared_data(key) {
+            Ok(found) => found,
+            Err(status) => {
+                error!("{who}: get_shared_data({key}) failed: {status:?}");
+                return None;
+            }
+        };
+        let current = match value {
+            None => 0,
+            Some(bytes) => match std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                Some(n) => n,
+                None => {
+                    error!("{who}: shared data {key} holds {bytes:?}, not a number");
                     return None;
                 }
+            },
+        };
+        let next = current + 1;
+        match hostcalls::set_shared_data(key, Some(next.to_string().as_bytes()), cas) {
+            Ok(()) => return Some(next),
+            Err(Status::CasMismatch) => {
+                info!("{who}: CAS mismatch on {key}, retrying");
+                continue;
+            }
+            Err(status) => {
+                error!("{who}: set_shared_data({key}) failed: {status:?}");
+                return None;
             }
         }
     }
@@ -208,7 +219,7 @@ impl RootContext for Root {
         if self.scenario != Some(Scenario::Tick) {
             return;
         }
-        if let Some(ticks) = self.count_tick() {
+        if let Some(ticks) = increment_shared("ticks", "tick") {
             info!("tick: ticks={ticks}");
         }
         if let Some(id) = self.ticks_total {
@@ -250,6 +261,7 @@ impl RootContext for Root {
                 vm_id: vm_id.clone(),
             }),
             Scenario::Trap => Box::new(Trap),
+            Scenario::Counter => Box::new(Counter),
             Scenario::Tick | Scenario::QueueConsumer => Box::new(PassThrough),
             Scenario::Tcp => return None,
         };
@@ -483,6 +495,23 @@ impl HttpContext for Trap {
     }
 }
 
+struct Counter;
+
+impl Context for Counter {}
+
+impl HttpContext for Counter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        match increment_shared("requests", "counter") {
+            Some(n) => {
+                self.add_http_request_header("x-request-count", &n.to_string());
+                info!("counter: request {n}");
+            }
+            None => warn!("counter: request not counted"),
+        }
+        Action::Continue
+    }
+}
+
 struct Tcp {
     context_id: u32,
 }
@@ -496,18 +525,31 @@ impl StreamContext for Tcp {
     }
 
     fn on_downstream_data(&mut self, data_size: usize, end_of_stream: bool) -> Action {
-        info!("tcp: downstream data {data_size} bytes, end_of_stream={end_of_stream}");
-        if end_of_stream {
-            let data = self.get_downstream_data(0, data_size).unwrap_or_default();
-            let upper = data.to_ascii_uppercase();
-            self.set_downstream_data(0, data_size, &upper);
-            info!("tcp: uppercased {} bytes", upper.len());
-        }
+        let data = self.get_downstream_data(0, data_size).unwrap_or_default();
+        let upper = data.to_ascii_uppercase();
+        self.set_downstream_data(0, data_size, &upper);
+        info!(
+            "tcp: downstream {:?} -> {:?}, end_of_stream={end_of_stream}",
+            String::from_utf8_lossy(&data),
+            String::from_utf8_lossy(&upper)
+        );
         Action::Continue
+    }
+
+    fn on_downstream_close(&mut self, peer_type: PeerType) {
+        info!("tcp: downstream closed by {peer_type:?}");
     }
 
     fn on_upstream_data(&mut self, data_size: usize, end_of_stream: bool) -> Action {
         info!("tcp: upstream data {data_size} bytes, end_of_stream={end_of_stream}");
         Action::Continue
+    }
+
+    fn on_upstream_close(&mut self, peer_type: PeerType) {
+        info!("tcp: upstream closed by {peer_type:?}");
+    }
+
+    fn on_log(&mut self) {
+        info!("tcp: context {} done", self.context_id);
     }
 }

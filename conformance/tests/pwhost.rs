@@ -1,0 +1,494 @@
+//! `pwhost` in process, through `pwhost::cli::main(args, out, err)`: `run` on the unmodified
+//! SDK plugin (text and `--json`), `--config`, a trapping plugin, `inspect`, every kind of bad
+//! input (one line on stderr, exit code 2), and the example exchanges and README commands,
+//! so that the documentation cannot rot.
+//!
+//! Files the tests write go under `target/pwhost-tests/<test>/`.
+
+use std::path::PathBuf;
+
+use proxy_wasm_conformance::Target;
+use serde_json::{json, Value};
+
+/// What a `pwhost` command line did.
+#[derive(Debug)]
+struct Ran {
+    code: u8,
+    out: String,
+    err: String,
+}
+
+impl Ran {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.out).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.out))
+    }
+
+    /// The single stderr line; fails unless there is exactly one.
+    fn err_line(&self) -> &str {
+        let lines: Vec<&str> = self.err.lines().collect();
+        assert_eq!(lines.len(), 1, "expected one line on stderr, got:\n{}", self.err);
+        assert!(self.err.ends_with('\n'), "the line ends with a newline: {:?}", self.err);
+        lines[0]
+    }
+}
+
+fn pwhost(args: &[&str]) -> Ran {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = pwhost::cli::main(&args, &mut out, &mut err);
+    Ran { code, out: String::from_utf8(out).expect("stdout is UTF-8"), err: String::from_utf8(err).expect("stderr is UTF-8") }
+}
+
+/// The Wasm engines built in (the Null VM runs native code, not these `.wasm` files).
+fn wasm_engines() -> Vec<&'static str> {
+    let engines: Vec<&str> = pwhost::engines::built_in().into_iter().filter(|e| *e != "null").collect();
+    assert!(!engines.is_empty(), "no Wasm engine is built in");
+    engines
+}
+
+fn engine() -> &'static str {
+    wasm_engines()[0]
+}
+
+fn root() -> PathBuf {
+    guest_plugins::workspace_root()
+}
+
+/// The SDK plugin (`conformance/plugins/sdk-e2e`), built for wasm32 if needed.
+fn sdk() -> String {
+    let path = guest_plugins::path(Target::Wasm32, "sdk_e2e").unwrap_or_else(|e| panic!("{e}"));
+    path.to_string_lossy().into_owned()
+}
+
+/// Writes `contents` to `target/pwhost-tests/<test>/<name>` and returns its path.
+fn file(test: &str, name: &str, contents: impl AsRef<[u8]>) -> String {
+    let dir = root().join("target").join("pwhost-tests").join(test);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+const HEADERS: &str = r#"
+plugin: {name: headers, configuration: headers}
+steps:
+  - request_headers: {":path": /a, ":method": GET, x-a: "1", x-remove: gone}
+  - response_headers: {":status": "200"}
+"#;
+
+/// A `[name, value]` pair of a JSON header list.
+fn has_pair(list: &Value, name: &str, value: &str) -> bool {
+    list.as_array().expect("a list of pairs").iter().any(|p| p == &json!([name, value]))
+}
+
+#[test]
+fn run_prints_the_transcript_then_the_final_state() {
+    let exchange = file("run_text", "headers.yaml", HEADERS);
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &sdk(), "--exchange", &exchange]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.err, "");
+    let (transcript, summary) = r.out.split_once("\n---\n").unwrap_or_else(|| panic!("no `---` line:\n{}", r.out));
+    // The transcript: the step, the callback, each host call with its status.
+    for line in [
+        "> request_headers {\":path\": \"/a\", \":method\": \"GET\", \"x-a\": \"1\", \"x-remove\": \"gone\"} end_of_stream",
+        "proxy_on_request_headers(context_id=2, num_headers=4, end_of_stream=true)",
+        "  proxy_add_header_map_value(map_type=HTTP_REQUEST_HEADERS, key=\"x-added\", value=\"1\") -> OK",
+        "  proxy_replace_header_map_value(map_type=HTTP_REQUEST_HEADERS, key=\"x-a\", value=\"changed\") -> OK",
+        "  proxy_remove_header_map_value(map_type=HTTP_REQUEST_HEADERS, key=\"x-remove\") -> OK",
+        "  proxy_log(level=INFO, message=\"headers: :path=/a x-a=1\") -> OK",
+        "proxy_on_delete(context_id=2)",
+    ] {
+        assert!(transcript.lines().any(|l| l == line), "the transcript lacks `{line}`:\n{transcript}");
+    }
+    // The final state: the rewritten maps, and nothing about parts that stayed empty.
+    assert_eq!(
+        summary,
+        "request headers:   {\":path\": \"/a\", \":method\": \"GET\", \"x-a\": \"changed\", \"x-added\": \"1\"}\n\
+         response headers:  {\":status\": \"200\", \"x-response\": \"yes\"}\n"
+    );
+}
+
+#[test]
+fn run_json_reports_every_part_of_the_outcome() {
+    let exchange = file(
+        "run_json",
+        "authz.yaml",
+        r#"
+plugin: {name: authz, configuration: callout}
+upstreams: [auth]
+steps:
+  - request_headers: {":path": /private, ":method": GET}
+  - http_call_response: {headers: {":status": "403"}, body: no}
+"#,
+    );
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &sdk(), "--exchange", &exchange, "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.err, "");
+    let v = r.json();
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "actions", "callbacks", "callouts", "connection", "error", "grpc_calls", "local_reply", "logs", "metrics",
+            "request", "response", "transcript", "trap"
+        ]
+    );
+    assert!(has_pair(&v["request"]["headers"], ":path", "/private"), "{}", v["request"]);
+    assert_eq!(v["request"]["body"], "");
+    assert_eq!(v["response"]["headers"], json!([]), "the upstream response never came");
+    assert_eq!(v["connection"], json!({"downstream": "", "upstream": ""}));
+    assert_eq!(
+        v["local_reply"],
+        json!({"status": 403, "details": "", "headers": [["x-auth", "denied"]], "body": "forbidden", "grpc_status": null})
+    );
+    let callouts = v["callouts"].as_array().unwrap();
+    assert_eq!(callouts.len(), 1);
+    assert_eq!(callouts[0]["upstream"], "auth");
+    assert_eq!(callouts[0]["timeout_ms"], 1000);
+    assert!(has_pair(&callouts[0]["headers"], ":path", "/check"), "{}", callouts[0]);
+    let logs: Vec<&str> = v["logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    assert!(logs.contains(&"callout: denied, sending 403"), "{logs:?}");
+    assert_eq!(v["logs"][0]["level"], "INFO");
+    assert_eq!(v["logs"][0]["plugin"], "authz");
+    assert_eq!(v["metrics"], json!({}));
+    assert_eq!(v["trap"], Value::Null);
+    assert_eq!(v["error"], Value::Null);
+    assert_eq!(v["actions"], json!([{"step": 0, "action": "PAUSE"}]));
+    let answer = v["callbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["callback"] == "proxy_on_http_call_response")
+        .expect("the callout's answer reached the plugin");
+    assert_eq!(answer["context_id"], 2);
+    assert_eq!(answer["args"], json!([1, 1, 2, 0]), "call 1: one header, two body bytes, no trailers");
+    let transcript = v["transcript"].as_str().unwrap();
+    assert!(transcript.contains("< effect: local reply 403"), "{transcript}");
+}
+
+#[test]
+fn config_and_config_file_replace_the_exchanges_configuration() {
+    let exchange = file("config", "headers.yaml", HEADERS);
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &sdk(), "--exchange", &exchange, "--json", "--config", "metrics"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = r.json();
+    assert_eq!(v["metrics"], json!({"requests_total": 1, "active": 0, "latency": [42]}));
+    assert!(!has_pair(&v["request"]["headers"], "x-added", "1"), "the headers scenario did not run");
+
+    let config = file("config", "counter.txt", "counter");
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &sdk(), "--exchange", &exchange, "--config-file", &config]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.out.contains("proxy_get_buffer_bytes(buffer_type=PLUGIN_CONFIGURATION"), "{}", r.out);
+    assert!(r.out.contains("=> OK value=\"counter\""), "{}", r.out);
+    assert!(r.out.contains("\"x-request-count\": \"1\""), "{}", r.out);
+
+    // A configuration the plugin rejects: it does not start (exit 1), and says why.
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &sdk(), "--exchange", &exchange, "--json", "--config", "no-such-scenario"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.err_line().contains("could not start: proxy_on_configure of plugin `headers` returned false"), "{}", r.err);
+    let v = r.json();
+    assert!(v["error"].as_str().unwrap().contains("rejected its configuration"), "{}", v["error"]);
+    let logs: Vec<&str> = v["logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    assert!(logs.contains(&"root 1: unknown scenario `no-such-scenario`"), "the plugin's own reason is kept: {logs:?}");
+    assert!(v["callbacks"].as_array().unwrap().iter().any(|c| c["callback"] == "proxy_on_configure" && c["result"] == 0));
+    assert_eq!(v["request"]["headers"], json!([]));
+}
+
+#[test]
+fn a_trapping_plugin_exits_1_with_the_trap_in_the_report() {
+    let exchange = file("trap", "headers.yaml", HEADERS);
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &sdk(), "--exchange", &exchange, "--json", "--config", "trap"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.err_line().contains("trapped: "), "{}", r.err);
+    let v = r.json();
+    let trap = v["trap"].as_str().expect("a trap");
+    assert!(trap.contains("unreachable"), "a Rust panic is an `unreachable` trap: {trap}");
+    let trapped: Vec<&Value> = v["callbacks"].as_array().unwrap().iter().filter(|c| c.get("trap").is_some()).collect();
+    assert_eq!(trapped.len(), 1, "{trapped:?}");
+    assert_eq!(trapped[0]["callback"], "proxy_on_request_headers");
+    // Fail closed (the default): a local 503, and the response never reaches the failed VM.
+    assert_eq!(v["local_reply"]["status"], 503);
+    assert!(!v["callbacks"].as_array().unwrap().iter().any(|c| c["callback"] == "proxy_on_response_headers"));
+    let logs: Vec<(&str, &str)> =
+        v["logs"].as_array().unwrap().iter().map(|l| (l["level"].as_str().unwrap(), l["message"].as_str().unwrap())).collect();
+    assert!(logs.iter().any(|(level, m)| *level == "CRITICAL" && m.contains("boom")), "the SDK logs its panic: {logs:?}");
+
+    // Text mode says the same at the end of the summary.
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &sdk(), "--exchange", &exchange, "--config", "trap"]);
+    assert_eq!(r.code, 1);
+    let summary = r.out.split_once("\n---\n").unwrap().1;
+    assert!(summary.contains("local reply:       503 "), "{summary}");
+    assert!(summary.lines().last().unwrap().starts_with("trap:              "), "{summary}");
+}
+
+const UNKNOWN_IMPORT_WAT: &str = r#"(module
+  (import "env" "proxy_get_shared_data_v2" (func))
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) (i32.const 0)))
+"#;
+
+#[test]
+fn inspect_shows_the_abi_imports_exports_and_verdict() {
+    let r = pwhost(&["inspect", "--engine", engine(), &sdk()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.err, "");
+    let lines: Vec<&str> = r.out.lines().collect();
+    assert!(lines.contains(&format!("engine:   {}", engine()).as_str()), "{}", r.out);
+    assert!(lines.contains(&"abi:      0.2.1"), "{}", r.out);
+    assert!(lines.iter().any(|l| l.starts_with("enforces: a sandbox")), "{}", r.out);
+    let imports = lines.iter().position(|l| *l == "imports:").expect("an imports section");
+    let exports = lines.iter().position(|l| *l == "exports:").expect("an exports section");
+    assert!(imports < exports);
+    let imported = &lines[imports + 1..exports];
+    assert!(imported.contains(&"  env.proxy_log (i32, i32, i32) -> i32"), "{imported:?}");
+    assert!(imported.contains(&"  env.proxy_increment_metric (i32, i64) -> i32"), "{imported:?}");
+    assert!(!r.out.contains("does not provide"), "the SDK imports only what the host has:\n{}", r.out);
+    let exported = &lines[exports + 1..];
+    assert!(exported.contains(&"  proxy_on_request_headers (i32, i32, i32) -> i32"), "{exported:?}");
+    assert!(exported.contains(&"  malloc (i32) -> i32"), "{exported:?}");
+    assert_eq!(lines.last(), Some(&"verdict:  loads"));
+    // With no --engine, inspect picks a Wasm engine for a .wasm file.
+    let r = pwhost(&["inspect", &sdk()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.out.contains("abi:      0.2.1"));
+}
+
+#[test]
+fn a_module_with_an_unknown_import_is_named_and_refused_with_exit_1() {
+    let module = file("unknown_import", "v2.wat", UNKNOWN_IMPORT_WAT);
+    let r = pwhost(&["inspect", "--engine", engine(), &module]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.out.lines().any(|l| l == "  env.proxy_get_shared_data_v2 () -> ()   <- this host does not provide it"),
+        "{}",
+        r.out
+    );
+    assert_eq!(
+        r.out.lines().last(),
+        Some("verdict:  refused: it imports `env.proxy_get_shared_data_v2`, which this host does not provide")
+    );
+    // `run` refuses it the same way, before any step.
+    let exchange = file("unknown_import", "headers.yaml", HEADERS);
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &module, "--exchange", &exchange]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.err_line().contains("is refused: it imports `env.proxy_get_shared_data_v2`"), "{}", r.err);
+    assert_eq!(r.out, "");
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &module, "--exchange", &exchange, "--json"]);
+    assert_eq!(r.code, 1);
+    assert!(r.json()["error"].as_str().unwrap().contains("env.proxy_get_shared_data_v2"));
+}
+
+#[test]
+fn two_plugins_with_one_root_id_in_one_vm_are_refused_by_name() {
+    // `others` with the same vm_id and VM configuration join the first plugin's VM.
+    let exchange = file(
+        "duplicate_root",
+        "two.yaml",
+        "plugin: {name: a, configuration: tick}\nothers: [{name: b, configuration: tick}]\nsteps: [tick]\n",
+    );
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &sdk(), "--exchange", &exchange]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.err_line().contains("a plugin with root id `` is already started in this VM"), "{}", r.err);
+}
+
+#[test]
+fn bad_input_is_one_line_naming_the_problem_and_exit_2() {
+    let sdk = sdk();
+    let exchange = file("bad_input", "headers.yaml", HEADERS);
+    let missing = root().join("target").join("pwhost-tests").join("bad_input").join("missing.wasm");
+    let missing = missing.to_string_lossy().into_owned();
+    let garbage = file("bad_input", "garbage.wasm", b"\0asm\x01\0\0\0\x01\xff");
+    let text = file("bad_input", "text.wasm", "this is not a module\n");
+    let unknown_step = file("bad_input", "step.yaml", "steps:\n  - tick\n  - request_hedaers: {}\n");
+    let unknown_key = file("bad_input", "key.yaml", "stpes: [tick]\n");
+    let plugin_key = file("bad_input", "plugin.yaml", "plugin: {nmae: x}\nsteps: [tick]\n");
+    let bad_value = file("bad_input", "value.yaml", "steps:\n  - downstream_close: SIDEWAYS\n");
+    let not_yaml = file("bad_input", "broken.yaml", "steps: [\n  - {\n");
+    let engine = engine();
+    let not_built = pwhost::engines::ALL.iter().map(|(n, _)| *n).find(|n| !pwhost::engines::built_in().contains(n));
+
+    let mut cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["run", "--engine", engine, "--plugin", &missing, "--exchange", &exchange], format!("cannot read plugin `{missing}`")),
+        (vec!["inspect", "--engine", engine, &missing], format!("cannot read plugin `{missing}`")),
+        (vec!["run", "--engine", engine, "--plugin", &garbage, "--exchange", &exchange], "is not a valid Wasm module for".into()),
+        (vec!["inspect", "--engine", engine, &garbage], "not a valid Wasm module for".into()),
+        // The text-format parser's error spans several lines: it comes out as one.
+        (vec!["run", "--engine", engine, "--plugin", &text, "--exchange", &exchange], "read as the text format".into()),
+        (vec!["inspect", "--engine", engine, &text], "at line 1, column 1".into()),
+        (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &unknown_step], "step 2 (`request_hedaers`): unknown step `request_hedaers`".into()),
+        (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &unknown_key], "unknown key `stpes`".into()),
+        (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &plugin_key], "unknown key `nmae` in `plugin`".into()),
+        (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &bad_value], "step 1 (`downstream_close`): `SIDEWAYS` is not a peer type".into()),
+        (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &not_yaml], "not valid YAML".into()),
+        (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", "no/such/exchange.yaml"], "cannot read exchange `no/such/exchange.yaml`".into()),
+        (vec!["run", "--engine", "warp", "--plugin", &sdk, "--exchange", &exchange], "no engine is called `warp`; the engines are wasmtime,".into()),
+        (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &exchange, "--verbose"], "unknown option `--verbose`".into()),
+        (vec!["inspect", "--verbose", &sdk], "unknown option `--verbose`".into()),
+        (vec!["run", "--engine", engine, "--plugin", &sdk], "--exchange is required".into()),
+        (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &exchange, "--config", "a", "--config-file", &exchange], "--config or --config-file, not both".into()),
+        (vec!["run", "--engine", engine, "--engine", engine], "--engine given twice".into()),
+        (vec!["run", "--engine"], "--engine needs a value".into()),
+        (vec!["inspect"], "inspect takes one plugin file".into()),
+        (vec!["frobnicate"], "unknown command `frobnicate`".into()),
+    ];
+    if let Some(name) = not_built {
+        cases.push((
+            vec!["run", "--engine", name, "--plugin", &sdk, "--exchange", &exchange],
+            format!("engine `{name}` is not built into this binary"),
+        ));
+        cases.push((vec!["inspect", "--engine", name, &sdk], "rebuild with the Cargo feature".into()));
+    }
+    for (args, expected) in &cases {
+        let r = pwhost(args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert_eq!(r.out, "", "{args:?}: nothing on stdout");
+        let line = r.err_line();
+        assert!(line.starts_with("pwhost: "), "{args:?}: {line}");
+        assert!(line.contains(expected.as_str()), "{args:?}: `{line}` lacks `{expected}`");
+    }
+}
+
+#[test]
+fn help_and_engines() {
+    let r = pwhost(&["help"]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""));
+    assert!(r.out.starts_with("usage:") && r.out.contains("pwhost run --engine NAME --plugin FILE"), "{}", r.out);
+    let r = pwhost(&[]);
+    assert_eq!(r.code, 2, "no command is a usage error");
+    assert!(r.err.starts_with("usage:"));
+    let r = pwhost(&["engines"]);
+    assert_eq!(r.code, 0);
+    assert_eq!(r.out.lines().collect::<Vec<_>>(), pwhost::engines::built_in());
+}
+
+#[test]
+fn one_line_keeps_the_message_and_the_place() {
+    let wat = "expected `(`\n     --> <anon>:3:7\n      |\n    3 | not wasm\n      | ^";
+    assert_eq!(pwhost::cli::one_line(wat), "expected `(` at line 3, column 7");
+    assert_eq!(pwhost::cli::one_line("failed\n\nCaused by:\n    bad magic"), "failed; Caused by:; bad magic");
+    assert_eq!(pwhost::cli::one_line("already one line"), "already one line");
+}
+
+/// What each example exchange must do, checked on its `--json` report.
+fn check_example(name: &str, v: &Value) {
+    let logs: Vec<&str> = v["logs"].as_array().unwrap().iter().map(|l| l["message"].as_str().unwrap()).collect();
+    match name {
+        "headers" => {
+            assert!(has_pair(&v["request"]["headers"], "x-a", "changed"), "{}", v["request"]);
+            assert!(has_pair(&v["request"]["headers"], "x-added", "1"), "{}", v["request"]);
+            assert!(!v["request"]["headers"].to_string().contains("x-remove"), "{}", v["request"]);
+            assert!(has_pair(&v["response"]["headers"], "x-response", "yes"), "{}", v["response"]);
+        }
+        "authz" => {
+            assert_eq!(v["callouts"].as_array().unwrap().len(), 2);
+            assert!(logs.contains(&"callout: allowed, resuming the request"), "{logs:?}");
+            assert_eq!(v["local_reply"]["status"], 403, "the second request is denied");
+            assert_eq!(v["local_reply"]["body"], "forbidden");
+        }
+        "body" => assert_eq!(v["request"]["body"], "bar, bard"),
+        "counter" => assert!(has_pair(&v["request"]["headers"], "x-request-count", "2"), "{}", v["request"]),
+        "queue" => assert!(logs.contains(&"got /orders/17"), "the consumer VM got the item: {logs:?}"),
+        "tick" => assert_eq!(v["metrics"], json!({"ticks_total": 2})),
+        "tcp" => assert_eq!(v["connection"], json!({"downstream": "PING PONG", "upstream": "ok"})),
+        other => panic!("examples/{other}.yaml has no expectation here: add one to check_example"),
+    }
+}
+
+fn examples() -> Vec<(String, PathBuf)> {
+    let dir = root().join("examples");
+    let mut found: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
+    found.sort();
+    assert!(found.len() >= 2, "the examples are missing: {found:?}");
+    found
+}
+
+#[test]
+fn every_example_runs_through_pwhost_and_does_what_it_says() {
+    let sdk = sdk();
+    for (name, path) in examples() {
+        for engine in wasm_engines() {
+            let r = pwhost(&["run", "--engine", engine, "--plugin", &sdk, "--exchange", &path.to_string_lossy(), "--json"]);
+            assert_eq!(r.code, 0, "examples/{name}.yaml on {engine}: {}", r.err);
+            let v = r.json();
+            assert_eq!(v["trap"], Value::Null, "examples/{name}.yaml");
+            assert_eq!(v["error"], Value::Null, "examples/{name}.yaml");
+            check_example(&name, &v);
+        }
+    }
+}
+
+/// Splits a command line as a shell would for the simple lines the README has: words, and
+/// quoted strings without escapes.
+fn words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, c) if c.is_whitespace() => out.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    out.extend(word);
+    out
+}
+
+/// Every `pwhost run` and `pwhost inspect` line in the README's code blocks runs as written
+/// (from the workspace root) and exits as its `# exits N` comment says (0 without one); every
+/// example file is shown there, and every one it names exists.
+#[test]
+fn the_readme_commands_run_and_name_every_example() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut in_code = false;
+    let mut ran = 0;
+    for line in readme.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        let line = line.trim();
+        if !in_code || !(line.starts_with("pwhost run ") || line.starts_with("pwhost inspect ")) {
+            continue;
+        }
+        let (command, comment) = line.split_once('#').unwrap_or((line, ""));
+        let command = command.split_once('|').map_or(command, |(c, _)| c);
+        let expected: u8 = comment.trim().strip_prefix("exits ").map_or(0, |n| n.trim().parse().expect("`# exits N`"));
+        let args: Vec<String> = words(command)
+            .into_iter()
+            .skip(1)
+            .map(|w| if w.starts_with("examples/") || w.starts_with("target/") { root().join(&w).to_string_lossy().into_owned() } else { w })
+            .collect();
+        if args.iter().any(|a| a.ends_with("sdk_e2e.wasm")) {
+            sdk(); // builds the plugin if needed
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = pwhost(&args);
+        assert_eq!(r.code, expected, "README: `{line}` exited {}: {}", r.code, r.err);
+        ran += 1;
+    }
+    assert!(ran >= 3, "the README shows at least `run`, `run --json` and `inspect` ({ran} found)");
+    for (name, _) in examples() {
+        assert!(readme.contains(&format!("examples/{name}.yaml")), "the README does not show examples/{name}.yaml");
+    }
+    for (i, _) in readme.match_indices("examples/") {
+        let rest = &readme[i..];
+        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || "/_-.".contains(c))).unwrap_or(rest.len());
+        let named = rest[..end].trim_end_matches('.');
+        if named.ends_with(".yaml") {
+            assert!(root().join(named).is_file(), "the README names {named}, which does not exist");
+        }
+    }
+}
