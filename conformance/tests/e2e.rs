@@ -26,6 +26,10 @@ macro_rules! on_every_engine {
         mod wasmtime {
             $( #[test] fn $case() { super::$case(&|| std::sync::Arc::new(proxy_wasm_wasmtime::WasmtimeEngine::default())) } )*
         }
+        #[cfg(feature = "wasmer")]
+        mod wasmer {
+            $( #[test] fn $case() { super::$case(&|| std::sync::Arc::new(proxy_wasm_wasmer::WasmerEngine::cranelift())) } )*
+        }
         #[cfg(feature = "wasmer-singlepass")]
         mod wasmer_singlepass {
             $( #[test] fn $case() { super::$case(&|| std::sync::Arc::new(proxy_wasm_wasmer::WasmerEngine::singlepass())) } )*

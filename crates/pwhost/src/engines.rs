@@ -73,6 +73,8 @@ fn make(name: &str) -> Option<Result<Arc<dyn Engine>, EngineError>> {
     match name {
         #[cfg(feature = "wasmtime")]
         "wasmtime" => Some(Ok(Arc::new(proxy_wasm_wasmtime::WasmtimeEngine::default()))),
+        #[cfg(feature = "wasmer")]
+        "wasmer" => Some(Ok(Arc::new(proxy_wasm_wasmer::WasmerEngine::cranelift()))),
         #[cfg(feature = "wasmer-singlepass")]
         "wasmer-singlepass" => Some(Ok(Arc::new(proxy_wasm_wasmer::WasmerEngine::singlepass()))),
         #[cfg(feature = "null")]

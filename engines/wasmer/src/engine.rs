@@ -11,17 +11,19 @@ use crate::limits::LimitingTunables;
 use crate::module::WasmerModule;
 use crate::stop::{StopCheck, Watchdog};
 
-/// Which Wasmer compiler turns Wasm into machine code.
+/// Which Wasmer compiler turns Wasm into machine code; each has a Cargo feature of this crate.
 ///
-/// Only Singlepass is offered for now: every Wasmer 7.4.x release pins Cranelift at exactly
-/// 0.135.0, while the workspace's Wasmtime 48.0.8 needs Cranelift 0.135.8 or later, and Cargo
-/// allows one 0.135.x per build. A `Cranelift` variant (engine name `wasmer`) joins when the two
-/// agree on a Cranelift release.
+/// Wasmer 7.4.x pins Cranelift at exactly 0.135.0, which Wasmtime 48.0.0 also uses: the
+/// workspace keeps the two on that one Cranelift (`cargo tree -d` shows no second one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Compiler {
-    /// Singlepass: compiles in one linear pass, fast to compile, slower code. Engine name
-    /// `wasmer-singlepass`.
+    /// Cranelift (feature `cranelift`): an optimising compiler. Engine name `wasmer`.
+    #[cfg(feature = "cranelift")]
+    Cranelift,
+    /// Singlepass (feature `singlepass`): compiles in one linear pass, fast to compile, slower
+    /// code. Engine name `wasmer-singlepass`.
+    #[cfg(feature = "singlepass")]
     Singlepass,
 }
 
@@ -29,6 +31,9 @@ impl Compiler {
     /// The engine's name at run time with this compiler.
     pub const fn engine_name(self) -> &'static str {
         match self {
+            #[cfg(feature = "cranelift")]
+            Compiler::Cranelift => "wasmer",
+            #[cfg(feature = "singlepass")]
             Compiler::Singlepass => "wasmer-singlepass",
         }
     }
@@ -90,6 +95,13 @@ impl WasmerEngine {
     pub fn new(config: WasmerConfig) -> Self {
         let stop_check = Arc::new(StopCheck::default());
         let mut engine: wasmer::Engine = match config.compiler {
+            #[cfg(feature = "cranelift")]
+            Compiler::Cranelift => {
+                let mut compiler = wasmer::sys::Cranelift::new();
+                compiler.push_middleware(stop_check.clone());
+                compiler.into()
+            }
+            #[cfg(feature = "singlepass")]
             Compiler::Singlepass => {
                 let mut compiler = wasmer::sys::Singlepass::new();
                 compiler.push_middleware(stop_check.clone());
@@ -107,7 +119,14 @@ impl WasmerEngine {
         WasmerEngine { shared: Arc::new(shared) }
     }
 
+    /// An engine with the Cranelift compiler, named `wasmer`.
+    #[cfg(feature = "cranelift")]
+    pub fn cranelift() -> Self {
+        WasmerEngine::new(WasmerConfig::new(Compiler::Cranelift))
+    }
+
     /// An engine with the Singlepass compiler, named `wasmer-singlepass`.
+    #[cfg(feature = "singlepass")]
     pub fn singlepass() -> Self {
         WasmerEngine::new(WasmerConfig::new(Compiler::Singlepass))
     }

@@ -42,17 +42,19 @@ pub(crate) enum Reason {
     MemoryLimit = 3,
 }
 
-/// The middleware that compiles the stop checks into a module. It keeps the index of the global
-/// it added to the module being compiled, so an engine compiles one module at a time.
+/// The middleware that compiles the stop checks into a module. It keeps the indexes of the
+/// globals it added to the module being compiled, so an engine compiles one module at a time.
 #[derive(Debug)]
 pub(crate) struct StopCheck {
     /// The stop flag's global index in the module being compiled; `u32::MAX` before any.
     global: AtomicU32,
+    /// A scratch global each check stores to first (see [`FunctionStopCheck::check`]).
+    scratch: AtomicU32,
 }
 
 impl Default for StopCheck {
     fn default() -> Self {
-        StopCheck { global: AtomicU32::new(u32::MAX) }
+        StopCheck { global: AtomicU32::new(u32::MAX), scratch: AtomicU32::new(u32::MAX) }
     }
 }
 
@@ -60,19 +62,27 @@ impl StopCheck {
     /// Forgets the previous module, before the next compile.
     pub(crate) fn reset(&self) {
         self.global.store(u32::MAX, Ordering::SeqCst);
+        self.scratch.store(u32::MAX, Ordering::SeqCst);
     }
 }
 
 impl ModuleMiddleware for StopCheck {
     fn generate_function_middleware<'a>(&self, _: LocalFunctionIndex) -> Box<dyn FunctionMiddleware<'a> + 'a> {
-        Box::new(FunctionStopCheck { global: self.global.load(Ordering::SeqCst), started: false })
+        Box::new(FunctionStopCheck {
+            global: self.global.load(Ordering::SeqCst),
+            scratch: self.scratch.load(Ordering::SeqCst),
+            started: false,
+        })
     }
 
     fn transform_module_info(&self, info: &mut ModuleInfo) -> Result<(), MiddlewareError> {
         let index = info.globals.push(GlobalType::new(Type::I32, Mutability::Var));
         info.global_initializers.push(GlobalInit::I32Const(0));
         info.exports.insert(STOP_EXPORT.to_string(), ExportIndex::Global(index));
+        let scratch = info.globals.push(GlobalType::new(Type::I32, Mutability::Var));
+        info.global_initializers.push(GlobalInit::I32Const(0));
         self.global.store(index.as_u32(), Ordering::SeqCst);
+        self.scratch.store(scratch.as_u32(), Ordering::SeqCst);
         Ok(())
     }
 }
@@ -81,14 +91,23 @@ impl ModuleMiddleware for StopCheck {
 #[derive(Debug)]
 struct FunctionStopCheck {
     global: u32,
+    scratch: u32,
     /// Whether the entry check was emitted.
     started: bool,
 }
 
 impl FunctionStopCheck {
-    /// `if (global.get $stop) { unreachable }`.
+    /// `global.set $scratch (i32.const 0)`, then `if (global.get $stop) { unreachable }`.
+    ///
+    /// The store matters to an optimising compiler: without a store between them, Cranelift's
+    /// redundant-load elimination treats every load of the flag in a function as the same value
+    /// (nothing in the function writes it), so a loop header's check would read the flag once,
+    /// at function entry, and an endless loop would never stop. A store to a global before each
+    /// load gives every check its own memory state, so each one really reads the flag.
     fn check<'a>(&self, state: &mut MiddlewareReaderState<'a>) {
         state.extend(&[
+            Operator::I32Const { value: 0 },
+            Operator::GlobalSet { global_index: self.scratch },
             Operator::GlobalGet { global_index: self.global },
             Operator::If { blockty: BlockType::Empty },
             Operator::Unreachable,
@@ -99,8 +118,8 @@ impl FunctionStopCheck {
 
 impl<'a> FunctionMiddleware<'a> for FunctionStopCheck {
     fn feed(&mut self, operator: Operator<'a>, state: &mut MiddlewareReaderState<'a>) -> Result<(), MiddlewareError> {
-        if self.global == u32::MAX {
-            return Err(MiddlewareError::new("stop check", "the stop flag global was not added to the module"));
+        if self.global == u32::MAX || self.scratch == u32::MAX {
+            return Err(MiddlewareError::new("stop check", "the stop flag globals were not added to the module"));
         }
         if !self.started {
             self.started = true;

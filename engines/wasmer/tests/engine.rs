@@ -13,6 +13,12 @@ mod singlepass {
     proxy_wasm_engine_tests::engine_contract_tests!(|| Arc::new(WasmerEngine::singlepass()));
 }
 
+mod cranelift {
+    use super::*;
+
+    proxy_wasm_engine_tests::engine_contract_tests!(|| Arc::new(WasmerEngine::cranelift()));
+}
+
 fn host() -> VmHost {
     let config =
         VmHostConfig { vm_id: "vm".into(), vm_configuration: Vec::new(), environment: Vec::new(), map_limits: Default::default() };
@@ -21,11 +27,12 @@ fn host() -> VmHost {
 
 #[test]
 fn capabilities_and_name() {
-    let engine = WasmerEngine::singlepass();
-    assert_eq!(engine.name(), "wasmer-singlepass");
-    let c = engine.capabilities();
-    assert!(c.memory_limit && c.interrupt && c.precompiled && c.sandboxed);
-    assert!(!c.cheap_clone, "no pooling: every instance maps its own memory");
+    for (engine, name) in [(WasmerEngine::singlepass(), "wasmer-singlepass"), (WasmerEngine::cranelift(), "wasmer")] {
+        assert_eq!(engine.name(), name);
+        let c = engine.capabilities();
+        assert!(c.memory_limit && c.interrupt && c.precompiled && c.sandboxed);
+        assert!(!c.cheap_clone, "no pooling: every instance maps its own memory");
+    }
 }
 
 /// Wasmer's words for a Wasm trap, one line with the function.
