@@ -87,7 +87,8 @@ pub(crate) struct Context {
 }
 
 pub(crate) enum ContextKind {
-    Root(RootContext),
+    /// Boxed: roots are few, streams many, and a stream's entry stays small.
+    Root(Box<RootContext>),
     Stream(StreamContext),
 }
 

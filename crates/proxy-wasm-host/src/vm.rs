@@ -32,6 +32,7 @@ pub struct Vm {
     instance: Box<dyn Instance>,
     engine: &'static str,
     token: VmToken,
+    abi: AbiVersion,
     failure: Option<Trap>,
     /// Root id -> root context id, in start order.
     roots: Vec<(String, u32)>,
@@ -58,8 +59,8 @@ impl Vm {
     /// exported), or `_start` when there is no `_initialize`.
     pub fn start(instance: Box<dyn Instance>, engine: &'static str) -> Result<Vm, Error> {
         let mut instance = instance;
-        let token = instance.host().token;
-        let mut vm = Vm { instance, engine, token, failure: None, roots: Vec::new(), next_context: 0 };
+        let (token, abi) = (instance.host().token, instance.host().abi);
+        let mut vm = Vm { instance, engine, token, abi, failure: None, roots: Vec::new(), next_context: 0 };
         if vm.instance.has(Callback::Initialize) {
             vm.call_checked(Callback::Initialize, 0, &[])?;
             if vm.instance.has(Callback::Main) {
@@ -82,8 +83,8 @@ impl Vm {
     }
 
     /// The guest's ABI version.
-    pub fn abi_version(&mut self) -> AbiVersion {
-        self.instance.host().abi
+    pub fn abi_version(&self) -> AbiVersion {
+        self.abi
     }
 
     /// Why the VM failed, if it has.
@@ -131,7 +132,7 @@ impl Vm {
     }
 
     /// Calls a callback with its call state set, and fails the VM on a trap.
-    fn invoke(&mut self, callback: Callback, context_id: u32, args: &[u64], data: CallData) -> Result<u64, Trap> {
+    fn invoke(&mut self, callback: Callback, context_id: u32, args: &[u64]) -> Result<u64, Trap> {
         if let Some(t) = &self.failure {
             return Err(Trap { kind: t.kind.clone(), message: format!("VM failed earlier: {}", t.message) });
         }
@@ -139,10 +140,6 @@ impl Vm {
         host.call.callback = Some(callback);
         host.call.context_id = context_id;
         host.call.effective = context_id;
-        let has_data = !matches!(data, CallData::None);
-        if has_data {
-            host.call.data = data;
-        }
         let trace = host.trace.clone().map(|t| {
             let index = t.begin_callback(callback, context_id, args);
             (t, index)
@@ -150,9 +147,6 @@ impl Vm {
         let result = self.instance.call(callback, args);
         let host = self.instance.host();
         host.call.callback = None;
-        if has_data {
-            host.call.data = CallData::None;
-        }
         let reap = std::mem::take(&mut host.roots_done);
         if let Some((trace, index)) = trace {
             trace.end_callback(index, &result);
@@ -171,9 +165,18 @@ impl Vm {
         }
     }
 
+    /// [`invoke`](Self::invoke) with `data` readable during the call (a callout's answer, a
+    /// foreign function's arguments); the plain path never touches call data.
+    fn invoke_with(&mut self, callback: Callback, context_id: u32, args: &[u64], data: CallData) -> Result<u64, Trap> {
+        self.instance.host().call.data = data;
+        let result = self.invoke(callback, context_id, args);
+        self.instance.host().call.data = CallData::None;
+        result
+    }
+
     /// [`invoke`](Self::invoke) with the trap as an [`Error`] naming the callback.
     fn call_checked(&mut self, callback: Callback, context_id: u32, args: &[u64]) -> Result<u64, Error> {
-        self.invoke(callback, context_id, args, CallData::None).map_err(|trap| Error::Trap { callback, trap })
+        self.invoke(callback, context_id, args).map_err(|trap| Error::Trap { callback, trap })
     }
 
     /// Calls an optional callback: skipped (answering `default`) when not exported.
@@ -244,13 +247,13 @@ impl Vm {
             id,
             Context {
                 root: id,
-                kind: ContextKind::Root(RootContext {
+                kind: ContextKind::Root(Box::new(RootContext {
                     plugin: Arc::new(plugin),
                     tick_period_ms: 0,
                     done_pending: false,
                     done_called: false,
                     properties: HashMap::new(),
-                }),
+                })),
             },
         );
         self.roots.push((root_id, id));
@@ -352,7 +355,7 @@ impl Vm {
         if !self.instance.has(callback) {
             return Ok(Action::Continue);
         }
-        match self.invoke(callback, id, args, CallData::None) {
+        match self.invoke(callback, id, args) {
             Ok(v) => Ok(if v as u32 == Action::Pause.raw() { Action::Pause } else { Action::Continue }),
             Err(_) => self.fail_stream(id),
         }
@@ -497,18 +500,20 @@ impl Vm {
             let _ = self.call_optional(Callback::OnDelete, id, &[id64], 0);
         }
         let host = self.instance.host();
-        let token = host.token;
-        let dropped: Vec<u32> = host
-            .http_calls
-            .iter()
-            .filter(|(_, c)| **c == id)
-            .map(|(k, _)| *k)
-            .chain(host.grpc_calls.iter().filter(|(_, g)| g.context_id == id).map(|(k, _)| *k))
-            .collect();
-        for call in &dropped {
-            host.http_calls.remove(call);
-            host.grpc_calls.remove(call);
-            host.embedder.callout_dropped(token, *call);
+        if !host.http_calls.is_empty() || !host.grpc_calls.is_empty() {
+            let token = host.token;
+            let dropped: Vec<u32> = host
+                .http_calls
+                .iter()
+                .filter(|(_, c)| **c == id)
+                .map(|(k, _)| *k)
+                .chain(host.grpc_calls.iter().filter(|(_, g)| g.context_id == id).map(|(k, _)| *k))
+                .collect();
+            for call in &dropped {
+                host.http_calls.remove(call);
+                host.grpc_calls.remove(call);
+                host.embedder.callout_dropped(token, *call);
+            }
         }
         match host.contexts.remove(&id).map(|c| c.kind) {
             Some(ContextKind::Stream(s)) => Ok(s.stream),
@@ -524,7 +529,7 @@ impl Vm {
         if !self.instance.has(callback) {
             return Ok(());
         }
-        self.invoke(callback, root, args, data).map(drop).map_err(|trap| Error::Trap { callback, trap })
+        self.invoke_with(callback, root, args, data).map(drop).map_err(|trap| Error::Trap { callback, trap })
     }
 
     /// A tick of root context `root`: `proxy_on_tick`.
@@ -580,7 +585,7 @@ impl Vm {
         if !self.instance.has(callback) {
             return Ok(());
         }
-        match self.invoke(callback, context, args, data) {
+        match self.invoke_with(callback, context, args, data) {
             Ok(_) => Ok(()),
             Err(trap) => {
                 // A stream waiting on this answer gets its plugin's failure policy.

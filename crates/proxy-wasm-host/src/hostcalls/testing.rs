@@ -162,13 +162,13 @@ impl TestCx {
             ROOT,
             Context {
                 root: ROOT,
-                kind: ContextKind::Root(RootContext {
+                kind: ContextKind::Root(Box::new(RootContext {
                     plugin,
                     tick_period_ms: 0,
                     done_pending: false,
                     done_called: false,
                     properties: Default::default(),
-                }),
+                })),
             },
         );
         let mut stream = MemoryStream::new();
