@@ -351,9 +351,10 @@ impl HostModule {
     }
 }
 
-#[doc(hidden)]
+/// The [`HostModule`] of a table row's module (`env` or `wasi`), for engines that expand
+/// [`for_each_host_function!`](crate::for_each_host_function).
 #[macro_export]
-macro_rules! __host_module {
+macro_rules! host_module {
     (env) => { $crate::HostModule::Env };
     (wasi) => { $crate::HostModule::Wasi };
 }
@@ -402,7 +403,7 @@ macro_rules! define_host_functions {
         /// Every host function, in table order.
         pub static HOST_FUNCTIONS: &[HostFunction] = &[
             $( HostFunction {
-                module: __host_module!($module),
+                module: host_module!($module),
                 name: stringify!($name),
                 versions: Versions::of(&[$(AbiVersion::$ver),*]),
                 params: &[$( Param { name: stringify!($arg), kind: __kind!($kind) } ),*],

@@ -177,6 +177,25 @@ pub trait Instance: Send {
     }
 }
 
+/// The most parameters a callback has (`proxy_on_http_call_response`).
+pub const MAX_CALLBACK_PARAMS: usize = 5;
+
+/// The arguments of a call of `callback` for a wasm32 guest: one per parameter of its table
+/// row (`Err` otherwise, naming both counts), each narrowed to the `i32` every callback
+/// parameter is in Wasm (the low 32 bits), the rest 0. What every Wasm engine's
+/// [`Instance::call`] does before the call.
+pub fn callback_args(callback: Callback, args: &[u64]) -> Result<[i32; MAX_CALLBACK_PARAMS], Trap> {
+    let wanted = callback.info().params.len();
+    if args.len() != wanted || wanted > MAX_CALLBACK_PARAMS {
+        return Err(Trap::guest(format!("`{callback}` takes {wanted} arguments, the host passed {}", args.len())));
+    }
+    let mut a = [0i32; MAX_CALLBACK_PARAMS];
+    for (slot, arg) in a.iter_mut().zip(args) {
+        *slot = *arg as i32;
+    }
+    Ok(a)
+}
+
 /// Interrupts a running call from another thread; the call fails with a deadline trap.
 pub trait Interrupt: Send + Sync {
     /// Interrupts the call running now, if any.

@@ -26,12 +26,15 @@ pub use embedder::{
     DefaultEmbedder, Embedder, GrpcCall, HttpCall, LocalReply, MemoryStream, PluginInfo, PropertyCx, Stream,
     StreamEffect, VmToken,
 };
-pub use engine::{Capabilities, Engine, Export, ExternKind, Import, Instance, Interrupt, Limits, Module};
+pub use engine::{
+    callback_args, Capabilities, Engine, Export, ExternKind, Import, Instance, Interrupt, Limits, Module,
+    MAX_CALLBACK_PARAMS,
+};
 pub use error::{Error, Trap, TrapKind};
 pub use headers::HeaderMap;
 pub use host::{VmHost, VmHostConfig};
 pub use memory::{read_vec, return_bytes, GuestMemory, HostCx, HostError, HostResult, WordSize};
 pub use services::{ForeignFunction, Mailbox, MetricValue, Notification, Services};
-pub use plugin::{missing_imports, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
+pub use plugin::{check_callback_export, check_imports, missing_imports, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
 pub use trace::{quote, quote_map, CallbackRecord, Trace, ALLOC};
 pub use vm::{vm_failed_reply, HttpCallResponse, Vm};

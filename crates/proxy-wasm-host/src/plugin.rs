@@ -65,11 +65,27 @@ pub fn missing_imports(imports: &[Import]) -> Vec<String> {
 /// their version's signatures, and an allocator export.
 pub fn validate(module: &dyn Module) -> Result<AbiVersion, Error> {
     let abi = abi::detect_version(module.exports().iter().map(|e| e.name.as_str()))?;
-    let missing = missing_imports(module.imports());
+    check_imports(module.imports())?;
+    for callback in abi::Callback::for_version(abi) {
+        if let Some(export) = module.exports().iter().find(|e| e.name == callback.name()) {
+            check_callback_export(callback, &export.kind)?;
+        }
+    }
+    if !module.exports().iter().any(|e| e.name == "malloc" || e.name == "proxy_on_memory_allocate") {
+        return Err(Error::NoAllocator);
+    }
+    Ok(abi)
+}
+
+/// Refuses imports the host lacks ([`Error::UnknownImports`], all of them named) and imports of
+/// host functions with another signature than the ABI table's ([`Error::BadImport`]). Engines
+/// call it before linking, so the error is the same on every engine.
+pub fn check_imports(imports: &[Import]) -> Result<(), Error> {
+    let missing = missing_imports(imports);
     if !missing.is_empty() {
         return Err(Error::UnknownImports(missing));
     }
-    for import in module.imports() {
+    for import in imports {
         if let Some(row) = abi::host_function(&import.module, &import.name) {
             let expected = ExternKind::func(row.params.iter().map(|p| p.kind), row.result);
             if import.kind != expected {
@@ -80,21 +96,22 @@ pub fn validate(module: &dyn Module) -> Result<AbiVersion, Error> {
             }
         }
     }
-    for callback in abi::Callback::for_version(abi) {
-        let info = callback.info();
-        let Some(export) = module.exports().iter().find(|e| e.name == info.name) else { continue };
-        let expected = ExternKind::func(info.params.iter().map(|p| p.kind), info.result);
-        if export.kind != expected {
-            return Err(Error::BadExport {
-                export: info.name.to_string(),
-                message: format!("expected {}, found {}", expected.describe(), export.kind.describe()),
-            });
-        }
+    Ok(())
+}
+
+/// Refuses an export named as `callback` whose type (`found`) is not the callback's signature
+/// ([`Error::BadExport`]). Engines call it before making a callback's typed handle.
+pub fn check_callback_export(callback: abi::Callback, found: &ExternKind) -> Result<(), Error> {
+    let info = callback.info();
+    let expected = ExternKind::func(info.params.iter().map(|p| p.kind), info.result);
+    if *found == expected {
+        Ok(())
+    } else {
+        Err(Error::BadExport {
+            export: info.name.to_string(),
+            message: format!("expected {}, found {}", expected.describe(), found.describe()),
+        })
     }
-    if !module.exports().iter().any(|e| e.name == "malloc" || e.name == "proxy_on_memory_allocate") {
-        return Err(Error::NoAllocator);
-    }
-    Ok(abi)
 }
 
 /// What every VM of a [`PluginHost`] is made with.

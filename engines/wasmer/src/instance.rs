@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::{Error, Instance, Interrupt, Limits, Trap, VmHost};
+use proxy_wasm_host::{callback_args, check_callback_export, MAX_CALLBACK_PARAMS, Error, Instance, Interrupt, Limits, Trap, VmHost};
 use wasmer::{
     AsStoreMut, Extern, Function, FunctionEnv, Global, GlobalType, Memory, Mutability, Store, Type, TypedFunction,
 };
 
 use crate::engine::Shared;
-use crate::module::{extern_noun, func_signature, signature, WasmerModule};
+use crate::module::{extern_kind, WasmerModule};
 use crate::stop::{FlagPtr, Reason, Stop, WasmerInterrupt, STOP_EXPORT};
 use crate::{limits, link, trap};
 
@@ -30,9 +30,6 @@ pub(crate) struct StoreData {
     /// the host function swallowed the error.
     pub(crate) poisoned: Option<Trap>,
 }
-
-/// The most parameters a callback has.
-const MAX_PARAMS: usize = 5;
 
 /// A callback's typed handle, one variant per shape of the callback table: every parameter is an
 /// `i32`; the result is nothing (`N*`) or an `i32` (`R*`).
@@ -75,7 +72,7 @@ impl Handle {
     }
 
     /// Calls it with the first parameters of `a`; the result is widened (0 for none).
-    fn call(&self, store: &mut impl AsStoreMut, a: &[i32; MAX_PARAMS]) -> Result<u64, wasmer::RuntimeError> {
+    fn call(&self, store: &mut impl AsStoreMut, a: &[i32; MAX_CALLBACK_PARAMS]) -> Result<u64, wasmer::RuntimeError> {
         use Handle::*;
         let none = |()| 0;
         let widen = |r: i32| u64::from(r as u32);
@@ -177,19 +174,9 @@ pub(crate) fn instantiate_with(
     for callback in Callback::for_version(version) {
         let info = callback.info();
         let Some(export) = instance.exports.get_extern(info.name) else { continue };
-        let expected = signature(info.params.iter().filter_map(|p| p.kind.wasm_type()), info.result.wasm_type());
-        let bad = |found: String| Error::BadExport {
-            export: info.name.to_string(),
-            message: format!("expected {expected}, found {found}"),
-        };
-        let func = match export {
-            Extern::Function(func) => func,
-            other => return Err(bad(format!("a {}", extern_noun(&other.ty(&store))))),
-        };
-        let found = func_signature(&func.ty(&store));
-        if found != expected {
-            return Err(bad(found));
-        }
+        check_callback_export(callback, &extern_kind(&export.ty(&store)))?;
+        let bad = |message: String| Error::BadExport { export: info.name.to_string(), message };
+        let Extern::Function(func) = export else { return Err(bad("not a function".into())) };
         callbacks[callback as usize] = Some(Handle::new(func, &store, info).map_err(bad)?);
     }
     let allocator = [Callback::Malloc, Callback::OnMemoryAllocate].iter().find_map(|cb| match &callbacks[*cb as usize] {
@@ -268,15 +255,7 @@ impl Instance for WasmerInstance {
         let Some(handle) = &self.callbacks[callback as usize] else {
             return Err(Trap::guest(format!("`{callback}` is not exported by the module")));
         };
-        let wanted = callback.info().params.len();
-        if args.len() != wanted {
-            return Err(Trap::guest(format!("`{callback}` takes {wanted} arguments, the host passed {}", args.len())));
-        }
-        let mut a = [0i32; MAX_PARAMS];
-        for (slot, arg) in a.iter_mut().zip(args) {
-            // Every callback parameter is an i32: keep the low 32 bits.
-            *slot = *arg as i32;
-        }
+        let a = callback_args(callback, args)?;
         self.stop.clear(self.flag);
         let result = match self.limits.call_deadline {
             None => handle.call(&mut self.store, &a),

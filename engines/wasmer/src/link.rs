@@ -7,16 +7,6 @@ use wasmer::{AsStoreMut, Function, FunctionEnv, FunctionEnvMut, Imports};
 use crate::instance::StoreData;
 use crate::trap;
 
-/// The [`abi::HostModule`] of a table row's module, as a pattern.
-macro_rules! host_module {
-    (env) => {
-        abi::HostModule::Env
-    };
-    (wasi) => {
-        abi::HostModule::Wasi
-    };
-}
-
 /// A trampoline's answer to Wasm: the status or errno, or the host's trap as the typed error
 /// (which [`trap::from_error`] gets back out). A `never` function (`proc_exit`) has no result: it
 /// always traps, even if the implementation returned.
@@ -45,7 +35,7 @@ fn host_function(
         ($( { $module:ident, $name:ident, [$($ver:ident)*], ($($arg:ident : $kind:ident),*) -> $ret:ident } )*) => {
             match (module, name) {
                 $(
-                    (host_module!($module), stringify!($name)) => Some(Function::new_typed_with_env(
+                    (abi::host_module!($module), stringify!($name)) => Some(Function::new_typed_with_env(
                         store,
                         env,
                         |mut env: FunctionEnvMut<'_, StoreData> $(, $arg: abi::wasm_type!($kind))*|

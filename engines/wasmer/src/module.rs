@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use proxy_wasm_host::{Error, Export, ExternKind, Import, Instance, Limits, Module, VmHost};
-use wasmer::{ExternType, FunctionType, Type};
+use wasmer::{ExternType, Type};
 
 use crate::engine::Shared;
 use crate::instance;
@@ -43,7 +43,7 @@ impl WasmerModule {
 
     /// Whether the module imports only host functions of the ABI table, with their signatures.
     pub(crate) fn check(&self) -> Result<(), Error> {
-        self.checked.get_or_init(|| check_imports(&self.module)).clone()
+        self.checked.get_or_init(|| proxy_wasm_host::check_imports(&self.imports)).clone()
     }
 }
 
@@ -65,60 +65,8 @@ impl Module for WasmerModule {
     }
 }
 
-/// Refuses imports the host lacks ([`Error::UnknownImports`], all of them named) and imports of
-/// host functions with another signature than the ABI table's ([`Error::BadImport`]).
-fn check_imports(module: &wasmer::Module) -> Result<(), Error> {
-    let mut unknown = Vec::new();
-    for import in module.imports() {
-        let name = format!("{}.{}", import.module(), import.name());
-        let Some(row) = abi::host_function(import.module(), import.name()) else {
-            unknown.push(name);
-            continue;
-        };
-        let expected = signature(row.params.iter().filter_map(|p| p.kind.wasm_type()), row.result.wasm_type());
-        let found = match import.ty() {
-            ExternType::Function(ty) => func_signature(ty),
-            other => format!("a {}", extern_noun(other)),
-        };
-        if found != expected {
-            return Err(Error::BadImport { import: name, message: format!("expected {expected}, found {found}") });
-        }
-    }
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::UnknownImports(unknown))
-    }
-}
-
-/// `(i32, i32) -> i32`, or `(i32) -> ()` without a result.
-pub(crate) fn signature<'a>(params: impl Iterator<Item = &'a str>, result: Option<&str>) -> String {
-    format!("({}) -> {}", params.collect::<Vec<_>>().join(", "), result.unwrap_or("()"))
-}
-
-/// A function type written as [`signature`] writes the ABI's.
-pub(crate) fn func_signature(ty: &FunctionType) -> String {
-    let results: Vec<_> = ty.results().iter().map(val_type).collect();
-    let result = match results.len() {
-        0 => "()".to_string(),
-        1 => results[0].to_string(),
-        _ => format!("({})", results.join(", ")),
-    };
-    signature(ty.params().iter().map(val_type), Some(&result))
-}
-
-/// `function`, `memory`, ...: what an import or export is, for messages.
-pub(crate) fn extern_noun(ty: &ExternType) -> &'static str {
-    match ty {
-        ExternType::Function(_) => "function",
-        ExternType::Memory(_) => "memory",
-        ExternType::Table(_) => "table",
-        ExternType::Global(_) => "global",
-        ExternType::Tag(_) => "tag",
-    }
-}
-
-fn extern_kind(ty: &ExternType) -> ExternKind {
+/// What an import or export is, in the host's terms.
+pub(crate) fn extern_kind(ty: &ExternType) -> ExternKind {
     match ty {
         ExternType::Function(f) => ExternKind::Func {
             params: f.params().iter().map(val_type).collect(),

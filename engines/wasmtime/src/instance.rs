@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::{Error, Instance, Interrupt, Limits, Trap, VmHost};
+use proxy_wasm_host::{callback_args, check_callback_export, MAX_CALLBACK_PARAMS, Error, Instance, Interrupt, Limits, Trap, VmHost};
 use wasmtime::{EngineWeak, Extern, Func, InstancePre, Memory, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 
 use crate::engine::{Shared, Ticking, NAME};
-use crate::module::{extern_noun, func_signature, signature, WasmtimeModule};
+use crate::module::{extern_kind, WasmtimeModule};
 use crate::trap::{self, MemoryLimiter};
 
 /// What a store holds: the host state and what host functions need of the instance.
@@ -70,9 +70,6 @@ fn begin_call<'a>(shared: &'a Arc<Shared>, store: &mut Store<StoreData>) -> Resu
     Ok(ticking)
 }
 
-/// The most parameters a callback has.
-const MAX_PARAMS: usize = 5;
-
 /// A callback's typed handle, one variant per shape of the callback table: every parameter is an
 /// `i32`; the result is nothing (`N*`) or an `i32` (`R*`).
 #[derive(Clone)]
@@ -113,7 +110,7 @@ impl Handle {
     }
 
     /// Calls it with the first parameters of `a`; the result is widened (0 for none).
-    fn call(&self, store: &mut Store<StoreData>, a: &[i32; MAX_PARAMS]) -> wasmtime::Result<u64> {
+    fn call(&self, store: &mut Store<StoreData>, a: &[i32; MAX_CALLBACK_PARAMS]) -> wasmtime::Result<u64> {
         use Handle::*;
         let none = |()| 0;
         let widen = |r: i32| u64::from(r as u32);
@@ -187,19 +184,9 @@ pub(crate) fn instantiate_pre(
     for callback in Callback::for_version(version) {
         let info = callback.info();
         let Some(export) = instance.get_export(&mut store, info.name) else { continue };
-        let expected = signature(info.params.iter().filter_map(|p| p.kind.wasm_type()), info.result.wasm_type());
-        let bad = |found: String| Error::BadExport {
-            export: info.name.to_string(),
-            message: format!("expected {expected}, found {found}"),
-        };
-        let func = match export {
-            Extern::Func(func) => func,
-            other => return Err(bad(format!("a {}", extern_noun(&other.ty(&store))))),
-        };
-        let found = func_signature(&func.ty(&store));
-        if found != expected {
-            return Err(bad(found));
-        }
+        check_callback_export(callback, &extern_kind(&export.ty(&store)))?;
+        let bad = |message: String| Error::BadExport { export: info.name.to_string(), message };
+        let Extern::Func(func) = export else { return Err(bad("not a function".into())) };
         let handle = Handle::new(func, &store, info).map_err(|e| bad(format!("{e:#}")))?;
         callbacks[callback as usize] = Some(handle);
     }
@@ -229,15 +216,7 @@ impl Instance for WasmtimeInstance {
         let Some(handle) = &self.callbacks[callback as usize] else {
             return Err(Trap::guest(format!("`{callback}` is not exported by the module")));
         };
-        let wanted = callback.info().params.len();
-        if args.len() != wanted {
-            return Err(Trap::guest(format!("`{callback}` takes {wanted} arguments, the host passed {}", args.len())));
-        }
-        let mut a = [0i32; MAX_PARAMS];
-        for (slot, arg) in a.iter_mut().zip(args) {
-            // Every callback parameter is an i32: keep the low 32 bits.
-            *slot = *arg as i32;
-        }
+        let a = callback_args(callback, args)?;
         let result = {
             let _ticking = begin_call(&self.shared, &mut self.store)?;
             handle.call(&mut self.store, &a)

@@ -7,16 +7,6 @@ use wasmtime::{Caller, Engine, Linker};
 use crate::instance::StoreData;
 use crate::trap;
 
-/// The [`abi::HostModule`] of a table row's module.
-macro_rules! host_module {
-    (env) => {
-        abi::HostModule::Env
-    };
-    (wasi) => {
-        abi::HostModule::Wasi
-    };
-}
-
 /// A trampoline's answer to Wasm: the status or errno, or the host's trap as a typed error
 /// (which [`trap::from_error`] gets back out). A `never` function (`proc_exit`) has no result:
 /// it always traps, even if the implementation returned.
@@ -40,7 +30,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
     macro_rules! link {
         ($( { $module:ident, $name:ident, [$($ver:ident)*], ($($arg:ident : $kind:ident),*) -> $ret:ident } )*) => {
             $(
-                for module in host_module!($module).import_names() {
+                for module in abi::host_module!($module).import_names() {
                     linker.func_wrap(
                         module,
                         stringify!($name),

@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use proxy_wasm_host::{Error, Export, ExternKind, Import, Instance, Limits, Module, VmHost};
-use wasmtime::{ExternType, FuncType, InstancePre, ValType};
+use wasmtime::{ExternType, InstancePre, ValType};
 
 use crate::engine::{Shared, NAME};
 use crate::instance::{self, StoreData};
@@ -46,7 +46,7 @@ impl WasmtimeModule {
     pub(crate) fn pre(&self) -> Result<&InstancePre<StoreData>, Error> {
         self.pre
             .get_or_init(|| {
-                check_imports(&self.module)?;
+                proxy_wasm_host::check_imports(&self.imports)?;
                 self.shared
                     .linker
                     .instantiate_pre(&self.module)
@@ -75,61 +75,8 @@ impl Module for WasmtimeModule {
     }
 }
 
-/// Refuses imports the host lacks ([`Error::UnknownImports`], all of them named) and imports of
-/// host functions with another signature than the ABI table's ([`Error::BadImport`]).
-fn check_imports(module: &wasmtime::Module) -> Result<(), Error> {
-    let mut unknown = Vec::new();
-    for import in module.imports() {
-        let name = format!("{}.{}", import.module(), import.name());
-        let Some(row) = abi::host_function(import.module(), import.name()) else {
-            unknown.push(name);
-            continue;
-        };
-        let expected = signature(row.params.iter().filter_map(|p| p.kind.wasm_type()), row.result.wasm_type());
-        let found = match import.ty() {
-            ExternType::Func(ty) => func_signature(&ty),
-            other => format!("a {}", extern_noun(&other)),
-        };
-        if found != expected {
-            return Err(Error::BadImport { import: name, message: format!("expected {expected}, found {found}") });
-        }
-    }
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::UnknownImports(unknown))
-    }
-}
-
-/// `(i32, i32) -> i32`, or `(i32) -> ()` without a result.
-pub(crate) fn signature<'a>(params: impl Iterator<Item = &'a str>, result: Option<&str>) -> String {
-    format!("({}) -> {}", params.collect::<Vec<_>>().join(", "), result.unwrap_or("()"))
-}
-
-/// A function type written as [`signature`] writes the ABI's.
-pub(crate) fn func_signature(ty: &FuncType) -> String {
-    let results: Vec<_> = ty.results().map(|t| val_type(&t)).collect();
-    let result = match results.len() {
-        0 => "()".to_string(),
-        1 => results[0].to_string(),
-        _ => format!("({})", results.join(", ")),
-    };
-    let params: Vec<_> = ty.params().map(|t| val_type(&t)).collect();
-    signature(params.into_iter(), Some(&result))
-}
-
-/// `function`, `memory`, ...: what an import or export is, for messages.
-pub(crate) fn extern_noun(ty: &ExternType) -> &'static str {
-    match ty {
-        ExternType::Func(_) => "function",
-        ExternType::Memory(_) => "memory",
-        ExternType::Table(_) => "table",
-        ExternType::Global(_) => "global",
-        ExternType::Tag(_) => "tag",
-    }
-}
-
-fn extern_kind(ty: &ExternType) -> ExternKind {
+/// What an import or export is, in the host's terms.
+pub(crate) fn extern_kind(ty: &ExternType) -> ExternKind {
     match ty {
         ExternType::Func(f) => ExternKind::Func {
             params: f.params().map(|t| val_type(&t)).collect(),
