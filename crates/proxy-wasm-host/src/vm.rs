@@ -588,9 +588,19 @@ impl Vm {
         match self.invoke_with(callback, context, args, data) {
             Ok(_) => Ok(()),
             Err(trap) => {
-                // A stream waiting on this answer gets its plugin's failure policy.
-                if self.stream_context(context).is_ok() {
-                    self.fail_stream(context)?;
+                // A stream waiting on this answer gets its plugin's failure policy. No action
+                // goes back to the embedder here, so a fail-open stream is resumed by effect
+                // (as Envoy continues a fail-open stream), or it would wait forever.
+                if self.stream_context(context).is_ok() && self.fail_stream(context)? == Action::Continue {
+                    let s = self.stream_context(context)?;
+                    let directions = if s.tcp {
+                        [StreamType::Downstream, StreamType::Upstream]
+                    } else {
+                        [StreamType::HttpRequest, StreamType::HttpResponse]
+                    };
+                    for direction in directions {
+                        let _ = s.stream.effect(StreamEffect::Continue(direction));
+                    }
                 }
                 Err(Error::Trap { callback, trap })
             }
