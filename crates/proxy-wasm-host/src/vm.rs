@@ -43,15 +43,27 @@ pub struct Vm {
 /// `BROKEN_CONNECTION` (11).
 pub const FAILED_CALLOUT_STATUS: u32 = 11;
 
-/// The reply a fail-closed plugin's streams get when its VM fails.
-pub fn vm_failed_reply() -> LocalReply {
+/// The reply a fail-closed plugin's streams get when its VM fails: a 503 `wasm_fail_stream`,
+/// with gRPC status 14 (UNAVAILABLE) for a gRPC request, as Envoy answers.
+pub fn vm_failed_reply(grpc: bool) -> LocalReply {
     LocalReply {
         status: 503,
         details: "wasm_fail_stream".into(),
         body: Vec::new(),
         headers: HeaderMap::new(),
-        grpc_status: None,
+        grpc_status: grpc.then_some(GRPC_UNAVAILABLE),
     }
+}
+
+/// gRPC's UNAVAILABLE status code.
+const GRPC_UNAVAILABLE: i32 = 14;
+
+/// Whether a stream's request is gRPC: its `content-type` starts with `application/grpc`.
+fn is_grpc(stream: &mut dyn Stream) -> bool {
+    stream
+        .map(MapType::HttpRequestHeaders)
+        .and_then(|h| h.get(b"content-type"))
+        .is_some_and(|v| v.starts_with(b"application/grpc"))
 }
 
 impl Vm {
@@ -340,7 +352,10 @@ impl Vm {
             if s.tcp {
                 let _ = s.stream.effect(StreamEffect::Close(StreamType::Downstream));
                 let _ = s.stream.effect(StreamEffect::Close(StreamType::Upstream));
-            } else if s.stream.effect(StreamEffect::LocalReply(vm_failed_reply())).is_err() {
+            } else if {
+                let reply = vm_failed_reply(is_grpc(&mut *s.stream));
+                s.stream.effect(StreamEffect::LocalReply(reply)).is_err()
+            } {
                 let _ = s.stream.effect(StreamEffect::Close(StreamType::HttpResponse));
             }
         }
@@ -770,7 +785,7 @@ mod tests {
         let id = vm.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
         assert_eq!(vm.on_request_headers(id, true).unwrap(), Action::Pause);
         assert_eq!(vm.on_response_headers(id, true).unwrap(), Action::Pause);
-        assert_eq!(vm.memory_stream(id).unwrap().effects, [StreamEffect::LocalReply(vm_failed_reply())]);
+        assert_eq!(vm.memory_stream(id).unwrap().effects, [StreamEffect::LocalReply(vm_failed_reply(false))]);
 
         let (mut vm, root) = fail_closed_vm(Callback::OnResponseBody);
         let id = vm.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
@@ -780,5 +795,17 @@ mod tests {
         assert_eq!(vm.on_response_body(id, true).unwrap(), Action::Pause);
         // Too late for a reply: the stream is reset rather than held forever.
         assert_eq!(vm.memory_stream(id).unwrap().effects, [StreamEffect::Close(StreamType::HttpResponse)]);
+    }
+
+    #[test]
+    fn a_fail_closed_grpc_request_gets_unavailable() {
+        let (mut vm, root) = fail_closed_vm(Callback::OnRequestHeaders);
+        let mut stream = MemoryStream::new();
+        stream.request_headers.add(b"content-type", b"application/grpc+proto");
+        let id = vm.create_http_stream(root, Box::new(stream)).unwrap();
+        assert_eq!(vm.on_request_headers(id, true).unwrap(), Action::Pause);
+        let reply = vm.memory_stream(id).unwrap().local_reply().cloned().unwrap();
+        assert_eq!((reply.status, reply.grpc_status), (503, Some(14)));
+        assert_eq!(vm_failed_reply(false).grpc_status, None);
     }
 }
