@@ -354,9 +354,11 @@ pub struct Exchange {
     pub properties: Vec<(Vec<u8>, Vec<u8>)>,
     /// The upstreams callouts may go to; `None` accepts any.
     pub upstreams: Option<Vec<String>>,
-    /// More plugins of the same module, each started in its own worker VM of this host before
-    /// the steps: for example the consumer of a queue the plugin fills. They get ticks, queue
-    /// notifications, callout answers and shutdown; streams go to the first plugin only.
+    /// More plugins of the same module, each added to this host before the steps, as a proxy
+    /// adds plugins: one with another vm_id or VM configuration gets VMs of its own (for
+    /// example the consumer of a queue the plugin fills), one with the same joins the first
+    /// plugin's VM. Each gets a worker; all get ticks, queue notifications, callout answers
+    /// and shutdown; streams go to the first plugin only.
     pub others: Vec<(PluginInfo, VmConfig)>,
     /// The steps, in order.
     pub steps: Vec<Step>,
