@@ -13,12 +13,14 @@ subcommands:
                           into target/guest/wasm32-unknown-unknown/release/
   test                    setup, build-plugins, then every test in the workspace
                           (cargo test --workspace --all-targets)
-  conformance [--engine NAME]...
+  conformance [--engine NAME]... [--case TEXT]... [--bless]
                           setup, build-plugins, then every conformance case on
                           every engine built in (or the engines named, built in
                           through their Cargo features): prints the case x engine
                           matrix, writes target/conformance/report.{md,json},
-                          fails on any failing case;
+                          fails on any failing case; --case runs only cases whose
+                          name contains TEXT, --bless rewrites golden transcripts
+                          (read the diff before committing);
                           NAME is one of: wasmtime, wasmer, wasmer-singlepass, wamr, v8, null
   bench [--quick]         setup, build-plugins, then the criterion benchmarks;
                           --quick shortens warm-up and measurement
@@ -46,10 +48,13 @@ pub enum Command {
     BuildPlugins,
     /// `test`.
     Test,
-    /// `conformance [--engine NAME]...`: the engines named, in order, without repeats.
+    /// `conformance [--engine NAME]... [--case TEXT]... [--bless]`: the engines named, in
+    /// order, without repeats, and what is passed on to the suite's binary.
     Conformance {
         /// Engines named with `--engine`; empty means all built.
         engines: Vec<String>,
+        /// `--case TEXT` and `--bless`, passed on to the conformance binary.
+        pass_on: Vec<String>,
     },
     /// `bench [--quick]`.
     Bench {
@@ -94,8 +99,18 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, Error> {
 
 fn parse_conformance(args: Vec<String>) -> Result<Command, Error> {
     let mut engines: Vec<String> = Vec::new();
+    let mut pass_on: Vec<String> = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
+        if arg == "--bless" {
+            pass_on.push(arg);
+            continue;
+        }
+        if arg == "--case" {
+            let text = args.next().ok_or_else(|| Error::usage("--case needs text a case's name contains"))?;
+            pass_on.extend([arg, text]);
+            continue;
+        }
         let name = if arg == "--engine" {
             args.next().ok_or_else(|| {
                 Error::usage(format!(
@@ -118,7 +133,7 @@ fn parse_conformance(args: Vec<String>) -> Result<Command, Error> {
             engines.push(name);
         }
     }
-    Ok(Command::Conformance { engines })
+    Ok(Command::Conformance { engines, pass_on })
 }
 
 fn unexpected(subcommand: &str, arg: &str) -> Error {
@@ -140,7 +155,7 @@ mod tests {
         assert_eq!(parse_str(&["test"]), Ok(Command::Test));
         assert_eq!(
             parse_str(&["conformance"]),
-            Ok(Command::Conformance { engines: vec![] })
+            Ok(Command::Conformance { engines: vec![], pass_on: vec![] })
         );
         assert_eq!(parse_str(&["bench"]), Ok(Command::Bench { quick: false }));
         assert_eq!(
@@ -186,15 +201,25 @@ mod tests {
                 "wasmtime"
             ]),
             Ok(Command::Conformance {
-                engines: vec!["wasmtime".to_string(), "null".to_string()]
+                engines: vec!["wasmtime".to_string(), "null".to_string()],
+                pass_on: vec![]
             })
         );
         assert_eq!(
             parse_str(&["conformance", "--engine", "wasmer-singlepass"]),
             Ok(Command::Conformance {
-                engines: vec!["wasmer-singlepass".to_string()]
+                engines: vec!["wasmer-singlepass".to_string()],
+                pass_on: vec![]
             })
         );
+        assert_eq!(
+            parse_str(&["conformance", "--case", "sdk/", "--bless"]),
+            Ok(Command::Conformance {
+                engines: vec![],
+                pass_on: vec!["--case".to_string(), "sdk/".to_string(), "--bless".to_string()]
+            })
+        );
+        assert!(parse_str(&["conformance", "--case"]).is_err());
     }
 
     #[test]

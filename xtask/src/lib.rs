@@ -111,9 +111,9 @@ pub fn run(args: Vec<String>) -> Result<(), Error> {
                 .args(["test", "--workspace", "--all-targets"])
                 .run("cargo test")
         }
-        Command::Conformance { engines } => {
+        Command::Conformance { engines, pass_on } => {
             build_plugins(&root)?;
-            conformance_command(&root, &engines).run("the conformance suite")
+            conformance_command(&root, &engines).args(pass_on).run("the conformance suite")
         }
         Command::Bench { quick } => {
             build_plugins(&root)?;
