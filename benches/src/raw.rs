@@ -16,9 +16,9 @@ pub enum Raw {
     /// in stores that never reach their epoch deadline.
     #[cfg(feature = "wasmtime")]
     Wasmtime(wasmtime::Engine),
-    /// Wasmer with a plain Singlepass compiler: no stop-check middleware, no memory-limiting
-    /// tunables.
-    #[cfg(feature = "wasmer-singlepass")]
+    /// Wasmer with a plain compiler (Cranelift for `wasmer`, Singlepass for
+    /// `wasmer-singlepass`): no stop-check middleware, no memory-limiting tunables.
+    #[cfg(any(feature = "wasmer", feature = "wasmer-singlepass"))]
     Wasmer(wasmer::Engine),
 }
 
@@ -28,19 +28,11 @@ impl Raw {
         match name {
             #[cfg(feature = "wasmtime")]
             "wasmtime" => Some(Raw::Wasmtime(proxy_wasm_wasmtime::WasmtimeEngine::default().wasmtime().clone())),
+            #[cfg(feature = "wasmer")]
+            "wasmer" => Some(Raw::Wasmer(wasmer::sys::Cranelift::new().into())),
             #[cfg(feature = "wasmer-singlepass")]
             "wasmer-singlepass" => Some(Raw::Wasmer(wasmer::sys::Singlepass::new().into())),
             _ => None,
-        }
-    }
-
-    /// What the baseline is, for the report.
-    pub fn describe(&self) -> &'static str {
-        match self {
-            #[cfg(feature = "wasmtime")]
-            Raw::Wasmtime(_) => "raw Wasmtime (same engine configuration)",
-            #[cfg(feature = "wasmer-singlepass")]
-            Raw::Wasmer(_) => "raw Wasmer Singlepass (no stop checks, no memory limit)",
         }
     }
 
@@ -52,7 +44,7 @@ impl Raw {
                 let engine = engine.clone();
                 Box::new(move || drop(wasmtime::Module::new(&engine, &bytes).expect("compiles")))
             }
-            #[cfg(feature = "wasmer-singlepass")]
+            #[cfg(any(feature = "wasmer", feature = "wasmer-singlepass"))]
             Raw::Wasmer(engine) => {
                 let engine = engine.clone();
                 Box::new(move || drop(wasmer::Module::new(&engine, &bytes).expect("compiles")))
@@ -67,7 +59,7 @@ impl Raw {
         match self {
             #[cfg(feature = "wasmtime")]
             Raw::Wasmtime(engine) => wasmtime_raw::instantiate(engine, bytes),
-            #[cfg(feature = "wasmer-singlepass")]
+            #[cfg(any(feature = "wasmer", feature = "wasmer-singlepass"))]
             Raw::Wasmer(engine) => wasmer_raw::instantiate(engine, bytes),
         }
     }
@@ -78,7 +70,7 @@ impl Raw {
         match self {
             #[cfg(feature = "wasmtime")]
             Raw::Wasmtime(engine) => wasmtime_raw::lifecycle(engine),
-            #[cfg(feature = "wasmer-singlepass")]
+            #[cfg(any(feature = "wasmer", feature = "wasmer-singlepass"))]
             Raw::Wasmer(engine) => wasmer_raw::lifecycle(engine),
         }
     }
@@ -91,14 +83,14 @@ impl Raw {
         match self {
             #[cfg(feature = "wasmtime")]
             Raw::Wasmtime(engine) => wasmtime_raw::lookup(engine),
-            #[cfg(feature = "wasmer-singlepass")]
+            #[cfg(any(feature = "wasmer", feature = "wasmer-singlepass"))]
             Raw::Wasmer(engine) => wasmer_raw::lookup(engine),
         }
     }
 }
 
 /// The request headers the raw lookups look in.
-#[cfg(any(feature = "wasmtime", feature = "wasmer-singlepass"))]
+#[cfg(any(feature = "wasmtime", feature = "wasmer", feature = "wasmer-singlepass"))]
 fn headers() -> Vec<(Vec<u8>, Vec<u8>)> {
     crate::workload::REQUEST_HEADERS.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
 }
@@ -200,7 +192,7 @@ mod wasmtime_raw {
     }
 }
 
-#[cfg(feature = "wasmer-singlepass")]
+#[cfg(any(feature = "wasmer", feature = "wasmer-singlepass"))]
 mod wasmer_raw {
     use wasmer::{
         imports, Engine, Function, FunctionEnv, FunctionEnvMut, Instance, Memory, Module, RuntimeError, Store,
