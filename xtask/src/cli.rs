@@ -22,8 +22,14 @@ subcommands:
                           name contains TEXT, --bless rewrites golden transcripts
                           (read the diff before committing);
                           NAME is one of: wasmtime, wasmer, wasmer-singlepass, wamr, v8, null
-  bench [--quick]         setup, build-plugins, then the criterion benchmarks;
-                          --quick shortens warm-up and measurement
+  bench [--engine NAME]... [--quick]
+                          setup, build-plugins, then the criterion benchmarks on
+                          every engine built in (or the engines named): each
+                          workload beside its baseline, and memory per worker VM;
+                          writes target/bench-report/report.md (tables, goals)
+                          and report.svg (a bar chart) and prints the report;
+                          --quick shortens warm-up and measurement (about two
+                          minutes after the build)
   help                    print this text
 ";
 
@@ -56,8 +62,10 @@ pub enum Command {
         /// `--case TEXT` and `--bless`, passed on to the conformance binary.
         pass_on: Vec<String>,
     },
-    /// `bench [--quick]`.
+    /// `bench [--engine NAME]... [--quick]`.
     Bench {
+        /// Engines named with `--engine`; empty means all built.
+        engines: Vec<String>,
         /// Shorter criterion runs.
         quick: bool,
     },
@@ -79,16 +87,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, Error> {
         "build-plugins" => Command::BuildPlugins,
         "test" => Command::Test,
         "conformance" => return parse_conformance(rest),
-        "bench" => {
-            let mut quick = false;
-            for arg in &rest {
-                match arg.as_str() {
-                    "--quick" => quick = true,
-                    other => return Err(unexpected("bench", other)),
-                }
-            }
-            return Ok(Command::Bench { quick });
-        }
+        "bench" => return parse_bench(rest),
         other => return Err(Error::usage(format!("unknown subcommand `{other}`"))),
     };
     match rest.first() {
@@ -111,29 +110,55 @@ fn parse_conformance(args: Vec<String>) -> Result<Command, Error> {
             pass_on.extend([arg, text]);
             continue;
         }
-        let name = if arg == "--engine" {
-            args.next().ok_or_else(|| {
-                Error::usage(format!(
-                    "--engine needs a name, one of: {}",
-                    ENGINES.join(", ")
-                ))
-            })?
-        } else if let Some(name) = arg.strip_prefix("--engine=") {
-            name.to_string()
-        } else {
+        if !engine_option(&arg, &mut args, &mut engines)? {
             return Err(unexpected("conformance", &arg));
-        };
-        if !ENGINES.contains(&name.as_str()) {
-            return Err(Error::usage(format!(
-                "unknown engine `{name}`; valid engines: {}",
-                ENGINES.join(", ")
-            )));
-        }
-        if !engines.contains(&name) {
-            engines.push(name);
         }
     }
     Ok(Command::Conformance { engines, pass_on })
+}
+
+fn parse_bench(args: Vec<String>) -> Result<Command, Error> {
+    let (mut engines, mut quick) = (Vec::new(), false);
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--quick" {
+            quick = true;
+        } else if !engine_option(&arg, &mut args, &mut engines)? {
+            return Err(unexpected("bench", &arg));
+        }
+    }
+    Ok(Command::Bench { engines, quick })
+}
+
+/// Reads `--engine NAME` or `--engine=NAME` starting at `arg` into `engines` (in order, without
+/// repeats). `Ok(false)` when `arg` is some other option.
+fn engine_option(
+    arg: &str,
+    rest: &mut impl Iterator<Item = String>,
+    engines: &mut Vec<String>,
+) -> Result<bool, Error> {
+    let name = if arg == "--engine" {
+        rest.next().ok_or_else(|| {
+            Error::usage(format!(
+                "--engine needs a name, one of: {}",
+                ENGINES.join(", ")
+            ))
+        })?
+    } else if let Some(name) = arg.strip_prefix("--engine=") {
+        name.to_string()
+    } else {
+        return Ok(false);
+    };
+    if !ENGINES.contains(&name.as_str()) {
+        return Err(Error::usage(format!(
+            "unknown engine `{name}`; valid engines: {}",
+            ENGINES.join(", ")
+        )));
+    }
+    if !engines.contains(&name) {
+        engines.push(name);
+    }
+    Ok(true)
 }
 
 fn unexpected(subcommand: &str, arg: &str) -> Error {
@@ -157,10 +182,12 @@ mod tests {
             parse_str(&["conformance"]),
             Ok(Command::Conformance { engines: vec![], pass_on: vec![] })
         );
-        assert_eq!(parse_str(&["bench"]), Ok(Command::Bench { quick: false }));
         assert_eq!(
             parse_str(&["bench", "--quick"]),
-            Ok(Command::Bench { quick: true })
+            Ok(Command::Bench {
+                engines: vec![],
+                quick: true
+            })
         );
     }
 
@@ -220,6 +247,30 @@ mod tests {
             })
         );
         assert!(parse_str(&["conformance", "--case"]).is_err());
+    }
+
+    #[test]
+    fn bench_takes_engines_and_quick_in_any_order() {
+        assert_eq!(
+            parse_str(&["bench"]),
+            Ok(Command::Bench {
+                engines: vec![],
+                quick: false
+            })
+        );
+        assert_eq!(
+            parse_str(&["bench", "--engine", "null", "--quick", "--engine=wasmtime"]),
+            Ok(Command::Bench {
+                engines: vec!["null".to_string(), "wasmtime".to_string()],
+                quick: true
+            })
+        );
+        assert_eq!(
+            parse_str(&["bench", "--engine", "nope"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 
     #[test]

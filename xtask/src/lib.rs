@@ -4,6 +4,7 @@
 //! - [`cli`]: the subcommands and their arguments.
 //! - [`cmd`]: running a child process, printing it first, with errors that name it.
 //! - [`setup`]: Rust targets and Debian packages the tests need.
+//! - [`report`] (with [`json`]): the benchmark report from criterion's estimates.
 //! - building the guest plugins is the `guest-plugins` crate's, shared with the tests.
 //!
 //! Every failure is an [`Error`]: one line naming what failed and why, and the
@@ -14,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 pub mod cli;
 pub mod cmd;
+pub mod json;
+pub mod report;
 pub mod setup;
 
 use cli::Command;
@@ -115,9 +118,9 @@ pub fn run(args: Vec<String>) -> Result<(), Error> {
             build_plugins(&root)?;
             conformance_command(&root, &engines).args(pass_on).run("the conformance suite")
         }
-        Command::Bench { quick } => {
+        Command::Bench { engines, quick } => {
             build_plugins(&root)?;
-            bench_command(&root, quick).run("cargo bench")
+            bench(&root, &engines, quick)
         }
     }
 }
@@ -130,7 +133,10 @@ fn build_plugins(root: &Path) -> Result<(), Error> {
         step(format_args!("$ {}", argv.join(" ")));
         guest_plugins::build(root, target).map_err(Error::failed)?;
         let files = guest_plugins::list(root, target).map_err(Error::failed)?;
-        println!("guest plugins for {target:?} ({}):", guest_plugins::dir(root, target).display());
+        println!(
+            "guest plugins for {target:?} ({}):",
+            guest_plugins::dir(root, target).display()
+        );
         for (path, size) in files {
             println!("  {} ({size} bytes)", path.display());
         }
@@ -161,16 +167,132 @@ pub fn conformance_command(root: &Path, engines: &[String]) -> Cmd {
     command
 }
 
-/// `cargo bench` for the benches crate; `quick` shortens criterion's timings.
-pub fn bench_command(root: &Path, quick: bool) -> Cmd {
-    // `--bench '*'` picks the criterion targets only: the library's libtest
-    // harness would reject criterion's options.
-    let command = cargo(root).args(["bench", "-p", "proxy-wasm-benches", "--bench", "*"]);
-    if quick {
-        command.args(["--", "--warm-up-time", "1", "--measurement-time", "2"])
-    } else {
-        command
+/// The package of the benchmarks.
+pub const BENCH_PACKAGE: &str = "proxy-wasm-benches";
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, else `target/` in the workspace.
+pub fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
     }
+}
+
+/// `cargo bench` of every bench target of the benches crate on `engines` (each built in through
+/// its Cargo feature; none named means every engine the default features build). The bench
+/// binaries write their manifests into `out`, criterion its estimates into `criterion`;
+/// `quick` shortens criterion's timings (see `benches/src/run.rs`).
+pub fn bench_command(
+    root: &Path,
+    engines: &[String],
+    quick: bool,
+    out: &Path,
+    criterion: &Path,
+) -> Cmd {
+    let mut command = cargo(root).args(["bench", "-p", BENCH_PACKAGE]);
+    if !engines.is_empty() {
+        command = command.args(["--features", &engines.join(",")]);
+    }
+    // `--bench '*'` picks the bench targets only: the library's libtest harness would reject
+    // criterion's options.
+    command = command
+        .args(["--bench", "*"])
+        .env("PWBENCH_OUT", out.to_string_lossy())
+        .env("CRITERION_HOME", criterion.to_string_lossy());
+    if !engines.is_empty() {
+        command = command.env("PWBENCH_ENGINES", engines.join(","));
+    }
+    if quick {
+        command = command.env("PWBENCH_QUICK", "1");
+    }
+    command
+}
+
+/// Runs the benchmarks, then writes `target/bench-report/report.md` and `report.svg` and prints
+/// the report.
+fn bench(root: &Path, engines: &[String], quick: bool) -> Result<(), Error> {
+    let target = target_dir(root);
+    let out = target.join("bench-report");
+    let criterion = target.join("criterion");
+    std::fs::create_dir_all(&out)
+        .map_err(|e| Error::failed(format!("cannot create {}: {e}", out.display())))?;
+    // Manifests of an earlier run would mix into this report.
+    if let Ok(entries) = std::fs::read_dir(&out) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("manifest-") || name.starts_with("report.") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    // Estimates written before this moment are from an earlier run (a second of slack for
+    // file systems that store coarse times).
+    let started = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+    bench_command(root, engines, quick, &out, &criterion).run("cargo bench")?;
+    let manifest = report::read_manifests(&out).map_err(Error::failed)?;
+    let estimates = report::read_estimates(&criterion, started);
+    let report = report::Report::new(&manifest, &estimates);
+    let header = format!(
+        "{} run of `cargo xtask bench{}{}` on {} ({} CPUs).",
+        if quick { "A quick" } else { "A full" },
+        engines
+            .iter()
+            .map(|e| format!(" --engine {e}"))
+            .collect::<String>(),
+        if quick { " --quick" } else { "" },
+        utc_now(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+    let markdown = report.markdown(&header);
+    let (md, svg) = (out.join("report.md"), out.join("report.svg"));
+    let write = |path: &Path, text: &str| {
+        std::fs::write(path, text)
+            .map_err(|e| Error::failed(format!("cannot write {}: {e}", path.display())))
+    };
+    write(&md, &markdown)?;
+    write(&svg, &report.svg())?;
+    println!("{markdown}");
+    step(format_args!("wrote {} and {}", md.display(), svg.display()));
+    let missing: Vec<&str> = report
+        .verdicts
+        .iter()
+        .filter(|v| v.value.is_none())
+        .map(|v| v.goal.text)
+        .collect();
+    if !missing.is_empty() && engines.is_empty() {
+        step(format_args!(
+            "not measured in this run: {}",
+            missing.join("; ")
+        ));
+    }
+    Ok(())
+}
+
+/// Now as `YYYY-MM-DD HH:MM UTC`.
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]
@@ -222,28 +344,53 @@ mod tests {
     }
 
     #[test]
-    fn quick_bench_passes_criterion_timings() {
-        let root = Path::new("/w");
-        let quick = bench_command(root, true);
+    fn bench_builds_in_the_engines_it_names_and_passes_the_settings() {
+        let (root, out, criterion) = (
+            Path::new("/w"),
+            Path::new("/w/target/bench-report"),
+            Path::new("/w/target/criterion"),
+        );
+        let all = bench_command(root, &[], false, out, criterion);
         assert_eq!(
-            &quick.argv()[1..],
+            &all.argv()[1..],
+            ["bench", "-p", "proxy-wasm-benches", "--bench", "*"]
+        );
+        let shown = all.to_string();
+        assert!(
+            shown.contains("PWBENCH_OUT=/w/target/bench-report"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("CRITERION_HOME=/w/target/criterion"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("PWBENCH_QUICK") && !shown.contains("PWBENCH_ENGINES"),
+            "{shown}"
+        );
+        let two = ["wasmtime".to_string(), "null".to_string()];
+        let some = bench_command(root, &two, true, out, criterion);
+        assert_eq!(
+            &some.argv()[1..],
             [
                 "bench",
                 "-p",
                 "proxy-wasm-benches",
+                "--features",
+                "wasmtime,null",
                 "--bench",
-                "*",
-                "--",
-                "--warm-up-time",
-                "1",
-                "--measurement-time",
-                "2"
+                "*"
             ]
         );
-        let full = bench_command(root, false);
-        assert_eq!(
-            &full.argv()[1..],
-            ["bench", "-p", "proxy-wasm-benches", "--bench", "*"]
-        );
+        let shown = some.to_string();
+        assert!(shown.contains("PWBENCH_ENGINES=wasmtime,null"), "{shown}");
+        assert!(shown.contains("PWBENCH_QUICK=1"), "{shown}");
+    }
+
+    #[test]
+    fn dates_are_gregorian() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_000), (2024, 10, 4));
     }
 }
