@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::{callback_args, check_callback_export, MAX_CALLBACK_PARAMS, Error, Instance, Interrupt, Limits, Trap, VmHost};
+use proxy_wasm_host::{callback_args, MAX_CALLBACK_PARAMS, Error, Instance, Interrupt, Limits, Trap, VmHost};
 use wasmtime::{EngineWeak, Extern, Func, InstancePre, Memory, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 
 use crate::engine::{Shared, Ticking, NAME};
-use crate::module::{extern_kind, WasmtimeModule};
+use crate::module::{CallbackExports, WasmtimeModule};
 use crate::trap::{self, MemoryLimiter};
 
 /// What a store holds: the host state and what host functions need of the instance.
@@ -147,13 +147,14 @@ pub struct WasmtimeInstance {
 /// instantiated from its pre-linked form (its start function, if any, runs under the call
 /// deadline); the memory, the callbacks of the guest's ABI version and the allocator resolved.
 pub(crate) fn instantiate(module: &WasmtimeModule, host: VmHost, limits: &Limits) -> Result<WasmtimeInstance, Error> {
-    instantiate_pre(module.shared(), module.pre()?, host, limits)
+    instantiate_pre(module.shared(), module.pre()?, module.callbacks(), host, limits)
 }
 
 /// [`instantiate`] from a pre-linked module.
 pub(crate) fn instantiate_pre(
     shared: &Arc<Shared>,
     pre: &InstancePre<StoreData>,
+    exports: &CallbackExports,
     host: VmHost,
     limits: &Limits,
 ) -> Result<WasmtimeInstance, Error> {
@@ -183,10 +184,12 @@ pub(crate) fn instantiate_pre(
     let mut callbacks: [Option<Handle>; Callback::COUNT] = std::array::from_fn(|_| None);
     for callback in Callback::for_version(version) {
         let info = callback.info();
-        let Some(export) = instance.get_export(&mut store, info.name) else { continue };
-        check_callback_export(callback, &extern_kind(&export.ty(&store)))?;
+        let Some(index) = exports.get(callback) else { continue };
+        let index = index.as_ref().map_err(Clone::clone)?;
         let bad = |message: String| Error::BadExport { export: info.name.to_string(), message };
-        let Extern::Func(func) = export else { return Err(bad("not a function".into())) };
+        let Some(Extern::Func(func)) = instance.get_module_export(&mut store, index) else {
+            return Err(bad("not a function".into()));
+        };
         let handle = Handle::new(func, &store, info).map_err(|e| bad(format!("{e:#}")))?;
         callbacks[callback as usize] = Some(handle);
     }

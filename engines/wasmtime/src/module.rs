@@ -2,8 +2,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use proxy_wasm_host::{Error, Export, ExternKind, Import, Instance, Limits, Module, VmHost};
-use wasmtime::{ExternType, InstancePre, ValType};
+use abi::Callback;
+use proxy_wasm_host::{check_callback_export, Error, Export, ExternKind, Import, Instance, Limits, Module, VmHost};
+use wasmtime::{ExternType, InstancePre, ModuleExport, ValType};
 
 use crate::engine::{Shared, NAME};
 use crate::instance::{self, StoreData};
@@ -18,8 +19,33 @@ pub struct WasmtimeModule {
     module: wasmtime::Module,
     imports: Vec<Import>,
     exports: Vec<Export>,
+    /// Where each callback is among the exports, checked once.
+    callbacks: CallbackExports,
     /// The module linked to the host functions, made once.
     pre: OnceLock<Result<InstancePre<StoreData>, Error>>,
+}
+
+/// Each callback the module exports, found and type-checked once per module, so that making an
+/// instance neither looks exports up by name nor builds their types again.
+pub(crate) struct CallbackExports([Option<Result<ModuleExport, Error>>; Callback::COUNT]);
+
+impl CallbackExports {
+    /// Finds every callback of any ABI version among `module`'s exports (`exports` are its
+    /// exports in the host's terms): its index when its type is the callback's, else the error.
+    pub(crate) fn of(module: &wasmtime::Module, exports: &[Export]) -> Self {
+        CallbackExports(std::array::from_fn(|i| {
+            let callback = abi::CALLBACKS[i].callback;
+            let export = exports.iter().find(|e| e.name == callback.name())?;
+            let index = module.get_export_index(callback.name())?;
+            Some(check_callback_export(callback, &export.kind).map(|()| index))
+        }))
+    }
+
+    /// Where `callback` is: `None` if the module does not export it, the error if its type is
+    /// wrong.
+    pub(crate) fn get(&self, callback: Callback) -> Option<&Result<ModuleExport, Error>> {
+        self.0[callback as usize].as_ref()
+    }
 }
 
 impl WasmtimeModule {
@@ -28,9 +54,10 @@ impl WasmtimeModule {
             .imports()
             .map(|i| Import { module: i.module().to_string(), name: i.name().to_string(), kind: extern_kind(&i.ty()) })
             .collect();
-        let exports =
+        let exports: Vec<Export> =
             module.exports().map(|e| Export { name: e.name().to_string(), kind: extern_kind(&e.ty()) }).collect();
-        WasmtimeModule { shared, module, imports, exports, pre: OnceLock::new() }
+        let callbacks = CallbackExports::of(&module, &exports);
+        WasmtimeModule { shared, module, imports, exports, callbacks, pre: OnceLock::new() }
     }
 
     /// The Wasmtime module underneath.
@@ -40,6 +67,10 @@ impl WasmtimeModule {
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    pub(crate) fn callbacks(&self) -> &CallbackExports {
+        &self.callbacks
     }
 
     /// The module linked to every host function, or why it cannot be.

@@ -12,6 +12,7 @@ use wasmtime::Caller;
 
 use crate::instance::{instantiate_pre, StoreData, WasmtimeInstance};
 use crate::link::{linker, Cx};
+use crate::module::WasmtimeModule;
 use crate::WasmtimeEngine;
 
 /// An instance of `wat` whose linker also has `test.return_bytes(ret_ptr, ret_size) -> status`
@@ -37,8 +38,8 @@ fn instance(wat: &str) -> WasmtimeInstance {
             0i32
         })
         .unwrap();
-    let module = wasmtime::Module::new(&shared.engine, wat).unwrap();
-    let pre = linker.instantiate_pre(&module).unwrap();
+    let module = WasmtimeModule::new(shared.clone(), wasmtime::Module::new(&shared.engine, wat).unwrap());
+    let pre = linker.instantiate_pre(module.wasmtime()).unwrap();
     let config = VmHostConfig {
         vm_id: "vm".into(),
         vm_configuration: Vec::new(),
@@ -46,7 +47,7 @@ fn instance(wat: &str) -> WasmtimeInstance {
         map_limits: Default::default(),
     };
     let host = VmHost::new(config, AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new());
-    instantiate_pre(shared, &pre, host, &Limits::default()).unwrap()
+    instantiate_pre(shared, &pre, module.callbacks(), host, &Limits::default()).unwrap()
 }
 
 const GUEST: &str = r#"
