@@ -35,6 +35,6 @@ pub use headers::HeaderMap;
 pub use host::{VmHost, VmHostConfig};
 pub use memory::{read_vec, return_bytes, GuestMemory, HostCx, HostError, HostResult, WordSize};
 pub use services::{ForeignFunction, Mailbox, MetricValue, Notification, Services};
-pub use plugin::{check_callback_export, check_imports, missing_imports, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
+pub use plugin::{callback_exports, check_callback_export, check_imports, missing_imports, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
 pub use trace::{quote, quote_map, CallbackRecord, Trace, ALLOC};
 pub use vm::{vm_failed_reply, HttpCallResponse, Vm};

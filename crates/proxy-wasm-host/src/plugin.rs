@@ -99,6 +99,17 @@ pub fn check_imports(imports: &[Import]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Every callback of any ABI version that `exports` has, with [`check_callback_export`]'s
+/// verdict on its type; `None` where it is not exported. Engines work it out once per module,
+/// so that making an instance neither rebuilds export types nor looks up absent names.
+pub fn callback_exports(exports: &[crate::Export]) -> [Option<Result<(), Error>>; abi::Callback::COUNT] {
+    std::array::from_fn(|i| {
+        let callback = abi::CALLBACKS[i].callback;
+        let export = exports.iter().find(|e| e.name == callback.name())?;
+        Some(check_callback_export(callback, &export.kind))
+    })
+}
+
 /// Refuses an export named as `callback` whose type (`found`) is not the callback's signature
 /// ([`Error::BadExport`]). Engines call it before making a callback's typed handle.
 pub fn check_callback_export(callback: abi::Callback, found: &ExternKind) -> Result<(), Error> {

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::{callback_args, check_callback_export, MAX_CALLBACK_PARAMS, Error, Instance, Interrupt, Limits, Trap, VmHost};
+use proxy_wasm_host::{callback_args, MAX_CALLBACK_PARAMS, Error, Instance, Interrupt, Limits, Trap, VmHost};
 use wasmer::{
     AsStoreMut, Extern, Function, FunctionEnv, Global, GlobalType, Memory, Mutability, Store, Type, TypedFunction,
 };
 
 use crate::engine::Shared;
-use crate::module::{extern_kind, WasmerModule};
+use crate::module::WasmerModule;
 use crate::stop::{FlagPtr, Reason, Stop, WasmerInterrupt, STOP_EXPORT};
 use crate::{limits, link, trap};
 
@@ -173,10 +173,12 @@ pub(crate) fn instantiate_with(
     let mut callbacks: [Option<Handle>; Callback::COUNT] = std::array::from_fn(|_| None);
     for callback in Callback::for_version(version) {
         let info = callback.info();
-        let Some(export) = instance.exports.get_extern(info.name) else { continue };
-        check_callback_export(callback, &extern_kind(&export.ty(&store)))?;
+        let Some(verdict) = module.callback(callback) else { continue };
+        verdict.clone()?;
         let bad = |message: String| Error::BadExport { export: info.name.to_string(), message };
-        let Extern::Function(func) = export else { return Err(bad("not a function".into())) };
+        let Some(Extern::Function(func)) = instance.exports.get_extern(info.name) else {
+            return Err(bad("not a function".into()));
+        };
         callbacks[callback as usize] = Some(Handle::new(func, &store, info).map_err(bad)?);
     }
     let allocator = [Callback::Malloc, Callback::OnMemoryAllocate].iter().find_map(|cb| match &callbacks[*cb as usize] {

@@ -2,7 +2,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use proxy_wasm_host::{Error, Export, ExternKind, Import, Instance, Limits, Module, VmHost};
+use abi::Callback;
+use proxy_wasm_host::{callback_exports, Error, Export, ExternKind, Import, Instance, Limits, Module, VmHost};
 use wasmer::{ExternType, Type};
 
 use crate::engine::Shared;
@@ -18,6 +19,8 @@ pub struct WasmerModule {
     pub(crate) module: wasmer::Module,
     imports: Vec<Import>,
     exports: Vec<Export>,
+    /// Each callback it exports, with the verdict on its type (see [`callback_exports`]).
+    callbacks: [Option<Result<(), Error>>; Callback::COUNT],
     /// The import check's verdict, made once.
     checked: OnceLock<Result<(), Error>>,
 }
@@ -28,17 +31,23 @@ impl WasmerModule {
             .imports()
             .map(|i| Import { module: i.module().to_string(), name: i.name().to_string(), kind: extern_kind(i.ty()) })
             .collect();
-        let exports = module
+        let exports: Vec<Export> = module
             .exports()
             .filter(|e| e.name() != STOP_EXPORT)
             .map(|e| Export { name: e.name().to_string(), kind: extern_kind(e.ty()) })
             .collect();
-        WasmerModule { shared, module, imports, exports, checked: OnceLock::new() }
+        let callbacks = callback_exports(&exports);
+        WasmerModule { shared, module, imports, exports, callbacks, checked: OnceLock::new() }
     }
 
     /// The Wasmer module underneath (with the engine's stop checks compiled in).
     pub fn wasmer(&self) -> &wasmer::Module {
         &self.module
+    }
+
+    /// Whether the module exports `callback`, and if so whether its type is right.
+    pub(crate) fn callback(&self, callback: Callback) -> Option<&Result<(), Error>> {
+        self.callbacks[callback as usize].as_ref()
     }
 
     /// Whether the module imports only host functions of the ABI table, with their signatures.

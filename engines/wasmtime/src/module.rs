@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use abi::Callback;
-use proxy_wasm_host::{check_callback_export, Error, Export, ExternKind, Import, Instance, Limits, Module, VmHost};
+use proxy_wasm_host::{callback_exports, Error, Export, ExternKind, Import, Instance, Limits, Module, VmHost};
 use wasmtime::{ExternType, InstancePre, ModuleExport, ValType};
 
 use crate::engine::{Shared, NAME};
@@ -33,11 +33,11 @@ impl CallbackExports {
     /// Finds every callback of any ABI version among `module`'s exports (`exports` are its
     /// exports in the host's terms): its index when its type is the callback's, else the error.
     pub(crate) fn of(module: &wasmtime::Module, exports: &[Export]) -> Self {
+        let verdicts = callback_exports(exports);
         CallbackExports(std::array::from_fn(|i| {
-            let callback = abi::CALLBACKS[i].callback;
-            let export = exports.iter().find(|e| e.name == callback.name())?;
-            let index = module.get_export_index(callback.name())?;
-            Some(check_callback_export(callback, &export.kind).map(|()| index))
+            let verdict = verdicts[i].clone()?;
+            let index = module.get_export_index(abi::CALLBACKS[i].name)?;
+            Some(verdict.map(|()| index))
         }))
     }
 
