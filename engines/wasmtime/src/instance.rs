@@ -19,8 +19,11 @@ pub(crate) struct StoreData {
     pub(crate) host: VmHost,
     /// The exported `memory`, if any.
     pub(crate) memory: Option<Memory>,
-    /// The guest allocator: `malloc`, else `proxy_on_memory_allocate`.
-    pub(crate) allocator: Option<TypedFunc<(i32,), i32>>,
+    /// The guest allocator: `malloc`, else `proxy_on_memory_allocate`. In an `Arc` because a
+    /// host function clones it out of the store for each call (the allocator may re-enter the
+    /// host), and cloning a `TypedFunc` clones its registered type, which costs more than the
+    /// rest of a header lookup.
+    pub(crate) allocator: Option<Arc<TypedFunc<(i32,), i32>>>,
     limiter: MemoryLimiter,
     /// Set by [`WasmtimeInterrupt`]; cleared when a call starts.
     interrupt: Arc<AtomicBool>,
@@ -194,7 +197,7 @@ pub(crate) fn instantiate_pre(
         callbacks[callback as usize] = Some(handle);
     }
     let allocator = [Callback::Malloc, Callback::OnMemoryAllocate].iter().find_map(|cb| match &callbacks[*cb as usize] {
-        Some(Handle::R1(f)) => Some(f.clone()),
+        Some(Handle::R1(f)) => Some(Arc::new(f.clone())),
         _ => None,
     });
     let data = store.data_mut();
