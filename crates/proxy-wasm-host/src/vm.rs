@@ -352,11 +352,11 @@ impl Vm {
             if s.tcp {
                 let _ = s.stream.effect(StreamEffect::Close(StreamType::Downstream));
                 let _ = s.stream.effect(StreamEffect::Close(StreamType::Upstream));
-            } else if {
+            } else {
                 let reply = vm_failed_reply(is_grpc(&mut *s.stream));
-                s.stream.effect(StreamEffect::LocalReply(reply)).is_err()
-            } {
-                let _ = s.stream.effect(StreamEffect::Close(StreamType::HttpResponse));
+                if s.stream.effect(StreamEffect::LocalReply(reply)).is_err() {
+                    let _ = s.stream.effect(StreamEffect::Close(StreamType::HttpResponse));
+                }
             }
         }
         Ok(Action::Pause)
