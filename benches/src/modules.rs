@@ -3,14 +3,12 @@
 
 use crate::workload::LOOKUP_HEADER;
 
-/// The start of every plugin here, up to its stream callbacks: memory (2 pages), a bump
-/// allocator that resets when it reaches the end of its page, the ABI marker, the root callbacks
-/// (accepting) and the end-of-stream callbacks (no-ops). The module is left open.
-macro_rules! preamble {
+/// What every plugin here has after its memory: a bump allocator that resets when it reaches
+/// the end of the second page, the ABI marker, the root callbacks (accepting) and the
+/// end-of-stream callbacks (no-ops).
+macro_rules! common_exports {
     () => {
-        r#"(module
-  (memory (export "memory") 2)
-  (global $heap (mut i32) (i32.const 65536))
+        r#"  (global $heap (mut i32) (i32.const 65536))
   (func (export "malloc") (param $n i32) (result i32)
     (local $p i32)
     (if (i32.gt_u (i32.add (global.get $heap) (local.get $n)) (i32.const 131072))
@@ -26,6 +24,14 @@ macro_rules! preamble {
   (func (export "proxy_on_log") (param i32))
   (func (export "proxy_on_delete") (param i32))
 "#
+    };
+}
+
+/// The start of the small plugins, up to their stream callbacks: memory (2 pages) and
+/// `common_exports!`. The module is left open.
+macro_rules! preamble {
+    () => {
+        concat!("(module\n  (memory (export \"memory\") 2)\n", common_exports!())
     };
 }
 
@@ -91,27 +97,13 @@ fn module_wat(count: usize, data_len: usize) -> String {
     format!(
         r#"(module
   (memory (export "memory") {pages})
-  (global $heap (mut i32) (i32.const 65536))
-  (func (export "malloc") (param $n i32) (result i32)
-    (local $p i32)
-    (if (i32.gt_u (i32.add (global.get $heap) (local.get $n)) (i32.const 131072))
-      (then (global.set $heap (i32.const 65536))))
-    (local.set $p (global.get $heap))
-    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
-    (local.get $p))
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+{common}  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
     (drop (call $f{last} (local.get 1)))
     (i32.const 0))
-  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_log") (param i32))
-  (func (export "proxy_on_delete") (param i32))
 {functions}  (data (i32.const 262144) "{data}")
 )
 "#,
+        common = common_exports!(),
         pages = (262144 + data_len).div_ceil(65536) + 1,
         last = count - 1,
     )

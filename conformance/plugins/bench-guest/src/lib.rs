@@ -25,41 +25,8 @@ use std::sync::OnceLock;
 pub mod sha256;
 pub mod workload;
 
-const OK: u32 = 0;
-const CONTINUE: u32 = 0;
-const PAUSE: u32 = 1;
-const REQUEST_HEADERS: u32 = 0;
-const CALL_RESPONSE_HEADERS: u32 = 6;
-const REQUEST_BODY: u32 = 0;
-const PLUGIN_CONFIGURATION: u32 = 7;
-const HTTP_REQUEST: u32 = 0;
-const COUNTER: u32 = 0;
-
-#[cfg_attr(target_arch = "wasm32", link(wasm_import_module = "env"))]
-extern "C" {
-    fn proxy_get_buffer_bytes(t: u32, start: usize, max: usize, ptr: *mut *mut u8, size: *mut usize) -> u32;
-    fn proxy_set_buffer_bytes(t: u32, start: usize, size: usize, value: *const u8, value_size: usize) -> u32;
-    fn proxy_get_header_map_value(t: u32, key: *const u8, key_size: usize, ptr: *mut *mut u8, size: *mut usize) -> u32;
-    fn proxy_add_header_map_value(t: u32, key: *const u8, key_size: usize, value: *const u8, value_size: usize) -> u32;
-    fn proxy_remove_header_map_value(t: u32, key: *const u8, key_size: usize) -> u32;
-    fn proxy_continue_stream(t: u32) -> u32;
-    fn proxy_http_call(
-        upstream: *const u8,
-        upstream_size: usize,
-        headers: *const u8,
-        headers_size: usize,
-        body: *const u8,
-        body_size: usize,
-        trailers: *const u8,
-        trailers_size: usize,
-        timeout_ms: u32,
-        call_id: *mut u32,
-    ) -> u32;
-    fn proxy_get_shared_data(key: *const u8, key_size: usize, ptr: *mut *mut u8, size: *mut usize, cas: *mut u32) -> u32;
-    fn proxy_set_shared_data(key: *const u8, key_size: usize, value: *const u8, value_size: usize, cas: u32) -> u32;
-    fn proxy_define_metric(t: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
-    fn proxy_increment_metric(id: u32, delta: i64) -> u32;
-}
+use guest_abi::sys::*;
+use guest_abi::{encode_map, CALL_RESPONSE_HEADERS, CONTINUE, COUNTER, HTTP_REQUEST, OK, PAUSE, PLUGIN_CONFIGURATION, REQUEST_BODY, REQUEST_HEADERS};
 
 /// The workloads, as [`WORKLOAD`] holds them.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -136,22 +103,6 @@ fn header(map: u32, key: &str) -> Vec<u8> {
     // SAFETY: the key is a live string; the out-pointers point at locals.
     check(unsafe { proxy_get_header_map_value(map, key.as_ptr(), key.len(), &mut ptr, &mut size) });
     owned(ptr, size)
-}
-
-/// Serializes a header map as the ABI does.
-fn encode_map(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
-    for (k, v) in pairs {
-        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-    }
-    for (k, v) in pairs {
-        out.extend_from_slice(k.as_bytes());
-        out.push(0);
-        out.extend_from_slice(v.as_bytes());
-        out.push(0);
-    }
-    out
 }
 
 /// Declares ABI 0.2.1.
