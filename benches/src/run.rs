@@ -52,13 +52,13 @@ pub fn measuring() -> bool {
     args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list")
 }
 
-/// Criterion as every bench binary sets it up: short runs under [`quick`] (0.5 s warm-up, 1 s
+/// Criterion as every bench binary sets it up: short runs under [`quick`] (0.3 s warm-up, 0.6 s
 /// measurement, 10 samples), then the command line on top.
 pub fn criterion() -> Criterion {
     let c = Criterion::default();
     let c = if quick() {
-        c.warm_up_time(Duration::from_millis(500))
-            .measurement_time(Duration::from_secs(1))
+        c.warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_millis(600))
             .sample_size(10)
             .nresamples(10_000)
     } else {
