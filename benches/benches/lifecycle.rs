@@ -127,12 +127,7 @@ fn deadline(c: &mut Criterion, m: &Manifest) {
         let mut group = c.benchmark_group(format!("deadline/{name}"));
         let module = engine.compile(EMPTY_PLUGIN_WAT.as_bytes()).unwrap();
         for (variant, call_deadline) in [("ours", Some(Duration::from_secs(1))), ("baseline", None)] {
-            let config = VmHostConfig {
-                vm_id: "vm".into(),
-                vm_configuration: Vec::new(),
-                environment: Vec::new(),
-                map_limits: Default::default(),
-            };
+            let config = VmHostConfig::new("vm");
             let host = VmHost::new(config, AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new());
             let mut vm = module.instantiate(host, &Limits { call_deadline, ..Limits::default() }).unwrap();
             bench(&mut group, variant, &mut || {

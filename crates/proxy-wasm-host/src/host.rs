@@ -79,6 +79,19 @@ pub struct VmHostConfig {
     pub map_limits: MapLimits,
 }
 
+impl VmHostConfig {
+    /// The settings of VM `vm_id` with no VM configuration, an empty environment and the default
+    /// map limits.
+    pub fn new(vm_id: impl Into<String>) -> Self {
+        VmHostConfig {
+            vm_id: vm_id.into(),
+            vm_configuration: Vec::new(),
+            environment: Vec::new(),
+            map_limits: MapLimits::default(),
+        }
+    }
+}
+
 /// One context of a VM.
 pub(crate) struct Context {
     /// The root context this one belongs to (itself for a root context).

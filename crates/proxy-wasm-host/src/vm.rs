@@ -743,12 +743,7 @@ mod tests {
 
     /// A started fail-closed plugin in a VM whose `trap_in` traps: the VM and its root.
     fn fail_closed_vm(trap_in: Callback) -> (Vm, u32) {
-        let config = VmHostConfig {
-            vm_id: String::new(),
-            vm_configuration: Vec::new(),
-            environment: Vec::new(),
-            map_limits: Default::default(),
-        };
+        let config = VmHostConfig::new("");
         let host = VmHost::new(config, AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new());
         let exports = vec![
             Callback::OnNewConnection,

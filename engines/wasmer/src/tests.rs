@@ -21,8 +21,7 @@ use crate::WasmerEngine;
 fn instance(wat: &str) -> WasmerInstance {
     let engine = WasmerEngine::singlepass();
     let module = engine.compile_module(wat.as_bytes()).unwrap();
-    let config =
-        VmHostConfig { vm_id: "vm".into(), vm_configuration: Vec::new(), environment: Vec::new(), map_limits: Default::default() };
+    let config = VmHostConfig::new("vm");
     let host = VmHost::new(config, AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new());
     instantiate_with(&module, host, &Limits::default(), |store, env, imports| {
         let return_bytes = Function::new_typed_with_env(store, env, |mut env: FunctionEnvMut<'_, StoreData>, ptr: i32, size: i32| {

@@ -20,8 +20,7 @@ mod cranelift {
 }
 
 fn host() -> VmHost {
-    let config =
-        VmHostConfig { vm_id: "vm".into(), vm_configuration: Vec::new(), environment: Vec::new(), map_limits: Default::default() };
+    let config = VmHostConfig::new("vm");
     VmHost::new(config, AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new())
 }
 

@@ -40,12 +40,7 @@ fn instance(wat: &str) -> WasmtimeInstance {
         .unwrap();
     let module = WasmtimeModule::new(shared.clone(), wasmtime::Module::new(&shared.engine, wat).unwrap());
     let pre = linker.instantiate_pre(module.wasmtime()).unwrap();
-    let config = VmHostConfig {
-        vm_id: "vm".into(),
-        vm_configuration: Vec::new(),
-        environment: Vec::new(),
-        map_limits: Default::default(),
-    };
+    let config = VmHostConfig::new("vm");
     let host = VmHost::new(config, AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new());
     instantiate_pre(shared, &pre, module.callbacks(), host, &Limits::default()).unwrap()
 }

@@ -42,12 +42,7 @@ impl Fixture {
     }
 
     fn host(&self) -> VmHost {
-        let config = VmHostConfig {
-            vm_id: "vm".into(),
-            vm_configuration: Vec::new(),
-            environment: Vec::new(),
-            map_limits: Default::default(),
-        };
+        let config = VmHostConfig::new("vm");
         VmHost::new(config, AbiVersion::V021, Arc::new(DefaultEmbedder), self.services.clone())
     }
 
