@@ -27,8 +27,8 @@ pub use embedder::{
     StreamEffect, VmToken,
 };
 pub use engine::{
-    callback_args, Capabilities, Engine, Export, ExternKind, Import, Instance, Interrupt, Limits, Module,
-    MAX_CALLBACK_PARAMS,
+    callback_args, check_arg_count, Capabilities, Engine, Export, ExternKind, Import, Instance, Interrupt, Limits,
+    Module, TrapLatch, MAX_CALLBACK_PARAMS,
 };
 pub use error::{Error, Trap, TrapKind};
 pub use headers::HeaderMap;

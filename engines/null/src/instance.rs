@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use abi::Callback;
-use proxy_wasm_host::{Error, Instance, Trap, VmHost};
+use proxy_wasm_host::{check_arg_count, Error, Instance, Trap, TrapLatch, VmHost};
 
 use crate::module::{Code, NullModule};
 use crate::native::{self, NullState, Running};
@@ -23,8 +23,8 @@ pub struct NullInstance {
     /// The instance's private copy of a shared library (`None` for a static plugin); its code
     /// stays mapped while the instance lives.
     _library: Option<libloading::os::unix::Library>,
-    /// Why the VM failed, once it has.
-    failed: Option<String>,
+    /// The first trap, after which every call is refused.
+    failed: TrapLatch,
 }
 
 // SAFETY: the raw addresses are code (and the library handle, which libloading makes Send);
@@ -75,7 +75,7 @@ impl NullInstance {
         };
         let allocator = callbacks[Callback::Malloc as usize].or(callbacks[Callback::OnMemoryAllocate as usize]);
         let state = Box::new(NullState { host, allocator, poisoned: None, key: NEXT_KEY.fetch_add(1, Ordering::Relaxed) });
-        Ok(NullInstance { state, callbacks, _library: library, failed: None })
+        Ok(NullInstance { state, callbacks, _library: library, failed: TrapLatch::default() })
     }
 }
 
@@ -85,16 +85,11 @@ impl Instance for NullInstance {
     }
 
     fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
-        if let Some(why) = &self.failed {
-            return Err(Trap::guest(format!("VM failed earlier: {why}")));
-        }
+        self.failed.check()?;
         let Some(addr) = self.callbacks[callback as usize] else {
             return Err(Trap::guest(format!("`{callback}` is not exported by the plugin")));
         };
-        let wanted = callback.info().params.len();
-        if args.len() != wanted {
-            return Err(Trap::guest(format!("`{callback}` takes {wanted} arguments, the host passed {}", args.len())));
-        }
+        check_arg_count(callback, args)?;
         let result = {
             let _running = Running::enter(&mut *self.state);
             // SAFETY: `addr` is the plugin's export of `callback`'s name, resolved for its ABI
@@ -104,15 +99,9 @@ impl Instance for NullInstance {
                 native::call_callback(callback, addr, args)
             }))
         };
-        let result = match (result, self.state.poisoned.take()) {
-            (Err(payload), _) => Err(Trap::guest(format!("the plugin panicked: {}", native::panic_message(&*payload)))),
-            (Ok(_), Some(trap)) => Err(trap),
-            (Ok(value), None) => Ok(value),
-        };
-        if let Err(trap) = &result {
-            self.failed = Some(trap.to_string());
-        }
-        result
+        let result =
+            result.map_err(|payload| Trap::guest(format!("the plugin panicked: {}", native::panic_message(&*payload))));
+        self.failed.settle(result, self.state.poisoned.take())
     }
 
     fn host(&mut self) -> &mut VmHost {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::{callback_args, MAX_CALLBACK_PARAMS, Error, Instance, Interrupt, Limits, Trap, VmHost};
+use proxy_wasm_host::{callback_args, MAX_CALLBACK_PARAMS, Error, Instance, Interrupt, Limits, Trap, TrapLatch, VmHost};
 use wasmer::{
     AsStoreMut, Extern, Function, FunctionEnv, Global, GlobalType, Memory, Mutability, Store, Type, TypedFunction,
 };
@@ -106,8 +106,8 @@ pub struct WasmerInstance {
     /// The instance's stop flag.
     flag: FlagPtr,
     limits: Limits,
-    /// Why the VM failed, once it has.
-    failed: Option<String>,
+    /// The first trap, after which every call is refused.
+    failed: TrapLatch,
 }
 
 /// Makes an instance: a store whose function environment holds the host state, the module's
@@ -188,7 +188,7 @@ pub(crate) fn instantiate_with(
     let data = env.as_mut(&mut store);
     data.memory = memory;
     data.allocator = allocator;
-    Ok(WasmerInstance { store, env, callbacks, shared, stop, flag, limits: *limits, failed: None })
+    Ok(WasmerInstance { store, env, callbacks, shared, stop, flag, limits: *limits, failed: TrapLatch::default() })
 }
 
 /// The address of the stop flag `global` in `store`.
@@ -251,9 +251,7 @@ impl Instance for WasmerInstance {
     }
 
     fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
-        if let Some(why) = &self.failed {
-            return Err(Trap::guest(format!("VM failed earlier: {why}")));
-        }
+        self.failed.check()?;
         let Some(handle) = &self.callbacks[callback as usize] else {
             return Err(Trap::guest(format!("`{callback}` is not exported by the module")));
         };
@@ -267,15 +265,8 @@ impl Instance for WasmerInstance {
             }
         };
         let poisoned = self.env.as_mut(&mut self.store).poisoned.take();
-        let result = match (result, poisoned) {
-            (Ok(_), Some(trap)) => Err(trap),
-            (Ok(value), None) => Ok(value),
-            (Err(e), _) => Err(self.trap(e)),
-        };
-        if let Err(trap) = &result {
-            self.failed = Some(trap.to_string());
-        }
-        result
+        let result = result.map_err(|e| self.trap(e));
+        self.failed.settle(result, poisoned)
     }
 
     fn host(&mut self) -> &mut VmHost {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::{callback_args, MAX_CALLBACK_PARAMS, Error, Instance, Interrupt, Limits, Trap, VmHost};
+use proxy_wasm_host::{callback_args, MAX_CALLBACK_PARAMS, Error, Instance, Interrupt, Limits, Trap, TrapLatch, VmHost};
 use wasmtime::{EngineWeak, Extern, Func, InstancePre, Memory, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 
 use crate::engine::{Shared, Ticking, NAME};
@@ -142,8 +142,8 @@ pub struct WasmtimeInstance {
     pub(crate) store: Store<StoreData>,
     callbacks: [Option<Handle>; Callback::COUNT],
     shared: Arc<Shared>,
-    /// Why the VM failed, once it has.
-    failed: Option<String>,
+    /// The first trap, after which every call is refused.
+    failed: TrapLatch,
 }
 
 /// Makes an instance: a store with the host state, limits and epoch callback; the module
@@ -203,7 +203,7 @@ pub(crate) fn instantiate_pre(
     let data = store.data_mut();
     data.memory = memory;
     data.allocator = allocator;
-    Ok(WasmtimeInstance { store, callbacks, shared, failed: None })
+    Ok(WasmtimeInstance { store, callbacks, shared, failed: TrapLatch::default() })
 }
 
 fn instantiate_error(trap: Trap) -> Error {
@@ -216,9 +216,7 @@ impl Instance for WasmtimeInstance {
     }
 
     fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
-        if let Some(why) = &self.failed {
-            return Err(Trap::guest(format!("VM failed earlier: {why}")));
-        }
+        self.failed.check()?;
         let Some(handle) = &self.callbacks[callback as usize] else {
             return Err(Trap::guest(format!("`{callback}` is not exported by the module")));
         };
@@ -228,15 +226,8 @@ impl Instance for WasmtimeInstance {
             handle.call(&mut self.store, &a)
         };
         let poisoned = self.store.data_mut().poisoned.take();
-        let result = match (result, poisoned) {
-            (Ok(_), Some(trap)) => Err(trap),
-            (Ok(value), None) => Ok(value),
-            (Err(e), _) => Err(trap::from_error(e, self.store.data())),
-        };
-        if let Err(trap) = &result {
-            self.failed = Some(trap.to_string());
-        }
-        result
+        let result = result.map_err(|e| trap::from_error(e, self.store.data()));
+        self.failed.settle(result, poisoned)
     }
 
     fn host(&mut self) -> &mut VmHost {
