@@ -13,6 +13,7 @@
 //! and interrupt, the memory limit, re-entrant allocator calls, `proc_exit`, precompiled
 //! modules. Where a capability is optional, the case checks that an engine without it says so.
 
+pub mod allocator;
 pub mod cases;
 
 #[doc(hidden)]

@@ -37,9 +37,9 @@ mod imp {
 }
 
 /// Turns an implementation's result into what the guest receives: 0 for OK, the status or
-/// errno otherwise, or the trap.
+/// errno otherwise, or the trap. (Public for test-only host functions that engines link.)
 #[inline]
-fn finish(result: HostResult) -> Result<i32, Trap> {
+pub fn finish(result: HostResult) -> Result<i32, Trap> {
     match result {
         Ok(()) => Ok(0),
         Err(HostError::Status(s)) => Ok(s.raw() as i32),
