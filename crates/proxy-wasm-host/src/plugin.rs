@@ -66,9 +66,10 @@ pub fn missing_imports(imports: &[Import]) -> Vec<String> {
 pub fn validate(module: &dyn Module) -> Result<AbiVersion, Error> {
     let abi = abi::detect_version(module.exports().iter().map(|e| e.name.as_str()))?;
     check_imports(module.imports())?;
+    let verdicts = callback_exports(module.exports());
     for callback in abi::Callback::for_version(abi) {
-        if let Some(export) = module.exports().iter().find(|e| e.name == callback.name()) {
-            check_callback_export(callback, &export.kind)?;
+        if let Some(verdict) = &verdicts[callback as usize] {
+            verdict.clone()?;
         }
     }
     if !module.exports().iter().any(|e| e.name == "malloc" || e.name == "proxy_on_memory_allocate") {
