@@ -400,6 +400,19 @@ pub struct CallbackInfo {
 
 macro_rules! define_host_functions {
     ($( { $module:ident, $name:ident, [$($ver:ident)*], ($($arg:ident : $kind:ident),*) -> $ret:ident } )*) => {
+        /// Names every row of [`HOST_FUNCTIONS`] by its import name: `HostFunctionId::proxy_log as
+        /// usize` is that row's index. For engines and shims that reach host functions by row
+        /// (the raw host-call entry `proxy_wasm_host::hostcalls::call_row`).
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u16)]
+        pub enum HostFunctionId {
+            $(
+                #[doc = concat!("`", stringify!($module), ".", stringify!($name), "`")]
+                $name,
+            )*
+        }
+
         /// Every host function, in table order.
         pub static HOST_FUNCTIONS: &[HostFunction] = &[
             $( HostFunction {
@@ -472,10 +485,26 @@ impl core::fmt::Display for Callback {
 
 /// The host function imported as `module`.`name`, if this host provides it.
 pub fn host_function(module: &str, name: &str) -> Option<&'static HostFunction> {
+    host_function_row(module, name).map(|row| &HOST_FUNCTIONS[row])
+}
+
+/// The row in [`HOST_FUNCTIONS`] of the host function imported as `module`.`name`, if this host
+/// provides it. Engines that register host functions by row look each import up once.
+pub fn host_function_row(module: &str, name: &str) -> Option<usize> {
     let module = HostModule::from_import_name(module)?;
-    HOST_FUNCTIONS
-        .iter()
-        .find(|f| f.module == module && f.name == name)
+    HOST_FUNCTIONS.iter().position(|f| f.module == module && f.name == name)
+}
+
+impl HostFunctionId {
+    /// Its row in [`HOST_FUNCTIONS`].
+    pub const fn row(self) -> usize {
+        self as usize
+    }
+
+    /// Its row's description.
+    pub fn info(self) -> &'static HostFunction {
+        &HOST_FUNCTIONS[self as usize]
+    }
 }
 
 #[cfg(test)]
@@ -487,6 +516,15 @@ mod tests {
         for (i, c) in CALLBACKS.iter().enumerate() {
             assert_eq!(c.callback as usize, i, "{}", c.name);
         }
+    }
+
+    #[test]
+    fn host_function_ids_index_the_table() {
+        assert_eq!(HostFunctionId::proxy_log.row(), 0);
+        assert_eq!(HostFunctionId::proxy_http_call.info().name, "proxy_http_call");
+        assert_eq!(HostFunctionId::poll_oneoff.row(), HOST_FUNCTIONS.len() - 1);
+        assert_eq!(host_function_row("wasi_unstable", "fd_write"), Some(HostFunctionId::fd_write.row()));
+        assert_eq!(host_function_row("env", "fd_write"), None);
     }
 
     #[test]
