@@ -125,7 +125,7 @@ mod wasmtime_raw {
     }
 
     pub(super) fn lifecycle(engine: &Engine) -> Iteration {
-        let module = Module::new(engine, EMPTY_PLUGIN_WAT).unwrap();
+        let module = Module::new(engine, wat::parse_str(EMPTY_PLUGIN_WAT).unwrap()).unwrap();
         let mut store = store(engine, ());
         let instance = Instance::new(&mut store, &module, &[]).unwrap();
         let create = instance.get_typed_func::<(i32, i32), ()>(&mut store, "proxy_on_context_create").unwrap();
@@ -177,7 +177,7 @@ mod wasmtime_raw {
     }
 
     pub(super) fn lookup(engine: &Engine) -> Iteration {
-        let module = Module::new(engine, lookup_plugin_wat()).unwrap();
+        let module = Module::new(engine, wat::parse_str(lookup_plugin_wat()).unwrap()).unwrap();
         let mut linker = Linker::new(engine);
         linker.func_wrap("env", "proxy_get_header_map_value", get_header).unwrap();
         let data = LookupData { headers: super::headers(), memory: None, malloc: None };
@@ -220,7 +220,7 @@ mod wasmer_raw {
 
     pub(super) fn lifecycle(engine: &Engine) -> Iteration {
         let mut store = Store::new(engine.clone());
-        let module = Module::new(&store, EMPTY_PLUGIN_WAT).unwrap();
+        let module = Module::new(&store, wat::parse_str(EMPTY_PLUGIN_WAT).unwrap()).unwrap();
         let instance = Instance::new(&mut store, &module, &imports! {}).unwrap();
         let e = &instance.exports;
         let create = e.get_typed_function::<(i32, i32), ()>(&store, "proxy_on_context_create").unwrap();
@@ -275,7 +275,7 @@ mod wasmer_raw {
 
     pub(super) fn lookup(engine: &Engine) -> Iteration {
         let mut store = Store::new(engine.clone());
-        let module = Module::new(&store, lookup_plugin_wat()).unwrap();
+        let module = Module::new(&store, wat::parse_str(lookup_plugin_wat()).unwrap()).unwrap();
         let env = FunctionEnv::new(&mut store, LookupEnv { headers: super::headers(), memory: None, malloc: None });
         let get = Function::new_typed_with_env(&mut store, &env, get_header);
         let instance = Instance::new(&mut store, &module, &imports! { "env" => { "proxy_get_header_map_value" => get } }).unwrap();

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use abi::{AbiVersion, Callback, LogLevel, MetricType};
+use proxy_wasm_host::engine::{allocator_callback, Watchdog};
 use proxy_wasm_host::{
     Embedder, Engine, Error, Export, ExternKind, Import, Instance, Limits, Module, PluginInfo, Services, TrapKind,
     VmHost, VmHostConfig,
@@ -43,13 +44,15 @@ impl Fixture {
         Fixture { engine: make(), recorder: Arc::default(), services: Services::new() }
     }
 
-    fn host(&self) -> VmHost {
-        let config = VmHostConfig::new("vm");
+    fn host(&self, limits: Limits) -> VmHost {
+        let config = VmHostConfig::new("vm").with_limits(limits);
         VmHost::new(config, AbiVersion::V021, self.recorder.clone(), self.services.clone())
     }
 
+    /// Compiles a module written in the text format: the host parses text, engines get binaries.
     fn compile(&self, wat: &str) -> Arc<dyn Module> {
-        self.engine.compile(wat.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+        let binary = wat::parse_str(wat).unwrap_or_else(|e| panic!("{e}"));
+        self.engine.compile(&binary).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn instance(&self, wat: &str, limits: Limits) -> Box<dyn Instance> {
@@ -57,7 +60,14 @@ impl Fixture {
     }
 
     fn try_instance(&self, wat: &str, limits: Limits) -> Result<Box<dyn Instance>, Error> {
-        self.compile(wat).instantiate(self.host(), &limits)
+        self.instantiate(&self.compile(wat), limits)
+    }
+
+    /// An instance of `module` with `limits`, its allocator chosen as the host chooses it.
+    fn instantiate(&self, module: &Arc<dyn Module>, limits: Limits) -> Result<Box<dyn Instance>, Error> {
+        let mut host = self.host(limits);
+        host.set_allocator(allocator_callback(module.exports()));
+        module.instantiate(host)
     }
 }
 
@@ -74,16 +84,21 @@ const ENDLESS: &str = r#"
   (func (export "proxy_on_tick") (param i32) (loop $l (br $l))))
 "#;
 
-/// Invalid bytes are [`Error::Compile`] with the engine's name and reason.
+/// Bytes that are not a valid module are [`Error::Compile`] with the engine's name and a reason
+/// in the engine's own words (not asserted: each engine words it its own way).
 pub fn compile_error_names_the_problem(make: MakeEngine<'_>) {
     let engine = make();
-    let err = engine.compile(br#"(module (func (result i32) i64.const 1))"#).err().unwrap();
-    let Error::Compile { engine: name, message } = &err else { panic!("{err:?}") };
-    assert_eq!(*name, engine.name());
-    assert!(message.contains("type mismatch"), "{message}");
-    let err = engine.compile(b"\0asm\x01\0\0\0\x01\xff").err().unwrap();
-    assert!(matches!(err, Error::Compile { .. }), "{err:?}");
-    println!("{err}");
+    // Well-formed text, but the body's type is wrong: only validation can tell.
+    let mistyped = wat::parse_str(r#"(module (func (result i32) i64.const 1))"#).unwrap();
+    for bytes in [&mistyped[..], b"\0asm\x01\0\0\0\x01\xff", b"\0asm\x01\0\0", b"not a module"] {
+        let err = engine.compile(bytes).err().unwrap_or_else(|| panic!("{} compiled {bytes:?}", engine.name()));
+        let Error::Compile { engine: name, message } = &err else { panic!("{err:?}") };
+        assert_eq!(*name, engine.name());
+        assert!(!message.trim().is_empty(), "an empty reason for {bytes:?}");
+        let shown = err.to_string();
+        assert!(shown.contains("not a valid Wasm module") && shown.contains(engine.name()), "{shown}");
+        println!("{shown}");
+    }
 }
 
 /// Imports and exports are listed in order, with their kinds and Wasm types.
@@ -216,23 +231,31 @@ pub fn unreachable_is_a_guest_trap_and_fails_the_vm(make: MakeEngine<'_>) {
     assert!(again.message.starts_with("VM failed earlier: "), "{again}");
 }
 
-/// An endless loop is stopped by the call deadline, not before it.
+/// An endless loop is stopped by the host's watchdog through the engine's interrupt at the call
+/// deadline, not before it, and the instance then refuses calls.
 pub fn an_endless_loop_hits_the_deadline(make: MakeEngine<'_>) {
     let f = Fixture::new(make);
-    let limits = Limits { call_deadline: Some(Duration::from_millis(50)), ..Limits::default() };
-    if !f.engine.capabilities().interrupt {
+    let deadline = Duration::from_millis(50);
+    let mut vm = f.instance(ENDLESS, Limits { call_deadline: Some(deadline), ..Limits::default() });
+    let Some(handle) = vm.interrupt_handle() else {
         // Nothing could stop the loop: the engine must say so rather than hang here.
+        assert!(!f.engine.capabilities().interrupt, "an engine that can interrupt gives a handle");
         return;
-    }
-    let mut vm = f.instance(ENDLESS, limits);
-    let (trap, took) = within_a_minute(move || {
+    };
+    let (trap, took, fired, again) = within_a_minute(move || {
+        let slot = Watchdog::global().slot(handle, deadline);
         let start = Instant::now();
+        let armed = slot.arm().unwrap();
         let trap = vm.call(Callback::OnTick, &[1]).unwrap_err();
-        (trap, start.elapsed())
+        let took = start.elapsed();
+        let fired = armed.disarm();
+        (trap, took, fired, vm.call(Callback::OnTick, &[1]).unwrap_err())
     });
     println!("{trap} after {took:?}");
     assert_eq!(trap.kind, TrapKind::Deadline, "{trap}");
-    assert!(took >= Duration::from_millis(50), "{took:?}");
+    assert!(fired, "the watchdog stopped the call");
+    assert!(took >= deadline, "{took:?}");
+    assert!(again.message.starts_with("VM failed earlier"), "{again}");
 }
 
 /// The interrupt handle stops an endless loop from another thread.
@@ -254,22 +277,43 @@ pub fn interrupt_from_another_thread_stops_an_endless_loop(make: MakeEngine<'_>)
     assert!(trap.message.contains("interrupted"), "{trap}");
 }
 
-/// Growing memory past the limit traps with [`TrapKind::MemoryLimit`]; a module whose memory
-/// starts above the limit does not instantiate.
+/// The memory limit, as Wasm and the C++ host have it: past the limit `memory.grow` answers -1
+/// (a guest that checks can recover), memory never exceeds the limit, and the engine tells the
+/// host of the refusal ([`VmHost::note_memory_refused`]). A module whose memory starts above the
+/// limit does not instantiate.
 pub fn a_memory_bomb_hits_the_memory_limit(make: MakeEngine<'_>) {
     let f = Fixture::new(make);
     assert!(f.engine.capabilities().memory_limit, "every wasm engine enforces the memory limit");
+    // Grows 16 pages at a time until refused, then answers the page count it reached; a tick
+    // grows 16 pages more and traps if that was not refused.
     let mut vm = f.instance(
         r#"(module
           (memory (export "memory") 1)
+          (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+            (loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+            (memory.size))
           (func (export "proxy_on_tick") (param i32)
-            (loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))))"#,
+            (if (i32.ne (memory.grow (i32.const 16)) (i32.const -1)) (then unreachable))))"#,
         Limits { max_memory_bytes: 4 << 20, ..Limits::default() },
     );
-    let trap = vm.call(Callback::OnTick, &[1]).unwrap_err();
-    println!("{trap}");
-    assert_eq!(trap.kind, TrapKind::MemoryLimit, "{trap}");
-    assert!(vm.memory_size() <= 4 << 20);
+    assert_eq!(vm.host().memory_refused(), None);
+    let pages = vm.call(Callback::OnVmStart, &[1, 0]).unwrap();
+    assert_eq!(pages, 49, "1 + 3 x 16 pages: the next 16 would pass 64 pages (4 MiB)");
+    assert_eq!(vm.memory_size(), 49 << 16);
+    assert_eq!(vm.host().memory_refused(), Some(65 << 16), "the refused request, in bytes");
+    assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(49), "refused again; the guest goes on");
+    vm.call(Callback::OnTick, &[1]).unwrap();
+    // Grow to exactly the limit, then one page more is refused.
+    let mut vm = f.instance(
+        r#"(module
+          (memory (export "memory") 1)
+          (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+            (drop (memory.grow (local.get 0)))
+            (memory.grow (local.get 1))))"#,
+        Limits { max_memory_bytes: 4 << 16, ..Limits::default() },
+    );
+    assert_eq!(vm.call(Callback::OnVmStart, &[3, 1]), Ok(u64::from(u32::MAX)));
+    assert_eq!(vm.memory_size(), 4 << 16, "memory reaches the limit, never more");
     let err = f
         .try_instance(r#"(module (memory (export "memory") 100))"#, Limits { max_memory_bytes: 1 << 20, ..Limits::default() })
         .err()
@@ -402,14 +446,77 @@ pub fn serialize_and_deserialize_round_trip(make: MakeEngine<'_>) {
     );
     let Some(bytes) = module.serialize() else {
         assert!(!f.engine.capabilities().precompiled, "an engine with precompiled modules serializes");
-        assert!(matches!(f.engine.deserialize(b"anything"), Err(Error::Unsupported { .. })));
+        // SAFETY: an engine without precompiled modules refuses any bytes without running them.
+        assert!(matches!(unsafe { f.engine.deserialize(b"anything") }, Err(Error::Unsupported { .. })));
         return;
     };
     assert!(f.engine.capabilities().precompiled);
-    let loaded = f.engine.deserialize(&bytes).unwrap();
+    // SAFETY: `bytes` are this engine's own `serialize` output, made just above in this process.
+    let loaded = unsafe { f.engine.deserialize(&bytes) }.unwrap();
     assert_eq!(loaded.exports(), module.exports());
-    let mut vm = loaded.instantiate(f.host(), &Limits::default()).unwrap();
+    let mut vm = f.instantiate(&loaded, Limits::default()).unwrap();
     assert_eq!(vm.call(Callback::OnVmStart, &[6, 7]), Ok(42));
-    let err = f.engine.deserialize(b"not a module").err().unwrap();
+    // SAFETY: the engines check a header before running anything and refuse these bytes; this
+    // is the one input the contract asks them to refuse (no engine can vouch for others).
+    let err = unsafe { f.engine.deserialize(b"not a module") }.err().unwrap();
     assert!(matches!(err, Error::Compile { .. }), "{err:?}");
+}
+
+/// A guest that counts its calls in a global and in memory; `proxy_on_vm_start` answers the count.
+const COUNTER: &str = r#"
+(module
+  (memory (export "memory") 1)
+  (global $n (mut i32) (i32.const 0))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+    (global.set $n (i32.add (global.get $n) (i32.const 1)))
+    (i32.store (i32.const 64) (i32.add (i32.load (i32.const 64)) (i32.const 1)))
+    (if (i32.ne (global.get $n) (i32.load (i32.const 64))) (then unreachable))
+    (global.get $n)))
+"#;
+
+/// The thread contract (`proxy_wasm_host::engine`): an instance made on one thread is called on
+/// a second thread that has never run the engine, then on the first again, keeping its state;
+/// a fresh thread makes and calls an instance of a module compiled elsewhere.
+pub fn an_instance_moves_between_threads(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let module = f.compile(COUNTER);
+    let mut vm = f.instantiate(&module, Limits::default()).unwrap();
+    assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(1));
+    let mut vm = within_a_minute(move || {
+        assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(2));
+        vm
+    });
+    assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(3));
+    let host = f.host(Limits::default());
+    let fresh = within_a_minute(move || {
+        let mut vm = module.instantiate(host).unwrap();
+        (vm.call(Callback::OnVmStart, &[1, 0]), vm.call(Callback::OnVmStart, &[1, 0]))
+    });
+    assert_eq!(fresh, (Ok(1), Ok(2)));
+    // The moved instance is still whole, and its interrupt handle works from yet another thread.
+    assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(4));
+    if let Some(handle) = vm.interrupt_handle() {
+        within_a_minute(move || handle.interrupt());
+        // An interrupt that lands while no call runs is forgotten when the next call starts.
+        assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(5));
+    }
+}
+
+/// One VM per worker thread, as a proxy runs them: four threads, each with its own instance of
+/// one compiled module, call in parallel; every instance keeps its own state.
+pub fn a_vm_per_worker_thread(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let module = f.compile(COUNTER);
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (module, host) = (module.clone(), f.host(Limits::default()));
+            std::thread::spawn(move || {
+                let mut vm = module.instantiate(host).unwrap();
+                (1..=500).map(|_| vm.call(Callback::OnVmStart, &[1, 0]).unwrap()).last()
+            })
+        })
+        .collect();
+    for worker in workers {
+        assert_eq!(worker.join().unwrap(), Some(500));
+    }
 }

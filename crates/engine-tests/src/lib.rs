@@ -7,11 +7,13 @@
 //! proxy_wasm_engine_tests::engine_contract_tests!(|| std::sync::Arc::new(MyEngine::default()));
 //! ```
 //!
-//! The cases use hand-written WAT guests (every engine here accepts the text format) and assert
-//! what the [`Engine`](proxy_wasm_host::Engine) trait documents: compile errors, import and
-//! export listings, callback arguments and results, signature checks, traps, the CPU deadline
-//! and interrupt, the memory limit, re-entrant allocator calls, `proc_exit`, precompiled
-//! modules. Where a capability is optional, the case checks that an engine without it says so.
+//! The cases use hand-written guests in the Wasm text format, turned into binaries here (engines
+//! receive binaries only), and assert what the engine SDK ([`proxy_wasm_host::engine`])
+//! documents: compile errors, import and export listings, callback arguments and results,
+//! signature checks, traps, the CPU deadline (the host's watchdog through the engine's
+//! interrupt), the memory limit (-1 past it, never more memory), re-entrant allocator calls,
+//! `proc_exit`, precompiled modules and the thread contract. Where a capability is optional, the
+//! case checks that an engine without it says so.
 
 pub mod allocator;
 pub mod cases;
@@ -41,6 +43,8 @@ macro_rules! engine_contract_tests {
             an_i64_argument_passes_through
             proc_exit_is_an_exit_trap
             serialize_and_deserialize_round_trip
+            an_instance_moves_between_threads
+            a_vm_per_worker_thread
         );
     };
     (@cases $make:expr; $($case:ident)*) => {

@@ -61,6 +61,8 @@ pub enum Error {
         /// The engine's message.
         message: String,
     },
+    /// A module in the Wasm text format does not parse.
+    Text(String),
     /// The module imports functions this host does not provide.
     UnknownImports(Vec<String>),
     /// An import has a signature other than the ABI's.
@@ -130,6 +132,7 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::Compile { engine, message } => write!(f, "not a valid Wasm module for {engine}: {message}"),
+            Error::Text(message) => write!(f, "not valid Wasm text: {message}"),
             Error::UnknownImports(names) => write!(
                 f,
                 "it imports {}, which this host does not provide",

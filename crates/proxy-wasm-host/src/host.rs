@@ -8,7 +8,7 @@ use std::sync::Arc;
 use abi::{AbiVersion, BufferType, Callback, MapLimits, MapType, Status};
 
 use crate::trace::TraceHandle;
-use crate::{Embedder, HeaderMap, Mailbox, PluginInfo, Services, Stream, Trace, VmToken};
+use crate::{Embedder, HeaderMap, Limits, Mailbox, PluginInfo, Services, Stream, Trace, VmToken};
 
 /// The host state of one VM: its contexts, the callback running now, and handles to the
 /// embedder and the shared services.
@@ -38,6 +38,11 @@ pub struct VmHost {
     /// The allocator export engines call (`malloc`, else `proxy_on_memory_allocate`), as the
     /// trace names it.
     pub(crate) allocator: Callback,
+    /// The VM's memory and CPU limits.
+    pub(crate) limits: Limits,
+    /// Bytes of linear memory the guest asked for and the engine refused at the memory limit
+    /// during the running callback (the largest such request), if any.
+    pub(crate) memory_refused: Option<u64>,
 }
 
 /// A map keyed by ids the host hands out (context, call ids): small integers, so a
@@ -77,18 +82,28 @@ pub struct VmHostConfig {
     pub environment: Vec<(String, String)>,
     /// Limits on serialized maps from the guest.
     pub map_limits: MapLimits,
+    /// The VM's memory and CPU limits, which the engine applies at instantiation and the host
+    /// around each call.
+    pub limits: Limits,
 }
 
 impl VmHostConfig {
     /// The settings of VM `vm_id` with no VM configuration, an empty environment and the default
-    /// map limits.
+    /// map and VM limits.
     pub fn new(vm_id: impl Into<String>) -> Self {
         VmHostConfig {
             vm_id: vm_id.into(),
             vm_configuration: Vec::new(),
             environment: Vec::new(),
             map_limits: MapLimits::default(),
+            limits: Limits::default(),
         }
+    }
+
+    /// These settings with `limits`.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -225,7 +240,42 @@ impl VmHost {
             trace: None,
             roots_done: false,
             allocator: Callback::Malloc,
+            limits: config.limits,
+            memory_refused: None,
         }
+    }
+
+    /// The VM's limits: an engine applies [`Limits::max_memory_bytes`] when it instantiates the
+    /// module; the host arms [`Limits::call_deadline`] around each call.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The guest allocator the engine calls for [`HostCx::allocate`](crate::HostCx::allocate):
+    /// [`Callback::Malloc`] or [`Callback::OnMemoryAllocate`], chosen by the host
+    /// ([`allocator_callback`](crate::engine::allocator_callback)).
+    pub fn allocator(&self) -> Callback {
+        self.allocator
+    }
+
+    /// Sets the guest allocator (see [`allocator`](Self::allocator)); the host sets it from the
+    /// module's exports before instantiating, and so must anyone who makes a `VmHost` by hand.
+    pub fn set_allocator(&mut self, callback: Callback) {
+        self.allocator = callback;
+    }
+
+    /// The largest growth of linear memory (in bytes) the engine refused at the memory limit
+    /// during the running (or last) callback, if any ([`note_memory_refused`](Self::note_memory_refused)).
+    pub fn memory_refused(&self) -> Option<u64> {
+        self.memory_refused
+    }
+
+    /// Tells the host that the engine refused to grow linear memory to `requested_bytes` because
+    /// of [`Limits::max_memory_bytes`] (the guest's `memory.grow` got -1). Should the running
+    /// callback then trap, its trap is a
+    /// [`TrapKind::MemoryLimit`](crate::TrapKind::MemoryLimit) one that names the limit.
+    pub fn note_memory_refused(&mut self, requested_bytes: u64) {
+        self.memory_refused = Some(self.memory_refused.map_or(requested_bytes, |r| r.max(requested_bytes)));
     }
 
     /// Records this VM's callbacks and host calls in `trace` (labelled `label`), or stops

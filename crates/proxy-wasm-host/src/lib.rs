@@ -1,6 +1,8 @@
 //! The engine-agnostic Proxy-Wasm host.
 //!
-//! - [`Engine`], [`Module`], [`Instance`]: the narrow interface an engine crate implements.
+//! - [`engine`]: the engine SDK: [`Engine`], [`Module`], [`Instance`], the narrow interface an
+//!   engine crate implements, and what the host gives it (checks, the raw host-call entry, the
+//!   deadline watchdog).
 //! - [`hostcalls`]: every host function of ABI 0.2.1, 0.2.0 and 0.1.0 and the WASI subset,
 //!   written once; engines link them from the ABI table.
 //! - [`Vm`], [`PluginHost`]: the plugin, VM and context lifecycle, fault handling.
@@ -10,7 +12,7 @@
 pub use abi::{self, Action, BufferType, Callback, LogLevel, MapType, Status, StreamType};
 
 mod embedder;
-mod engine;
+pub mod engine;
 mod error;
 mod headers;
 mod host;
@@ -26,15 +28,12 @@ pub use embedder::{
     DefaultEmbedder, Embedder, GrpcCall, HttpCall, LocalReply, MemoryStream, PluginInfo, PropertyCx, Stream,
     StreamEffect, VmToken,
 };
-pub use engine::{
-    callback_args, check_arg_count, Capabilities, Engine, Export, ExternKind, Import, Instance, Interrupt, Limits,
-    Module, TrapLatch, MAX_CALLBACK_PARAMS,
-};
+pub use engine::{Capabilities, Engine, Export, ExternKind, Import, Instance, Interrupt, Limits, Module};
 pub use error::{Error, Trap, TrapKind};
 pub use headers::HeaderMap;
 pub use host::{VmHost, VmHostConfig};
 pub use memory::{read_vec, return_bytes, GuestMemory, HostCx, HostError, HostResult, WordSize};
 pub use services::{ForeignFunction, Mailbox, MetricValue, Notification, Services};
-pub use plugin::{callback_exports, check_callback_export, check_imports, missing_imports, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
+pub use plugin::{module_binary, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
 pub use trace::{quote, quote_map, CallbackRecord, Trace, ALLOC};
 pub use vm::{vm_failed_reply, HttpCallResponse, Vm};

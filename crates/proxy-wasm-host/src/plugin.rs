@@ -10,9 +10,8 @@ use abi::{AbiVersion, MapLimits};
 use sha2::{Digest, Sha256};
 
 use crate::services::lock;
-use crate::{
-    Embedder, Engine, Error, ExternKind, Import, Limits, Module, PluginInfo, Services, Stream, Trace, Vm, VmHost, VmHostConfig,
-};
+use crate::engine::{allocator_callback, callback_exports, check_imports};
+use crate::{Embedder, Engine, Error, Limits, Module, PluginInfo, Services, Stream, Trace, Vm, VmHost, VmHostConfig};
 
 /// A validated, compiled plugin module.
 pub struct CompiledModule {
@@ -49,17 +48,6 @@ impl CompiledModule {
     }
 }
 
-/// The imports of a module that this host does not provide, as `module.name`.
-pub fn missing_imports(imports: &[Import]) -> Vec<String> {
-    imports
-        .iter()
-        .filter(|i| {
-            !matches!(i.kind, crate::ExternKind::Func { .. }) || abi::host_function(&i.module, &i.name).is_none()
-        })
-        .map(|i| format!("{}.{}", i.module, i.name))
-        .collect()
-}
-
 /// Checks that a compiled module is a Proxy-Wasm plugin this host can run: exactly one ABI
 /// marker, only imports the host provides (with the ABI's signatures), callbacks exported with
 /// their version's signatures, and an allocator export.
@@ -78,52 +66,17 @@ pub fn validate(module: &dyn Module) -> Result<AbiVersion, Error> {
     Ok(abi)
 }
 
-/// Refuses imports the host lacks ([`Error::UnknownImports`], all of them named) and imports of
-/// host functions with another signature than the ABI table's ([`Error::BadImport`]). Engines
-/// call it before linking, so the error is the same on every engine.
-pub fn check_imports(imports: &[Import]) -> Result<(), Error> {
-    let missing = missing_imports(imports);
-    if !missing.is_empty() {
-        return Err(Error::UnknownImports(missing));
+/// The bytes `engine` compiles: for a Wasm engine, a module that is not a Wasm binary (it lacks
+/// the `\0asm` magic) is read as the text format and parsed into a binary here, once, for every
+/// engine (engines receive binaries only, [`Engine::compile`]); a text module that does not parse
+/// is an [`Error::Text`] with the parser's message and the line and column. For the Null VM (not
+/// [`sandboxed`](crate::Capabilities::sandboxed)) the bytes pass as they are: a native library or
+/// a static plugin's name.
+pub fn module_binary<'a>(engine: &dyn Engine, bytes: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>, Error> {
+    if !engine.capabilities().sandboxed || bytes.starts_with(b"\0asm") {
+        return Ok(std::borrow::Cow::Borrowed(bytes));
     }
-    for import in imports {
-        if let Some(row) = abi::host_function(&import.module, &import.name) {
-            let expected = ExternKind::func(row.params.iter().map(|p| p.kind), row.result);
-            if import.kind != expected {
-                return Err(Error::BadImport {
-                    import: format!("{}.{}", import.module, import.name),
-                    message: format!("expected {}, found {}", expected.describe(), import.kind.describe()),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Every callback of any ABI version that `exports` has, with [`check_callback_export`]'s
-/// verdict on its type; `None` where it is not exported. Engines work it out once per module,
-/// so that making an instance neither rebuilds export types nor looks up absent names.
-pub fn callback_exports(exports: &[crate::Export]) -> [Option<Result<(), Error>>; abi::Callback::COUNT] {
-    std::array::from_fn(|i| {
-        let callback = abi::CALLBACKS[i].callback;
-        let export = exports.iter().find(|e| e.name == callback.name())?;
-        Some(check_callback_export(callback, &export.kind))
-    })
-}
-
-/// Refuses an export named as `callback` whose type (`found`) is not the callback's signature
-/// ([`Error::BadExport`]). Engines call it before making a callback's typed handle.
-pub fn check_callback_export(callback: abi::Callback, found: &ExternKind) -> Result<(), Error> {
-    let info = callback.info();
-    let expected = ExternKind::func(info.params.iter().map(|p| p.kind), info.result);
-    if *found == expected {
-        Ok(())
-    } else {
-        Err(Error::BadExport {
-            export: info.name.to_string(),
-            message: format!("expected {}, found {}", expected.describe(), found.describe()),
-        })
-    }
+    wat::parse_bytes(bytes).map_err(|e| Error::Text(e.to_string()))
 }
 
 /// What every VM of a [`PluginHost`] is made with.
@@ -143,16 +96,15 @@ fn make_vm(code: &CompiledModule, config: &VmConfig, env: &VmEnv, role: &str) ->
             vm_configuration: config.configuration.clone(),
             environment: config.environment.clone(),
             map_limits: config.map_limits,
+            limits: config.limits,
         },
         code.abi,
         env.embedder.clone(),
         env.services.clone(),
     );
     host.set_trace(env.trace.as_ref(), format!("{role}, vm_id {:?}", config.vm_id));
-    if !code.module.exports().iter().any(|e| e.name == "malloc") {
-        host.allocator = abi::Callback::OnMemoryAllocate;
-    }
-    let instance = code.module.instantiate(host, &config.limits)?;
+    host.set_allocator(allocator_callback(code.module.exports()));
+    let instance = code.module.instantiate(host)?;
     Vm::start(instance, code.engine)
 }
 
@@ -227,13 +179,15 @@ impl PluginHost {
         &self.env.services
     }
 
-    /// Compiles and validates a module, or returns the cached one with the same sha256.
+    /// Compiles and validates a module, or returns the cached one with the same sha256 (of the
+    /// bytes as given). A module in the Wasm text format is turned into a binary first, here:
+    /// engines receive binaries only ([`Engine::compile`]); see [`module_binary`].
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>, Error> {
         let sha256: [u8; 32] = Sha256::digest(bytes).into();
         if let Some(m) = lock(&self.modules).get(&sha256) {
             return Ok(m.clone());
         }
-        let module = self.engine.compile(bytes)?;
+        let module = self.engine.compile(&module_binary(&*self.engine, bytes)?)?;
         let abi = validate(&*module)?;
         let compiled = Arc::new(CompiledModule { module, abi, sha256, engine: self.engine.name() });
         lock(&self.modules).insert(sha256, compiled.clone());

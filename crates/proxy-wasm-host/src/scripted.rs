@@ -812,7 +812,7 @@ fn effect_text(effect: &StreamEffect) -> String {
 pub fn transcript_error(error: &Error) -> String {
     match error {
         Error::Trap { callback, trap } => format!("trapped in {callback} ({})", crate::trace::trap_text(trap)),
-        Error::Compile { .. } => "not a valid Wasm module".to_string(),
+        Error::Compile { .. } | Error::Text(_) => "not a valid Wasm module".to_string(),
         Error::Instantiate { .. } => "could not instantiate the module".to_string(),
         Error::VmFailed(_) => "the VM has failed".to_string(),
         other => other.to_string(),

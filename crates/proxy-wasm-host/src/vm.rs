@@ -11,9 +11,10 @@ use std::sync::Arc;
 use abi::{AbiVersion, Action, BufferType, Callback, MapType, PeerType, StreamType};
 
 use crate::host::{CallData, Context, ContextKind, RootContext, StreamContext, StreamPhase};
+use crate::engine::{DeadlineSlot, Watchdog};
 use crate::{
     Error, HeaderMap, Instance, LocalReply, Mailbox, MemoryStream, Notification, PluginInfo, Stream, StreamEffect,
-    Trap, VmToken,
+    Trap, TrapKind, VmToken,
 };
 
 /// The answer to an HTTP callout, delivered with [`Vm::on_http_call_response`].
@@ -30,6 +31,9 @@ pub struct HttpCallResponse {
 /// One VM: an engine instance and its contexts.
 pub struct Vm {
     instance: Box<dyn Instance>,
+    /// The VM's CPU deadline in the host's watchdog, when it has one and the engine can be
+    /// interrupted.
+    deadline: Option<DeadlineSlot>,
     engine: &'static str,
     token: VmToken,
     abi: AbiVersion,
@@ -55,6 +59,29 @@ pub fn vm_failed_reply(grpc: bool) -> LocalReply {
     }
 }
 
+/// The trap of a call the watchdog may have stopped: a deadline trap that says so when it fired
+/// (the engine only knows it was interrupted).
+fn deadline_trap(trap: Trap, fired: bool, deadline: std::time::Duration) -> Trap {
+    if fired && trap.kind == TrapKind::Deadline {
+        Trap::deadline(format!("the call ran longer than its {deadline:?} deadline"))
+    } else {
+        trap
+    }
+}
+
+/// The trap of a call during which the engine refused to grow memory at the limit: the guest
+/// trapped on its own after `memory.grow` answered -1 (Rust's and C's allocators abort), so the
+/// VM failed for its memory limit.
+fn memory_limit_trap(trap: Trap, requested: u64, limit: u64) -> Trap {
+    Trap {
+        kind: TrapKind::MemoryLimit,
+        message: format!(
+            "the guest trapped ({}) after memory.grow to {requested} bytes was refused at the limit of {limit} bytes",
+            trap.message
+        ),
+    }
+}
+
 /// gRPC's UNAVAILABLE status code.
 const GRPC_UNAVAILABLE: i32 = 14;
 
@@ -69,10 +96,20 @@ fn is_grpc(stream: &mut dyn Stream) -> bool {
 impl Vm {
     /// Wraps a fresh instance and runs its start functions: `_initialize` (then `main` if
     /// exported), or `_start` when there is no `_initialize`.
+    ///
+    /// When the VM's limits set a CPU deadline and the engine can be interrupted, every call
+    /// into the VM from here on is watched by the process's [`Watchdog`]; an engine that cannot
+    /// be interrupted ([`Capabilities::interrupt`](crate::Capabilities::interrupt) false) runs
+    /// without a deadline.
     pub fn start(instance: Box<dyn Instance>, engine: &'static str) -> Result<Vm, Error> {
         let mut instance = instance;
         let (token, abi) = (instance.host().token, instance.host().abi);
-        let mut vm = Vm { instance, engine, token, abi, failure: None, roots: Vec::new(), next_context: 0 };
+        let deadline = instance
+            .host()
+            .limits
+            .call_deadline
+            .and_then(|d| instance.interrupt_handle().map(|i| Watchdog::global().slot(i, d)));
+        let mut vm = Vm { instance, deadline, engine, token, abi, failure: None, roots: Vec::new(), next_context: 0 };
         if vm.instance.has(Callback::Initialize) {
             vm.call_checked(Callback::Initialize, 0, &[])?;
             if vm.instance.has(Callback::Main) {
@@ -152,13 +189,30 @@ impl Vm {
         host.call.callback = Some(callback);
         host.call.context_id = context_id;
         host.call.effective = context_id;
+        host.memory_refused = None;
         let trace = host.trace.clone().map(|t| {
             let index = t.begin_callback(callback, context_id, args);
             (t, index)
         });
-        let result = self.instance.call(callback, args);
+        let result = match &self.deadline {
+            None => self.instance.call(callback, args),
+            Some(slot) => match slot.arm() {
+                Ok(armed) => {
+                    let result = self.instance.call(callback, args);
+                    let fired = armed.disarm();
+                    result.map_err(|trap| deadline_trap(trap, fired, slot.deadline()))
+                }
+                Err(trap) => Err(trap),
+            },
+        };
         let host = self.instance.host();
         host.call.callback = None;
+        let result = match (result, host.memory_refused.take()) {
+            (Err(trap), Some(requested)) if trap.kind == TrapKind::Guest => {
+                Err(memory_limit_trap(trap, requested, host.limits.max_memory_bytes))
+            }
+            (result, _) => result,
+        };
         let reap = std::mem::take(&mut host.roots_done);
         if let Some((trace, index)) = trace {
             trace.end_callback(index, &result);
@@ -713,10 +767,31 @@ mod tests {
 
     /// An instance that exports `exports`, traps in `trap_in` and answers 1 (true) from
     /// every other callback that returns a value, except stream callbacks (CONTINUE).
+    /// In `trap_in` it traps; with `refuse_memory` it first notes a refused `memory.grow` (as an
+    /// engine does at the limit); in `spin_in` it runs until interrupted, then answers a deadline
+    /// trap as an engine does.
     struct Fake {
         host: VmHost,
         exports: Vec<Callback>,
         trap_in: Callback,
+        refuse_memory: bool,
+        spin_in: Option<Callback>,
+        interrupted: Arc<FakeInterrupt>,
+    }
+
+    #[derive(Default)]
+    struct FakeInterrupt(std::sync::atomic::AtomicBool);
+
+    impl crate::Interrupt for FakeInterrupt {
+        fn interrupt(&self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    impl Fake {
+        fn new(host: VmHost, exports: Vec<Callback>, trap_in: Callback) -> Self {
+            Fake { host, exports, trap_in, refuse_memory: false, spin_in: None, interrupted: Arc::default() }
+        }
     }
 
     impl Instance for Fake {
@@ -725,8 +800,21 @@ mod tests {
         }
 
         fn call(&mut self, callback: Callback, _args: &[u64]) -> Result<u64, Trap> {
+            use std::sync::atomic::Ordering;
+            self.interrupted.0.store(false, Ordering::SeqCst);
+            if self.spin_in == Some(callback) {
+                while !self.interrupted.0.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                return Err(Trap::deadline("interrupted"));
+            }
             match callback {
-                c if c == self.trap_in => Err(Trap::guest("unreachable")),
+                c if c == self.trap_in => {
+                    if self.refuse_memory {
+                        self.host.note_memory_refused(3 << 16);
+                    }
+                    Err(Trap::guest("unreachable"))
+                }
                 Callback::OnVmStart | Callback::OnConfigure | Callback::OnDone => Ok(1),
                 _ => Ok(0),
             }
@@ -738,6 +826,10 @@ mod tests {
 
         fn memory_size(&mut self) -> u64 {
             0
+        }
+
+        fn interrupt_handle(&self) -> Option<Arc<dyn crate::Interrupt>> {
+            Some(self.interrupted.clone())
         }
     }
 
@@ -753,7 +845,7 @@ mod tests {
             Callback::OnResponseHeaders,
             Callback::OnResponseBody,
         ];
-        let mut vm = Vm::start(Box::new(Fake { host, exports, trap_in }), "fake").unwrap();
+        let mut vm = Vm::start(Box::new(Fake::new(host, exports, trap_in)), "fake").unwrap();
         let root = vm.start_plugin(PluginInfo { fail_open: false, ..Default::default() }).unwrap();
         (vm, root)
     }
@@ -802,5 +894,42 @@ mod tests {
         let reply = vm.memory_stream(id).unwrap().local_reply().cloned().unwrap();
         assert_eq!((reply.status, reply.grpc_status), (503, Some(14)));
         assert_eq!(vm_failed_reply(false).grpc_status, None);
+    }
+
+    #[test]
+    fn a_call_past_its_deadline_is_stopped_by_the_watchdog_and_says_so() {
+        let limits = crate::Limits { call_deadline: Some(std::time::Duration::from_millis(20)), ..Default::default() };
+        let host = VmHost::new(VmHostConfig::new("").with_limits(limits), AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new());
+        let mut fake = Fake::new(host, vec![Callback::OnTick], Callback::OnDelete);
+        fake.spin_in = Some(Callback::OnTick);
+        let mut vm = Vm::start(Box::new(fake), "fake").unwrap();
+        let root = vm.start_plugin(PluginInfo::default()).unwrap();
+        let err = vm.on_tick(root).unwrap_err();
+        let Error::Trap { trap, .. } = err else { panic!("{err}") };
+        assert_eq!(trap.kind, TrapKind::Deadline);
+        assert!(trap.message.contains("ran longer than its 20ms deadline"), "{trap}");
+    }
+
+    #[test]
+    fn a_trap_after_a_refused_memory_grow_is_a_memory_limit_trap() {
+        let limits = crate::Limits { max_memory_bytes: 2 << 16, ..Default::default() };
+        let host = VmHost::new(VmHostConfig::new("").with_limits(limits), AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new());
+        let mut fake = Fake::new(host, vec![Callback::OnTick], Callback::OnTick);
+        fake.refuse_memory = true;
+        let mut vm = Vm::start(Box::new(fake), "fake").unwrap();
+        let root = vm.start_plugin(PluginInfo::default()).unwrap();
+        let Error::Trap { trap, .. } = vm.on_tick(root).unwrap_err() else { panic!() };
+        assert_eq!(trap.kind, TrapKind::MemoryLimit);
+        assert!(trap.message.contains("196608 bytes was refused at the limit of 131072 bytes"), "{trap}");
+        assert!(trap.to_string().starts_with("memory limit exceeded"), "{trap}");
+    }
+
+    #[test]
+    fn a_trap_without_a_refused_grow_stays_a_guest_trap() {
+        let host = VmHost::new(VmHostConfig::new(""), AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new());
+        let mut vm = Vm::start(Box::new(Fake::new(host, vec![Callback::OnTick], Callback::OnTick)), "fake").unwrap();
+        let root = vm.start_plugin(PluginInfo::default()).unwrap();
+        let Error::Trap { trap, .. } = vm.on_tick(root).unwrap_err() else { panic!() };
+        assert_eq!(trap.kind, TrapKind::Guest);
     }
 }

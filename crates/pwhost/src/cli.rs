@@ -191,8 +191,10 @@ fn cmd_run(args: &[String], cx: &mut Out<'_>) -> Result<u8, Failure> {
         Ok(code) => code,
         // Not a module at all: bad input.
         Err(Error::Compile { engine, message }) => {
-            let how = if bytes.starts_with(b"\0asm") { "" } else { " (it is not a Wasm binary, so it was read as the text format)" };
-            return Err(bad(format!("plugin `{plugin_path}` is not a valid Wasm module for {engine}{how}: {message}")));
+            return Err(bad(format!("plugin `{plugin_path}` is not a valid Wasm module for {engine}: {message}")));
+        }
+        Err(Error::Text(message)) => {
+            return Err(bad(format!("plugin `{plugin_path}` (it is not a Wasm binary, so it was read as the text format): {message}")));
         }
         Err(Error::Io(message)) => return Err(bad(message)),
         // A module the host refuses, as `inspect` would say.
@@ -319,7 +321,8 @@ fn cmd_inspect(args: &[String], cx: &mut Out<'_>) -> Result<u8, Failure> {
     };
     let engine = engine(&name)?;
     let bytes = read(file, "plugin")?;
-    let module = engine.compile(&bytes).map_err(|e| bad(format!("plugin `{file}`: {e}")))?;
+    let binary = proxy_wasm_host::module_binary(&*engine, &bytes).map_err(|e| bad(format!("plugin `{file}`: {e}")))?;
+    let module = engine.compile(&binary).map_err(|e| bad(format!("plugin `{file}`: {e}")))?;
     say!(cx, "plugin:   {file} ({} bytes)", bytes.len());
     say!(cx, "engine:   {}", engine.name());
     say!(cx, "enforces: {}", enforces(engine.capabilities()));

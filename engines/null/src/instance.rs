@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use abi::Callback;
-use proxy_wasm_host::{check_arg_count, Error, Instance, Trap, TrapLatch, VmHost};
+use proxy_wasm_host::engine::{check_arg_count, TrapLatch};
+use proxy_wasm_host::{Error, Instance, Trap, VmHost};
 
 use crate::module::{Code, NullModule};
 use crate::native::{self, NullState, Running};
@@ -73,7 +74,7 @@ impl NullInstance {
                 Some(library)
             }
         };
-        let allocator = callbacks[Callback::Malloc as usize].or(callbacks[Callback::OnMemoryAllocate as usize]);
+        let allocator = callbacks[host.allocator() as usize];
         let state = Box::new(NullState { host, allocator, poisoned: None, key: NEXT_KEY.fetch_add(1, Ordering::Relaxed) });
         Ok(NullInstance { state, callbacks, _library: library, failed: TrapLatch::default() })
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use abi::{AbiVersion, CALLBACKS};
 use object::{Object, ObjectSymbol};
-use proxy_wasm_host::{Error, Export, ExternKind, Import, Instance, Limits, Module, VmHost};
+use proxy_wasm_host::{Error, Export, ExternKind, Import, Instance, Module, VmHost};
 
 use crate::instance::NullInstance;
 use crate::{Lookup, NAME};
@@ -132,7 +132,7 @@ impl Module for NullModule {
     }
 
     /// Limits are not enforced: native code has no sandbox (see the crate docs).
-    fn instantiate(&self, host: VmHost, _limits: &Limits) -> Result<Box<dyn Instance>, Error> {
+    fn instantiate(&self, host: VmHost) -> Result<Box<dyn Instance>, Error> {
         Ok(Box::new(NullInstance::new(self, host)?))
     }
 }

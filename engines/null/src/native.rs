@@ -9,8 +9,9 @@ use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
-use abi::{Callback, Status};
-use proxy_wasm_host::{hostcalls, GuestMemory, HostCx, Trap, VmHost};
+use abi::{Callback, HostFunctionId, Status};
+use proxy_wasm_host::engine::call_row;
+use proxy_wasm_host::{GuestMemory, HostCx, Trap, VmHost, WordSize};
 
 /// What a native instance keeps where its host functions can reach it.
 pub(crate) struct NullState {
@@ -109,18 +110,21 @@ unsafe fn call_allocator(addr: usize, size: usize) -> usize {
     f(size)
 }
 
-/// Runs a host function on the running instance and turns its result into the status the
-/// plugin gets. Without a running instance (a plugin calling from another thread or after
-/// its callback returned) the answer is `INTERNAL_FAILURE`; a trap poisons the instance (the
-/// callback then fails) and answers `INTERNAL_FAILURE` too, since native code cannot be
-/// unwound; so does a host panic, which must not cross into the plugin.
-fn dispatch(f: impl FnOnce(&mut dyn HostCx) -> Result<i32, Trap>) -> u32 {
+/// Runs host function `row` (the host's raw entry, [`call_row`]) on the running instance with
+/// `args` (native words: pointers and sizes are 64-bit) and answers the status the plugin gets.
+///
+/// Without a running instance (a plugin calling from another thread, or after its callback
+/// returned) the answer is `INTERNAL_FAILURE`. A trap is kept as the trap: it poisons the
+/// instance, and the callback fails with it when it returns (native code cannot be unwound, so
+/// the plugin itself sees `INTERNAL_FAILURE` meanwhile). A host panic, which must not cross into
+/// the plugin, is a trap too.
+fn host_call(row: HostFunctionId, args: &[u64]) -> u32 {
     let state = CURRENT.with(Cell::get);
     if state.is_null() {
         return Status::InternalFailure.raw();
     }
     let mut cx = NullCx(state);
-    match catch_unwind(AssertUnwindSafe(|| f(&mut cx))) {
+    match catch_unwind(AssertUnwindSafe(|| call_row(row.row(), WordSize::W64, &mut cx, args))) {
         Ok(Ok(code)) => code as u32,
         Ok(Err(trap)) => {
             cx.state().poisoned.get_or_insert(trap);
@@ -151,7 +155,7 @@ macro_rules! native_entry {
         #[doc = concat!("`env.", stringify!($name), "` for native plugins: see the ABI reference.")]
         #[no_mangle]
         pub extern "C" fn $name($($arg: native_type!($kind)),*) -> u32 {
-            dispatch(|cx| hostcalls::$name(cx $(, $arg as _)*))
+            host_call(HostFunctionId::$name, &[$($arg as u64),*])
         }
     };
     (wasi, $name:ident, ($($arg:ident : $kind:ident),*)) => {};

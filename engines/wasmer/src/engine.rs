@@ -1,15 +1,15 @@
-//! [`WasmerEngine`]: one Wasmer engine with its compiler, stop-check middleware, memory-limiting
-//! tunables and deadline watchdog.
+//! [`WasmerEngine`]: one Wasmer engine with its compiler, stop-check middleware and
+//! memory-limiting tunables.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use proxy_wasm_host::{Capabilities, Engine, Error, Module};
 use wasmer::sys::{CompilerConfig, NativeEngineExt};
 
 use crate::limits::LimitingTunables;
 use crate::module::WasmerModule;
-use crate::stop::{StopCheck, Watchdog};
+use crate::shared::Shared;
+use crate::stop::StopCheck;
 
 /// Which Wasmer compiler turns Wasm into machine code; each has a Cargo feature of this crate.
 ///
@@ -44,17 +44,12 @@ impl Compiler {
 pub struct WasmerConfig {
     /// The compiler.
     pub compiler: Compiler,
-    /// How often the watchdog thread looks for calls past their deadline while some call has one
-    /// (default 10 ms): the granularity of
-    /// [`Limits::call_deadline`](proxy_wasm_host::Limits::call_deadline). The thread sleeps when
-    /// no call has a deadline.
-    pub watchdog_tick: Duration,
 }
 
 impl WasmerConfig {
     /// The default configuration with `compiler`.
     pub fn new(compiler: Compiler) -> Self {
-        WasmerConfig { compiler, watchdog_tick: Duration::from_millis(10) }
+        WasmerConfig { compiler }
     }
 }
 
@@ -76,20 +71,6 @@ pub struct WasmerEngine {
     pub(crate) shared: Arc<Shared>,
 }
 
-/// What the engine, its modules and instances share.
-pub(crate) struct Shared {
-    /// Wasmer's engine, with our middleware and tunables.
-    pub(crate) engine: wasmer::Engine,
-    /// The engine's name.
-    pub(crate) name: &'static str,
-    /// The middleware, whose per-module state makes compiles sequential.
-    stop_check: Arc<StopCheck>,
-    /// Held while a module compiles.
-    compile_lock: Mutex<()>,
-    /// Stops calls past their deadline.
-    pub(crate) watchdog: Arc<Watchdog>,
-}
-
 impl WasmerEngine {
     /// An engine set up as `config` says.
     pub fn new(config: WasmerConfig) -> Self {
@@ -109,13 +90,7 @@ impl WasmerEngine {
             }
         };
         engine.set_tunables(LimitingTunables::new());
-        let shared = Shared {
-            engine,
-            name: config.compiler.engine_name(),
-            stop_check,
-            compile_lock: Mutex::new(()),
-            watchdog: Watchdog::new(config.watchdog_tick),
-        };
+        let shared = Shared { engine, name: config.compiler.engine_name(), stop_check, compile_lock: Mutex::new(()) };
         WasmerEngine { shared: Arc::new(shared) }
     }
 
@@ -166,12 +141,11 @@ impl Engine for WasmerEngine {
 
     /// Loads the output of [`Module::serialize`]. **Trusted bytes only**: see
     /// [`WasmerEngine`]'s docs.
-    fn deserialize(&self, bytes: &[u8]) -> Result<Arc<dyn Module>, Error> {
+    unsafe fn deserialize(&self, bytes: &[u8]) -> Result<Arc<dyn Module>, Error> {
         // SAFETY: `Module::deserialize` is sound for bytes made by `Module::serialize` of a
         // compatible engine (Wasmer checks the header and version itself, and refuses other
-        // bytes). This engine's public contract, documented on `WasmerEngine` and on this method,
-        // is that it only ever receives bytes our own `serialize` produced and that were kept out
-        // of reach of anyone else; untrusted code goes through `compile`.
+        // bytes), which is this method's own safety contract (`Engine::deserialize`): the caller
+        // vouches that the bytes are our own `serialize` output, kept out of reach of anyone else.
         let module = unsafe { wasmer::Module::deserialize(&self.shared.engine, bytes) }
             .map_err(|e| Error::Compile { engine: self.shared.name, message: e.to_string() })?;
         Ok(Arc::new(WasmerModule::new(self.shared.clone(), module)))

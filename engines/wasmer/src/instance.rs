@@ -4,32 +4,15 @@
 use std::sync::Arc;
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::{callback_args, MAX_CALLBACK_PARAMS, Error, Instance, Interrupt, Limits, Trap, TrapLatch, VmHost};
-use wasmer::{
-    AsStoreMut, Extern, Function, FunctionEnv, Global, GlobalType, Memory, Mutability, Store, Type, TypedFunction,
-};
+use proxy_wasm_host::engine::{callback_args, TrapLatch, MAX_CALLBACK_PARAMS};
+use proxy_wasm_host::{Error, Instance, Interrupt, Trap, VmHost};
+use wasmer::{AsStoreMut, Extern, Function, FunctionEnv, Global, GlobalType, Mutability, Store, Type, TypedFunction};
 
-use crate::engine::Shared;
-use crate::module::WasmerModule;
-use crate::stop::{FlagPtr, Reason, Stop, WasmerInterrupt, STOP_EXPORT};
+use crate::limits::Refused;
+use crate::shared::Shared;
+use crate::stop::{FlagPtr, Stop, WasmerInterrupt, STOP_EXPORT};
+use crate::store::StoreData;
 use crate::{limits, link, trap};
-
-/// What host functions see of their instance (the `FunctionEnv` of every host function).
-pub(crate) struct StoreData {
-    /// The VM's host state.
-    pub(crate) host: VmHost,
-    /// The exported `memory`, if any.
-    pub(crate) memory: Option<Memory>,
-    /// The guest allocator: `malloc`, else `proxy_on_memory_allocate`.
-    pub(crate) allocator: Option<TypedFunction<i32, i32>>,
-    /// The instance's stop state, to tell a deadline from a guest trap in a nested call.
-    pub(crate) stop: Arc<Stop>,
-    /// The instance's limits, for trap messages.
-    pub(crate) limits: Limits,
-    /// A trap raised in the guest allocator during a host function. The VM fails with it even if
-    /// the host function swallowed the error.
-    pub(crate) poisoned: Option<Trap>,
-}
 
 /// A callback's typed handle, one variant per shape of the callback table: every parameter is an
 /// `i32`; the result is nothing (`N*`) or an `i32` (`R*`).
@@ -93,7 +76,8 @@ impl Handle {
     }
 }
 
-/// A live instance of a [`WasmerModule`]: one VM, used by one thread at a time (`Send`).
+/// A live instance of a [`WasmerModule`](crate::WasmerModule): one VM, used by one thread at a
+/// time (`Send`).
 ///
 /// Its callbacks are resolved and type-checked at instantiation and called through typed
 /// handles; after a trap it refuses every further call.
@@ -101,61 +85,54 @@ pub struct WasmerInstance {
     store: Store,
     env: FunctionEnv<StoreData>,
     callbacks: [Option<Handle>; Callback::COUNT],
-    shared: Arc<Shared>,
     stop: Arc<Stop>,
     /// The instance's stop flag.
     flag: FlagPtr,
-    limits: Limits,
+    /// Growths its memory refused at the limit, handed to the host after each call.
+    refused: Arc<Refused>,
     /// The first trap, after which every call is refused.
     failed: TrapLatch,
 }
 
-/// Makes an instance: a store whose function environment holds the host state, the module's
-/// imports linked to the ABI's host functions, its memories limited; then the stop flag, the
-/// memory, the callbacks of the guest's ABI version and the allocator resolved.
+/// Makes an instance of `module` (whose imports were checked): a store whose function environment
+/// holds the host state, the module's imports linked to the ABI's host functions (and `extra`,
+/// for tests), its memories limited; then the stop flag, the memory, the callbacks of the guest's
+/// ABI version (`verdicts`: the module's callback exports, type-checked once) and the allocator
+/// resolved.
 ///
-/// A start section, if the module has one, runs without the call deadline; growing memory past
-/// the limit there fails the instantiation.
-pub(crate) fn instantiate(module: &WasmerModule, host: VmHost, limits: &Limits) -> Result<WasmerInstance, Error> {
-    module.check()?;
-    instantiate_with(module, host, limits, |_, _, _| {})
-}
-
-/// [`instantiate`] without the import check, with `extra` imports (for tests).
-pub(crate) fn instantiate_with(
-    module: &WasmerModule,
+/// A start section, if the module has one, runs without the call deadline.
+pub(crate) fn instantiate(
+    shared: &Arc<Shared>,
+    module: &wasmer::Module,
+    verdicts: &[Option<Result<(), Error>>; Callback::COUNT],
     host: VmHost,
-    limits: &Limits,
     extra: impl FnOnce(&mut Store, &FunctionEnv<StoreData>, &mut wasmer::Imports),
 ) -> Result<WasmerInstance, Error> {
-    let shared = module.shared.clone();
     let name = shared.name;
     let version = host.abi_version();
+    let allocator_callback = host.allocator();
+    let max_memory_bytes = host.limits().max_memory_bytes;
     let stop = Arc::new(Stop::default());
+    let refused = Arc::new(Refused::default());
     let mut store = Store::new(shared.engine.clone());
-    let data = StoreData { host, memory: None, allocator: None, stop: stop.clone(), limits: *limits, poisoned: None };
+    let data = StoreData { host, memory: None, allocator: None, stop: stop.clone(), poisoned: None };
     let env = FunctionEnv::new(&mut store, data);
-    let mut imports = link::imports(&mut store, &env, &module.module);
+    let mut imports = link::imports(&mut store, &env, module);
     extra(&mut store, &env, &mut imports);
-    let instance = limits::with_limit(limits.max_memory_bytes, &stop, || {
+    let instance = limits::with_limit(max_memory_bytes, &refused, || {
         // Boxed: Wasmer's error is large, and this closure's result passes through `with_limit`.
-        wasmer::Instance::new(&mut store, &module.module, &imports).map_err(Box::new)
+        wasmer::Instance::new(&mut store, module, &imports).map_err(Box::new)
     })
     .map_err(|e| {
         let message = match *e {
-            wasmer::InstantiationError::Start(e) => trap::from_error(e, &stop, limits).to_string(),
+            wasmer::InstantiationError::Start(e) => trap::from_error(e, &stop).to_string(),
             other => other.to_string(),
         };
         Error::Instantiate { engine: name, message }
     })?;
+    // A refusal in a start section is not the first callback's.
+    refused.take();
 
-    if stop.reason() == Some(Reason::MemoryLimit) {
-        // The start section grew memory past the limit (and went on with -1: no flag yet).
-        return Err(Error::Instantiate {
-            engine: name,
-            message: format!("its start function grew memory past the limit of {} bytes", limits.max_memory_bytes),
-        });
-    }
     let flag = match instance.exports.get_extern(STOP_EXPORT) {
         Some(Extern::Global(global)) => flag_ptr(&mut store, global),
         _ => None,
@@ -165,15 +142,12 @@ pub(crate) fn instantiate_with(
         message: "the module was not compiled by this engine: it lacks the stop flag".into(),
     })?;
     stop.attach(flag);
-    if limits.call_deadline.is_some() {
-        shared.watchdog.register(&stop);
-    }
 
     let memory = instance.exports.get_memory("memory").ok().cloned();
     let mut callbacks: [Option<Handle>; Callback::COUNT] = std::array::from_fn(|_| None);
     for callback in Callback::for_version(version) {
         let info = callback.info();
-        let Some(verdict) = module.callback(callback) else { continue };
+        let Some(verdict) = &verdicts[callback as usize] else { continue };
         verdict.clone()?;
         let bad = |message: String| Error::BadExport { export: info.name.to_string(), message };
         let Some(Extern::Function(func)) = instance.exports.get_extern(info.name) else {
@@ -181,14 +155,14 @@ pub(crate) fn instantiate_with(
         };
         callbacks[callback as usize] = Some(Handle::new(func, &store, info).map_err(bad)?);
     }
-    let allocator = [Callback::Malloc, Callback::OnMemoryAllocate].iter().find_map(|cb| match &callbacks[*cb as usize] {
+    let allocator = match &callbacks[allocator_callback as usize] {
         Some(Handle::R1(f)) => Some(f.clone()),
         _ => None,
-    });
+    };
     let data = env.as_mut(&mut store);
     data.memory = memory;
     data.allocator = allocator;
-    Ok(WasmerInstance { store, env, callbacks, shared, stop, flag, limits: *limits, failed: TrapLatch::default() })
+    Ok(WasmerInstance { store, env, callbacks, stop, flag, refused, failed: TrapLatch::default() })
 }
 
 /// The address of the stop flag `global` in `store`.
@@ -218,9 +192,8 @@ impl WasmerInstance {
         }
     }
 
-    /// The deadline trap message and the like need the limits; the rest is [`trap::from_error`].
     fn trap(&self, e: wasmer::RuntimeError) -> Trap {
-        trap::from_error(e, &self.stop, &self.limits)
+        trap::from_error(e, &self.stop)
     }
 }
 
@@ -257,14 +230,12 @@ impl Instance for WasmerInstance {
         };
         let a = callback_args(callback, args)?;
         self.stop.clear(self.flag);
-        let result = match self.limits.call_deadline {
-            None => handle.call(&mut self.store, &a),
-            Some(deadline) => {
-                let _watching = self.shared.watchdog.watch(&self.stop, deadline)?;
-                handle.call(&mut self.store, &a)
-            }
-        };
-        let poisoned = self.env.as_mut(&mut self.store).poisoned.take();
+        let result = handle.call(&mut self.store, &a);
+        let data = self.env.as_mut(&mut self.store);
+        if let Some(requested) = self.refused.take() {
+            data.host.note_memory_refused(requested);
+        }
+        let poisoned = data.poisoned.take();
         let result = result.map_err(|e| self.trap(e));
         self.failed.settle(result, poisoned)
     }

@@ -7,15 +7,14 @@
 //! into stores whose function environment holds the VM's [`VmHost`](proxy_wasm_host::VmHost).
 //!
 //! - **Stop checks.** A compiler middleware (`stop.rs`) adds a stop flag to every module and
-//!   checks it at function entries, loop headers and after `memory.grow`. The CPU deadline, the
-//!   interrupt handle and the memory limit all stop the guest by raising it.
+//!   checks it at function entries, loop headers and after `memory.grow`. [`WasmerInterrupt`]
+//!   raises it from any thread: the host's watchdog does when a call passes its deadline. The
+//!   guest stops with a [`TrapKind::Deadline`](proxy_wasm_host::TrapKind::Deadline) trap.
 //! - **Memory limit.** The engine's tunables wrap each instance's linear memory: growing it past
-//!   [`Limits::max_memory_bytes`](proxy_wasm_host::Limits::max_memory_bytes) raises the stop flag,
-//!   so the guest traps with [`TrapKind::MemoryLimit`](proxy_wasm_host::TrapKind::MemoryLimit)
-//!   right after its `memory.grow`, instead of carrying on with -1.
-//! - **CPU deadline and interrupt.** A watchdog thread per engine raises the flag of a call past
-//!   its deadline; [`WasmerInterrupt`] raises it from any thread. Either is a
-//!   [`TrapKind::Deadline`](proxy_wasm_host::TrapKind::Deadline) trap.
+//!   [`Limits::max_memory_bytes`](proxy_wasm_host::Limits::max_memory_bytes) is refused, so
+//!   `memory.grow` answers -1 as Wasm specifies and the C++ host does, and the refusal is handed
+//!   to the host ([`VmHost::note_memory_refused`](proxy_wasm_host::VmHost::note_memory_refused)),
+//!   which names the limit if the guest then traps.
 //! - **Traps.** A host function's [`Trap`](proxy_wasm_host::Trap) travels through Wasmer's
 //!   runtime error as a typed error and comes back unchanged (so `proc_exit`'s exit code
 //!   survives); a Wasm trap becomes a one-line guest trap such as
@@ -29,7 +28,9 @@ mod instance;
 mod limits;
 mod link;
 mod module;
+mod shared;
 mod stop;
+mod store;
 mod trap;
 
 #[cfg(test)]
@@ -39,3 +40,5 @@ pub use engine::{Compiler, WasmerConfig, WasmerEngine};
 pub use instance::WasmerInstance;
 pub use module::WasmerModule;
 pub use stop::WasmerInterrupt;
+/// The Wasmer crate this engine is built on, for baselines that run it without our layer.
+pub use wasmer;

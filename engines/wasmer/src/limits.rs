@@ -5,11 +5,12 @@
 //! Wasmer has no per-store resource limiter and its tunables belong to the engine, so the limit
 //! of the instance being made reaches them through a thread-local set around
 //! `wasmer::Instance::new` (which creates the memories on the calling thread). A refused growth
-//! raises the instance's stop flag, so the guest traps right after its `memory.grow` (the
-//! middleware checks there) instead of carrying on with -1.
+//! answers -1 to the guest's `memory.grow`, as Wasm specifies and the C++ host does, and is
+//! recorded in the instance's [`Refused`] for the host.
 
 use std::cell::RefCell;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use wasmer::sys::vm::{
@@ -19,21 +20,36 @@ use wasmer::sys::vm::{
 use wasmer::sys::{BaseTunables, Tunables};
 use wasmer::{MemoryType, Pages, TableStyle, TableType, WASM_PAGE_SIZE};
 
-use crate::stop::{Reason, Stop};
+/// The largest growth (in bytes) an instance's memory refused since it was last taken; 0 for
+/// none. Shared between the instance and its limited memories.
+#[derive(Debug, Default)]
+pub(crate) struct Refused(AtomicU64);
 
-/// The limit and stop state of the instance being made on this thread.
+impl Refused {
+    fn note(&self, requested: u64) {
+        self.0.fetch_max(requested, Ordering::AcqRel);
+    }
+
+    /// The largest refused growth since the last `take`, if any.
+    pub(crate) fn take(&self) -> Option<u64> {
+        Some(self.0.swap(0, Ordering::AcqRel)).filter(|&r| r > 0)
+    }
+}
+
+/// The limit of the instance being made on this thread, and where its refusals go.
 #[derive(Clone)]
 struct Instantiating {
     max_bytes: u64,
-    stop: Arc<Stop>,
+    refused: Arc<Refused>,
 }
 
 thread_local! {
     static INSTANTIATING: RefCell<Option<Instantiating>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` (which instantiates) with memories limited to `max_bytes` and reporting to `stop`.
-pub(crate) fn with_limit<T>(max_bytes: u64, stop: &Arc<Stop>, f: impl FnOnce() -> T) -> T {
+/// Runs `f` (which instantiates) with memories limited to `max_bytes` and reporting refusals to
+/// `refused`.
+pub(crate) fn with_limit<T>(max_bytes: u64, refused: &Arc<Refused>, f: impl FnOnce() -> T) -> T {
     struct Reset(Option<Instantiating>);
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -41,7 +57,7 @@ pub(crate) fn with_limit<T>(max_bytes: u64, stop: &Arc<Stop>, f: impl FnOnce() -
             INSTANTIATING.with(|cell| *cell.borrow_mut() = previous);
         }
     }
-    let next = Instantiating { max_bytes, stop: stop.clone() };
+    let next = Instantiating { max_bytes, refused: refused.clone() };
     let _reset = Reset(INSTANTIATING.with(|cell| cell.borrow_mut().replace(next)));
     f()
 }
@@ -67,7 +83,7 @@ impl LimitingTunables {
                 cx.max_bytes
             )));
         }
-        Ok(VMMemory(Box::new(LimitedMemory { inner: memory, max_bytes: cx.max_bytes, stop: cx.stop })))
+        Ok(VMMemory(Box::new(LimitedMemory { inner: memory, max_bytes: cx.max_bytes, refused: cx.refused })))
     }
 }
 
@@ -120,12 +136,13 @@ impl Tunables for LimitingTunables {
     }
 }
 
-/// A linear memory that refuses to grow past `max_bytes`, raising the instance's stop flag.
+/// A linear memory that refuses to grow past `max_bytes` (the guest's `memory.grow` answers -1),
+/// noting each refusal.
 #[derive(Debug)]
 struct LimitedMemory {
     inner: VMMemory,
     max_bytes: u64,
-    stop: Arc<Stop>,
+    refused: Arc<Refused>,
 }
 
 impl LinearMemory for LimitedMemory {
@@ -145,7 +162,7 @@ impl LinearMemory for LimitedMemory {
         let current = bytes(self.inner.size());
         let desired = current.saturating_add(bytes(delta));
         if desired > self.max_bytes {
-            self.stop.raise(Reason::MemoryLimit);
+            self.refused.note(desired);
             return Err(MemoryError::Generic(format!(
                 "linear memory would grow from {current} to {desired} bytes; the limit is {} bytes",
                 self.max_bytes
@@ -156,7 +173,7 @@ impl LinearMemory for LimitedMemory {
 
     fn grow_at_least(&mut self, min_size: u64) -> Result<(), MemoryError> {
         if min_size > self.max_bytes {
-            self.stop.raise(Reason::MemoryLimit);
+            self.refused.note(min_size);
             return Err(MemoryError::Generic(format!("the limit is {} bytes", self.max_bytes)));
         }
         self.inner.grow_at_least(min_size)
@@ -172,7 +189,7 @@ impl LinearMemory for LimitedMemory {
 
     fn try_clone(&self) -> Result<Box<dyn LinearMemory + Send + Sync + 'static>, MemoryError> {
         let inner = self.inner.try_clone()?;
-        Ok(Box::new(LimitedMemory { inner, max_bytes: self.max_bytes, stop: self.stop.clone() }))
+        Ok(Box::new(LimitedMemory { inner, max_bytes: self.max_bytes, refused: self.refused.clone() }))
     }
 
     unsafe fn initialize_with_data(&self, start: usize, data: &[u8]) -> Result<(), Trap> {
@@ -182,7 +199,7 @@ impl LinearMemory for LimitedMemory {
 
     fn copy(&self) -> Result<Box<dyn LinearMemory + Send + Sync + 'static>, MemoryError> {
         let inner = VMMemory(self.inner.copy()?);
-        Ok(Box::new(LimitedMemory { inner, max_bytes: self.max_bytes, stop: self.stop.clone() }))
+        Ok(Box::new(LimitedMemory { inner, max_bytes: self.max_bytes, refused: self.refused.clone() }))
     }
 
     fn as_shared(&self) -> Result<VMSharedMemory, MemoryError> {

@@ -4,20 +4,16 @@
 use proxy_wasm_host::{hostcalls, GuestMemory, HostCx, Trap, VmHost, WordSize};
 use wasmer::{AsStoreMut, Function, FunctionEnv, FunctionEnvMut, Imports};
 
-use crate::instance::StoreData;
+use crate::store::StoreData;
 use crate::trap;
 
-/// A trampoline's answer to Wasm: the status or errno, or the host's trap as the typed error
-/// (which [`trap::from_error`] gets back out). A `never` function (`proc_exit`) has no result: it
-/// always traps, even if the implementation returned.
-macro_rules! finish {
-    (never, $name:ident, $result:expr) => {
-        match $result {
-            Ok(_) => Err(Trap::guest(concat!("`", stringify!($name), "` returned"))),
-            Err(trap) => Err(trap),
-        }
+/// A trampoline's Wasm result: the status or errno, or the host's trap as the typed error (which
+/// [`trap::from_error`] gets back out); nothing for `proc_exit`, whose entry always traps.
+macro_rules! wasm_result {
+    (never, $result:expr) => {
+        $result.map(drop)
     };
-    ($ret:ident, $name:ident, $result:expr) => {
+    ($ret:ident, $result:expr) => {
         $result
     };
 }
@@ -41,7 +37,7 @@ fn host_function(
                         |mut env: FunctionEnvMut<'_, StoreData> $(, $arg: abi::wasm_type!($kind))*|
                          -> Result<abi::wasm_type!($ret), Trap> {
                             let result = hostcalls::$name(&mut Cx(&mut env) $(, abi::wasm_to_host!($kind, $arg))*);
-                            finish!($ret, $name, result)
+                            wasm_result!($ret, result)
                         },
                     )),
                 )*
@@ -99,7 +95,7 @@ impl HostCx for Cx<'_, '_> {
             Ok(addr) => Ok(u64::from(addr as u32)),
             Err(e) => {
                 let data = self.0.data_mut();
-                let trap = trap::from_error(e, &data.stop, &data.limits);
+                let trap = trap::from_error(e, &data.stop);
                 data.poisoned = Some(trap.clone());
                 Err(trap)
             }

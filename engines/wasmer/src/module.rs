@@ -3,11 +3,12 @@
 use std::sync::{Arc, OnceLock};
 
 use abi::Callback;
-use proxy_wasm_host::{callback_exports, Error, Export, ExternKind, Import, Instance, Limits, Module, VmHost};
+use proxy_wasm_host::engine::{callback_exports, check_imports};
+use proxy_wasm_host::{Error, Export, ExternKind, Import, Instance, Module, VmHost};
 use wasmer::{ExternType, Type};
 
-use crate::engine::Shared;
 use crate::instance;
+use crate::shared::Shared;
 use crate::stop::STOP_EXPORT;
 
 /// A module compiled by a [`WasmerEngine`](crate::WasmerEngine). Shared by every VM made from it
@@ -45,14 +46,18 @@ impl WasmerModule {
         &self.module
     }
 
-    /// Whether the module exports `callback`, and if so whether its type is right.
-    pub(crate) fn callback(&self, callback: Callback) -> Option<&Result<(), Error>> {
-        self.callbacks[callback as usize].as_ref()
+    /// Whether the module imports only host functions of the ABI table, with their signatures.
+    fn check(&self) -> Result<(), Error> {
+        self.checked.get_or_init(|| check_imports(&self.imports)).clone()
     }
 
-    /// Whether the module imports only host functions of the ABI table, with their signatures.
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        self.checked.get_or_init(|| proxy_wasm_host::check_imports(&self.imports)).clone()
+    /// An instance, with `extra` imports beside the host functions (for tests).
+    pub(crate) fn instantiate_with(
+        &self,
+        host: VmHost,
+        extra: impl FnOnce(&mut wasmer::Store, &wasmer::FunctionEnv<crate::store::StoreData>, &mut wasmer::Imports),
+    ) -> Result<instance::WasmerInstance, Error> {
+        instance::instantiate(&self.shared, &self.module, &self.callbacks, host, extra)
     }
 }
 
@@ -65,8 +70,9 @@ impl Module for WasmerModule {
         &self.exports
     }
 
-    fn instantiate(&self, host: VmHost, limits: &Limits) -> Result<Box<dyn Instance>, Error> {
-        Ok(Box::new(instance::instantiate(self, host, limits)?))
+    fn instantiate(&self, host: VmHost) -> Result<Box<dyn Instance>, Error> {
+        self.check()?;
+        Ok(Box::new(self.instantiate_with(host, |_, _, _| {})?))
     }
 
     fn serialize(&self) -> Option<Vec<u8>> {

@@ -5,21 +5,22 @@ use std::sync::Arc;
 
 use abi::AbiVersion;
 use proxy_wasm_engine_tests::allocator::{self, GUEST};
-use proxy_wasm_host::{DefaultEmbedder, Limits, Services, VmHost, VmHostConfig};
+use proxy_wasm_host::{DefaultEmbedder, Services, VmHost, VmHostConfig};
 use wasmer::{Function, FunctionEnvMut};
 
-use crate::instance::{instantiate_with, StoreData, WasmerInstance};
+use crate::instance::WasmerInstance;
 use crate::link::Cx;
+use crate::store::StoreData;
 use crate::WasmerEngine;
 
 /// An instance of `wat` that also imports the test host functions `test.return_bytes` and
 /// `test.swallow` (see [`allocator`]).
 fn instance(wat: &str) -> WasmerInstance {
     let engine = WasmerEngine::singlepass();
-    let module = engine.compile_module(wat.as_bytes()).unwrap();
+    let module = engine.compile_module(&wat::parse_str(wat).unwrap()).unwrap();
     let config = VmHostConfig::new("vm");
     let host = VmHost::new(config, AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new());
-    instantiate_with(&module, host, &Limits::default(), |store, env, imports| {
+    module.instantiate_with(host, |store, env, imports| {
         let return_bytes = Function::new_typed_with_env(store, env, |mut env: FunctionEnvMut<'_, StoreData>, ptr: i32, size: i32| {
             allocator::return_bytes(&mut Cx(&mut env), ptr, size)
         });

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use abi::{AbiVersion, Callback};
-use proxy_wasm_host::{DefaultEmbedder, Engine, Limits, Services, TrapKind, VmHost, VmHostConfig};
+use proxy_wasm_host::{DefaultEmbedder, Engine, Limits, Module, Services, TrapKind, VmHost, VmHostConfig};
 use proxy_wasm_wasmer::WasmerEngine;
 
 mod singlepass {
@@ -19,9 +19,14 @@ mod cranelift {
     proxy_wasm_engine_tests::engine_contract_tests!(|| Arc::new(WasmerEngine::cranelift()));
 }
 
-fn host() -> VmHost {
-    let config = VmHostConfig::new("vm");
+fn host(limits: Limits) -> VmHost {
+    let config = VmHostConfig::new("vm").with_limits(limits);
     VmHost::new(config, AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new())
+}
+
+/// Compiles a module written in the text format (engines get binaries).
+fn compile(engine: &WasmerEngine, wat: &str) -> Arc<dyn Module> {
+    engine.compile(&wat::parse_str(wat).unwrap()).unwrap()
 }
 
 #[test]
@@ -38,8 +43,8 @@ fn capabilities_and_name() {
 #[test]
 fn unreachable_names_the_function() {
     let engine = WasmerEngine::singlepass();
-    let module = engine.compile(br#"(module (func $proxy_on_tick (export "proxy_on_tick") (param i32) unreachable))"#).unwrap();
-    let mut vm = module.instantiate(host(), &Limits::default()).unwrap();
+    let module = compile(&engine, r#"(module (func $proxy_on_tick (export "proxy_on_tick") (param i32) unreachable))"#);
+    let mut vm = module.instantiate(host(Limits::default())).unwrap();
     let trap = vm.call(Callback::OnTick, &[1]).unwrap_err();
     assert_eq!(trap.kind, TrapKind::Guest);
     assert!(trap.message.starts_with("wasm trap: "), "{trap}");
@@ -50,40 +55,46 @@ fn unreachable_names_the_function() {
 #[test]
 fn the_stop_flag_is_hidden_from_the_exports() {
     let engine = WasmerEngine::singlepass();
-    let module = engine.compile(br#"(module (func (export "proxy_on_tick") (param i32)))"#).unwrap();
+    let module = compile(&engine, r#"(module (func (export "proxy_on_tick") (param i32)))"#);
     let names: Vec<_> = module.exports().iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["proxy_on_tick"]);
 }
 
-/// Growing memory within the limit works; the limit applies per instance, not per engine.
+/// Growing memory within the limit works; the limit applies per instance, not per engine; past
+/// it `memory.grow` answers -1 and the refusal reaches the host.
 #[test]
 fn the_memory_limit_is_per_instance() {
     let engine = WasmerEngine::singlepass();
-    let module = engine
-        .compile(
-            br#"(module (memory (export "memory") 1)
-                 (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (memory.grow (local.get 1))))"#,
-        )
-        .unwrap();
-    let mut small = module.instantiate(host(), &Limits { max_memory_bytes: 2 << 16, ..Limits::default() }).unwrap();
-    let mut large = module.instantiate(host(), &Limits { max_memory_bytes: 8 << 16, ..Limits::default() }).unwrap();
+    let module = compile(
+        &engine,
+        r#"(module (memory (export "memory") 1)
+             (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (memory.grow (local.get 1))))"#,
+    );
+    let mut small = module.instantiate(host(Limits { max_memory_bytes: 2 << 16, ..Limits::default() })).unwrap();
+    let mut large = module.instantiate(host(Limits { max_memory_bytes: 8 << 16, ..Limits::default() })).unwrap();
     assert_eq!(large.call(Callback::OnVmStart, &[1, 4]), Ok(1), "grew from 1 page to 5");
     assert_eq!(small.call(Callback::OnVmStart, &[1, 1]), Ok(1), "grew from 1 page to 2");
-    let trap = small.call(Callback::OnVmStart, &[1, 1]).unwrap_err();
-    assert_eq!(trap.kind, TrapKind::MemoryLimit, "{trap}");
+    assert_eq!(small.host().memory_refused(), None);
+    assert_eq!(small.call(Callback::OnVmStart, &[1, 1]), Ok(u64::from(u32::MAX)), "refused: -1");
+    assert_eq!(small.host().memory_refused(), Some(3 << 16));
     assert_eq!(small.memory_size(), 2 << 16);
     assert_eq!(large.memory_size(), 5 << 16);
+    assert_eq!(large.host().memory_refused(), None);
 }
 
-/// A start section that grows memory past the limit fails the instantiation, though the guest
-/// only saw -1 there.
+/// A start section that grows memory past the limit gets -1 there, as any other code; the
+/// instance is made, its memory within the limit.
 #[test]
-fn a_start_function_past_the_memory_limit_fails_instantiation() {
+fn a_start_function_past_the_memory_limit_gets_minus_one() {
     let engine = WasmerEngine::singlepass();
-    let module = engine
-        .compile(br#"(module (memory (export "memory") 1) (func $s (drop (memory.grow (i32.const 4)))) (start $s))"#)
-        .unwrap();
-    let err = module.instantiate(host(), &Limits { max_memory_bytes: 2 << 16, ..Limits::default() }).err().unwrap();
-    assert!(err.to_string().contains("grew memory past the limit"), "{err}");
-    module.instantiate(host(), &Limits { max_memory_bytes: 8 << 16, ..Limits::default() }).unwrap();
+    let module = compile(
+        &engine,
+        r#"(module (memory (export "memory") 1)
+             (func $s (if (i32.ne (memory.grow (i32.const 4)) (i32.const -1)) (then unreachable)))
+             (start $s))"#,
+    );
+    let mut vm = module.instantiate(host(Limits { max_memory_bytes: 2 << 16, ..Limits::default() })).unwrap();
+    assert_eq!(vm.memory_size(), 1 << 16);
+    let err = module.instantiate(host(Limits { max_memory_bytes: 8 << 16, ..Limits::default() })).err().unwrap();
+    assert!(err.to_string().contains("unreachable"), "within the limit the grow works: {err}");
 }

@@ -1,21 +1,15 @@
-//! [`WasmtimeEngine`]: one Wasmtime engine, its linker of host functions and its epoch ticker.
+//! [`WasmtimeEngine`]: one Wasmtime engine and its linker of host functions.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
-use std::thread::Thread;
-use std::time::Duration;
+use std::sync::Arc;
 
-use proxy_wasm_host::{Capabilities, Engine, Error, Module, Trap};
-use wasmtime::{InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
+use proxy_wasm_host::{Capabilities, Engine, Error, Module};
+use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::instance::StoreData;
 use crate::module::WasmtimeModule;
-
-/// The engine's name, as [`Engine::name`] reports it.
-pub(crate) const NAME: &str = "wasmtime";
+use crate::shared::{Shared, NAME};
 
 /// How a [`WasmtimeEngine`] is set up. [`Default`] suits a proxy: pooled instances, 1 GiB of
-/// memory at most per instance, a 10 ms epoch tick.
+/// memory at most per instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WasmtimeConfig {
     /// Take instances from Wasmtime's pooling allocator (default `true`). The pool reserves its
@@ -38,10 +32,6 @@ pub struct WasmtimeConfig {
     /// where address space is scarce (`ulimit -v`): guest loads and stores then carry a bounds
     /// check. It must be at least `max_memory_bytes` when pooling.
     pub memory_reservation: u64,
-    /// How often the epoch advances while some call has a CPU deadline (default 10 ms): the
-    /// granularity of [`Limits::call_deadline`](proxy_wasm_host::Limits). The ticker thread
-    /// sleeps when no call has a deadline.
-    pub epoch_tick: Duration,
 }
 
 impl Default for WasmtimeConfig {
@@ -51,7 +41,6 @@ impl Default for WasmtimeConfig {
             max_instances: 128,
             max_memory_bytes: 1 << 30,
             memory_reservation: if cfg!(target_pointer_width = "64") { 1 << 32 } else { 1 << 30 },
-            epoch_tick: Duration::from_millis(10),
         }
     }
 }
@@ -70,18 +59,6 @@ impl Default for WasmtimeConfig {
 #[derive(Clone)]
 pub struct WasmtimeEngine {
     pub(crate) shared: Arc<Shared>,
-}
-
-/// What the engine, its modules and instances share.
-pub(crate) struct Shared {
-    /// Wasmtime's engine.
-    pub(crate) engine: wasmtime::Engine,
-    /// Every host function of the ABI table, linked once.
-    pub(crate) linker: Linker<StoreData>,
-    /// Advances the epoch while some call has a deadline.
-    pub(crate) ticker: Ticker,
-    /// Whether instances come from the pool.
-    pooling: bool,
 }
 
 impl WasmtimeEngine {
@@ -105,8 +82,7 @@ impl WasmtimeEngine {
         }
         let engine = wasmtime::Engine::new(&wasm).map_err(fail)?;
         let linker = crate::link::linker(&engine).map_err(fail)?;
-        let ticker = Ticker { interval: config.epoch_tick, active: AtomicUsize::new(0), thread: OnceLock::new() };
-        Ok(WasmtimeEngine { shared: Arc::new(Shared { engine, linker, ticker, pooling: config.pooling }) })
+        Ok(WasmtimeEngine { shared: Arc::new(Shared { engine, linker, pooling: config.pooling }) })
     }
 
     /// The Wasmtime engine underneath, for example to run a baseline without the ABI layer.
@@ -152,86 +128,13 @@ impl Engine for WasmtimeEngine {
 
     /// Loads the output of [`Module::serialize`]. **Trusted bytes only**: see
     /// [`WasmtimeEngine`]'s docs.
-    fn deserialize(&self, bytes: &[u8]) -> Result<Arc<dyn Module>, Error> {
+    unsafe fn deserialize(&self, bytes: &[u8]) -> Result<Arc<dyn Module>, Error> {
         // SAFETY: `Module::deserialize` is sound for bytes made by `Module::serialize` of a
-        // compatible engine (Wasmtime checks the version and configuration header itself). This
-        // engine's public contract, documented on `WasmtimeEngine` and on this method, is that
-        // it only ever receives bytes our own `serialize` produced and that were kept out of
-        // reach of anyone else; untrusted code goes through `compile`.
+        // compatible engine (Wasmtime checks the version and configuration header itself), which
+        // is this method's own safety contract (`Engine::deserialize`): the caller vouches that
+        // the bytes are our own `serialize` output, kept out of reach of anyone else.
         let module = unsafe { wasmtime::Module::deserialize(&self.shared.engine, bytes) }
             .map_err(|e| Error::Compile { engine: NAME, message: format!("{e:#}") })?;
         Ok(Arc::new(WasmtimeModule::new(self.shared.clone(), module)))
-    }
-}
-
-/// The engine's epoch ticker: a thread, started by the first call that has a deadline, that
-/// increments the epoch every `interval` while at least one such call runs and parks otherwise.
-/// It holds only a weak reference to the engine and ends when the engine is dropped.
-pub(crate) struct Ticker {
-    interval: Duration,
-    /// Calls with a deadline running now.
-    active: AtomicUsize,
-    /// The thread, once started, or why it could not be.
-    thread: OnceLock<Result<Thread, String>>,
-}
-
-/// Keeps the ticker going while a call with a deadline runs.
-pub(crate) struct Ticking<'a>(&'a Ticker);
-
-impl Drop for Ticking<'_> {
-    fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl Shared {
-    /// Marks a call with a deadline as running, starting or waking the ticker.
-    pub(crate) fn ticking(self: &Arc<Self>) -> Result<Ticking<'_>, Trap> {
-        let ticker = &self.ticker;
-        let thread = ticker.thread.get_or_init(|| {
-            let weak = Arc::downgrade(self);
-            let interval = ticker.interval;
-            std::thread::Builder::new()
-                .name("wasmtime-epoch".into())
-                .spawn(move || tick(weak, interval))
-                .map(|handle| handle.thread().clone())
-                .map_err(|e| e.to_string())
-        });
-        let thread = thread
-            .as_ref()
-            .map_err(|e| Trap::guest(format!("cannot enforce the call deadline: no epoch ticker thread: {e}")))?;
-        if ticker.active.fetch_add(1, Ordering::SeqCst) == 0 {
-            thread.unpark();
-        }
-        Ok(Ticking(ticker))
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // Wake the ticker so that it sees the engine is gone and ends.
-        if let Some(Ok(thread)) = self.ticker.thread.get() {
-            thread.unpark();
-        }
-    }
-}
-
-/// The ticker thread's loop.
-fn tick(engine: Weak<Shared>, interval: Duration) {
-    loop {
-        let Some(shared) = engine.upgrade() else { return };
-        let idle = shared.ticker.active.load(Ordering::SeqCst) == 0;
-        drop(shared);
-        if idle {
-            // `ticking` and `Drop for Shared` unpark us; a wake-up between the check and the
-            // park is not lost (the token makes `park` return at once).
-            std::thread::park();
-            continue;
-        }
-        std::thread::sleep(interval);
-        match engine.upgrade() {
-            Some(shared) => shared.engine.increment_epoch(),
-            None => return,
-        }
     }
 }

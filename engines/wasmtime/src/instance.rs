@@ -1,76 +1,58 @@
 //! [`WasmtimeInstance`]: a store holding the VM's host state, the callbacks resolved once, and
-//! the call path with its deadline.
+//! the call path; [`CallbackExports`], each callback export found once per module.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::{callback_args, MAX_CALLBACK_PARAMS, Error, Instance, Interrupt, Limits, Trap, TrapLatch, VmHost};
-use wasmtime::{EngineWeak, Extern, Func, InstancePre, Memory, Store, StoreContextMut, TypedFunc, UpdateDeadline};
+use proxy_wasm_host::engine::{callback_args, callback_exports, TrapLatch, Watchdog, MAX_CALLBACK_PARAMS};
+use proxy_wasm_host::{Error, Export, Instance, Interrupt, Trap, VmHost};
+use wasmtime::{EngineWeak, Extern, Func, InstancePre, ModuleExport, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 
-use crate::engine::{Shared, Ticking, NAME};
-use crate::module::{CallbackExports, WasmtimeModule};
-use crate::trap::{self, MemoryLimiter};
+use crate::shared::{Shared, NAME};
+use crate::store::StoreData;
+use crate::trap;
 
-/// What a store holds: the host state and what host functions need of the instance.
-pub(crate) struct StoreData {
-    /// The VM's host state.
-    pub(crate) host: VmHost,
-    /// The exported `memory`, if any.
-    pub(crate) memory: Option<Memory>,
-    /// The guest allocator: `malloc`, else `proxy_on_memory_allocate`. In an `Arc` because a
-    /// host function clones it out of the store for each call (the allocator may re-enter the
-    /// host), and cloning a `TypedFunc` clones its registered type, which costs more than the
-    /// rest of a header lookup.
-    pub(crate) allocator: Option<Arc<TypedFunc<(i32,), i32>>>,
-    limiter: MemoryLimiter,
-    /// Set by [`WasmtimeInterrupt`]; cleared when a call starts.
-    interrupt: Arc<AtomicBool>,
-    /// The CPU budget of one call.
-    deadline: Option<Duration>,
-    /// When the running call's budget ends.
-    deadline_at: Option<Instant>,
-    /// A trap raised in the guest allocator during a host function. The VM fails with it even
-    /// if the host function swallowed the error.
-    pub(crate) poisoned: Option<Trap>,
-}
+/// Each callback the module exports, found and type-checked once per module, so that making an
+/// instance neither looks exports up by name nor builds their types again.
+pub(crate) struct CallbackExports([Option<Result<ModuleExport, Error>>; Callback::COUNT]);
 
-impl StoreData {
-    /// The deadline trap for an epoch interrupt of the running call.
-    pub(crate) fn stop_reason(&self) -> Trap {
-        if self.interrupt.load(Ordering::Acquire) {
-            Trap::deadline("interrupted by the host")
-        } else {
-            Trap::deadline(format!("the call ran longer than its {:?} deadline", self.deadline.unwrap_or_default()))
-        }
+impl CallbackExports {
+    /// Finds every callback of any ABI version among `module`'s exports (`exports` are its
+    /// exports in the host's terms): its index when its type is the callback's, else the error.
+    pub(crate) fn of(module: &wasmtime::Module, exports: &[Export]) -> Self {
+        let verdicts = callback_exports(exports);
+        CallbackExports(std::array::from_fn(|i| {
+            let verdict = verdicts[i].clone()?;
+            let index = module.get_export_index(abi::CALLBACKS[i].name)?;
+            Some(verdict.map(|()| index))
+        }))
+    }
+
+    /// Where `callback` is: `None` if the module does not export it, the error if its type is
+    /// wrong.
+    fn get(&self, callback: Callback) -> Option<&Result<ModuleExport, Error>> {
+        self.0[callback as usize].as_ref()
     }
 }
 
-/// The epoch callback, run when the engine's epoch passes the store's deadline (one tick after
-/// the call started or after the last check): stop if interrupted or past the call's deadline,
-/// else check again at the next tick.
+/// The epoch callback, run when the engine's epoch moves (an [`WasmtimeInterrupt`] moves it):
+/// stop if this store was interrupted, else go on until the epoch moves again.
 fn epoch_check(cx: StoreContextMut<'_, StoreData>) -> wasmtime::Result<UpdateDeadline> {
-    let data = cx.data();
-    let late = data.deadline_at.is_some_and(|at| Instant::now() >= at);
-    if late || data.interrupt.load(Ordering::Acquire) {
+    if cx.data().interrupt.load(Ordering::Acquire) {
         Ok(UpdateDeadline::Interrupt)
     } else {
         Ok(UpdateDeadline::Continue(1))
     }
 }
 
-/// Prepares `store` for a call from the host: clears the interrupt flag, arms the deadline and
-/// keeps the ticker going while the returned guard lives.
-fn begin_call<'a>(shared: &'a Arc<Shared>, store: &mut Store<StoreData>) -> Result<Option<Ticking<'a>>, Trap> {
-    let data = store.data_mut();
-    data.interrupt.store(false, Ordering::Relaxed);
-    data.deadline_at = data.deadline.and_then(|d| Instant::now().checked_add(d));
-    let ticking = if data.deadline_at.is_some() { Some(shared.ticking()?) } else { None };
-    // Without a deadline this costs nothing unless the epoch moves (the ticker runs for another
-    // VM, or `interrupt` bumps it): then `epoch_check` runs once per tick.
+/// Prepares `store` for a call from the host: forgets an interrupt that landed while no call
+/// ran, and checks the epoch from the next tick on. Compiled code checks the epoch at function
+/// entries and loop headers whether or not a deadline is armed; the epoch only moves when some
+/// instance of the engine is interrupted.
+fn begin_call(store: &mut Store<StoreData>) {
+    store.data().interrupt.store(false, Ordering::Relaxed);
     store.set_epoch_deadline(1);
-    Ok(ticking)
 }
 
 /// A callback's typed handle, one variant per shape of the callback table: every parameter is an
@@ -146,42 +128,32 @@ pub struct WasmtimeInstance {
     failed: TrapLatch,
 }
 
-/// Makes an instance: a store with the host state, limits and epoch callback; the module
-/// instantiated from its pre-linked form (its start function, if any, runs under the call
-/// deadline); the memory, the callbacks of the guest's ABI version and the allocator resolved.
-pub(crate) fn instantiate(module: &WasmtimeModule, host: VmHost, limits: &Limits) -> Result<WasmtimeInstance, Error> {
-    instantiate_pre(module.shared(), module.pre()?, module.callbacks(), host, limits)
-}
-
-/// [`instantiate`] from a pre-linked module.
-pub(crate) fn instantiate_pre(
+/// Makes an instance of the pre-linked module: a store with the host state, the memory limit
+/// and the epoch callback; the module instantiated (a start section, if any, runs under the
+/// VM's call deadline); the memory, the callbacks of the guest's ABI version and the allocator
+/// resolved.
+pub(crate) fn instantiate(
     shared: &Arc<Shared>,
     pre: &InstancePre<StoreData>,
     exports: &CallbackExports,
     host: VmHost,
-    limits: &Limits,
 ) -> Result<WasmtimeInstance, Error> {
     let shared = shared.clone();
     let version = host.abi_version();
-    let data = StoreData {
-        host,
-        memory: None,
-        allocator: None,
-        limiter: MemoryLimiter::new(limits.max_memory_bytes),
-        interrupt: Arc::new(AtomicBool::new(false)),
-        deadline: limits.call_deadline,
-        deadline_at: None,
-        poisoned: None,
-    };
-    let mut store = Store::new(&shared.engine, data);
-    store.limiter(|data| &mut data.limiter);
+    let allocator_callback = host.allocator();
+    let deadline = host.limits().call_deadline;
+    let mut store = Store::new(&shared.engine, StoreData::new(host));
+    store.limiter(|data| data);
     store.epoch_deadline_callback(epoch_check);
 
+    let interrupt = WasmtimeInterrupt { flag: store.data().interrupt.clone(), engine: shared.engine.weak() };
+    let slot = deadline.map(|d| Watchdog::global().slot(Arc::new(interrupt), d));
     let instantiated = {
-        let _ticking = begin_call(&shared, &mut store).map_err(instantiate_error)?;
+        let _armed = slot.as_ref().map(|s| s.arm()).transpose().map_err(instantiate_error)?;
+        begin_call(&mut store);
         pre.instantiate(&mut store)
     };
-    let instance = instantiated.map_err(|e| instantiate_error(trap::from_error(e, store.data())))?;
+    let instance = instantiated.map_err(|e| instantiate_error(trap::from_error(e)))?;
 
     let memory = instance.get_memory(&mut store, "memory");
     let mut callbacks: [Option<Handle>; Callback::COUNT] = std::array::from_fn(|_| None);
@@ -196,10 +168,10 @@ pub(crate) fn instantiate_pre(
         let handle = Handle::new(func, &store, info).map_err(|e| bad(format!("{e:#}")))?;
         callbacks[callback as usize] = Some(handle);
     }
-    let allocator = [Callback::Malloc, Callback::OnMemoryAllocate].iter().find_map(|cb| match &callbacks[*cb as usize] {
+    let allocator = match &callbacks[allocator_callback as usize] {
         Some(Handle::R1(f)) => Some(Arc::new(f.clone())),
         _ => None,
-    });
+    };
     let data = store.data_mut();
     data.memory = memory;
     data.allocator = allocator;
@@ -221,12 +193,10 @@ impl Instance for WasmtimeInstance {
             return Err(Trap::guest(format!("`{callback}` is not exported by the module")));
         };
         let a = callback_args(callback, args)?;
-        let result = {
-            let _ticking = begin_call(&self.shared, &mut self.store)?;
-            handle.call(&mut self.store, &a)
-        };
+        begin_call(&mut self.store);
+        let result = handle.call(&mut self.store, &a);
         let poisoned = self.store.data_mut().poisoned.take();
-        let result = result.map_err(|e| trap::from_error(e, self.store.data()));
+        let result = result.map_err(trap::from_error);
         self.failed.settle(result, poisoned)
     }
 
@@ -249,9 +219,10 @@ impl Instance for WasmtimeInstance {
     }
 }
 
-/// Interrupts a [`WasmtimeInstance`]'s running call from any thread: the call stops at its
-/// next function entry or loop header with a deadline trap. An interrupt while no call runs is
-/// forgotten when the next call starts. Does not keep the engine alive.
+/// Interrupts a [`WasmtimeInstance`]'s running call from any thread: sets the instance's flag and
+/// moves the engine's epoch, so the call reaches its epoch callback at its next function entry or
+/// loop header and stops with a deadline trap. An interrupt while no call runs is forgotten when
+/// the next call starts. Does not keep the engine alive.
 pub struct WasmtimeInterrupt {
     flag: Arc<AtomicBool>,
     engine: EngineWeak,

@@ -8,16 +8,17 @@
 //! - **Pooling.** By default instances come from Wasmtime's pooling allocator with copy-on-write
 //!   memory images, so a fresh instance of a compiled module (a worker's clone, an ephemeral VM)
 //!   costs microseconds. [`WasmtimeConfig`] sizes the pool.
-//! - **Memory limit.** Each store has a resource limiter: growing linear memory beyond
-//!   [`Limits::max_memory_bytes`](proxy_wasm_host::Limits::max_memory_bytes) traps with
-//!   [`TrapKind::MemoryLimit`](proxy_wasm_host::TrapKind::MemoryLimit) instead of quietly
-//!   returning -1 from `memory.grow`. Growing past the module's own declared maximum still
-//!   returns -1, as Wasm specifies.
+//! - **Memory limit.** Each store's resource limiter refuses to grow linear memory beyond
+//!   [`Limits::max_memory_bytes`](proxy_wasm_host::Limits::max_memory_bytes): `memory.grow`
+//!   answers -1, as Wasm specifies and the C++ host does, and the host is told
+//!   ([`VmHost::note_memory_refused`](proxy_wasm_host::VmHost::note_memory_refused)), so a guest
+//!   that then aborts fails with a memory-limit trap. Past the module's own declared maximum,
+//!   -1 too.
 //! - **CPU deadline and interrupt.** Compiled code checks Wasmtime's epoch at function entries
-//!   and loop headers. A ticker thread per engine advances the epoch while some call has a
-//!   deadline; the store's epoch callback then compares the time with the call's deadline, or
-//!   sees the instance's interrupt flag, and stops the guest with
-//!   [`TrapKind::Deadline`](proxy_wasm_host::TrapKind::Deadline).
+//!   and loop headers. The host's watchdog calls [`WasmtimeInterrupt`], which sets the
+//!   instance's flag and moves the epoch; the store's epoch callback sees the flag and stops the
+//!   guest with [`TrapKind::Deadline`](proxy_wasm_host::TrapKind::Deadline). No thread of the
+//!   engine's own ticks the epoch.
 //! - **Traps.** A host function's [`Trap`](proxy_wasm_host::Trap) travels through Wasmtime's
 //!   error as a typed error and comes back unchanged (so `proc_exit`'s exit code survives); a
 //!   Wasm trap becomes a one-line guest trap such as
@@ -27,11 +28,15 @@ mod engine;
 mod instance;
 mod link;
 mod module;
+mod shared;
+mod store;
 mod trap;
 
 #[cfg(test)]
 mod tests;
 
 pub use engine::{WasmtimeConfig, WasmtimeEngine};
+/// The Wasmtime crate this engine is built on, for baselines that run it without our layer.
+pub use wasmtime;
 pub use instance::{WasmtimeInstance, WasmtimeInterrupt};
 pub use module::WasmtimeModule;

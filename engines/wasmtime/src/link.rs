@@ -4,27 +4,24 @@
 use proxy_wasm_host::{hostcalls, GuestMemory, HostCx, Trap, VmHost, WordSize};
 use wasmtime::{Caller, Engine, Linker};
 
-use crate::instance::StoreData;
+use crate::store::StoreData;
 use crate::trap;
 
-/// A trampoline's answer to Wasm: the status or errno, or the host's trap as a typed error
-/// (which [`trap::from_error`] gets back out). A `never` function (`proc_exit`) has no result:
-/// it always traps, even if the implementation returned.
-macro_rules! finish {
-    (never, $name:ident, $result:expr) => {
-        match $result {
-            Ok(_) => Err(wasmtime::Error::new(Trap::guest(concat!("`", stringify!($name), "` returned")))),
-            Err(trap) => Err(wasmtime::Error::new(trap)),
-        }
+/// A trampoline's Wasm result: the status or errno; nothing for `proc_exit`, whose entry always
+/// traps.
+macro_rules! wasm_result {
+    (never, $result:expr) => {
+        $result.map(drop)
     };
-    ($ret:ident, $name:ident, $result:expr) => {
-        $result.map_err(wasmtime::Error::new)
+    ($ret:ident, $result:expr) => {
+        $result
     };
 }
 
 /// A linker with every host function of the ABI table: `env` rows under `env`, WASI rows under
 /// every name in [`abi::WASI_MODULES`]. Each is a typed closure that widens its Wasm arguments
-/// to the host's types and calls the one implementation in [`hostcalls`].
+/// to the host's types and calls the one implementation in [`hostcalls`]; a host trap travels
+/// through Wasmtime as a typed error that [`trap::from_error`] gets back out.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
     let mut linker = Linker::new(engine);
     macro_rules! link {
@@ -37,7 +34,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
                         |mut caller: Caller<'_, StoreData> $(, $arg: abi::wasm_type!($kind))*|
                          -> wasmtime::Result<abi::wasm_type!($ret)> {
                             let result = hostcalls::$name(&mut Cx(&mut caller) $(, abi::wasm_to_host!($kind, $arg))*);
-                            finish!($ret, $name, result)
+                            wasm_result!($ret, result).map_err(wasmtime::Error::new)
                         },
                     )?;
                 }
@@ -69,7 +66,7 @@ impl HostCx for Cx<'_, '_> {
         match allocator.call(&mut *self.0, (size as i32,)) {
             Ok(addr) => Ok(u64::from(addr as u32)),
             Err(e) => {
-                let trap = trap::from_error(e, self.0.data());
+                let trap = trap::from_error(e);
                 self.0.data_mut().poisoned = Some(trap.clone());
                 Err(trap)
             }

@@ -2,12 +2,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use abi::Callback;
-use proxy_wasm_host::{callback_exports, Error, Export, ExternKind, Import, Instance, Limits, Module, VmHost};
-use wasmtime::{ExternType, InstancePre, ModuleExport, ValType};
+use proxy_wasm_host::engine::check_imports;
+use proxy_wasm_host::{Error, Export, ExternKind, Import, Instance, Module, VmHost};
+use wasmtime::{ExternType, InstancePre, ValType};
 
-use crate::engine::{Shared, NAME};
-use crate::instance::{self, StoreData};
+use crate::instance::{self, CallbackExports};
+use crate::shared::{Shared, NAME};
+use crate::store::StoreData;
 
 /// A module compiled by a [`WasmtimeEngine`](crate::WasmtimeEngine). Shared by every VM made
 /// from it (`Arc`), `Send + Sync`.
@@ -23,29 +24,6 @@ pub struct WasmtimeModule {
     callbacks: CallbackExports,
     /// The module linked to the host functions, made once.
     pre: OnceLock<Result<InstancePre<StoreData>, Error>>,
-}
-
-/// Each callback the module exports, found and type-checked once per module, so that making an
-/// instance neither looks exports up by name nor builds their types again.
-pub(crate) struct CallbackExports([Option<Result<ModuleExport, Error>>; Callback::COUNT]);
-
-impl CallbackExports {
-    /// Finds every callback of any ABI version among `module`'s exports (`exports` are its
-    /// exports in the host's terms): its index when its type is the callback's, else the error.
-    pub(crate) fn of(module: &wasmtime::Module, exports: &[Export]) -> Self {
-        let verdicts = callback_exports(exports);
-        CallbackExports(std::array::from_fn(|i| {
-            let verdict = verdicts[i].clone()?;
-            let index = module.get_export_index(abi::CALLBACKS[i].name)?;
-            Some(verdict.map(|()| index))
-        }))
-    }
-
-    /// Where `callback` is: `None` if the module does not export it, the error if its type is
-    /// wrong.
-    pub(crate) fn get(&self, callback: Callback) -> Option<&Result<ModuleExport, Error>> {
-        self.0[callback as usize].as_ref()
-    }
 }
 
 impl WasmtimeModule {
@@ -65,10 +43,7 @@ impl WasmtimeModule {
         &self.module
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
+    #[cfg(test)]
     pub(crate) fn callbacks(&self) -> &CallbackExports {
         &self.callbacks
     }
@@ -77,7 +52,7 @@ impl WasmtimeModule {
     pub(crate) fn pre(&self) -> Result<&InstancePre<StoreData>, Error> {
         self.pre
             .get_or_init(|| {
-                proxy_wasm_host::check_imports(&self.imports)?;
+                check_imports(&self.imports)?;
                 self.shared
                     .linker
                     .instantiate_pre(&self.module)
@@ -97,8 +72,8 @@ impl Module for WasmtimeModule {
         &self.exports
     }
 
-    fn instantiate(&self, host: VmHost, limits: &Limits) -> Result<Box<dyn Instance>, Error> {
-        Ok(Box::new(instance::instantiate(self, host, limits)?))
+    fn instantiate(&self, host: VmHost) -> Result<Box<dyn Instance>, Error> {
+        Ok(Box::new(instance::instantiate(&self.shared, self.pre()?, &self.callbacks, host)?))
     }
 
     fn serialize(&self) -> Option<Vec<u8>> {

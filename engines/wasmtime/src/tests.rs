@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use abi::AbiVersion;
 use proxy_wasm_engine_tests::allocator::{self, GUEST};
-use proxy_wasm_host::{DefaultEmbedder, Limits, Services, VmHost, VmHostConfig};
+use proxy_wasm_host::{DefaultEmbedder, Services, VmHost, VmHostConfig};
 use wasmtime::Caller;
 
-use crate::instance::{instantiate_pre, StoreData, WasmtimeInstance};
+use crate::instance::{instantiate, WasmtimeInstance};
 use crate::link::{linker, Cx};
 use crate::module::WasmtimeModule;
+use crate::store::StoreData;
 use crate::WasmtimeEngine;
 
 /// An instance of `wat` whose linker also has the test host functions `test.return_bytes` and
@@ -28,11 +29,12 @@ fn instance(wat: &str) -> WasmtimeInstance {
             allocator::swallow(&mut Cx(&mut caller), size)
         })
         .unwrap();
-    let module = WasmtimeModule::new(shared.clone(), wasmtime::Module::new(&shared.engine, wat).unwrap());
+    let binary = wat::parse_str(wat).unwrap();
+    let module = WasmtimeModule::new(shared.clone(), wasmtime::Module::new(&shared.engine, binary).unwrap());
     let pre = linker.instantiate_pre(module.wasmtime()).unwrap();
     let config = VmHostConfig::new("vm");
     let host = VmHost::new(config, AbiVersion::V021, Arc::new(DefaultEmbedder), Services::new());
-    instantiate_pre(shared, &pre, module.callbacks(), host, &Limits::default()).unwrap()
+    instantiate(shared, &pre, module.callbacks(), host).unwrap()
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use abi::{AbiVersion, Callback};
-use proxy_wasm_host::{DefaultEmbedder, Engine, Error, Limits, Services, VmHost, VmHostConfig};
+use proxy_wasm_host::{DefaultEmbedder, Engine, Error, Services, VmHost, VmHostConfig};
 use proxy_wasm_wasmtime::{WasmtimeConfig, WasmtimeEngine};
 
 proxy_wasm_engine_tests::engine_contract_tests!(|| Arc::new(WasmtimeEngine::default()));
@@ -24,8 +24,8 @@ fn capabilities_and_name() {
 #[test]
 fn unreachable_names_the_instruction_and_the_function() {
     let f = Fixture::new();
-    let module = f.engine.compile(br#"(module (func $proxy_on_tick (export "proxy_on_tick") (param i32) unreachable))"#).unwrap();
-    let mut vm = module.instantiate(f.host(), &Limits::default()).unwrap();
+    let module = f.compile(r#"(module (func $proxy_on_tick (export "proxy_on_tick") (param i32) unreachable))"#);
+    let mut vm = module.instantiate(f.host()).unwrap();
     let trap = vm.call(Callback::OnTick, &[1]).unwrap_err();
     assert!(trap.message.contains("wasm `unreachable` instruction executed"), "{trap}");
     assert!(trap.message.contains("(in `proxy_on_tick`)"), "{trap}");
@@ -47,7 +47,7 @@ impl Fixture {
     }
 
     fn compile(&self, wat: &str) -> Arc<dyn proxy_wasm_host::Module> {
-        self.engine.compile(wat.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+        self.engine.compile(&wat::parse_str(wat).unwrap()).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -63,7 +63,7 @@ fn instantiate_many(f: &Fixture, n: usize) -> Duration {
     let module = f.compile(SMALL);
     let start = Instant::now();
     for _ in 0..n {
-        let mut vm = module.instantiate(f.host(), &Limits::default()).unwrap();
+        let mut vm = module.instantiate(f.host()).unwrap();
         vm.call(Callback::OnTick, &[1]).unwrap();
     }
     start.elapsed() / n as u32
@@ -84,10 +84,10 @@ fn the_pool_holds_max_instances_at_once() {
     let engine = WasmtimeEngine::new(WasmtimeConfig { max_instances: 4, ..Default::default() }).unwrap();
     let f = Fixture { engine, ..Fixture::new() };
     let module = f.compile(SMALL);
-    let live: Vec<_> = (0..4).map(|_| module.instantiate(f.host(), &Limits::default()).unwrap()).collect();
-    let err = module.instantiate(f.host(), &Limits::default()).err().unwrap();
+    let live: Vec<_> = (0..4).map(|_| module.instantiate(f.host()).unwrap()).collect();
+    let err = module.instantiate(f.host()).err().unwrap();
     println!("{err}");
     assert!(matches!(err, Error::Instantiate { .. }), "{err:?}");
     drop(live);
-    module.instantiate(f.host(), &Limits::default()).unwrap();
+    module.instantiate(f.host()).unwrap();
 }

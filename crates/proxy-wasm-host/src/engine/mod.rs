@@ -1,11 +1,53 @@
-//! The narrow interface every engine implements: [`Engine`], [`Module`], [`Instance`].
+//! The engine SDK: everything an engine crate implements and everything the host gives it, in
+//! one place. An engine crate only moves values and bytes between its engine and this crate;
+//! lifecycle, policy, limits bookkeeping and every host function live here.
 //!
-//! An engine crate compiles bytes, reports imports and exports, instantiates with the host
-//! functions of the ABI table (expanded with [`abi::for_each_host_function!`], each calling the
-//! one implementation in [`crate::hostcalls`]), calls callbacks by a handle resolved once per
-//! instance, and gives host functions a [`HostCx`](crate::HostCx): guest memory plus the
-//! re-entrant guest allocator. Everything else (lifecycle, policy, host-function logic) is the
-//! host crate's.
+//! # Adding an engine, in order
+//!
+//! 1. **[`Engine`]**: a name, its [`Capabilities`] (report only what it enforces), and
+//!    [`Engine::compile`], which receives a *binary* module (the host parses the text format
+//!    itself) and validates it, with the engine's own message in [`Error::Compile`].
+//! 2. **[`Module`]**: its imports and exports with their function types, then
+//!    [`check_imports`] before linking anything (an engine that would load a module with an
+//!    unknown or mistyped import must refuse it here, with the same error as every engine), and
+//!    [`callback_exports`] once per module for the verdict on each callback export.
+//! 3. **Host functions**, from the ABI table, one of two ways: typed trampolines expanded from
+//!    [`abi::for_each_host_function!`] calling [`hostcalls`](crate::hostcalls)`::<name>` (Rust
+//!    engines), or one raw trampoline per row calling [`call_row`] with the row index
+//!    and the arguments as `u64`s (C-API engines, the Null VM). Either way the host function
+//!    gets a [`HostCx`](crate::HostCx): bounds-checked guest memory, the VM's
+//!    [`VmHost`](crate::VmHost), and the re-entrant guest allocator (the callback
+//!    [`VmHost::allocator`](crate::VmHost::allocator) names, chosen by [`allocator_callback`]).
+//!    A host function's [`Trap`] must stop the guest and come back out of
+//!    [`Instance::call`] unchanged.
+//! 4. **[`Instance`]**: [`Module::instantiate`] applies [`VmHost::limits`](crate::VmHost::limits)
+//!    (memory: past the limit `memory.grow` answers -1, and the engine tells the host with
+//!    [`VmHost::note_memory_refused`](crate::VmHost::note_memory_refused)), and resolves each
+//!    callback of the guest's ABI version once. [`Instance::call`] checks its arguments
+//!    ([`callback_args`] or [`check_arg_count`]), clears a pending interrupt, calls, and settles
+//!    the outcome through a [`TrapLatch`] so that no guest code runs after a trap.
+//! 5. **[`Interrupt`]**: stops the running call from another thread with a
+//!    [`TrapKind::Deadline`](crate::TrapKind::Deadline) trap. The host's one [`Watchdog`] arms
+//!    the CPU deadline around every call and fires the interrupt; an engine keeps no deadline
+//!    thread of its own (it may keep a cheaper internal mechanism where it measures faster).
+//! 6. **Threads** (below), per-thread set-up inside the crate.
+//! 7. **Tests**: `proxy-wasm-engine-tests`' `engine_contract_tests!` in the crate's
+//!    `tests/engine.rs`, the engine in the harness's list of engines (so that the conformance
+//!    suite, the end-to-end tests and the benches run on it), and a README engine-table row.
+//!
+//! # Threads
+//!
+//! - An [`Engine`] and its [`Module`]s are used from any thread at once (`Send + Sync`).
+//! - An [`Instance`] is used by one thread at a time (`Send`, `&mut self`), but by any thread:
+//!   made on one thread, called on a second, then on the first again; and from a thread that
+//!   has never run the engine before. A proxy runs one VM per worker thread and moves nothing
+//!   between them, yet an embedder may build VMs on its main thread and hand them to workers.
+//!   An engine that needs per-thread set-up (a thread environment, an isolate lock) does it
+//!   inside its crate, lazily, on the calling thread; nothing outside the crate knows.
+//! - An [`Interrupt`] is called from any thread, at any time, also after its instance is gone
+//!   (it must then do nothing).
+//! - Host functions run on the thread of the [`Instance::call`] that reached them, and may call
+//!   the guest again through [`HostCx::allocate`](crate::HostCx::allocate) on that thread.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +55,15 @@ use std::time::Duration;
 use abi::Callback;
 
 use crate::{Error, Trap, VmHost};
+
+mod call;
+mod checks;
+mod watchdog;
+
+pub use crate::hostcalls::call_row;
+pub use call::{callback_args, check_arg_count, TrapLatch, MAX_CALLBACK_PARAMS};
+pub use checks::{allocator_callback, callback_exports, check_callback_export, check_imports, missing_imports};
+pub use watchdog::{Armed, DeadlineSlot, Watchdog};
 
 /// What an engine can do. Capabilities an engine lacks are reported, never faked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,7 +83,8 @@ pub struct Capabilities {
 /// Resource limits for one VM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// The most bytes of linear memory the instance may have (`memory.grow` beyond fails).
+    /// The most bytes of linear memory the instance may have: past it `memory.grow` answers -1,
+    /// as the Wasm specification and the C++ host do, and the host notes the refusal.
     pub max_memory_bytes: u64,
     /// The longest one callback may run before it is interrupted and the VM fails.
     pub call_deadline: Option<Duration>,
@@ -53,11 +105,18 @@ pub trait Engine: Send + Sync + 'static {
     /// What it can do.
     fn capabilities(&self) -> Capabilities;
 
-    /// Validates and compiles a module. The error says why the bytes are not a valid module.
+    /// Validates and compiles a binary module (the host parses the text format before it gets
+    /// here). The error says why the bytes are not a valid module, in the engine's words.
     fn compile(&self, bytes: &[u8]) -> Result<Arc<dyn Module>, Error>;
 
     /// Loads a module from [`Module::serialize`] output, if the engine can.
-    fn deserialize(&self, _bytes: &[u8]) -> Result<Arc<dyn Module>, Error> {
+    ///
+    /// # Safety
+    /// The bytes are run as machine code without validation: they must come from
+    /// [`Module::serialize`] of the same engine (version and configuration) and have been kept
+    /// out of anyone else's reach since (for example a cache file only this process writes).
+    /// Untrusted input goes through [`Engine::compile`].
+    unsafe fn deserialize(&self, _bytes: &[u8]) -> Result<Arc<dyn Module>, Error> {
         Err(Error::Unsupported { engine: self.name(), what: "precompiled modules" })
     }
 }
@@ -140,10 +199,14 @@ pub trait Module: Send + Sync {
     fn exports(&self) -> &[Export];
 
     /// Makes a new instance whose store holds `host`, linked to every host function of the ABI
-    /// table, with `limits` applied. Callbacks of `host.abi_version()` are resolved here, once.
+    /// table, with [`VmHost::limits`] applied (a memory limit below the module's initial memory
+    /// is an [`Error::Instantiate`] naming both). Callbacks of `host.abi_version()` are resolved
+    /// here, once.
     ///
-    /// Does not run any guest code: the host calls `_initialize` / `_start` itself.
-    fn instantiate(&self, host: VmHost, limits: &Limits) -> Result<Box<dyn Instance>, Error>;
+    /// Runs no guest code but a Wasm start section, if the module has one (under the call
+    /// deadline where the engine can interrupt it): the host calls `_initialize` / `_start`
+    /// itself.
+    fn instantiate(&self, host: VmHost) -> Result<Box<dyn Instance>, Error>;
 
     /// Its precompiled form, if the engine supports [`Engine::deserialize`].
     fn serialize(&self) -> Option<Vec<u8>> {
@@ -159,9 +222,11 @@ pub trait Instance: Send {
     /// Calls `callback` with `args` (one per parameter in its table row, widened to `u64`;
     /// booleans are 0 or 1) and returns its result widened to `u64` (0 when it has none).
     ///
-    /// The engine applies the per-call deadline. A trap, an exceeded deadline or a host
-    /// function's [`Trap`] comes back as `Err`; the instance must not be called again after
-    /// that, except to drop it.
+    /// An interrupt that landed while no call ran is forgotten when the call starts. A trap, an
+    /// interrupt ([`TrapKind::Deadline`](crate::TrapKind::Deadline)) or a host function's
+    /// [`Trap`] comes back as `Err`; after that the instance refuses every call
+    /// ([`TrapLatch`]). The host arms the CPU deadline around the call
+    /// ([`Watchdog`]); the engine only answers the interrupt.
     fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap>;
 
     /// The host state held in the instance's store.
@@ -177,63 +242,13 @@ pub trait Instance: Send {
     }
 }
 
-/// The most parameters a callback has (`proxy_on_http_call_response`).
-pub const MAX_CALLBACK_PARAMS: usize = 5;
-
-/// The arguments of a call of `callback` for a wasm32 guest: one per parameter of its table
-/// row (`Err` otherwise, naming both counts), each narrowed to the `i32` every callback
-/// parameter is in Wasm (the low 32 bits), the rest 0. What every Wasm engine's
-/// [`Instance::call`] does before the call.
-pub fn callback_args(callback: Callback, args: &[u64]) -> Result<[i32; MAX_CALLBACK_PARAMS], Trap> {
-    check_arg_count(callback, args)?;
-    let mut a = [0i32; MAX_CALLBACK_PARAMS];
-    for (slot, arg) in a.iter_mut().zip(args) {
-        *slot = *arg as i32;
-    }
-    Ok(a)
-}
-
-/// Refuses a call of `callback` with another number of arguments than its table row's
-/// parameters, naming both counts. Every engine's [`Instance::call`] checks it first.
-pub fn check_arg_count(callback: Callback, args: &[u64]) -> Result<(), Trap> {
-    let wanted = callback.info().params.len();
-    if args.len() != wanted || wanted > MAX_CALLBACK_PARAMS {
-        return Err(Trap::guest(format!("`{callback}` takes {wanted} arguments, the host passed {}", args.len())));
-    }
-    Ok(())
-}
-
-/// What every engine's [`Instance::call`] keeps between calls: the first trap. Once there is
-/// one, the instance refuses every call, so no guest code runs in a failed VM again.
-#[derive(Debug, Default)]
-pub struct TrapLatch(Option<String>);
-
-impl TrapLatch {
-    /// `Err` once the instance has trapped, naming that trap.
-    pub fn check(&self) -> Result<(), Trap> {
-        match &self.0 {
-            Some(why) => Err(Trap::guest(format!("VM failed earlier: {why}"))),
-            None => Ok(()),
-        }
-    }
-
-    /// The outcome of a call that ran: its own trap; else `poisoned`, a trap the guest allocator
-    /// raised inside a host function during the call, which fails the call even if the host
-    /// function swallowed it; else its value. A trap is latched.
-    pub fn settle(&mut self, result: Result<u64, Trap>, poisoned: Option<Trap>) -> Result<u64, Trap> {
-        let result = match (result, poisoned) {
-            (Err(trap), _) | (Ok(_), Some(trap)) => Err(trap),
-            (Ok(value), None) => Ok(value),
-        };
-        if let Err(trap) = &result {
-            self.0 = Some(trap.to_string());
-        }
-        result
-    }
-}
-
-/// Interrupts a running call from another thread; the call fails with a deadline trap.
+/// Interrupts a running call from another thread; the call fails with a
+/// [`TrapKind::Deadline`](crate::TrapKind::Deadline) trap. Called by the [`Watchdog`] when a call
+/// passes its deadline, or by an embedder (shutting down, say).
 pub trait Interrupt: Send + Sync {
-    /// Interrupts the call running now, if any.
+    /// Interrupts the call running now, if any; the guest stops at its next check (a function
+    /// entry or loop header, typically). While no call runs, the interrupt waits in the
+    /// engine's flag and the next call clears it as it starts. Does nothing once the instance
+    /// is gone. Must be quick and must not block on the running call.
     fn interrupt(&self);
 }

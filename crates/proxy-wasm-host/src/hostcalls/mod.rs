@@ -6,7 +6,7 @@
 //! guest, or a [`Trap`] that fails the VM. An engine trampoline only converts values and calls
 //! the entry. The implementations live beside their siblings in one file per ABI section.
 
-use crate::{HostCx, HostError, HostResult, Trap};
+use crate::{HostCx, HostError, HostResult, Trap, WordSize};
 
 mod buffers;
 mod callouts;
@@ -48,6 +48,43 @@ pub fn finish(result: HostResult) -> Result<i32, Trap> {
     }
 }
 
+/// A `never` row (`proc_exit`) does not return to the guest: an implementation that returned
+/// becomes a trap, so every engine stops the guest there.
+macro_rules! finish_row {
+    (never, $name:ident, $result:expr) => {
+        match $result {
+            Ok(_) => Err(Trap::guest(concat!("`", stringify!($name), "` returned"))),
+            Err(trap) => Err(trap),
+        }
+    };
+    ($ret:ident, $name:ident, $result:expr) => {
+        $result
+    };
+}
+
+/// A raw argument (see [`call_row`]) as the row's parameter type.
+macro_rules! raw_arg {
+    (ptr, $word:expr, $v:expr) => { narrow_word($word, $v) };
+    (size, $word:expr, $v:expr) => { narrow_word($word, $v) };
+    (u32, $word:expr, $v:expr) => { $v as u32 };
+    (i32, $word:expr, $v:expr) => { $v as u32 as i32 };
+    (u64, $word:expr, $v:expr) => { $v };
+    (i64, $word:expr, $v:expr) => { $v as i64 };
+}
+
+/// A pointer or size of a guest with `word`-sized words: a wasm32 guest's is the low 32 bits
+/// (an engine may hand over the `i32` sign- or zero-extended, or with junk above).
+#[inline]
+fn narrow_word(word: WordSize, v: u64) -> u64 {
+    match word {
+        WordSize::W32 => u64::from(v as u32),
+        WordSize::W64 => v,
+    }
+}
+
+/// One row's raw entry: the arguments as `u64`s, checked for their count.
+type RawEntry = fn(&mut dyn HostCx, WordSize, &[u64]) -> Result<i32, Trap>;
+
 macro_rules! define_entries {
     ($( { $module:ident, $name:ident, [$($ver:ident)*], ($($arg:ident : $kind:ident),*) -> $ret:ident } )*) => {
         $(
@@ -55,14 +92,105 @@ macro_rules! define_entries {
             #[inline]
             #[allow(clippy::too_many_arguments)] // As many as the ABI function has.
             pub fn $name(cx: &mut dyn HostCx $(, $arg: abi::host_type!($kind))*) -> Result<i32, Trap> {
-                if cx.host().trace.is_none() {
-                    return finish(imp::$name(cx $(, $arg)*));
-                }
-                // Every argument widened to u64 (signed ones sign-extended), for the trace.
-                let args: &[u64] = &[$($arg as u64),*];
-                crate::trace::traced_host_call(cx, stringify!($name), args, |cx| finish(imp::$name(cx $(, $arg)*)))
+                let result = if cx.host().trace.is_none() {
+                    finish(imp::$name(cx $(, $arg)*))
+                } else {
+                    // Every argument widened to u64 (signed ones sign-extended), for the trace.
+                    let args: &[u64] = &[$($arg as u64),*];
+                    crate::trace::traced_host_call(cx, stringify!($name), args, |cx| finish(imp::$name(cx $(, $arg)*)))
+                };
+                finish_row!($ret, $name, result)
             }
         )*
+
+        /// The raw entries, in table order.
+        static RAW_ENTRIES: &[RawEntry] = &[
+            $(
+                |cx, _word, args| {
+                    const COUNT: usize = <[&str]>::len(&[$(stringify!($arg)),*]);
+                    let Ok::<&[u64; COUNT], _>(_raw) = args.try_into() else {
+                        return Err(wrong_count(stringify!($name), COUNT, args.len()));
+                    };
+                    #[allow(unused_mut, unused_variables)]
+                    let mut next = _raw.iter().copied();
+                    $name(cx $(, { let _ = stringify!($arg); raw_arg!($kind, _word, next.next().unwrap_or(0)) })*)
+                },
+            )*
+        ];
     };
 }
 abi::for_each_host_function!(define_entries);
+
+/// The raw host-call entry, next to the typed ones: calls the host function of row `row` of
+/// [`abi::HOST_FUNCTIONS`] (see [`abi::HostFunctionId`]) with `args`, one `u64` per parameter of
+/// the row, for a guest whose pointers and sizes are `word` wide. For engines that reach host
+/// functions through one raw trampoline (C APIs such as WAMR's raw natives, a C++ shim) and for
+/// the Null VM.
+///
+/// Each argument holds the parameter's value in its low bits: for `ptr` and `size` parameters
+/// the low 32 bits of a wasm32 guest ([`WordSize::W32`]; the bits above are ignored) or all 64
+/// of a native one; for `u32` and `i32` the low 32 bits; for `u64` and `i64` all 64. The answer
+/// is the status (or WASI errno) for the guest, or the [`Trap`] that fails the VM (always a trap
+/// for `proc_exit`). An unknown row or a wrong number of arguments is a trap naming it, never a
+/// panic.
+pub fn call_row(row: usize, word: WordSize, cx: &mut dyn HostCx, args: &[u64]) -> Result<i32, Trap> {
+    match RAW_ENTRIES.get(row) {
+        Some(entry) => entry(cx, word, args),
+        None => Err(Trap::guest(format!("the engine called host function row {row}; the ABI table has {}", RAW_ENTRIES.len()))),
+    }
+}
+
+#[cold]
+fn wrong_count(name: &str, wanted: usize, got: usize) -> Trap {
+    Trap::guest(format!("`{name}` takes {wanted} arguments, the engine passed {got}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use abi::{HostFunctionId, LogLevel, Status, HOST_FUNCTIONS};
+
+    use super::call_row;
+    use crate::hostcalls::testing::{status, TestCx, RET_SCALAR};
+    use crate::{TrapKind, WordSize};
+
+    #[test]
+    fn the_raw_entry_reaches_the_row_with_its_arguments() {
+        let mut cx = TestCx::new();
+        let (p, n) = cx.put(100, b"raw");
+        let row = HostFunctionId::proxy_log.row();
+        // A wasm32 engine may leave junk above an i32 (here: sign-extension bits).
+        let junk = 0xffff_ffff_0000_0000;
+        let args = [u64::from(LogLevel::Warn.raw()) | junk, p | junk, n | junk];
+        assert_eq!(status(call_row(row, WordSize::W32, &mut cx, &args)), Status::Ok);
+        assert_eq!(cx.embedder.seen.lock().unwrap().logs, vec![(LogLevel::Warn, "raw".to_string())]);
+        // A native guest's pointers are 64-bit: the same junk is an address out of memory.
+        let args = [u64::from(LogLevel::Warn.raw()), p | junk, n];
+        assert_eq!(status(call_row(row, WordSize::W64, &mut cx, &args)), Status::InvalidMemoryAccess);
+    }
+
+    #[test]
+    fn the_raw_entry_passes_64_bit_arguments_whole() {
+        let mut cx = TestCx::new();
+        // clock_time_get(clock, precision: u64, return_time): precision is ignored, but a
+        // wrong count or a lost high half would show in the status or the time written.
+        let row = HostFunctionId::clock_time_get.row();
+        assert_eq!(call_row(row, WordSize::W32, &mut cx, &[0, u64::MAX, RET_SCALAR]), Ok(0));
+        assert_ne!(cx.u64_at(RET_SCALAR), 0);
+    }
+
+    #[test]
+    fn a_bad_row_or_argument_count_is_a_trap_not_a_panic() {
+        let mut cx = TestCx::new();
+        let trap = call_row(HOST_FUNCTIONS.len(), WordSize::W32, &mut cx, &[]).unwrap_err();
+        assert!(trap.message.contains("row"), "{trap}");
+        let trap = call_row(HostFunctionId::proxy_log.row(), WordSize::W32, &mut cx, &[1, 2]).unwrap_err();
+        assert!(trap.message.contains("`proxy_log` takes 3 arguments, the engine passed 2"), "{trap}");
+    }
+
+    #[test]
+    fn proc_exit_through_the_raw_entry_is_an_exit_trap() {
+        let mut cx = TestCx::new();
+        let trap = call_row(HostFunctionId::proc_exit.row(), WordSize::W32, &mut cx, &[7]).unwrap_err();
+        assert_eq!(trap.kind, TrapKind::Exit(7));
+    }
+}

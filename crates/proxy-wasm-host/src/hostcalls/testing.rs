@@ -149,6 +149,7 @@ impl TestCx {
             vm_configuration: b"vm-config".to_vec(),
             environment: vec![("A".into(), "1".into()), ("BB".into(), "22".into())],
             map_limits: MapLimits::default(),
+            limits: crate::Limits::default(),
         };
         let mut host = VmHost::new(config, abi, embedder.clone(), Services::new());
         let plugin = Arc::new(PluginInfo {

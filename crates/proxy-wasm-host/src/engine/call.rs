@@ -1,0 +1,62 @@
+//! What every engine's [`Instance::call`](super::Instance::call) shares: the argument checks and
+//! [`TrapLatch`], the refuse-after-trap bookkeeping.
+
+use abi::Callback;
+
+use crate::Trap;
+
+/// The most parameters a callback has (`proxy_on_http_call_response`).
+pub const MAX_CALLBACK_PARAMS: usize = 5;
+
+/// The arguments of a call of `callback` for a wasm32 guest: one per parameter of its table
+/// row (`Err` otherwise, naming both counts), each narrowed to the `i32` every callback
+/// parameter is in Wasm (the low 32 bits), the rest 0. What every Wasm engine's
+/// [`Instance::call`] does before the call.
+pub fn callback_args(callback: Callback, args: &[u64]) -> Result<[i32; MAX_CALLBACK_PARAMS], Trap> {
+    check_arg_count(callback, args)?;
+    let mut a = [0i32; MAX_CALLBACK_PARAMS];
+    for (slot, arg) in a.iter_mut().zip(args) {
+        *slot = *arg as i32;
+    }
+    Ok(a)
+}
+
+/// Refuses a call of `callback` with another number of arguments than its table row's
+/// parameters, naming both counts. Every engine's [`Instance::call`] checks it first.
+pub fn check_arg_count(callback: Callback, args: &[u64]) -> Result<(), Trap> {
+    let wanted = callback.info().params.len();
+    if args.len() != wanted || wanted > MAX_CALLBACK_PARAMS {
+        return Err(Trap::guest(format!("`{callback}` takes {wanted} arguments, the host passed {}", args.len())));
+    }
+    Ok(())
+}
+
+/// What every engine's [`Instance::call`] keeps between calls: the first trap. Once there is
+/// one, the instance refuses every call, so no guest code runs in a failed VM again.
+#[derive(Debug, Default)]
+pub struct TrapLatch(Option<String>);
+
+impl TrapLatch {
+    /// `Err` once the instance has trapped, naming that trap.
+    pub fn check(&self) -> Result<(), Trap> {
+        match &self.0 {
+            Some(why) => Err(Trap::guest(format!("VM failed earlier: {why}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// The outcome of a call that ran: its own trap; else `poisoned`, a trap the guest allocator
+    /// raised inside a host function during the call, which fails the call even if the host
+    /// function swallowed it; else its value. A trap is latched.
+    pub fn settle(&mut self, result: Result<u64, Trap>, poisoned: Option<Trap>) -> Result<u64, Trap> {
+        let result = match (result, poisoned) {
+            (Err(trap), _) | (Ok(_), Some(trap)) => Err(trap),
+            (Ok(value), None) => Ok(value),
+        };
+        if let Err(trap) = &result {
+            self.0 = Some(trap.to_string());
+        }
+        result
+    }
+}
+

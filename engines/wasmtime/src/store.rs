@@ -1,0 +1,57 @@
+//! [`StoreData`]: what a Wasmtime store holds for one VM, and the memory limit it enforces as
+//! the store's resource limiter.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use proxy_wasm_host::{Trap, VmHost};
+use wasmtime::{Memory, ResourceLimiter, TypedFunc};
+
+/// What a store holds: the host state and what host functions need of the instance.
+pub(crate) struct StoreData {
+    /// The VM's host state.
+    pub(crate) host: VmHost,
+    /// The exported `memory`, if any.
+    pub(crate) memory: Option<Memory>,
+    /// The guest allocator ([`VmHost::allocator`]). In an `Arc` because a host function clones it
+    /// out of the store for each call (the allocator may re-enter the host), and cloning a
+    /// `TypedFunc` clones its registered type, which costs more than the rest of a header lookup.
+    pub(crate) allocator: Option<Arc<TypedFunc<(i32,), i32>>>,
+    /// Set by [`WasmtimeInterrupt`](crate::WasmtimeInterrupt); cleared when a call starts.
+    pub(crate) interrupt: Arc<AtomicBool>,
+    /// A trap raised in the guest allocator during a host function. The VM fails with it even
+    /// if the host function swallowed the error.
+    pub(crate) poisoned: Option<Trap>,
+}
+
+impl StoreData {
+    pub(crate) fn new(host: VmHost) -> Self {
+        StoreData { host, memory: None, allocator: None, interrupt: Arc::default(), poisoned: None }
+    }
+}
+
+/// The memory limit: growing past [`Limits::max_memory_bytes`](proxy_wasm_host::Limits) answers
+/// -1 to the guest, as Wasm specifies and the C++ host does, and tells the host, which names the
+/// limit if the guest then traps. Past the module's own declared maximum, -1 too.
+impl ResourceLimiter for StoreData {
+    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
+        if desired as u64 > self.host.limits().max_memory_bytes {
+            self.host.note_memory_refused(desired as u64);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        // The pool's slot (or the address space) was too small for a growth the limit allowed:
+        // the guest gets -1 as for the limit itself.
+        Ok(())
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
+}
