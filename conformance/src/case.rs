@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use proxy_wasm_host::scripted::Exchange;
+use proxy_wasm_harness::Exchange;
 use proxy_wasm_host::Capabilities;
 use serde_norway::{Mapping, Value};
 

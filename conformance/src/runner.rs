@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use proxy_wasm_host::scripted::{run_exchange, transcript_error, Exchange, Outcome, ScriptedEmbedder, Step};
+use proxy_wasm_harness::{run_exchange, transcript_error, Exchange, Outcome, ScriptedEmbedder, Step};
 use proxy_wasm_host::{quote, quote_map, Engine, MetricValue, PluginHost, PluginInfo, Trace};
 
 use crate::case::{Case, Guest};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use abi::{Action, Callback, LogLevel, StreamType};
 use proxy_wasm_conformance::guest;
-use proxy_wasm_host::scripted::{run_exchange, Exchange, Outcome, ScriptedEmbedder, Step};
+use proxy_wasm_harness::{run_exchange, Exchange, Outcome, ScriptedEmbedder, Step};
 use proxy_wasm_host::{
     CompiledModule, Engine, Error, MemoryStream, MetricValue, PluginHost, PluginInfo, Trace, TrapKind, VmConfig,
 };

@@ -49,7 +49,7 @@ use std::fmt;
 use std::time::Duration;
 
 use proxy_wasm_host::abi::PeerType;
-use proxy_wasm_host::scripted::{Exchange, Step};
+use proxy_wasm_harness::{Exchange, Step};
 use proxy_wasm_host::{Limits, PluginInfo, VmConfig};
 use serde_norway::{Mapping, Value};
 

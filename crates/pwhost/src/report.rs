@@ -1,6 +1,6 @@
 //! What happened in an exchange, as one JSON object (`pwhost run --json`).
 
-use proxy_wasm_host::scripted::Outcome;
+use proxy_wasm_harness::Outcome;
 use proxy_wasm_host::{HeaderMap, MetricValue};
 use serde_json::{json, Map, Value};
 
