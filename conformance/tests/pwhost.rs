@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use proxy_wasm_conformance::Target;
+use proxy_wasm_harness::engines;
 use serde_json::{json, Value};
 
 /// What a `pwhost` command line did.
@@ -41,9 +42,9 @@ fn pwhost(args: &[&str]) -> Ran {
 
 /// The Wasm engines built in (the Null VM runs native code, not these `.wasm` files).
 fn wasm_engines() -> Vec<&'static str> {
-    let engines: Vec<&str> = pwhost::engines::built_in().into_iter().filter(|e| *e != "null").collect();
-    assert!(!engines.is_empty(), "no Wasm engine is built in");
-    engines
+    let wasm: Vec<&str> = engines::built_in().into_iter().filter(|e| *e != "null").collect();
+    assert!(!wasm.is_empty(), "no Wasm engine is built in");
+    wasm
 }
 
 fn engine() -> &'static str {
@@ -307,7 +308,7 @@ fn bad_input_is_one_line_naming_the_problem_and_exit_2() {
     let bad_value = file("bad_input", "value.yaml", "steps:\n  - downstream_close: SIDEWAYS\n");
     let not_yaml = file("bad_input", "broken.yaml", "steps: [\n  - {\n");
     let engine = engine();
-    let not_built = pwhost::engines::ALL.iter().map(|(n, _)| *n).find(|n| !pwhost::engines::built_in().contains(n));
+    let not_built = engines::ALL.iter().map(|(n, _)| *n).find(|n| !engines::built_in().contains(n));
 
     let mut cases: Vec<(Vec<&str>, String)> = vec![
         (vec!["run", "--engine", engine, "--plugin", &missing, "--exchange", &exchange], format!("cannot read plugin `{missing}`")),
@@ -360,7 +361,7 @@ fn help_and_engines() {
     assert!(r.err.starts_with("usage:"));
     let r = pwhost(&["engines"]);
     assert_eq!(r.code, 0);
-    assert_eq!(r.out.lines().collect::<Vec<_>>(), pwhost::engines::built_in());
+    assert_eq!(r.out.lines().collect::<Vec<_>>(), engines::built_in());
 }
 
 #[test]

@@ -5,9 +5,8 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use proxy_wasm_harness::{run_exchange, transcript_error, Outcome, ScriptedEmbedder};
+use proxy_wasm_harness::{engines, exchange, report, run_exchange, transcript_error, Outcome, ScriptedEmbedder};
 use proxy_wasm_host::{quote, quote_map, validate, Capabilities, Engine, Error, ExternKind, MetricValue, PluginHost, Trace};
-use crate::{engines, exchange, report};
 
 /// The usage text, printed by `pwhost help`.
 pub const USAGE: &str = "\

@@ -33,5 +33,8 @@ mod trap;
 mod tests;
 
 pub use engine::{WasmtimeConfig, WasmtimeEngine};
+/// The Wasmtime library this engine is built on, for code that runs it without our layer (the
+/// benchmarks' raw baselines) at the same version.
+pub use wasmtime;
 pub use instance::{WasmtimeInstance, WasmtimeInterrupt};
 pub use module::WasmtimeModule;
