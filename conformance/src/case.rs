@@ -1,5 +1,5 @@
-//! A conformance case: a YAML file holding the exchange (in `pwhost`'s format, see
-//! [`pwhost::exchange`]) and three keys of its own:
+//! A conformance case: a YAML file holding the exchange (in the harness's format, see
+//! [`proxy_wasm_harness::exchange`]) and three keys of its own:
 //!
 //! ```yaml
 //! description: proxy_get_header_map_value answers NOT_FOUND for a missing key
@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use proxy_wasm_host::scripted::Exchange;
+use proxy_wasm_harness::Exchange;
 use proxy_wasm_host::Capabilities;
 use serde_norway::{Mapping, Value};
 
@@ -153,7 +153,7 @@ fn parse(text: &str, path: &Path, name: String) -> Result<Case, String> {
             .collect::<Result<_, _>>()?,
         Some(_) => return Err("`requires` is a list".into()),
     };
-    let exchange = pwhost::exchange::from_mapping(&without(m, CASE_KEYS)).map_err(|e| e.to_string())?;
+    let exchange = proxy_wasm_harness::exchange::from_mapping(&without(m, CASE_KEYS)).map_err(|e| e.to_string())?;
     Ok(Case { name, path: path.to_path_buf(), description, guest, requires, exchange })
 }
 

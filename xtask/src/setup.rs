@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cmd::{describe_exit, Cmd};
-use crate::{step, Error};
+use anyhow::{anyhow, bail};
+
+use crate::step;
 
 /// Rust targets guest plugins are built for.
 pub const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown", "wasm32-wasip1"];
@@ -15,7 +17,7 @@ pub const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown", "wasm32-wasip1"];
 pub const DEBIAN_PACKAGES: &[&str] = &[];
 
 /// `cargo xtask setup`: installs what is missing, printing each step.
-pub fn run(root: &Path) -> Result<(), Error> {
+pub fn run(root: &Path) -> anyhow::Result<()> {
     ensure_rust_targets(root, RUST_TARGETS)?;
     if !DEBIAN_PACKAGES.is_empty() {
         ensure_debian_packages(DEBIAN_PACKAGES)?;
@@ -25,7 +27,7 @@ pub fn run(root: &Path) -> Result<(), Error> {
 
 /// Makes sure the active toolchain (the one `rust-toolchain.toml` in `root`
 /// pins) has `targets`, adding the missing ones with rustup.
-pub fn ensure_rust_targets(root: &Path, targets: &[&str]) -> Result<(), Error> {
+pub fn ensure_rust_targets(root: &Path, targets: &[&str]) -> anyhow::Result<()> {
     step(format_args!(
         "setup: checking Rust targets {}",
         targets.join(", ")
@@ -41,11 +43,11 @@ pub fn ensure_rust_targets(root: &Path, targets: &[&str]) -> Result<(), Error> {
         Err(error) => return Err(list.spawn_error("listing installed Rust targets", &error)),
     };
     if !output.status.success() {
-        return Err(Error::failed(format!(
+        bail!(
             "`{list}` failed ({}): {}",
             describe_exit(output.status.code()),
             first_line(&String::from_utf8_lossy(&output.stderr))
-        )));
+        );
     }
     let missing = missing_targets(&String::from_utf8_lossy(&output.stdout), targets);
     if missing.is_empty() {
@@ -75,7 +77,7 @@ pub fn missing_targets<'a>(installed: &str, wanted: &[&'a str]) -> Vec<&'a str> 
 }
 
 /// Without rustup: looks for each target's standard library in the sysroot.
-fn check_sysroot_targets(root: &Path, targets: &[&str]) -> Result<(), Error> {
+fn check_sysroot_targets(root: &Path, targets: &[&str]) -> anyhow::Result<()> {
     let rustc = Cmd::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string()))
         .args(["--print", "sysroot"])
         .current_dir(root);
@@ -83,10 +85,7 @@ fn check_sysroot_targets(root: &Path, targets: &[&str]) -> Result<(), Error> {
         .output()
         .map_err(|error| rustc.spawn_error("finding the Rust sysroot", &error))?;
     if !output.status.success() {
-        return Err(Error::failed(format!(
-            "`{rustc}` failed ({})",
-            describe_exit(output.status.code())
-        )));
+        bail!("`{rustc}` failed ({})", describe_exit(output.status.code()));
     }
     let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_string();
     let missing: Vec<&str> = targets
@@ -106,11 +105,11 @@ fn check_sysroot_targets(root: &Path, targets: &[&str]) -> Result<(), Error> {
         ));
         return Ok(());
     }
-    Err(Error::failed(format!(
+    Err(anyhow!(
         "rustup not found and Rust targets {} are missing from {sysroot}; run `{}` (or install the targets' standard library with your Rust distribution)",
         missing.join(", "),
         rustup_target_add(&missing)
-    )))
+    ))
 }
 
 /// Set once `apt-get update` ran in this process.
@@ -174,7 +173,7 @@ pub fn dpkg_says_installed(dpkg_status_output: &str) -> bool {
 /// Makes sure Debian `packages` are installed: checks each with `dpkg -s`;
 /// as root installs the missing ones (`apt-get update` once per run first);
 /// otherwise fails with the exact `sudo apt-get install ...` to run.
-pub fn ensure_debian_packages(packages: &[&str]) -> Result<(), Error> {
+pub fn ensure_debian_packages(packages: &[&str]) -> anyhow::Result<()> {
     step(format_args!(
         "setup: checking Debian packages {}",
         packages.join(", ")
@@ -185,10 +184,10 @@ pub fn ensure_debian_packages(packages: &[&str]) -> Result<(), Error> {
             step("setup: Debian packages already installed");
             Ok(())
         }
-        AptPlan::AskUser(command) => Err(Error::failed(format!(
+        AptPlan::AskUser(command) => Err(anyhow!(
             "Debian packages {} are missing and xtask is not root; run: {command}",
             missing.join(", ")
-        ))),
+        )),
         AptPlan::Run(commands) => {
             for command in commands {
                 let is_update = command.argv().get(1) == Some(&"update");
@@ -201,26 +200,26 @@ pub fn ensure_debian_packages(packages: &[&str]) -> Result<(), Error> {
             if still_missing.is_empty() {
                 Ok(())
             } else {
-                Err(Error::failed(format!(
+                Err(anyhow!(
                     "Debian packages {} are still missing after apt-get install",
                     still_missing.join(", ")
-                )))
+                ))
             }
         }
     }
 }
 
-fn missing_debian_packages<'a>(packages: &[&'a str]) -> Result<Vec<&'a str>, Error> {
+fn missing_debian_packages<'a>(packages: &[&'a str]) -> anyhow::Result<Vec<&'a str>> {
     let mut missing = Vec::new();
     for &package in packages {
         let dpkg = Cmd::new("dpkg").args(["-s", package]);
         let output = match dpkg.output() {
             Ok(output) => output,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::failed(format!(
+                bail!(
                     "cannot check Debian packages {}: `dpkg` not found (not a Debian-based system?); install them by hand",
                     packages.join(", ")
-                )))
+                )
             }
             Err(error) => return Err(dpkg.spawn_error("checking Debian packages", &error)),
         };
