@@ -120,6 +120,7 @@ pub fn guest_bytes(guest: &Guest, sandboxed: bool) -> Result<Vec<u8>, String> {
             });
             Ok(name.as_bytes().to_vec())
         }
+        Guest::Sdk(plugin) => guest_plugins::bytes(if sandboxed { Target::Wasm32 } else { Target::Native }, plugin.name),
         Guest::Crate { name, wasip1 } => {
             let target = match (sandboxed, wasip1) {
                 (false, _) => Target::Native,

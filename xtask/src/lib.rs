@@ -113,6 +113,26 @@ fn build_plugins(root: &Path) -> anyhow::Result<()> {
             println!("  {} ({size} bytes)", path.display());
         }
     }
+    build_sdk_plugins(root)
+}
+
+/// Builds the plugins of other SDKs and toolchains (`guest_plugins::sdk`) for each of their
+/// targets and prints where they are, with how long each took.
+fn build_sdk_plugins(root: &Path) -> anyhow::Result<()> {
+    println!("guest plugins of other SDKs and toolchains:");
+    for plugin in guest_plugins::sdk::PLUGINS {
+        for &target in plugin.targets() {
+            step(format_args!("$ {}", plugin.build_command(root, target).join(" ")));
+            let started = std::time::Instant::now();
+            let path = guest_plugins::sdk::build(root, plugin, target).map_err(anyhow::Error::msg)?;
+            println!(
+                "  {} {target:?}: {} ({:.1} s)",
+                plugin.guest,
+                path.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
     Ok(())
 }
 

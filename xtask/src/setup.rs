@@ -1,5 +1,5 @@
-//! What the tests need on the machine: Rust targets now, Debian packages for
-//! engines that link C or C++ libraries later.
+//! What the tests need on the machine: Rust targets, the Debian packages the C and C++ guest
+//! plugins build with, and Node.js with npm for the AssemblyScript ones.
 
 use std::io;
 use std::path::Path;
@@ -13,8 +13,9 @@ use crate::step;
 /// Rust targets guest plugins are built for.
 pub const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown", "wasm32-wasip1"];
 
-/// Debian packages the tests need; none yet (wasmtime is pure Rust).
-pub const DEBIAN_PACKAGES: &[&str] = &[];
+/// Debian packages the tests need: clang, lld, wasi-libc and libc++ for wasm32, for the C and
+/// C++ guest plugins (`guest_plugins::sdk`).
+pub const DEBIAN_PACKAGES: &[&str] = guest_plugins::sdk::DEBIAN_PACKAGES;
 
 /// `cargo xtask setup`: installs what is missing, printing each step.
 pub fn run(root: &Path) -> anyhow::Result<()> {
@@ -22,6 +23,16 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     if !DEBIAN_PACKAGES.is_empty() {
         ensure_debian_packages(DEBIAN_PACKAGES)?;
     }
+    ensure_node()
+}
+
+/// Checks that Node.js and npm run (the AssemblyScript plugins are built with the npm packages
+/// of a lock file); says how to get them otherwise. Installs nothing: the packages themselves
+/// are installed by `npm ci` when the plugins are built.
+pub fn ensure_node() -> anyhow::Result<()> {
+    step("setup: checking Node.js and npm");
+    let (node, npm) = guest_plugins::sdk::check_node().map_err(anyhow::Error::msg)?;
+    step(format_args!("setup: node {node}, npm {npm}"));
     Ok(())
 }
 
