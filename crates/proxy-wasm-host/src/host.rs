@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use abi::{AbiVersion, BufferType, Callback, MapLimits, MapType, Status};
 
+use crate::capabilities::{CallbackSet, HostSet};
 use crate::trace::TraceHandle;
+use crate::CapabilityRestriction;
 use crate::{Embedder, HeaderMap, Limits, Mailbox, PluginInfo, Services, Stream, Trace, VmToken};
 
 /// The host state of one VM: its contexts, the callback running now, and handles to the
@@ -43,6 +45,10 @@ pub struct VmHost {
     /// Bytes of linear memory the guest asked for and the engine refused at the memory limit
     /// during the running callback (the largest such request), if any.
     pub(crate) memory_refused: Option<u64>,
+    /// What the guest may call and be called with ([`CapabilityRestriction`]).
+    pub(crate) capabilities: CapabilityRestriction,
+    /// Host functions and callbacks whose first denial was logged already.
+    pub(crate) denials_logged: (HostSet, CallbackSet),
 }
 
 /// A map keyed by ids the host hands out (context, call ids): small integers, so a
@@ -85,6 +91,9 @@ pub struct VmHostConfig {
     /// The VM's memory and CPU limits, which the engine applies at instantiation and the host
     /// around each call.
     pub limits: Limits,
+    /// The host functions and callbacks the guest may use (Envoy's
+    /// `capability_restriction_config`); unrestricted by default.
+    pub capabilities: CapabilityRestriction,
 }
 
 impl VmHostConfig {
@@ -97,6 +106,7 @@ impl VmHostConfig {
             environment: Vec::new(),
             map_limits: MapLimits::default(),
             limits: Limits::default(),
+            capabilities: CapabilityRestriction::default(),
         }
     }
 
@@ -242,6 +252,8 @@ impl VmHost {
             allocator: Callback::Malloc,
             limits: config.limits,
             memory_refused: None,
+            capabilities: config.capabilities,
+            denials_logged: (HostSet::EMPTY, CallbackSet::EMPTY),
         }
     }
 
@@ -282,6 +294,11 @@ impl VmHost {
     /// recording.
     pub fn set_trace(&mut self, trace: Option<&Trace>, label: impl Into<String>) {
         self.trace = trace.map(|t| t.register_vm(label.into()));
+    }
+
+    /// The host functions and callbacks this VM's guest may use.
+    pub fn capabilities(&self) -> &CapabilityRestriction {
+        &self.capabilities
     }
 
     /// The ABI version of the guest.

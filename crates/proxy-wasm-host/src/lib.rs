@@ -8,9 +8,11 @@
 //! - [`Vm`], [`PluginHost`]: the plugin, VM and context lifecycle, fault handling.
 //! - [`Embedder`], [`Stream`]: what a proxy implements; [`MemoryStream`] is an in-memory stream.
 //! - [`Services`]: shared data, queues, metrics and foreign functions shared across VMs.
+//! - [`CapabilityRestriction`]: which host functions and callbacks a VM may use.
 
 pub use abi::{self, Action, BufferType, Callback, LogLevel, MapType, Status, StreamType};
 
+pub mod capabilities;
 mod embedder;
 pub mod engine;
 mod error;
@@ -19,10 +21,12 @@ mod host;
 pub mod hostcalls;
 mod memory;
 mod plugin;
+mod security;
 mod services;
 mod trace;
 mod vm;
 
+pub use capabilities::{group_names, CallbackSet, CapabilityError, CapabilityRestriction, HostSet, GROUPS, WASI_GROUP};
 pub use embedder::{
     DefaultEmbedder, Embedder, GrpcCall, HttpCall, LocalReply, MemoryStream, PluginInfo, PropertyCx, Stream,
     StreamEffect, VmToken,
@@ -32,6 +36,7 @@ pub use error::{Error, Trap, TrapKind};
 pub use headers::HeaderMap;
 pub use host::{VmHost, VmHostConfig};
 pub use memory::{read_vec, return_bytes, GuestMemory, HostCx, HostError, HostResult, WordSize};
+pub use security::{SecurityCounters, SecurityStats};
 pub use services::{ForeignFunction, Mailbox, MetricValue, Notification, Services};
 pub use plugin::{module_binary, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
 pub use trace::{quote, quote_map, trap_text, CallbackRecord, Trace, ALLOC};

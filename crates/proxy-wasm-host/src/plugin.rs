@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::services::lock;
 use crate::engine::{allocator_callback, callback_exports, check_imports};
-use crate::{Embedder, Engine, Error, Limits, Module, PluginInfo, Services, Stream, Trace, Vm, VmHost, VmHostConfig};
+use crate::{CapabilityRestriction, Embedder, Engine, Error, Limits, Module, PluginInfo, Services, Stream, Trace, Vm, VmHost, VmHostConfig};
 
 /// A validated, compiled plugin module.
 pub struct CompiledModule {
@@ -97,6 +97,7 @@ fn make_vm(code: &CompiledModule, config: &VmConfig, env: &VmEnv, role: &str) ->
             environment: config.environment.clone(),
             map_limits: config.map_limits,
             limits: config.limits,
+            capabilities: config.capabilities.clone(),
         },
         code.abi,
         env.embedder.clone(),
@@ -122,6 +123,11 @@ pub struct VmConfig {
     pub limits: Limits,
     /// Limits on serialized maps from the guest.
     pub map_limits: MapLimits,
+    /// The host functions and callbacks the VM's guest may use (Envoy's
+    /// `capability_restriction_config`; unrestricted by default). Restrictions apply to the
+    /// whole VM, as in the reference host, so plugins with different restrictions never share
+    /// one: the restriction is part of the VM's key.
+    pub capabilities: CapabilityRestriction,
 }
 
 /// Loads plugins and makes their VMs. One per process (or per engine); share it with `Arc`.
@@ -138,6 +144,7 @@ struct VmKey {
     engine: &'static str,
     configuration: Vec<u8>,
     code: [u8; 32],
+    capabilities: CapabilityRestriction,
 }
 
 impl PluginHost {
@@ -215,6 +222,7 @@ impl PluginHost {
             engine: self.engine.name(),
             configuration: config.configuration.clone(),
             code: code.sha256,
+            capabilities: config.capabilities.clone(),
         };
         let existing = lock(&self.vms).get(&key).cloned();
         let vm = match existing {

@@ -102,6 +102,7 @@ pub struct Services {
     metrics: RwLock<MetricTable>,
     foreign: RwLock<HashMap<String, ForeignFunction>>,
     next_vm: AtomicU64,
+    security: crate::SecurityCounters,
 }
 
 #[derive(Default)]
@@ -121,6 +122,11 @@ impl Services {
     /// Empty services.
     pub fn new() -> Arc<Self> {
         Arc::new(Services::default())
+    }
+
+    /// What the security policy refused so far, in every VM of these services.
+    pub fn security(&self) -> &crate::SecurityCounters {
+        &self.security
     }
 
     /// A fresh token for a new VM.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use abi::{AbiVersion, Action, BufferType, Callback, MapType, PeerType, StreamType};
 
 use crate::host::{CallData, Context, ContextKind, RootContext, StreamContext, StreamPhase};
+use crate::capabilities::CallbackSet;
 use crate::engine::{DeadlineSlot, Watchdog};
 use crate::{
     Error, HeaderMap, Instance, LocalReply, Mailbox, MemoryStream, Notification, PluginInfo, Stream, StreamEffect,
@@ -41,6 +42,8 @@ pub struct Vm {
     /// Root id -> root context id, in start order.
     roots: Vec<(String, u32)>,
     next_context: u32,
+    /// The callbacks the VM's capability restriction allows.
+    callbacks: CallbackSet,
 }
 
 /// What `proxy_get_status` answers for a callout that failed without a response: Envoy's
@@ -109,7 +112,9 @@ impl Vm {
             .limits
             .call_deadline
             .and_then(|d| instance.interrupt_handle().map(|i| Watchdog::global().slot(i, d)));
-        let mut vm = Vm { instance, deadline, engine, token, abi, failure: None, roots: Vec::new(), next_context: 0 };
+        let callbacks = instance.host().capabilities.callback_set();
+        let mut vm =
+            Vm { instance, deadline, engine, token, abi, failure: None, roots: Vec::new(), next_context: 0, callbacks };
         if vm.instance.has(Callback::Initialize) {
             vm.call_checked(Callback::Initialize, 0, &[])?;
             if vm.instance.has(Callback::Main) {
@@ -173,6 +178,21 @@ impl Vm {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Whether the host calls `callback` (on `context_id`): the module exports it and the VM's
+    /// [`CapabilityRestriction`](crate::CapabilityRestriction) allows it. An exported callback
+    /// the restriction does not allow is never called, as if it were not exported; the skip is
+    /// counted, and logged the first time.
+    fn exports(&mut self, callback: Callback, context_id: u32) -> bool {
+        if !self.instance.has(callback) {
+            return false;
+        }
+        if self.callbacks.contains(callback) {
+            return true;
+        }
+        crate::security::skip_callback(self.instance.host(), callback, context_id);
+        false
     }
 
     fn next_id(&mut self) -> u32 {
@@ -247,7 +267,7 @@ impl Vm {
 
     /// Calls an optional callback: skipped (answering `default`) when not exported.
     fn call_optional(&mut self, callback: Callback, context_id: u32, args: &[u64], default: u64) -> Result<u64, Error> {
-        if self.failure.is_none() && !self.instance.has(callback) {
+        if self.failure.is_none() && !self.exports(callback, context_id) {
             return Ok(default);
         }
         self.call_checked(callback, context_id, args)
@@ -421,7 +441,7 @@ impl Vm {
         if self.failure.is_some() {
             return self.fail_stream(id);
         }
-        if !self.instance.has(callback) {
+        if !self.exports(callback, id) {
             return Ok(Action::Continue);
         }
         match self.invoke(callback, id, args) {
@@ -595,7 +615,7 @@ impl Vm {
         if let Some(t) = &self.failure {
             return Err(Error::VmFailed(t.to_string()));
         }
-        if !self.instance.has(callback) {
+        if !self.exports(callback, root) {
             return Ok(());
         }
         self.invoke_with(callback, root, args, data).map(drop).map_err(|trap| Error::Trap { callback, trap })
@@ -651,7 +671,7 @@ impl Vm {
         if let Some(t) = &self.failure {
             return Err(Error::VmFailed(t.to_string()));
         }
-        if !self.instance.has(callback) {
+        if !self.exports(callback, context) {
             return Ok(());
         }
         match self.invoke_with(callback, context, args, data) {
@@ -777,6 +797,8 @@ mod tests {
         refuse_memory: bool,
         spin_in: Option<Callback>,
         interrupted: Arc<FakeInterrupt>,
+        /// Every callback called, in order.
+        called: Arc<std::sync::Mutex<Vec<Callback>>>,
     }
 
     #[derive(Default)]
@@ -790,7 +812,15 @@ mod tests {
 
     impl Fake {
         fn new(host: VmHost, exports: Vec<Callback>, trap_in: Callback) -> Self {
-            Fake { host, exports, trap_in, refuse_memory: false, spin_in: None, interrupted: Arc::default() }
+            Fake {
+                host,
+                exports,
+                trap_in,
+                refuse_memory: false,
+                spin_in: None,
+                interrupted: Arc::default(),
+                called: Arc::default(),
+            }
         }
     }
 
@@ -801,6 +831,7 @@ mod tests {
 
         fn call(&mut self, callback: Callback, _args: &[u64]) -> Result<u64, Trap> {
             use std::sync::atomic::Ordering;
+            self.called.lock().unwrap().push(callback);
             self.interrupted.0.store(false, Ordering::SeqCst);
             if self.spin_in == Some(callback) {
                 while !self.interrupted.0.load(Ordering::SeqCst) {
@@ -931,5 +962,45 @@ mod tests {
         let root = vm.start_plugin(PluginInfo::default()).unwrap();
         let Error::Trap { trap, .. } = vm.on_tick(root).unwrap_err() else { panic!() };
         assert_eq!(trap.kind, TrapKind::Guest);
+    }
+
+    /// An embedder that keeps its log lines.
+    #[derive(Default)]
+    struct Logs(std::sync::Mutex<Vec<String>>);
+
+    impl crate::Embedder for Logs {
+        fn log(&self, _plugin: Option<&PluginInfo>, _level: abi::LogLevel, message: &str) {
+            self.0.lock().unwrap().push(message.to_string());
+        }
+    }
+
+    #[test]
+    fn a_callback_outside_the_restriction_is_never_called() {
+        let mut config = VmHostConfig::new("");
+        config.capabilities = crate::CapabilityRestriction::allow(["proxy_on_response_headers", "lifecycle"]).unwrap();
+        let logs = Arc::new(Logs::default());
+        let services = Services::new();
+        let host = VmHost::new(config, AbiVersion::V021, logs.clone(), services.clone());
+        let exports = vec![Callback::OnContextCreate, Callback::OnRequestHeaders, Callback::OnResponseHeaders, Callback::OnTick];
+        let fake = Fake::new(host, exports, Callback::OnDelete);
+        let called = fake.called.clone();
+        let mut vm = Vm::start(Box::new(fake), "fake").unwrap();
+        let root = vm.start_plugin(PluginInfo::default()).unwrap();
+        let id = vm.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
+        // Not allowed: the stream goes on as if the plugin did not export it.
+        assert_eq!(vm.on_request_headers(id, true).unwrap(), Action::Continue);
+        assert_eq!(vm.on_request_headers(id, true).unwrap(), Action::Continue);
+        assert_eq!(vm.on_response_headers(id, true).unwrap(), Action::Continue);
+        vm.on_tick(root).unwrap();
+        assert_eq!(
+            *called.lock().unwrap(),
+            [Callback::OnContextCreate, Callback::OnContextCreate, Callback::OnResponseHeaders],
+            "neither proxy_on_request_headers nor proxy_on_tick was called"
+        );
+        let logs = logs.0.lock().unwrap();
+        assert_eq!(logs.len(), 2, "one line per callback: {logs:?}");
+        assert!(logs[0].starts_with("callback `proxy_on_request_headers` not called: it is not among the VM's allowed capabilities (lifecycle, proxy_on_response_headers)"), "{}", logs[0]);
+        assert!(logs[1].starts_with("callback `proxy_on_tick` not called"), "{}", logs[1]);
+        assert_eq!(services.security().snapshot().callbacks_skipped, 3);
     }
 }

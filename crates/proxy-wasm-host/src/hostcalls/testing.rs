@@ -150,6 +150,7 @@ impl TestCx {
             environment: vec![("A".into(), "1".into()), ("BB".into(), "22".into())],
             map_limits: MapLimits::default(),
             limits: crate::Limits::default(),
+            capabilities: Default::default(),
         };
         let mut host = VmHost::new(config, abi, embedder.clone(), Services::new());
         let plugin = Arc::new(PluginInfo {
