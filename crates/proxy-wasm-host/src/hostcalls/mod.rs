@@ -22,8 +22,12 @@ mod shared;
 mod stream;
 mod wasi;
 
-#[cfg(test)]
-pub(crate) mod testing;
+/// A [`HostCx`] over a plain byte vector: the host crate's unit tests, and the fuzz targets
+/// (`fuzz/`, with the `fuzzing` feature). Not part of the API.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+#[allow(missing_docs)] // Test scaffolding, documented where it is used.
+pub mod testing;
 
 /// The implementations, by import name.
 mod imp {
