@@ -519,3 +519,32 @@ fn the_readme_commands_run_and_name_every_example() {
         }
     }
 }
+
+/// Bytes that are not UTF-8 go in as `{hex: ...}` / `{base64: ...}` and come out exact: the
+/// SDK plugin rewrites `foo` to `bar` inside a binary body, and `--json` gives the result as
+/// base64 (never U+FFFD), a binary header value likewise; the text output escapes them.
+#[test]
+fn bytes_that_are_not_utf8_pass_exactly() {
+    let exchange = file(
+        "bytes",
+        "binary.yaml",
+        r#"
+plugin: {name: body, configuration: body}
+steps:
+  - request_headers: [[":path", /upload], [":method", POST], [x-bin, {hex: "61c0a7ff7a"}]]
+  - request_body: {hex: "00ff666f6fc0"}
+    end_of_stream: true
+"#,
+    );
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &sdk(), "--exchange", &exchange, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let v = r.json();
+    assert_eq!(v["request"]["body"], json!({"base64": "AP9iYXLA"}), "00 ff 'bar' c0");
+    let headers = v["request"]["headers"].as_array().unwrap();
+    assert!(headers.contains(&json!(["x-bin", {"base64": "YcCn/3o="}])), "{headers:?}");
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &sdk(), "--exchange", &exchange]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains(r#"request body:      "\0\xffbar\xc0""#), "{}", r.out);
+    assert!(r.out.contains(r#""x-bin": "a\xc0\xa7\xffz""#), "{}", r.out);
+    assert!(!r.out.contains('\u{fffd}'), "{}", r.out);
+}

@@ -50,6 +50,8 @@ use std::time::Duration;
 
 use proxy_wasm_host::abi::PeerType;
 use proxy_wasm_host::{Limits, PluginInfo, VmConfig};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde_norway::{Mapping, Value};
 
 use crate::scripted::{Exchange, Step};
@@ -147,6 +149,25 @@ fn text(value: &Value, what: &str) -> Result<String> {
     }
 }
 
+/// Bytes: a string is its UTF-8 bytes (numbers and booleans as YAML writes them); any bytes at
+/// all are written `{base64: "..."}` (standard alphabet, padded) or `{hex: "..."}`.
+pub(crate) fn bytes(value: &Value, what: &str) -> Result<Vec<u8>> {
+    let Value::Mapping(m) = value else { return Ok(text(value, what)?.into_bytes()) };
+    let mut entries = m.iter();
+    let (Some((key, encoded)), None) = (entries.next(), entries.next()) else {
+        return err(format!("{what}: bytes are a string, {{base64: ...}} or {{hex: ...}}, found {}", show(value)));
+    };
+    let encoded = text(encoded, what)?;
+    match key_str(key)? {
+        "base64" => BASE64
+            .decode(encoded.as_bytes())
+            .map_err(|e| ExchangeError(format!("{what}: `{encoded}` is not valid base64: {e}"))),
+        "hex" => hex::decode(encoded.split_whitespace().collect::<String>())
+            .map_err(|e| ExchangeError(format!("{what}: `{encoded}` is not valid hex: {e}"))),
+        other => err(format!("{what}: bytes are a string, {{base64: ...}} or {{hex: ...}}, found `{other}`")),
+    }
+}
+
 fn boolean(value: &Value, what: &str) -> Result<bool> {
     value.as_bool().ok_or_else(|| ExchangeError(format!("{what} must be true or false, found {}", show(value))))
 }
@@ -166,8 +187,8 @@ fn plugin_section(value: &Value, what: &str) -> Result<(PluginInfo, VmConfig)> {
             "name" => plugin.name = text(v, &at)?,
             "root_id" => plugin.root_id = text(v, &at)?,
             "vm_id" => plugin.vm_id = text(v, &at)?,
-            "configuration" => plugin.configuration = text(v, &at)?.into_bytes(),
-            "vm_configuration" => vm.configuration = text(v, &at)?.into_bytes(),
+            "configuration" => plugin.configuration = bytes(v, &at)?,
+            "vm_configuration" => vm.configuration = bytes(v, &at)?,
             "fail_open" => plugin.fail_open = boolean(v, &at)?,
             "environment" => {
                 let Value::Mapping(env) = v else { return err(format!("{at} must be a mapping")) };
@@ -222,15 +243,16 @@ fn properties(value: &Value) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     Ok(out)
 }
 
-/// Headers as a mapping (`{name: value}`) or a list of `[name, value]` pairs.
-fn headers(value: &Value, what: &str) -> Result<Vec<(String, String)>> {
+/// Headers as a mapping (`{name: value}`) or a list of `[name, value]` pairs; names and values
+/// are [`bytes`].
+fn headers(value: &Value, what: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     match value {
         Value::Null => Ok(Vec::new()),
-        Value::Mapping(m) => m.iter().map(|(k, v)| Ok((text(k, what)?, text(v, what)?))).collect(),
+        Value::Mapping(m) => m.iter().map(|(k, v)| Ok((bytes(k, what)?, bytes(v, what)?))).collect(),
         Value::Sequence(pairs) => pairs
             .iter()
             .map(|pair| match pair {
-                Value::Sequence(kv) if kv.len() == 2 => Ok((text(&kv[0], what)?, text(&kv[1], what)?)),
+                Value::Sequence(kv) if kv.len() == 2 => Ok((bytes(&kv[0], what)?, bytes(&kv[1], what)?)),
                 other => err(format!("{what}: each pair must be [name, value], found {}", show(other))),
             })
             .collect(),
@@ -337,7 +359,7 @@ fn to_step(step: &RawStep<'_>, later: &[RawStep<'_>]) -> Result<Step> {
             }
         }
     };
-    let body = || -> Result<Vec<u8>> { Ok(text(input, what)?.into_bytes()) };
+    let body = || bytes(input, what);
     let field = |m: &Mapping, key: &str| m.get(key).cloned().unwrap_or(Value::Null);
     let fields = |allowed: &[&str]| -> Result<Mapping> {
         match input {
@@ -379,7 +401,7 @@ fn to_step(step: &RawStep<'_>, later: &[RawStep<'_>]) -> Result<Step> {
             let m = fields(&["headers", "body", "trailers"])?;
             Step::HttpCallResponse {
                 headers: headers(&field(&m, "headers"), "`headers`")?,
-                body: text(&field(&m, "body"), "`body`")?.into_bytes(),
+                body: bytes(&field(&m, "body"), "`body`")?,
                 trailers: headers(&field(&m, "trailers"), "`trailers`")?,
             }
         }
@@ -406,7 +428,7 @@ fn to_step(step: &RawStep<'_>, later: &[RawStep<'_>]) -> Result<Step> {
                 v => u32::try_from(unsigned(&v, "`function_id`")?)
                     .map_err(|_| ExchangeError("`function_id` is too large".into()))?,
             };
-            Step::ForeignFunction { function_id, arguments: text(&field(&m, "arguments"), "`arguments`")?.into_bytes() }
+            Step::ForeignFunction { function_id, arguments: bytes(&field(&m, "arguments"), "`arguments`")? }
         }
         "shutdown" => Step::Shutdown,
         other => return err(format!("unknown step `{other}`; the steps are {}", STEP_NAMES.join(", "))),
@@ -417,8 +439,51 @@ fn to_step(step: &RawStep<'_>, later: &[RawStep<'_>]) -> Result<Step> {
 mod tests {
     use super::*;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    fn pairs(p: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        p.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_written_in_base64_or_hex() {
+        let e = parse(
+            r#"
+plugin: {configuration: {hex: "00 ff 7f"}, vm_configuration: {base64: "AP8="}}
+steps:
+  - request_headers: [[x-bin, {hex: "61c0a7ff7a"}], [{base64: "eC1r"}, plain]]
+  - request_body: {base64: "3q2+7w=="}
+  - request_trailers: {t: {hex: ""}}
+  - http_call_response: {body: {hex: "ff"}}
+  - foreign_function: {arguments: {base64: ""}}
+"#,
+        )
+        .unwrap();
+        assert_eq!(e.plugin.configuration, [0x00, 0xff, 0x7f]);
+        assert_eq!(e.vm.configuration, [0x00, 0xff]);
+        assert_eq!(
+            e.steps[0],
+            Step::RequestHeaders {
+                headers: vec![(b"x-bin".to_vec(), b"a\xc0\xa7\xffz".to_vec()), (b"x-k".to_vec(), b"plain".to_vec())],
+                end_of_stream: false
+            }
+        );
+        assert_eq!(e.steps[1], Step::RequestBody { body: vec![0xde, 0xad, 0xbe, 0xef], end_of_stream: false });
+        assert_eq!(e.steps[2], Step::RequestTrailers(vec![(b"t".to_vec(), Vec::new())]));
+        assert!(matches!(&e.steps[3], Step::HttpCallResponse { body, .. } if body == &[0xff]));
+        assert!(matches!(&e.steps[4], Step::ForeignFunction { arguments, .. } if arguments.is_empty()));
+    }
+
+    #[test]
+    fn bad_byte_forms_are_refused_naming_the_place() {
+        for (yaml, expected) in [
+            ("steps: [{request_body: {base64: '!!'}}]", "step 1 (`request_body`): the input: `!!` is not valid base64"),
+            ("steps: [{request_body: {hex: 'abc'}}]", "`abc` is not valid hex"),
+            ("steps: [{request_body: {utf16: 'a'}}]", "bytes are a string, {base64: ...} or {hex: ...}, found `utf16`"),
+            ("steps: [{request_body: {hex: 'aa', base64: 'qg=='}}]", "bytes are a string, {base64: ...} or {hex: ...}"),
+            ("plugin: {configuration: {hex: zz}}\nsteps: []", "`plugin.configuration`: `zz` is not valid hex"),
+        ] {
+            let error = parse(yaml).unwrap_err().to_string();
+            assert!(error.contains(expected), "{yaml}: {error}");
+        }
     }
 
     #[test]

@@ -174,7 +174,7 @@ pub enum Step {
     /// Request headers arrive.
     RequestHeaders {
         /// The headers.
-        headers: Vec<(String, String)>,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
         /// Whether the request ends here.
         end_of_stream: bool,
     },
@@ -186,11 +186,11 @@ pub enum Step {
         end_of_stream: bool,
     },
     /// Request trailers arrive.
-    RequestTrailers(Vec<(String, String)>),
+    RequestTrailers(Vec<(Vec<u8>, Vec<u8>)>),
     /// Response headers arrive.
     ResponseHeaders {
         /// The headers.
-        headers: Vec<(String, String)>,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
         /// Whether the response ends here.
         end_of_stream: bool,
     },
@@ -202,7 +202,7 @@ pub enum Step {
         end_of_stream: bool,
     },
     /// Response trailers arrive.
-    ResponseTrailers(Vec<(String, String)>),
+    ResponseTrailers(Vec<(Vec<u8>, Vec<u8>)>),
     /// A TCP connection opens: `proxy_on_new_connection`.
     NewConnection,
     /// Bytes from the client arrive on the TCP connection.
@@ -228,20 +228,20 @@ pub enum Step {
     /// The oldest pending HTTP callout gets this answer.
     HttpCallResponse {
         /// Response headers.
-        headers: Vec<(String, String)>,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
         /// Response body.
         body: Vec<u8>,
         /// Response trailers.
-        trailers: Vec<(String, String)>,
+        trailers: Vec<(Vec<u8>, Vec<u8>)>,
     },
     /// The oldest pending HTTP callout fails (reset or timeout) for this reason.
     HttpCallFailure(String),
     /// The oldest open gRPC call or stream receives initial metadata.
-    GrpcInitialMetadata(Vec<(String, String)>),
+    GrpcInitialMetadata(Vec<(Vec<u8>, Vec<u8>)>),
     /// The oldest open gRPC call or stream receives a message.
     GrpcMessage(Vec<u8>),
     /// The oldest open gRPC call or stream receives trailing metadata.
-    GrpcTrailingMetadata(Vec<(String, String)>),
+    GrpcTrailingMetadata(Vec<(Vec<u8>, Vec<u8>)>),
     /// The oldest open gRPC call or stream finishes with this status and message.
     GrpcClose {
         /// The gRPC status code.
@@ -293,7 +293,7 @@ impl Step {
 
     /// The step as a transcript shows it: its name and its input.
     fn describe(&self) -> String {
-        let map = |pairs: &[(String, String)]| quote_map(&map(pairs));
+        let map = |pairs: &[(Vec<u8>, Vec<u8>)]| quote_map(&map(pairs));
         let eos = |end: bool| if end { " end_of_stream" } else { "" };
         let detail = match self {
             Step::RequestHeaders { headers, end_of_stream } | Step::ResponseHeaders { headers, end_of_stream } => {
@@ -391,8 +391,8 @@ pub struct Outcome {
     pub callbacks: Vec<CallbackRecord>,
 }
 
-fn map(pairs: &[(String, String)]) -> HeaderMap {
-    HeaderMap::from_pairs(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
+fn map(pairs: &[(Vec<u8>, Vec<u8>)]) -> HeaderMap {
+    HeaderMap::from_pairs(pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
 }
 
 /// The function id and name of the foreign function [`run_exchange`] registers: `echo`

@@ -39,5 +39,5 @@ pub use memory::{read_vec, return_bytes, GuestMemory, HostCx, HostError, HostRes
 pub use security::{SecurityCounters, SecurityStats};
 pub use services::{ForeignFunction, Mailbox, MetricValue, Notification, Services};
 pub use plugin::{module_binary, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
-pub use trace::{quote, quote_map, trap_text, CallbackRecord, Trace, ALLOC};
+pub use trace::{quote, quote_map, quote_whole, trap_text, CallbackRecord, Trace, ALLOC};
 pub use vm::{vm_failed_reply, HttpCallResponse, Vm};

@@ -397,8 +397,17 @@ fn read_shaped(mem: &GuestMemory<'_>, ptr: u64, len: u64, shape: Shape) -> Strin
 /// Bytes as transcripts show them: a quoted string with escapes for quotes, backslashes,
 /// control and non-ASCII bytes, cut after 160 bytes with the full length given.
 pub fn quote(bytes: &[u8]) -> String {
+    let mut out = quote_whole(&bytes[..bytes.len().min(SHOWN_BYTES)]);
+    if bytes.len() > SHOWN_BYTES {
+        let _ = write!(out, "...({} bytes)", bytes.len());
+    }
+    out
+}
+
+/// [`quote`] without the cut: every byte, escaped the same way (a final state shows whole bodies).
+pub fn quote_whole(bytes: &[u8]) -> String {
     let mut out = String::from("\"");
-    for &b in bytes.iter().take(SHOWN_BYTES) {
+    for &b in bytes {
         match b {
             b'"' => out.push_str("\\\""),
             b'\\' => out.push_str("\\\\"),
@@ -413,9 +422,6 @@ pub fn quote(bytes: &[u8]) -> String {
         }
     }
     out.push('"');
-    if bytes.len() > SHOWN_BYTES {
-        let _ = write!(out, "...({} bytes)", bytes.len());
-    }
     out
 }
 

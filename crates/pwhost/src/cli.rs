@@ -12,7 +12,7 @@ use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueHint};
 use proxy_wasm_harness::{engines, exchange, report, run_exchange, transcript_error, Outcome, ScriptedEmbedder};
-use proxy_wasm_host::{quote, quote_map, validate, Capabilities, Engine, Error, ExternKind, MetricValue, PluginHost, Trace};
+use proxy_wasm_host::{quote, quote_map, quote_whole, validate, Capabilities, Engine, Error, ExternKind, MetricValue, PluginHost, Trace};
 
 /// What the exit codes mean, shown at the end of `pwhost help`.
 const EXIT_CODES: &str = "\
@@ -324,7 +324,8 @@ fn report_failure(cx: &mut Out<'_>, json: bool, message: &str, so_far: Outcome, 
 /// left out), the local reply, the metrics and the trap.
 fn print_summary(cx: &mut Out<'_>, out: &Outcome) {
     let s = &out.stream;
-    let text = |b: &[u8]| format!("{:?}", String::from_utf8_lossy(b));
+    // Bodies as the transcript quotes them: non-UTF-8 bytes escaped, never replaced.
+    let text = |b: &[u8]| quote_whole(b);
     say!(cx, "---");
     let parts: [(&str, String, bool); 8] = [
         ("request headers", quote_map(&s.request_headers), s.request_headers.is_empty()),
