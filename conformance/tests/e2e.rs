@@ -90,6 +90,7 @@ fn plugin(configuration: &str) -> PluginInfo {
         vm_id: String::new(),
         configuration: configuration.as_bytes().to_vec(),
         fail_open: false,
+        policy: Default::default(),
     }
 }
 

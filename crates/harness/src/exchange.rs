@@ -54,6 +54,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_norway::{Mapping, Value};
 
+use crate::policy;
 use crate::scripted::{Exchange, Step};
 
 /// What is wrong with an exchange file: one line naming the place and the problem.
@@ -68,9 +69,9 @@ impl fmt::Display for ExchangeError {
 
 impl std::error::Error for ExchangeError {}
 
-type Result<T> = std::result::Result<T, ExchangeError>;
+pub(crate) type Result<T> = std::result::Result<T, ExchangeError>;
 
-fn err<T>(message: impl Into<String>) -> Result<T> {
+pub(crate) fn err<T>(message: impl Into<String>) -> Result<T> {
     Err(ExchangeError(message.into()))
 }
 
@@ -97,9 +98,10 @@ pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
     }
     let mut exchange = Exchange::default();
     if let Some(p) = m.get("plugin") {
-        let (plugin, vm) = plugin_section(p, "plugin")?;
+        let (plugin, vm, code) = plugin_section(p, "plugin")?;
         exchange.plugin = plugin;
         exchange.vm = vm;
+        exchange.code = code;
     } else {
         exchange.plugin.name = "plugin".into();
     }
@@ -116,7 +118,10 @@ pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
     if let Some(o) = m.get("others") {
         let Value::Sequence(others) = o else { return err("`others` must be a list of plugin sections") };
         for (i, other) in others.iter().enumerate() {
-            let (plugin, mut vm) = plugin_section(other, &format!("others[{i}]"))?;
+            let (plugin, mut vm, code) = plugin_section(other, &format!("others[{i}]"))?;
+            if code.is_some() {
+                return err(format!("`others[{i}].code`: the others run the first plugin's module; `code` goes in `plugin`"));
+            }
             vm.limits = exchange.vm.limits;
             exchange.others.push((plugin, vm));
         }
@@ -129,17 +134,17 @@ pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
     Ok(exchange)
 }
 
-fn key_str(key: &Value) -> Result<&str> {
+pub(crate) fn key_str(key: &Value) -> Result<&str> {
     key.as_str().ok_or_else(|| ExchangeError(format!("keys must be strings, found {}", show(key))))
 }
 
 /// A short rendering of a YAML value for messages.
-fn show(value: &Value) -> String {
+pub(crate) fn show(value: &Value) -> String {
     serde_norway::to_string(value).map_or_else(|_| "?".into(), |s| s.trim().replace('\n', " "))
 }
 
 /// A scalar as text: strings as they are, numbers and booleans as YAML writes them.
-fn text(value: &Value, what: &str) -> Result<String> {
+pub(crate) fn text(value: &Value, what: &str) -> Result<String> {
     match value {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
@@ -176,10 +181,15 @@ fn unsigned(value: &Value, what: &str) -> Result<u64> {
     value.as_u64().ok_or_else(|| ExchangeError(format!("{what} must be a non-negative integer, found {}", show(value))))
 }
 
-fn plugin_section(value: &Value, what: &str) -> Result<(PluginInfo, VmConfig)> {
+/// The keys of a plugin section.
+const PLUGIN_KEYS: &[&str] =
+    &["name", "root_id", "vm_id", "configuration", "vm_configuration", "fail_open", "environment"];
+
+fn plugin_section(value: &Value, what: &str) -> Result<(PluginInfo, VmConfig, Option<code_source::CodeSpec>)> {
     let Value::Mapping(m) = value else { return err(format!("`{what}` must be a mapping")) };
     let mut plugin = PluginInfo { name: "plugin".into(), ..Default::default() };
     let mut vm = VmConfig::default();
+    let mut code = None;
     for (key, v) in m {
         let key = key_str(key)?;
         let at = format!("`{what}.{key}`");
@@ -196,15 +206,20 @@ fn plugin_section(value: &Value, what: &str) -> Result<(PluginInfo, VmConfig)> {
                     vm.environment.push((text(k, &at)?, text(val, &at)?));
                 }
             }
+            "capability_restriction_config" => vm.capabilities = policy::capabilities(v, &at)?,
+            "sanitize" => plugin.policy = policy::sanitize(v, &at, std::mem::take(&mut plugin.policy))?,
+            "allowed_upstreams" => {
+                plugin.policy = policy::allowed_upstreams(v, &at, std::mem::take(&mut plugin.policy))?
+            }
+            "code" => code = Some(policy::code(v, &at)?),
             other => {
-                return err(format!(
-                    "unknown key `{other}` in `{what}`; it has name, root_id, vm_id, configuration, vm_configuration, fail_open, environment"
-                ))
+                let keys: Vec<&str> = PLUGIN_KEYS.iter().chain(policy::KEYS).copied().collect();
+                return err(format!("unknown key `{other}` in `{what}`; it has {}", keys.join(", ")));
             }
         }
     }
     vm.vm_id = plugin.vm_id.clone();
-    Ok((plugin, vm))
+    Ok((plugin, vm, code))
 }
 
 fn limits(value: &Value) -> Result<Limits> {

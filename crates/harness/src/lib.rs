@@ -23,9 +23,11 @@
 
 pub mod engines;
 pub mod exchange;
+pub mod policy;
 pub mod report;
 pub mod scripted;
 
+pub use code_source;
 pub use scripted::{run_exchange, transcript_error, Exchange, LogRecord, Outcome, ScriptedEmbedder, Step, ECHO_FUNCTION};
 
 /// The Wasmtime engine crate (built in by the `wasmtime` feature).

@@ -354,6 +354,9 @@ pub struct Exchange {
     pub plugin: PluginInfo,
     /// The VM configuration.
     pub vm: VmConfig,
+    /// Where the plugin's code comes from and the checks it must pass (`plugin.code`), when
+    /// the exchange says; else the runner is given the module.
+    pub code: Option<code_source::CodeSpec>,
     /// Properties (path segments joined by 0 bytes) every stream and root context can read.
     pub properties: Vec<(Vec<u8>, Vec<u8>)>,
     /// The upstreams callouts may go to; `None` accepts any.

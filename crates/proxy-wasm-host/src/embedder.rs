@@ -31,6 +31,9 @@ pub struct PluginInfo {
     pub configuration: Vec<u8>,
     /// Whether streams go on unfiltered (true) or get a local 503 (false) when the VM fails.
     pub fail_open: bool,
+    /// What the plugin may not see (hidden headers and properties) and the upstreams it may
+    /// call out to.
+    pub policy: crate::PluginPolicy,
 }
 
 /// Where a property is asked for.

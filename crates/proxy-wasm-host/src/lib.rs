@@ -36,7 +36,7 @@ pub use error::{Error, Trap, TrapKind};
 pub use headers::HeaderMap;
 pub use host::{VmHost, VmHostConfig};
 pub use memory::{read_vec, return_bytes, GuestMemory, HostCx, HostError, HostResult, WordSize};
-pub use security::{SecurityCounters, SecurityStats};
+pub use security::{PluginPolicy, SecurityCounters, SecurityStats, CREDENTIAL_HEADERS};
 pub use services::{ForeignFunction, Mailbox, MetricValue, Notification, Services};
 pub use plugin::{module_binary, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
 pub use trace::{quote, quote_map, quote_whole, trap_text, CallbackRecord, Trace, ALLOC};

@@ -1,11 +1,126 @@
-//! What the security policy refused, counted for the embedder's stats, and the slow paths that
-//! refuse: a host function or callback outside a VM's [`CapabilityRestriction`].
+//! A plugin's security policy beyond capabilities ([`PluginPolicy`]: hidden headers and
+//! properties, the upstreams it may call out to), what the policy refused, counted for the
+//! embedder's stats, and the slow paths that refuse a host function or callback outside a VM's
+//! [`CapabilityRestriction`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use abi::{Callback, HostFunctionId, Kind, LogLevel, Status};
 
 use crate::{CapabilityRestriction, VmHost};
+
+/// The headers of the `credentials` preset: their values are what a plugin most often has no
+/// business reading.
+pub const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
+/// What one plugin may see and where it may call out to. The default hides nothing and allows
+/// every upstream.
+///
+/// - **Hidden headers** (names, ASCII-case-insensitive): in the HTTP stream's four maps,
+///   `proxy_get_header_map_value` answers as for an absent header (`NOT_FOUND`; an empty value
+///   for an ABI 0.1.0 guest, as for any absent header there), `proxy_get_header_map_pairs` and
+///   `proxy_get_header_map_size` leave them out, the header callbacks count them out, and
+///   writes leave them as they are (adding, replacing or removing a hidden header is accepted
+///   and does nothing; `proxy_set_header_map_pairs` keeps them and drops hidden names from the
+///   new pairs). The stream itself keeps them: the proxy forwards them unchanged. Properties
+///   that hold headers (`request.headers`, `response.headers`, `response.trailers`,
+///   `request.trailers`, and any path below them) are filtered the same way.
+/// - **Callout answers** ([`sanitize_callout_responses`](Self::sanitize_callout_responses)):
+///   the same for the maps of an HTTP callout's answer and a gRPC call's metadata.
+/// - **Hidden properties** (paths with `.` between segments, as the exchange writes them, or
+///   segments joined by 0 bytes): a hidden path, any path below it, and any path above it (a
+///   parent would carry it) read as absent (`NOT_FOUND`).
+/// - **Allowed upstreams**: HTTP and gRPC callouts only to these upstream names; another is
+///   refused with the status the reference host gives an unknown cluster (`BAD_ARGUMENT` for
+///   HTTP, `PARSE_FAILURE` for gRPC), and counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PluginPolicy {
+    hidden_headers: Vec<Vec<u8>>,
+    hidden_properties: Vec<Vec<u8>>,
+    /// Hide the hidden headers in callout answers and gRPC metadata too.
+    pub sanitize_callout_responses: bool,
+    /// The upstreams callouts may go to; `None` allows any.
+    pub allowed_upstreams: Option<Vec<String>>,
+}
+
+impl PluginPolicy {
+    /// Hides the values of these headers (any case) from the plugin.
+    pub fn hide_headers<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<[u8]>,
+    {
+        for name in names {
+            let name = name.as_ref().to_ascii_lowercase();
+            if !self.hidden_headers.contains(&name) {
+                self.hidden_headers.push(name);
+            }
+        }
+        self
+    }
+
+    /// Hides these properties: paths with `.` between segments (`source.address`) or with 0
+    /// bytes (`source\0address`).
+    pub fn hide_properties<I, S>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<[u8]>,
+    {
+        for path in paths {
+            let path: Vec<u8> = path.as_ref().iter().map(|&b| if b == b'.' { 0 } else { b }).collect();
+            if !self.hidden_properties.contains(&path) {
+                self.hidden_properties.push(path);
+            }
+        }
+        self
+    }
+
+    /// Allows callouts only to these upstreams.
+    pub fn allow_upstreams<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_upstreams = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The hidden header names, lowercase.
+    pub fn hidden_headers(&self) -> &[Vec<u8>] {
+        &self.hidden_headers
+    }
+
+    /// The hidden property paths, segments joined by 0 bytes.
+    pub fn hidden_properties(&self) -> &[Vec<u8>] {
+        &self.hidden_properties
+    }
+
+    /// Whether the header `name` (any case) is hidden.
+    pub fn hides_header(&self, name: &[u8]) -> bool {
+        !self.hidden_headers.is_empty() && self.hidden_headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether the property at `path` (segments joined by 0 bytes) is hidden: it is a hidden
+    /// path, lies below one, or lies above one.
+    pub fn hides_property(&self, path: &[u8]) -> bool {
+        self.hidden_properties.iter().any(|hidden| nested(hidden, path) || nested(path, hidden))
+    }
+
+    /// Whether a callout may go to `upstream`.
+    pub fn allows_upstream(&self, upstream: &str) -> bool {
+        self.allowed_upstreams.as_ref().is_none_or(|list| list.iter().any(|u| u == upstream))
+    }
+
+    /// Whether the policy hides or refuses anything.
+    pub fn is_empty(&self) -> bool {
+        self.hidden_headers.is_empty() && self.hidden_properties.is_empty() && self.allowed_upstreams.is_none()
+    }
+}
+
+/// Whether `inner` is `outer` or lies below it (`outer` then a 0 byte, then more).
+fn nested(outer: &[u8], inner: &[u8]) -> bool {
+    inner.starts_with(outer) && (inner.len() == outer.len() || inner[outer.len()] == 0)
+}
 
 /// Counters of refusals, shared by every VM of a [`PluginHost`](crate::PluginHost) (through its
 /// [`Services`](crate::Services)). Read them with [`snapshot`](Self::snapshot).
@@ -89,4 +204,39 @@ pub(crate) fn skip_callback(host: &mut VmHost, callback: Callback, context_id: u
 
 fn allowed_list(capabilities: &CapabilityRestriction) -> String {
     format!(" ({})", capabilities.names().join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_hidden_in_any_case() {
+        let p = PluginPolicy::default().hide_headers(CREDENTIAL_HEADERS).hide_headers(["X-Api-Key"]);
+        assert!(p.hides_header(b"Authorization"));
+        assert!(p.hides_header(b"x-api-key"));
+        assert!(!p.hides_header(b"authorization2"));
+        assert_eq!(p.hidden_headers().len(), 4);
+        assert!(!PluginPolicy::default().hides_header(b"cookie"));
+    }
+
+    #[test]
+    fn a_hidden_property_hides_its_children_and_parents_not_its_siblings() {
+        let p = PluginPolicy::default().hide_properties(["source.address"]);
+        assert!(p.hides_property(b"source\0address"));
+        assert!(p.hides_property(b"source\0address\0x"));
+        assert!(p.hides_property(b"source"), "a parent would carry it");
+        assert!(!p.hides_property(b"source\0port"));
+        assert!(!p.hides_property(b"source\0addressbook"));
+        assert!(!p.hides_property(b"sourc"));
+    }
+
+    #[test]
+    fn upstreams_are_allowed_by_list() {
+        assert!(PluginPolicy::default().allows_upstream("any"));
+        let p = PluginPolicy::default().allow_upstreams(["auth"]);
+        assert!(p.allows_upstream("auth"));
+        assert!(!p.allows_upstream("Auth"));
+        assert!(!p.is_empty());
+    }
 }

@@ -161,6 +161,7 @@ impl TestCx {
             vm_id: "vm".into(),
             configuration: b"plugin-config".to_vec(),
             fail_open: false,
+            policy: Default::default(),
         });
         host.contexts.insert(
             ROOT,
