@@ -213,13 +213,22 @@ fn limits(value: &Value) -> Result<Limits> {
     for (key, v) in m {
         match key_str(key)? {
             "memory_bytes" => limits.max_memory_bytes = unsigned(v, "`limits.memory_bytes`")?,
-            "call_deadline_ms" => {
-                limits.call_deadline = Some(Duration::from_millis(unsigned(v, "`limits.call_deadline_ms`")?))
-            }
+            "call_deadline_ms" => limits.call_deadline = call_deadline(v, "`limits.call_deadline_ms`")?,
             other => return err(format!("unknown key `{other}` in `limits`; it has memory_bytes, call_deadline_ms")),
         }
     }
     Ok(limits)
+}
+
+/// A CPU deadline in milliseconds, or `none` for no deadline.
+fn call_deadline(value: &Value, what: &str) -> Result<Option<Duration>> {
+    match value {
+        Value::String(s) if s == "none" => Ok(None),
+        v => match unsigned(v, what) {
+            Ok(ms) => Ok(Some(Duration::from_millis(ms))),
+            Err(_) => err(format!("{what} must be milliseconds or `none`, found {}", show(v))),
+        },
+    }
 }
 
 /// Properties: dotted paths to values, as the host stores them (segments joined by 0 bytes).
