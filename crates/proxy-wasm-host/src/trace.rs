@@ -139,8 +139,7 @@ impl Trace {
         // Replays the events: a call ends before the next event at its depth or above.
         let mut open: Vec<usize> = Vec::new();
         for (i, event) in log.events.iter().enumerate() {
-            while open.last().is_some_and(|&o| log.events[o].depth >= event.depth) {
-                let o = open.pop().unwrap_or_default();
+            while let Some(o) = open.pop_if(|o| log.events[*o].depth >= event.depth) {
                 renderer.end(&mut sink, result_text(&log.events[o].kind));
             }
             renderer.event(&mut sink, &log.vms, event);
@@ -151,7 +150,6 @@ impl Trace {
         while let Some(o) = open.pop() {
             renderer.end(&mut sink, result_text(&log.events[o].kind));
         }
-        drop(sink);
         out
     }
 
