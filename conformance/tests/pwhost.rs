@@ -35,9 +35,9 @@ impl Ran {
 
 fn pwhost(args: &[&str]) -> Ran {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = pwhost::cli::main(&args, &mut out, &mut err);
-    Ran { code, out: String::from_utf8(out).expect("stdout is UTF-8"), err: String::from_utf8(err).expect("stderr is UTF-8") }
+    let (out, err) = (pwhost::cli::Capture::new(), pwhost::cli::Capture::new());
+    let code = pwhost::cli::main(&args, out.clone(), err.clone());
+    Ran { code, out: out.text(), err: err.text() }
 }
 
 /// The Wasm engines built in (the Null VM runs native code, not these `.wasm` files).
@@ -547,4 +547,37 @@ steps:
     assert!(r.out.contains(r#"request body:      "\0\xffbar\xc0""#), "{}", r.out);
     assert!(r.out.contains(r#""x-bin": "a\xc0\xa7\xffz""#), "{}", r.out);
     assert!(!r.out.contains('\u{fffd}'), "{}", r.out);
+}
+
+/// A plugin that loops forever cannot hang `pwhost run`: the default CPU deadline (5 s) stops
+/// it when the exchange sets none, `--call-deadline-ms` replaces the exchange's, and `none` is
+/// accepted (and refused when it is not a number or `none`).
+#[test]
+fn a_plugin_looping_forever_is_stopped_by_the_default_deadline() {
+    let plugin = file(
+        "deadline",
+        "loop.wat",
+        r#"(module
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 1024))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (loop $forever (br $forever))
+    (i32.const 0)))"#,
+    );
+    let exchange = file("deadline", "loop.yaml", "steps:\n  - request_headers: {\":path\": /}\n");
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &plugin, "--exchange", &exchange]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    assert!(r.out.contains("proxy_on_request_headers(context_id=2, num_headers=1, end_of_stream=true) -> trap: deadline"), "{}", r.out);
+    assert!(r.err.contains("ran longer than its 5s deadline"), "{}", r.err);
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &plugin, "--exchange", &exchange, "--call-deadline-ms", "50"]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    assert!(r.err.contains("ran longer than its 50ms deadline"), "{}", r.err);
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &plugin, "--exchange", &exchange, "--call-deadline-ms", "soon"]);
+    assert_eq!(r.code, 2);
+    assert!(r.err_line().contains("`soon` is not a number of milliseconds or `none`"), "{}", r.err);
+    // `none` parses (not run: nothing would stop the loop).
+    let none = file("deadline", "none.yaml", "limits: {call_deadline_ms: none}\nsteps: [tick]\n");
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &plugin, "--exchange", &none]);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
 }

@@ -11,10 +11,14 @@
 //!   environment: {KEY: value}  # what WASI environ_get shows
 //! limits:                      # optional
 //!   memory_bytes: 16777216     # linear memory at most
-//!   call_deadline_ms: 100      # CPU time per callback at most
-//! properties:                  # optional; segments joined by '.'
-//!   request.path: /a           # a string is its UTF-8 bytes
-//!   source.port: 8080          # an integer is 8 bytes little-endian, a boolean 1 byte
+//!   call_deadline_ms: 100      # time per callback at most, or `none` (default 5000)
+//! properties:                  # optional; segments joined by '.'; added to and overriding
+//!   request.path: /a           #   Envoy's attributes (see `attributes`). A string is its
+//!   source.port: 8080          #   UTF-8 bytes, an integer 8 bytes little-endian, a boolean 1 byte
+//!                              # or a list: [{path: [filter_metadata, envoy.filters.http.lua, k], value: x}]
+//! connection:                  # optional: what connection.*, source.*, destination.* answer
+//!   source_address: 192.0.2.1:52000
+//!   destination_address: 192.0.2.2:8080
 //! upstreams: [auth]            # optional: callouts to others fail (default: any upstream)
 //! others:                      # optional: more plugins of the same module, started before the steps
 //!   - {name: consumer, vm_id: q, configuration: consumer}
@@ -54,6 +58,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_norway::{Mapping, Value};
 
+use crate::attributes::Connection;
 use crate::policy;
 use crate::scripted::{Exchange, Step};
 
@@ -76,7 +81,7 @@ pub(crate) fn err<T>(message: impl Into<String>) -> Result<T> {
 }
 
 /// The top-level keys of an exchange file.
-pub const KEYS: &[&str] = &["plugin", "limits", "properties", "upstreams", "others", "steps"];
+pub const KEYS: &[&str] = &["plugin", "limits", "properties", "connection", "upstreams", "others", "steps"];
 
 /// Parses an exchange file's text.
 pub fn parse(text: &str) -> Result<Exchange> {
@@ -110,6 +115,9 @@ pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
     }
     if let Some(p) = m.get("properties") {
         exchange.properties = properties(p)?;
+    }
+    if let Some(c) = m.get("connection") {
+        exchange.connection = connection(c)?;
     }
     if let Some(u) = m.get("upstreams") {
         let Value::Sequence(names) = u else { return err("`upstreams` must be a list of names") };
@@ -228,34 +236,110 @@ fn limits(value: &Value) -> Result<Limits> {
     for (key, v) in m {
         match key_str(key)? {
             "memory_bytes" => limits.max_memory_bytes = unsigned(v, "`limits.memory_bytes`")?,
-            "call_deadline_ms" => {
-                limits.call_deadline = Some(Duration::from_millis(unsigned(v, "`limits.call_deadline_ms`")?))
-            }
+            "call_deadline_ms" => limits.call_deadline = call_deadline(v, "`limits.call_deadline_ms`")?,
             other => return err(format!("unknown key `{other}` in `limits`; it has memory_bytes, call_deadline_ms")),
         }
     }
     Ok(limits)
 }
 
-/// Properties: dotted paths to values, as the host stores them (segments joined by 0 bytes).
-fn properties(value: &Value) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let Value::Mapping(m) = value else { return err("`properties` must be a mapping of path to value") };
-    let mut out = Vec::new();
-    for (key, v) in m {
-        let path = key_str(key)?;
-        let bytes = match v {
-            Value::String(s) => s.clone().into_bytes(),
-            Value::Bool(b) => vec![u8::from(*b)],
-            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-                (Some(i), _) => i.to_le_bytes().to_vec(),
-                (None, Some(u)) => u.to_le_bytes().to_vec(),
-                _ => return err(format!("property `{path}`: {n} is not an integer")),
-            },
-            other => return err(format!("property `{path}` must be a string, integer or boolean, found {}", show(other))),
-        };
-        out.push((path.replace('.', "\0").into_bytes(), bytes));
+/// A CPU deadline in milliseconds, or `none` for no deadline.
+fn call_deadline(value: &Value, what: &str) -> Result<Option<Duration>> {
+    match value {
+        Value::String(s) if s == "none" => Ok(None),
+        v => match unsigned(v, what) {
+            Ok(ms) => Ok(Some(Duration::from_millis(ms))),
+            Err(_) => err(format!("{what} must be milliseconds or `none`, found {}", show(v))),
+        },
     }
-    Ok(out)
+}
+
+/// Properties, as the host stores them (segments joined by 0 bytes): a mapping of dotted paths
+/// to values (`request.path: /a`), or a list of `{path, value}` where `path` is dotted or a list
+/// of segments, for segments that contain dots (`[filter_metadata, envoy.filters.http.lua, k]`).
+fn properties(value: &Value) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    match value {
+        Value::Mapping(m) => m
+            .iter()
+            .map(|(key, v)| {
+                let path = key_str(key)?;
+                Ok((path.replace('.', "\0").into_bytes(), property_value(v, path)?))
+            })
+            .collect(),
+        Value::Sequence(entries) => entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let at = format!("`properties[{i}]`");
+                let Value::Mapping(e) = entry else { return err(format!("{at} must be {{path, value}}")) };
+                for key in e.keys() {
+                    let key = key_str(key)?;
+                    if key != "path" && key != "value" {
+                        return err(format!("unknown key `{key}` in {at}; it has path, value"));
+                    }
+                }
+                let segments: Vec<String> = match e.get("path") {
+                    Some(Value::Sequence(s)) if !s.is_empty() => s.iter().map(|v| text(v, &at)).collect::<Result<_>>()?,
+                    Some(Value::String(dotted)) => dotted.split('.').map(str::to_string).collect(),
+                    _ => return err(format!("{at}: `path` must be a dotted path or a list of segments")),
+                };
+                let shown = segments.join(".");
+                let value = e.get("value").ok_or_else(|| ExchangeError(format!("{at}: `value` is missing")))?;
+                Ok((segments.join("\0").into_bytes(), property_value(value, &shown)?))
+            })
+            .collect(),
+        _ => err("`properties` must be a mapping of path to value, or a list of {path, value}"),
+    }
+}
+
+/// A property's value: a string is its UTF-8 bytes, an integer 8 bytes little-endian, a boolean
+/// one byte, and any bytes `{base64: ...}` or `{hex: ...}`.
+fn property_value(v: &Value, path: &str) -> Result<Vec<u8>> {
+    Ok(match v {
+        Value::String(s) => s.clone().into_bytes(),
+        Value::Bool(b) => vec![u8::from(*b)],
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.to_le_bytes().to_vec(),
+            (None, Some(u)) => u.to_le_bytes().to_vec(),
+            _ => return err(format!("property `{path}`: {n} is not an integer")),
+        },
+        Value::Mapping(_) => bytes(v, &format!("property `{path}`"))?,
+        other => return err(format!("property `{path}` must be a string, integer, boolean or bytes, found {}", show(other))),
+    })
+}
+
+/// The connection streams run on: `source_address`, `destination_address` (`ip:port`), `mtls`,
+/// `requested_server_name`, `tls_version`, `protocol`; the rest as [`Connection::default`].
+fn connection(value: &Value) -> Result<Connection> {
+    let Value::Mapping(m) = value else { return err("`connection` must be a mapping") };
+    let mut c = Connection::default();
+    for (key, v) in m {
+        let key = key_str(key)?;
+        let at = format!("`connection.{key}`");
+        match key {
+            "source_address" => c.source_address = address(v, &at)?,
+            "destination_address" => c.destination_address = address(v, &at)?,
+            "mtls" => c.mtls = boolean(v, &at)?,
+            "requested_server_name" => c.requested_server_name = text(v, &at)?,
+            "tls_version" => c.tls_version = text(v, &at)?,
+            "protocol" => c.protocol = text(v, &at)?,
+            other => {
+                return err(format!(
+                    "unknown key `{other}` in `connection`; it has source_address, destination_address, mtls, requested_server_name, tls_version, protocol"
+                ))
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// An `ip:port` address.
+fn address(value: &Value, what: &str) -> Result<String> {
+    let text = text(value, what)?;
+    match text.rsplit_once(':').map(|(ip, port)| (ip, port.parse::<u16>())) {
+        Some((ip, Ok(_))) if !ip.is_empty() => Ok(text),
+        _ => err(format!("{what} must be `ip:port`, found `{text}`")),
+    }
 }
 
 /// Headers as a mapping (`{name: value}`) or a list of `[name, value]` pairs; names and values
@@ -485,6 +569,44 @@ steps:
         assert_eq!(e.steps[2], Step::RequestTrailers(vec![(b"t".to_vec(), Vec::new())]));
         assert!(matches!(&e.steps[3], Step::HttpCallResponse { body, .. } if body == &[0xff]));
         assert!(matches!(&e.steps[4], Step::ForeignFunction { arguments, .. } if arguments.is_empty()));
+    }
+
+    #[test]
+    fn properties_take_segments_with_dots_and_the_connection_its_addresses() {
+        let e = parse(
+            r#"
+properties:
+  - {path: [filter_metadata, envoy.filters.http.lua, key], value: x}
+  - {path: request.path, value: /a}
+  - {path: [bin], value: {hex: "00ff"}}
+connection: {source_address: "10.0.0.1:1234", mtls: true, tls_version: TLSv1.3, protocol: HTTP/2}
+steps: []
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            e.properties,
+            vec![
+                (b"filter_metadata\0envoy.filters.http.lua\0key".to_vec(), b"x".to_vec()),
+                (b"request\0path".to_vec(), b"/a".to_vec()),
+                (b"bin".to_vec(), vec![0, 0xff]),
+            ]
+        );
+        assert_eq!(e.connection.source_address, "10.0.0.1:1234");
+        assert_eq!(e.connection.destination_address, Connection::default().destination_address);
+        assert!(e.connection.mtls);
+        assert_eq!((e.connection.tls_version.as_str(), e.connection.protocol.as_str()), ("TLSv1.3", "HTTP/2"));
+        for (yaml, expected) in [
+            ("properties: [{path: a}]", "`properties[0]`: `value` is missing"),
+            ("properties: [{path: [], value: 1}]", "`path` must be a dotted path or a list of segments"),
+            ("properties: [{path: a, value: 1, extra: 2}]", "unknown key `extra` in `properties[0]`"),
+            ("properties: [1]", "`properties[0]` must be {path, value}"),
+            ("connection: {source_address: nowhere}", "`connection.source_address` must be `ip:port`, found `nowhere`"),
+            ("connection: {sauce: x}", "unknown key `sauce` in `connection`"),
+        ] {
+            let error = parse(&format!("{yaml}\nsteps: []")).unwrap_err().to_string();
+            assert!(error.contains(expected), "{yaml}: {error}");
+        }
     }
 
     #[test]

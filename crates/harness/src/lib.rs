@@ -4,6 +4,8 @@
 //!
 //! - [`scripted`]: the exchange model ([`Exchange`], [`Step`]), the in-memory embedder
 //!   ([`ScriptedEmbedder`]) and the runner ([`run_exchange`], [`Outcome`]).
+//! - [`attributes`]: Envoy's well-known attributes (`request.path`, `response.code`, ...),
+//!   answered from the steps by the stream the runner makes ([`ScriptedStream`]).
 //! - [`exchange`]: the exchange file format (YAML).
 //! - [`report`]: an [`Outcome`] as JSON.
 //! - [`engines`]: the engines by name, and which of them this build has.
@@ -21,12 +23,14 @@
 //! baseline, a static plugin of the Null VM) goes inside [`if_engine!`], which keeps it only
 //! when that engine is built in.
 
+pub mod attributes;
 pub mod engines;
 pub mod exchange;
 pub mod policy;
 pub mod report;
 pub mod scripted;
 
+pub use attributes::{Connection, ScriptedStream};
 pub use code_source;
 pub use scripted::{run_exchange, transcript_error, Exchange, LogRecord, Outcome, ScriptedEmbedder, Step, ECHO_FUNCTION};
 

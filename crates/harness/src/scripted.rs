@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use abi::{Action, LogLevel, PeerType, Status};
+use crate::attributes::{Connection, ScriptedStream};
 use proxy_wasm_host::{
     quote, quote_map, trap_text, CallbackRecord, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall,
     HttpCallResponse, LocalReply, MemoryStream, MetricValue, PluginHost, PluginInfo, PropertyCx, StreamEffect,
@@ -361,6 +362,9 @@ pub struct Exchange {
     pub properties: Vec<(Vec<u8>, Vec<u8>)>,
     /// The upstreams callouts may go to; `None` accepts any.
     pub upstreams: Option<Vec<String>>,
+    /// The connection every stream runs on (Envoy's `connection.*`, `source.*`, `destination.*`
+    /// attributes).
+    pub connection: Connection,
     /// More plugins of the same module, each added to this host before the steps, as a proxy
     /// adds plugins: one with another vm_id or VM configuration gets VMs of its own (for
     /// example the consumer of a queue the plugin fills), one with the same joins the first
@@ -409,6 +413,8 @@ struct Run<'a> {
     trace: Trace,
     /// The plugin's worker first, then one per [`Exchange::others`].
     workers: Vec<WorkerVm>,
+    /// Streams made so far (each gets the next `connection.id`).
+    streams: u64,
     stream: Option<StreamRef>,
     /// Effects of the current stream already noted.
     effects_seen: usize,
@@ -452,6 +458,7 @@ pub fn run_exchange(
         embedder,
         trace,
         workers: Vec::new(),
+        streams: 0,
         stream: None,
         effects_seen: 0,
         forwarded: Default::default(),
@@ -494,13 +501,15 @@ impl Run<'_> {
         }
         let mut memory = MemoryStream::new();
         memory.properties.extend(self.exchange.properties.iter().cloned());
+        self.streams += 1;
+        let stream = Box::new(ScriptedStream::new(memory, self.exchange.connection.clone(), self.streams));
         let worker = &mut self.workers[0];
         let root_id = worker.root(&self.exchange.plugin.root_id)?;
         let (s, action) = if tcp {
-            let (s, action) = worker.create_tcp_stream(root_id, Box::new(memory))?;
+            let (s, action) = worker.create_tcp_stream(root_id, stream)?;
             (s, Some(action))
         } else {
-            (worker.create_http_stream(root_id, Box::new(memory))?, None)
+            (worker.create_http_stream(root_id, stream)?, None)
         };
         self.stream = Some(s);
         self.effects_seen = 0;
@@ -517,7 +526,9 @@ impl Run<'_> {
             let s = self.stream(matches!(step, Step::NewConnection))?;
             let (held, forwarded) = (&mut self.held, &mut self.forwarded);
             let vm = self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).ok_or(Error::BadContext(s.id))?;
-            let memory = vm.memory_stream(s.id).ok_or(Error::BadContext(s.id))?;
+            let scripted = scripted_stream(vm, s.id).ok_or(Error::BadContext(s.id))?;
+            scripted.step(step, self.embedder.now_nanos());
+            let memory = &mut scripted.memory;
             if memory.local_reply().is_some() {
                 // A local reply ended the stream: later stream data never reaches the plugin.
                 self.trace.note("(the stream has ended with a local reply)");
@@ -545,8 +556,8 @@ impl Run<'_> {
                 Step::ResponseHeaders { headers, end_of_stream } => {
                     memory.response_headers = map(headers);
                     let a = vm.on_response_headers(s.id, *end_of_stream)?;
-                    if let Some(m) = vm.memory_stream(s.id) {
-                        m.response_started = a == Action::Continue;
+                    if let Some(m) = scripted_stream(vm, s.id) {
+                        m.memory.response_started = a == Action::Continue;
                     }
                     Some(a)
                 }
@@ -710,7 +721,8 @@ impl Run<'_> {
         let Some(s) = self.stream else { return };
         let (trace, seen) = (self.trace.clone(), &mut self.effects_seen);
         let seen_now = *seen;
-        let Some(memory) = self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).and_then(|vm| vm.memory_stream(s.id))
+        let Some(memory) =
+            self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).and_then(|vm| scripted_stream(vm, s.id)).map(|s| &mut s.memory)
         else {
             return;
         };
@@ -731,7 +743,7 @@ impl Run<'_> {
         }
         let worker = self.workers.iter_mut().find(|w| w.owns(s.vm)).ok_or(Error::BadContext(s.id))?;
         let mut data = worker.finish_stream(s)?;
-        if let Some(m) = data.as_any_mut().downcast_mut::<MemoryStream>() {
+        if let Some(m) = data.as_any_mut().downcast_mut::<ScriptedStream>().map(|s| &mut s.memory) {
             // Effects of proxy_on_done, proxy_on_log and proxy_on_delete.
             note_new_effects(&self.trace, self.effects_seen, &m.effects);
             // Everything passed on, then what was still buffered.
@@ -758,6 +770,11 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// The stream of context `id` in `vm`, as the runner made it.
+fn scripted_stream(vm: &mut Vm, id: u32) -> Option<&mut ScriptedStream> {
+    vm.stream_mut(id)?.as_any_mut().downcast_mut()
 }
 
 /// The data direction a step adds to: the index of its buffer in [`data_buffer`] (the same
