@@ -3,6 +3,10 @@
 //! embedder's stats, and the slow paths that refuse a host function or callback outside a VM's
 //! [`CapabilityRestriction`].
 
+// FIXME(security): the sanitising helpers are wired into maps.rs, properties.rs and vm.rs once
+// the reference-semantics rework of those files lands; until then only the tests use them.
+#![cfg_attr(not(test), allow(dead_code))]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use abi::{Callback, HostFunctionId, Kind, LogLevel, Status};
@@ -114,6 +118,80 @@ impl PluginPolicy {
     /// Whether the policy hides or refuses anything.
     pub fn is_empty(&self) -> bool {
         self.hidden_headers.is_empty() && self.hidden_properties.is_empty() && self.allowed_upstreams.is_none()
+    }
+}
+
+/// Properties whose values are a header map (Envoy hands them to Wasm as serialized pairs).
+const MAP_PROPERTIES: [&[u8]; 4] = [b"request\0headers", b"request\0trailers", b"response\0headers", b"response\0trailers"];
+
+/// Properties whose value is one header's (Envoy's request and response attributes).
+const HEADER_PROPERTIES: [(&[u8], &[u8]); 10] = [
+    (b"request\0path", b":path"),
+    (b"request\0url_path", b":path"),
+    (b"request\0host", b":authority"),
+    (b"request\0scheme", b":scheme"),
+    (b"request\0method", b":method"),
+    (b"request\0referer", b"referer"),
+    (b"request\0useragent", b"user-agent"),
+    (b"request\0id", b"x-request-id"),
+    (b"response\0code", b":status"),
+    (b"response\0grpc_status", b"grpc-status"),
+];
+
+/// Properties that add up the sizes of every header, hidden ones included.
+const HEADER_SIZE_PROPERTIES: [&[u8]; 2] = [b"request\0total_size", b"response\0total_size"];
+
+impl PluginPolicy {
+    /// Whether reads of `map` hide headers for this plugin: a stream map when any header is
+    /// hidden, a callout answer's or gRPC metadata map when callout answers are sanitised too.
+    pub(crate) fn sanitizes(&self, map: abi::MapType) -> bool {
+        !self.hidden_headers.is_empty() && (map.is_stream_map() || self.sanitize_callout_responses)
+    }
+
+    /// `map` without its hidden headers.
+    pub(crate) fn visible(&self, map: &crate::HeaderMap) -> crate::HeaderMap {
+        crate::HeaderMap::from_pairs(map.pairs().iter().filter(|(k, _)| !self.hides_header(k)).map(|(k, v)| (k, v)))
+    }
+
+    /// The number of headers of `map` the plugin sees, for a callback's count argument.
+    pub(crate) fn visible_len(&self, map: &crate::HeaderMap) -> usize {
+        map.pairs().iter().filter(|(k, _)| !self.hides_header(k)).count()
+    }
+
+    /// A property's value as the plugin may see it, or `NotFound` where the policy hides it:
+    /// a hidden property (or one above or below it); with hidden headers, a header-map property
+    /// loses those headers (a value that is not a well-formed map is hidden whole: it cannot be
+    /// filtered), a path into such a map that names a hidden header is hidden, an attribute
+    /// taken from a hidden header (`request.useragent` from `user-agent`, ...) is hidden, and so
+    /// are the total sizes, which count the hidden headers' bytes.
+    pub(crate) fn sanitize_property(&self, path: &[u8], value: Vec<u8>) -> Result<Vec<u8>, Status> {
+        if self.hides_property(path) {
+            return Err(Status::NotFound);
+        }
+        if self.hidden_headers.is_empty() {
+            return Ok(value);
+        }
+        if HEADER_SIZE_PROPERTIES.contains(&path) {
+            return Err(Status::NotFound);
+        }
+        if let Some((_, header)) = HEADER_PROPERTIES.iter().find(|(p, _)| *p == path) {
+            return if self.hides_header(header) { Err(Status::NotFound) } else { Ok(value) };
+        }
+        for map in MAP_PROPERTIES {
+            if path == map {
+                let limits = abi::MapLimits { max_pairs: u32::MAX, max_bytes: usize::MAX };
+                let pairs = abi::decode_map(&value, limits).map_err(|_| Status::NotFound)?;
+                let kept: Vec<_> = pairs.into_iter().filter(|(k, _)| !self.hides_header(k)).collect();
+                return Ok(abi::encode_map(&kept));
+            }
+            if nested(map, path) {
+                let name = path[map.len() + 1..].split(|&b| b == 0).next().unwrap_or_default();
+                if self.hides_header(name) {
+                    return Err(Status::NotFound);
+                }
+            }
+        }
+        Ok(value)
     }
 }
 
@@ -229,6 +307,40 @@ mod tests {
         assert!(!p.hides_property(b"source\0port"));
         assert!(!p.hides_property(b"source\0addressbook"));
         assert!(!p.hides_property(b"sourc"));
+    }
+
+    #[test]
+    fn header_properties_lose_hidden_headers_and_everything_derived_from_them() {
+        let p = PluginPolicy::default().hide_headers(CREDENTIAL_HEADERS).hide_headers(["user-agent"]);
+        let map = abi::encode_map(&[(":path", "/"), ("Authorization", "Bearer s3cret"), ("x-a", "1"), ("cookie", "c=1")]);
+        let seen = p.sanitize_property(b"request\0headers", map).unwrap();
+        assert_eq!(seen, abi::encode_map(&[(":path", "/"), ("x-a", "1")]));
+        assert_eq!(p.sanitize_property(b"request\0headers\0authorization", b"Bearer s3cret".to_vec()), Err(Status::NotFound));
+        assert_eq!(p.sanitize_property(b"request\0headers\0Cookie", b"c=1".to_vec()), Err(Status::NotFound));
+        assert_eq!(p.sanitize_property(b"request\0headers\0x-a", b"1".to_vec()), Ok(b"1".to_vec()));
+        assert_eq!(p.sanitize_property(b"request\0useragent", b"curl".to_vec()), Err(Status::NotFound));
+        assert_eq!(p.sanitize_property(b"request\0path", b"/".to_vec()), Ok(b"/".to_vec()));
+        assert_eq!(p.sanitize_property(b"request\0total_size", 9i64.to_le_bytes().to_vec()), Err(Status::NotFound));
+        assert_eq!(p.sanitize_property(b"request\0size", 9i64.to_le_bytes().to_vec()), Ok(9i64.to_le_bytes().to_vec()));
+        // A map value that does not decode cannot be filtered: hidden whole.
+        assert_eq!(p.sanitize_property(b"response\0headers", b"\xff".to_vec()), Err(Status::NotFound));
+        // Without hidden headers, nothing changes.
+        let none = PluginPolicy::default();
+        assert_eq!(none.sanitize_property(b"request\0total_size", vec![1]), Ok(vec![1]));
+        assert_eq!(none.sanitize_property(b"response\0headers", b"\xff".to_vec()), Ok(b"\xff".to_vec()));
+    }
+
+    #[test]
+    fn maps_and_counts_leave_hidden_headers_out_and_callout_maps_only_when_asked() {
+        let p = PluginPolicy::default().hide_headers(["authorization"]);
+        let map = crate::HeaderMap::from_pairs([("a", "1"), ("authorization", "x"), ("b", "2")]);
+        assert_eq!(p.visible(&map), crate::HeaderMap::from_pairs([("a", "1"), ("b", "2")]));
+        assert_eq!(p.visible_len(&map), 2);
+        assert!(p.sanitizes(abi::MapType::HttpRequestHeaders));
+        assert!(!p.sanitizes(abi::MapType::HttpCallResponseHeaders));
+        let both = PluginPolicy { sanitize_callout_responses: true, ..p };
+        assert!(both.sanitizes(abi::MapType::GrpcReceiveInitialMetadata));
+        assert!(!PluginPolicy::default().sanitizes(abi::MapType::HttpRequestHeaders));
     }
 
     #[test]
