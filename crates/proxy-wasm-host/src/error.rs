@@ -126,6 +126,14 @@ pub enum Error {
     },
     /// Reading a plugin file failed.
     Io(String),
+    /// A precompiled-module cache directory or file failed a check, or could not be read or
+    /// written ([`PrecompiledCache`](crate::PrecompiledCache)).
+    Cache {
+        /// The directory or file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Error {
@@ -161,6 +169,7 @@ impl std::fmt::Display for Error {
             ),
             Error::Unsupported { engine, what } => write!(f, "{engine} does not support {what}"),
             Error::Io(m) => write!(f, "{m}"),
+            Error::Cache { path, reason } => write!(f, "precompiled-module cache {path}: {reason}"),
         }
     }
 }

@@ -12,6 +12,7 @@
 
 pub use abi::{self, Action, BufferType, Callback, LogLevel, MapType, Status, StreamType};
 
+mod cache;
 pub mod capabilities;
 mod embedder;
 pub mod engine;
@@ -26,6 +27,7 @@ mod services;
 mod trace;
 mod vm;
 
+pub use cache::PrecompiledCache;
 pub use capabilities::{group_names, CallbackSet, CapabilityError, CapabilityRestriction, HostSet, GROUPS, WASI_GROUP};
 pub use embedder::{
     DefaultEmbedder, Embedder, GrpcCall, HttpCall, LocalReply, MemoryStream, PluginInfo, PropertyCx, Stream,

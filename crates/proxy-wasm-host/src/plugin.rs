@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::services::lock;
 use crate::engine::{allocator_callback, callback_exports, check_imports};
-use crate::{CapabilityRestriction, Embedder, Engine, Error, Limits, Module, PluginInfo, Services, Stream, Trace, Vm, VmHost, VmHostConfig};
+use crate::{CapabilityRestriction, Embedder, PrecompiledCache, Engine, Error, Limits, Module, PluginInfo, Services, Stream, Trace, Vm, VmHost, VmHostConfig};
 
 /// A validated, compiled plugin module.
 pub struct CompiledModule {
@@ -134,6 +134,7 @@ pub struct VmConfig {
 pub struct PluginHost {
     engine: Arc<dyn Engine>,
     env: VmEnv,
+    cache: Option<PrecompiledCache>,
     modules: Arc<Mutex<HashMap<[u8; 32], Arc<CompiledModule>>>>,
     vms: Mutex<HashMap<VmKey, Arc<PluginVm>>>,
 }
@@ -153,6 +154,7 @@ impl PluginHost {
         PluginHost {
             engine,
             env: VmEnv { embedder, services: Services::new(), trace: None },
+            cache: None,
             modules: Arc::default(),
             vms: Mutex::new(HashMap::new()),
         }
@@ -161,13 +163,25 @@ impl PluginHost {
     /// A host on the same engine that shares this one's compiled modules (so nothing is
     /// compiled twice) but nothing else: its own embedder, services, VMs and no trace.
     pub fn sharing_modules(&self, embedder: Arc<dyn Embedder>) -> Self {
-        PluginHost { modules: self.modules.clone(), ..PluginHost::new(self.engine.clone(), embedder) }
+        PluginHost {
+            modules: self.modules.clone(),
+            cache: self.cache.clone(),
+            ..PluginHost::new(self.engine.clone(), embedder)
+        }
     }
 
     /// Records every VM this host makes from now on in `trace`: their callbacks, host calls
     /// and guest allocations.
     pub fn with_trace(mut self, trace: Trace) -> Self {
         self.env.trace = Some(trace);
+        self
+    }
+
+    /// Keeps compiled modules in `cache` (for engines that can serialize them): [`load`](Self::load)
+    /// takes a module from there instead of compiling it, and writes what it compiles. See
+    /// [`PrecompiledCache`] for the trust rule.
+    pub fn with_precompiled_cache(mut self, cache: PrecompiledCache) -> Self {
+        self.cache = Some(cache);
         self
     }
 
@@ -187,15 +201,33 @@ impl PluginHost {
     }
 
     /// Compiles and validates a module, or returns the cached one with the same sha256 (of the
-    /// bytes as given). A module in the Wasm text format is turned into a binary first, here:
+    /// bytes as given): from memory, else from the [`PrecompiledCache`] when the host has one
+    /// (a cache file that fails its checks is an [`Error::Cache`] naming it). A module in the Wasm text format is turned into a binary first, here:
     /// engines receive binaries only ([`Engine::compile`]); see [`module_binary`].
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>, Error> {
         let sha256: [u8; 32] = Sha256::digest(bytes).into();
         if let Some(m) = lock(&self.modules).get(&sha256) {
             return Ok(m.clone());
         }
-        let module = self.engine.compile(&module_binary(&*self.engine, bytes)?)?;
-        let abi = validate(&*module)?;
+        let cached = match &self.cache {
+            Some(cache) => cache.load(&*self.engine, &sha256)?,
+            None => None,
+        };
+        let (module, abi) = match cached {
+            Some(module) => {
+                let abi = validate(&*module)?;
+                (module, abi)
+            }
+            None => {
+                let module = self.engine.compile(&module_binary(&*self.engine, bytes)?)?;
+                let abi = validate(&*module)?;
+                // Only modules the host would run are written.
+                if let Some(cache) = &self.cache {
+                    cache.store(&*self.engine, &sha256, &*module)?;
+                }
+                (module, abi)
+            }
+        };
         let compiled = Arc::new(CompiledModule { module, abi, sha256, engine: self.engine.name() });
         lock(&self.modules).insert(sha256, compiled.clone());
         Ok(compiled)
