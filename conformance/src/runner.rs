@@ -191,6 +191,14 @@ fn final_state(t: &mut String, out: &Outcome) {
         };
         let _ = writeln!(t, "metric {name}: {shown}");
     }
+    if out.security != Default::default() {
+        let _ = writeln!(t, "security: {}", security_line(&out.security));
+    }
+}
+
+/// The security counters as one line: `host_calls_denied=N callbacks_skipped=N callouts_refused=N`.
+pub fn security_line(s: &proxy_wasm_host::SecurityStats) -> String {
+    format!("host_calls_denied={} callbacks_skipped={} callouts_refused={}", s.host_calls_denied, s.callbacks_skipped, s.callouts_refused)
 }
 
 /// The first difference between the golden transcript and this one, with a little context.

@@ -132,7 +132,7 @@ steps:
         keys,
         [
             "actions", "callbacks", "callouts", "connection", "error", "grpc_calls", "local_reply", "logs", "metrics",
-            "request", "response", "transcript", "trap"
+            "request", "response", "security", "transcript", "trap"
         ]
     );
     assert!(has_pair(&v["request"]["headers"], ":path", "/private"), "{}", v["request"]);
@@ -362,12 +362,13 @@ fn help_completions_and_engines() {
         assert!(r.out.contains(&format!("\n  {command} ")), "help lists `{command}`:\n{}", r.out);
     }
     assert!(r.out.contains("Exit codes:") && r.out.contains("  2  bad input"), "help gives the exit codes:\n{}", r.out);
-    let usage = "Usage: pwhost run [OPTIONS] --engine <NAME> --plugin <FILE> --exchange <FILE.yaml>";
+    // --plugin is optional: the exchange's plugin.code may name the code instead.
+    let usage = "Usage: pwhost run [OPTIONS] --engine <NAME> --exchange <FILE.yaml>";
     for args in [&["help", "run"][..], &["run", "--help"]] {
         let r = pwhost(args);
         assert_eq!((r.code, r.err.as_str()), (0, ""), "{args:?}");
         assert!(r.out.contains(usage), "{args:?}:\n{}", r.out);
-        for option in ["--config <STRING>", "--config-file <FILE>", "--json"] {
+        for option in ["--plugin <FILE>", "--config <STRING>", "--config-file <FILE>", "--json"] {
             assert!(r.out.contains(option), "{args:?} lacks {option}:\n{}", r.out);
         }
     }

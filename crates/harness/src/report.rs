@@ -31,6 +31,8 @@ fn pairs(map: &HeaderMap) -> Value {
 /// - `grpc_calls`: each gRPC call's `upstream`, `service`, `method`, `metadata`, `message`;
 /// - `logs`: `level`, `message`, `plugin`; `metrics`: name to value (a histogram's samples as
 ///   a list);
+/// - `security`: the policy's refusals: `host_calls_denied`, `callbacks_skipped`,
+///   `callouts_refused`;
 /// - `trap`: the engine's message, or null;
 /// - `callbacks`: `callback`, `context_id`, `args`, and `result` (a number) or `trap`;
 /// - `actions`: each stream step's index (from 0) and the action the plugin answered;
@@ -77,6 +79,11 @@ pub fn outcome_json(out: &Outcome) -> Value {
         })).collect::<Vec<_>>(),
         "logs": out.logs.iter().map(|l| json!({"level": l.level.name(), "message": l.message, "plugin": l.plugin})).collect::<Vec<_>>(),
         "metrics": metrics,
+        "security": {
+            "host_calls_denied": out.security.host_calls_denied,
+            "callbacks_skipped": out.security.callbacks_skipped,
+            "callouts_refused": out.security.callouts_refused,
+        },
         "trap": out.trap,
         "callbacks": out.callbacks.iter().map(|c| {
             let mut v = json!({"callback": c.callback.name(), "context_id": c.context_id, "args": c.args});

@@ -392,6 +392,9 @@ pub struct Outcome {
     pub logs: Vec<LogRecord>,
     /// Metrics by name.
     pub metrics: Vec<(String, MetricValue)>,
+    /// What the security policy refused: host calls denied, callbacks skipped, callouts to
+    /// upstreams off the allow-list.
+    pub security: proxy_wasm_host::SecurityStats,
     /// The trap that failed a VM of the exchange, if any (the engine's message).
     pub trap: Option<String>,
     /// Every callback called in the plugin's worker VMs, with its result.
@@ -484,6 +487,7 @@ pub fn run_exchange(
     out.grpc_calls = embedder.grpc_calls();
     out.logs = embedder.logs();
     out.metrics = host.services().metrics();
+    out.security = host.services().security().snapshot();
     out.callbacks = run.trace.callbacks();
     Ok(out)
 }

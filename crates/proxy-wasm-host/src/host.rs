@@ -49,6 +49,8 @@ pub struct VmHost {
     pub(crate) capabilities: CapabilityRestriction,
     /// Host functions and callbacks whose first denial was logged already.
     pub(crate) denials_logged: (HostSet, CallbackSet),
+    /// Whether a callout to an upstream outside the plugin's allow-list was logged already.
+    pub(crate) callout_refusal_logged: bool,
 }
 
 /// A map keyed by ids the host hands out (context, call ids): small integers, so a
@@ -254,6 +256,7 @@ impl VmHost {
             memory_refused: None,
             capabilities: config.capabilities,
             denials_logged: (HostSet::EMPTY, CallbackSet::EMPTY),
+            callout_refusal_logged: false,
         }
     }
 
@@ -333,6 +336,13 @@ impl VmHost {
             ContextKind::Root(r) => Some(&r.plugin),
             ContextKind::Stream(_) => None,
         }
+    }
+
+    /// The effective context's plugin when its [`PluginPolicy`](crate::PluginPolicy) hides
+    /// headers in `map` (see [`PluginPolicy::sanitizes`](crate::PluginPolicy)); `None`, the
+    /// common case, when the plugin sees the map whole.
+    pub(crate) fn sanitizing(&self, map: MapType) -> Option<Arc<PluginInfo>> {
+        self.plugin().filter(|p| p.policy.sanitizes(map)).cloned()
     }
 
     /// The root context of the effective context.

@@ -3,10 +3,6 @@
 //! embedder's stats, and the slow paths that refuse a host function or callback outside a VM's
 //! [`CapabilityRestriction`].
 
-// FIXME(security): the sanitising helpers are wired into maps.rs, properties.rs and vm.rs once
-// the reference-semantics rework of those files lands; until then only the tests use them.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use abi::{Callback, HostFunctionId, Kind, LogLevel, Status};
@@ -278,6 +274,26 @@ pub(crate) fn skip_callback(host: &mut VmHost, callback: Callback, context_id: u
         });
         host.embedder.log(plugin.as_deref(), LogLevel::Error, &message);
     }
+}
+
+/// Checks a callout's `upstream` against the effective plugin's allowed upstreams: `Ok` when it
+/// may go; else counted, logged at WARN the first time per VM, and refused with what the
+/// reference host answers for an unknown cluster (Envoy's `Context::httpCall` and
+/// `Context::grpcCall`: `BadArgument` for HTTP, `ParseFailure` for gRPC), so the plugin cannot
+/// tell a refused upstream from one that does not exist.
+pub(crate) fn check_upstream(host: &mut VmHost, upstream: &str, grpc: bool) -> Result<(), Status> {
+    let Some(plugin) = host.plugin().filter(|p| !p.policy.allows_upstream(upstream)).cloned() else { return Ok(()) };
+    host.services.security().callouts_refused.fetch_add(1, Ordering::Relaxed);
+    if !host.callout_refusal_logged {
+        host.callout_refusal_logged = true;
+        let allowed = plugin.policy.allowed_upstreams.as_deref().unwrap_or_default().join(", ");
+        let message = format!(
+            "{} callout to upstream `{upstream}` refused: the plugin may call out only to [{allowed}] (further refusals are counted silently)",
+            if grpc { "gRPC" } else { "HTTP" }
+        );
+        host.embedder.log(Some(&plugin), LogLevel::Warn, &message);
+    }
+    Err(if grpc { Status::ParseFailure } else { Status::BadArgument })
 }
 
 fn allowed_list(capabilities: &CapabilityRestriction) -> String {

@@ -450,13 +450,33 @@ impl Vm {
         }
     }
 
+    /// The plugin of context `id` (through its root context), when its
+    /// [`PluginPolicy`](crate::PluginPolicy) hides headers in `map`.
+    fn sanitizing(&mut self, id: u32, map: MapType) -> Option<Arc<PluginInfo>> {
+        let contexts = &self.instance.host().contexts;
+        let root = contexts.get(&id)?.root;
+        match &contexts.get(&root)?.kind {
+            ContextKind::Root(r) if r.plugin.policy.sanitizes(map) => Some(r.plugin.clone()),
+            _ => None,
+        }
+    }
+
+    /// The number of headers of `map` the plugin sees: its hidden headers are not counted.
+    fn visible_len(plugin: &Option<Arc<PluginInfo>>, map: Option<&HeaderMap>) -> u64 {
+        map.map_or(0, |m| match plugin {
+            Some(p) => p.policy.visible_len(m),
+            None => m.len(),
+        }) as u64
+    }
+
     fn headers_callback(&mut self, id: u32, map: MapType, end_of_stream: bool) -> Result<Action, Error> {
+        let plugin = self.sanitizing(id, map);
         let s = self.stream_context(id)?;
         match map {
             MapType::HttpRequestHeaders => s.phase.request_headers = true,
             _ => s.phase.response_headers = true,
         }
-        let n = s.stream.map(map).map_or(0, |m| m.len()) as u64;
+        let n = Self::visible_len(&plugin, s.stream.map(map).map(|m| &*m));
         let legacy = self.abi_version() == AbiVersion::V010;
         let request = map == MapType::HttpRequestHeaders;
         let callback = match (request, legacy) {
@@ -537,6 +557,7 @@ impl Vm {
     }
 
     fn trailers_callback(&mut self, id: u32, map: MapType) -> Result<Action, Error> {
+        let plugin = self.sanitizing(id, map);
         let s = self.stream_context(id)?;
         let callback = if map == MapType::HttpRequestTrailers {
             s.phase.request_trailers = true;
@@ -545,7 +566,7 @@ impl Vm {
             s.phase.response_trailers = true;
             Callback::OnResponseTrailers
         };
-        let n = s.stream.map(map).map_or(0, |m| m.len()) as u64;
+        let n = Self::visible_len(&plugin, s.stream.map(map).map(|m| &*m));
         self.stream_callback(id, callback, &[u64::from(id), n])
     }
 
@@ -646,6 +667,15 @@ impl Vm {
         Ok(n)
     }
 
+    /// `map` (a callout answer's, the plugin's alone) without the headers the plugin of
+    /// `context` may not see, when it sanitises callout answers.
+    fn sanitized(&mut self, context: u32, kind: MapType, map: HeaderMap) -> HeaderMap {
+        match self.sanitizing(context, kind) {
+            Some(p) => p.policy.visible(&map),
+            None => map,
+        }
+    }
+
     /// The context an outstanding callout belongs to, removed from the table.
     fn take_call(&mut self, id: u32, grpc_final: bool) -> Result<u32, Error> {
         let host = self.instance.host();
@@ -702,8 +732,14 @@ impl Vm {
     /// (`BROKEN_CONNECTION`), as Envoy does for a reset callout.
     pub fn on_http_call_response(&mut self, call_id: u32, response: Result<HttpCallResponse, String>) -> Result<(), Error> {
         let context = self.take_call(call_id, true)?;
+        let plugin = self.sanitizing(context, MapType::HttpCallResponseHeaders);
         let (data, nh, nb, nt) = match response {
-            Ok(r) => {
+            Ok(mut r) => {
+                // The answer is the plugin's alone: hidden headers are dropped from it outright.
+                if let Some(p) = &plugin {
+                    r.headers = p.policy.visible(&r.headers);
+                    r.trailers = p.policy.visible(&r.trailers);
+                }
                 let status = r.headers.get(b":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok());
                 let sizes = (r.headers.len() as u64, r.body.len() as u64, r.trailers.len() as u64);
                 let data = CallData::HttpCallResponse {
@@ -733,6 +769,7 @@ impl Vm {
     /// gRPC initial metadata for call or stream `call_id`.
     pub fn on_grpc_receive_initial_metadata(&mut self, call_id: u32, metadata: HeaderMap) -> Result<(), Error> {
         let context = self.take_call(call_id, false)?;
+        let metadata = self.sanitized(context, MapType::GrpcReceiveInitialMetadata, metadata);
         let args = [u64::from(context), u64::from(call_id), metadata.len() as u64];
         self.callout_callback(context, Callback::OnGrpcReceiveInitialMetadata, &args, CallData::GrpcInitialMetadata(metadata))
     }
@@ -747,6 +784,7 @@ impl Vm {
     /// gRPC trailing metadata for call or stream `call_id`.
     pub fn on_grpc_receive_trailing_metadata(&mut self, call_id: u32, metadata: HeaderMap) -> Result<(), Error> {
         let context = self.take_call(call_id, false)?;
+        let metadata = self.sanitized(context, MapType::GrpcReceiveTrailingMetadata, metadata);
         let args = [u64::from(context), u64::from(call_id), metadata.len() as u64];
         self.callout_callback(context, Callback::OnGrpcReceiveTrailingMetadata, &args, CallData::GrpcTrailingMetadata(metadata))
     }

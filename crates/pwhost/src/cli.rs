@@ -521,6 +521,17 @@ fn print_summary(cx: &mut Out, out: &Outcome) {
         };
         say!(cx, "metric {name}: {value}");
     }
+    let s = &out.security;
+    if *s != Default::default() {
+        say!(
+            cx,
+            "{:<18} host_calls_denied={} callbacks_skipped={} callouts_refused={}",
+            "security:",
+            s.host_calls_denied,
+            s.callbacks_skipped,
+            s.callouts_refused
+        );
+    }
     if let Some(t) = &out.trap {
         say!(cx, "{:<18} {t}", "trap:");
     }

@@ -271,6 +271,13 @@ impl TestCx {
         self.host.capabilities = capabilities;
     }
 
+    /// Gives the plugin of [`ROOT`] (and so of every context) this policy.
+    pub fn set_policy(&mut self, policy: crate::PluginPolicy) {
+        if let Some(ContextKind::Root(r)) = self.host.contexts.get_mut(&ROOT).map(|c| &mut c.kind) {
+            r.plugin = Arc::new(PluginInfo { policy, ..(*r.plugin).clone() });
+        }
+    }
+
     /// Sets the running call's data.
     #[cfg(test)]
     pub(crate) fn set_data(&mut self, data: CallData) {
