@@ -582,3 +582,58 @@ fn a_plugin_looping_forever_is_stopped_by_the_default_deadline() {
     let r = pwhost(&["run", "--engine", engine(), "--plugin", &plugin, "--exchange", &none]);
     assert_eq!(r.code, 0, "{}{}", r.out, r.err);
 }
+
+/// `pwhost keygen`, `sign` and `verify`, then `run` on an exchange whose `plugin.code` names
+/// the signed module with its sha256 and the public key: it runs; a wrong sha256 is refused with
+/// both hashes, a module changed after signing is refused by its signature (exit 1, never run).
+#[test]
+fn signed_code_from_the_exchange_runs_and_changed_code_is_refused() {
+    let dir = root().join("target").join("pwhost-tests").join("signed_code");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let at = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let r = pwhost(&["keygen", "--out", &at("k")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = pwhost(&["keygen", "--out", &at("other")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = pwhost(&["sign", "--key", &at("k.key"), "--out", &at("signed.wasm"), &sdk()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = pwhost(&["verify", "--public-key", &at("k.pub"), &at("signed.wasm")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.out.starts_with("signature OK (Ed25519)"), "{}", r.out);
+    let r = pwhost(&["verify", "--public-key", &at("other.pub"), &at("signed.wasm")]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.err_line().contains("signature check failed"), "{}", r.err);
+
+    let signed = std::fs::read(at("signed.wasm")).unwrap();
+    let exchange = |name: &str, module: &str, sha: &str| {
+        let text = format!(
+            "plugin:\n  name: headers\n  configuration: headers\n  code:\n    local: {{filename: {module}}}\n    sha256: {sha}\n    signature: {{public_key_file: k.pub}}\nsteps:\n  - request_headers: {{\":path\": /a, x-a: \"1\"}}\n"
+        );
+        std::fs::write(dir.join(name), text).unwrap();
+        at(name)
+    };
+    let good = code_source::Digest::of(&signed).hex();
+    let r = pwhost(&["run", "--engine", engine(), "--exchange", &exchange("good.yaml", "signed.wasm", &good)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.out.contains("proxy_on_request_headers("), "{}", r.out);
+
+    let wrong = "0".repeat(64);
+    let r = pwhost(&["run", "--engine", engine(), "--exchange", &exchange("wrong.yaml", "signed.wasm", &wrong)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let line = r.err_line();
+    assert!(line.contains(&format!("expected {wrong}, got {good}")), "{line}");
+    assert!(!r.out.contains("proxy_on_request_headers("), "a refused module never runs: {}", r.out);
+
+    // One byte of the code section changed after signing, with a matching sha256: the
+    // signature no longer covers it.
+    let mut changed = signed.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 0x01;
+    std::fs::write(dir.join("changed.wasm"), &changed).unwrap();
+    let sha = code_source::Digest::of(&changed).hex();
+    let r = pwhost(&["run", "--engine", engine(), "--exchange", &exchange("changed.yaml", "changed.wasm", &sha)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.err_line().contains("is refused"), "{}", r.err);
+    assert!(!r.out.contains("proxy_on_request_headers("), "a refused module never runs: {}", r.out);
+}

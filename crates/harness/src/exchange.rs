@@ -83,11 +83,18 @@ pub(crate) fn err<T>(message: impl Into<String>) -> Result<T> {
 /// The top-level keys of an exchange file.
 pub const KEYS: &[&str] = &["plugin", "limits", "properties", "connection", "upstreams", "others", "steps"];
 
-/// Parses an exchange file's text.
+/// Parses an exchange file's text. A relative `plugin.code.signature.public_key_file` is read
+/// from the current directory; [`parse_in`] reads it from the exchange's.
 pub fn parse(text: &str) -> Result<Exchange> {
+    parse_in(text, None)
+}
+
+/// Parses an exchange file's text, reading a relative `plugin.code.signature.public_key_file`
+/// from `dir` (the exchange file's directory) when given.
+pub fn parse_in(text: &str, dir: Option<&std::path::Path>) -> Result<Exchange> {
     let value: Value = serde_norway::from_str(text).map_err(|e| ExchangeError(format!("not valid YAML: {e}")))?;
     match value {
-        Value::Mapping(m) => from_mapping(&m),
+        Value::Mapping(m) => from_mapping_in(&m, dir),
         Value::Null => err("the exchange is empty: it needs at least `steps`"),
         _ => err("the exchange must be a mapping with `steps` (and optionally `plugin`, `limits`, `properties`, `others`)"),
     }
@@ -95,6 +102,11 @@ pub fn parse(text: &str) -> Result<Exchange> {
 
 /// Builds an exchange from a parsed mapping that has only [`KEYS`].
 pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
+    from_mapping_in(m, None)
+}
+
+/// [`from_mapping`], reading a relative public key file from `dir` when given.
+pub fn from_mapping_in(m: &Mapping, dir: Option<&std::path::Path>) -> Result<Exchange> {
     for key in m.keys() {
         let key = key_str(key)?;
         if !KEYS.contains(&key) {
@@ -103,7 +115,7 @@ pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
     }
     let mut exchange = Exchange::default();
     if let Some(p) = m.get("plugin") {
-        let (plugin, vm, code) = plugin_section(p, "plugin")?;
+        let (plugin, vm, code) = plugin_section(p, "plugin", dir)?;
         exchange.plugin = plugin;
         exchange.vm = vm;
         exchange.code = code;
@@ -126,7 +138,7 @@ pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
     if let Some(o) = m.get("others") {
         let Value::Sequence(others) = o else { return err("`others` must be a list of plugin sections") };
         for (i, other) in others.iter().enumerate() {
-            let (plugin, mut vm, code) = plugin_section(other, &format!("others[{i}]"))?;
+            let (plugin, mut vm, code) = plugin_section(other, &format!("others[{i}]"), dir)?;
             if code.is_some() {
                 return err(format!("`others[{i}].code`: the others run the first plugin's module; `code` goes in `plugin`"));
             }
@@ -193,7 +205,11 @@ fn unsigned(value: &Value, what: &str) -> Result<u64> {
 const PLUGIN_KEYS: &[&str] =
     &["name", "root_id", "vm_id", "configuration", "vm_configuration", "fail_open", "environment"];
 
-fn plugin_section(value: &Value, what: &str) -> Result<(PluginInfo, VmConfig, Option<code_source::CodeSpec>)> {
+fn plugin_section(
+    value: &Value,
+    what: &str,
+    dir: Option<&std::path::Path>,
+) -> Result<(PluginInfo, VmConfig, Option<code_source::CodeSpec>)> {
     let Value::Mapping(m) = value else { return err(format!("`{what}` must be a mapping")) };
     let mut plugin = PluginInfo { name: "plugin".into(), ..Default::default() };
     let mut vm = VmConfig::default();
@@ -219,7 +235,7 @@ fn plugin_section(value: &Value, what: &str) -> Result<(PluginInfo, VmConfig, Op
             "allowed_upstreams" => {
                 plugin.policy = policy::allowed_upstreams(v, &at, std::mem::take(&mut plugin.policy))?
             }
-            "code" => code = Some(policy::code(v, &at)?),
+            "code" => code = Some(policy::code(v, &at, dir)?),
             other => {
                 let keys: Vec<&str> = PLUGIN_KEYS.iter().chain(policy::KEYS).copied().collect();
                 return err(format!("unknown key `{other}` in `{what}`; it has {}", keys.join(", ")));

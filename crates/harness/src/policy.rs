@@ -26,8 +26,9 @@
 //!       detached: plugin.wasm.sig           # else embedded in the module
 //! ```
 //!
-//! Paths (`filename`, `public_key_file`, `detached`) are kept as written; [`resolve_paths`]
-//! makes them relative to the exchange file's directory.
+//! Paths (`filename`, `detached`) are kept as written; [`resolve_paths`] makes them relative to
+//! the exchange file's directory. The public key file is read while parsing: from the
+//! exchange's directory with [`parse_in`](crate::exchange::parse_in).
 
 use std::path::Path;
 use std::time::Duration;
@@ -155,8 +156,9 @@ fn sha256(value: &Value, at: &str) -> Result<Digest> {
     Digest::parse(&text(value, at)?).map_err(|e| ExchangeError(format!("{at}: {e}")))
 }
 
-/// `code: {local | remote, sha256, signature}`.
-pub(crate) fn code(value: &Value, at: &str) -> Result<CodeSpec> {
+/// `code: {local | remote, sha256, signature}`; a relative `public_key_file` is read from
+/// `dir` when given.
+pub(crate) fn code(value: &Value, at: &str, dir: Option<&Path>) -> Result<CodeSpec> {
     let m = mapping(value, at)?;
     only_keys(m, at, &["local", "remote", "sha256", "signature"])?;
     let key_at = |key: &str| format!("{}.{key}`", at.trim_end_matches('`'));
@@ -241,8 +243,12 @@ pub(crate) fn code(value: &Value, at: &str) -> Result<CodeSpec> {
                 PublicKey::from_hex(&text(k, &sub("public_key"))?).map_err(|e| ExchangeError(format!("{}: {e}", sub("public_key"))))?
             }
             (None, Some(f)) => {
-                let path = text(f, &sub("public_key_file"))?;
-                code_source::read_public_key(Path::new(&path)).map_err(|e| ExchangeError(format!("{}: {e}", sub("public_key_file"))))?
+                let path = std::path::PathBuf::from(text(f, &sub("public_key_file"))?);
+                let path = match dir {
+                    Some(dir) if path.is_relative() => dir.join(path),
+                    _ => path,
+                };
+                code_source::read_public_key(&path).map_err(|e| ExchangeError(format!("{}: {e}", sub("public_key_file"))))?
             }
             _ => return err(format!("{sat} takes one of public_key, public_key_file")),
         };

@@ -354,7 +354,7 @@ fn cmd_run(args: RunArgs, cx: &mut Out) -> anyhow::Result<u8> {
     let exchange_path = args.exchange.display();
     let text = String::from_utf8(read(&args.exchange, "exchange")?)
         .map_err(|_| anyhow!("exchange `{exchange_path}` is not UTF-8 text"))?;
-    let mut exchange = exchange::parse(&text).with_context(|| format!("exchange `{exchange_path}` is not valid"))?;
+    let mut exchange = exchange::parse_in(&text, args.exchange.parent()).with_context(|| format!("exchange `{exchange_path}` is not valid"))?;
     let (bytes, plugin_name) = match (&args.plugin, &mut exchange.code) {
         (Some(path), None) => (read(path, "plugin")?, path.display().to_string()),
         (None, Some(spec)) => {
