@@ -637,3 +637,46 @@ fn signed_code_from_the_exchange_runs_and_changed_code_is_refused() {
     assert!(r.err_line().contains("is refused"), "{}", r.err);
     assert!(!r.out.contains("proxy_on_request_headers("), "a refused module never runs: {}", r.out);
 }
+
+/// `--precompiled-cache DIR`: the first run writes the compiled module, the second runs from
+/// it; a cache file changed since is refused by name (exit 1, never run), and a directory others
+/// can write is bad input.
+#[test]
+fn the_precompiled_cache_serves_the_next_run_and_refuses_a_changed_file() {
+    let dir = root().join("target").join("pwhost-tests").join("precompiled");
+    let _ = std::fs::remove_dir_all(&dir);
+    let cache = dir.join("cache");
+    let exchange = file("precompiled", "headers.yaml", HEADERS);
+    let wasmtime = "wasmtime";
+    if !engines::built_in().contains(&wasmtime) {
+        return;
+    }
+    let run = || {
+        pwhost(&["run", "--engine", wasmtime, "--plugin", &sdk(), "--exchange", &exchange, "--precompiled-cache", &cache.to_string_lossy()])
+    };
+    let r = run();
+    assert_eq!(r.code, 0, "{r:?}");
+    let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    assert!(entry.file_name().unwrap().to_string_lossy().starts_with("wasmtime-"), "{}", entry.display());
+    let r = run();
+    assert_eq!(r.code, 0, "{r:?}");
+    let mut bytes = std::fs::read(entry).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(entry, &bytes).unwrap();
+    let r = run();
+    assert_eq!(r.code, 1, "{r:?}");
+    let line = r.err_line();
+    assert!(line.contains(&format!("precompiled-module cache {}: its content does not match its checksum", entry.display())), "{line}");
+    assert!(!r.out.contains("proxy_on_request_headers("), "never run: {}", r.out);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let r = run();
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.err_line().contains("writable by its group or by everyone"), "{}", r.err);
+    }
+}

@@ -98,6 +98,11 @@ struct RunArgs {
     /// Keep remote code (`plugin.code.remote`) in DIR, one file per SHA-256
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     cache_dir: Option<PathBuf>,
+    /// Keep compiled modules in DIR (engines that can serialize them), so the next run skips
+    /// compiling; DIR must be owned by this user and writable by no one else (see the README's
+    /// trust rule)
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    precompiled_cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -392,7 +397,10 @@ fn cmd_run(args: RunArgs, cx: &mut Out) -> anyhow::Result<u8> {
 
     let embedder = ScriptedEmbedder::new();
     let trace = Trace::new();
-    let host = PluginHost::new(engine.clone(), embedder.clone()).with_trace(trace.clone());
+    let mut host = PluginHost::new(engine.clone(), embedder.clone()).with_trace(trace.clone());
+    if let Some(dir) = &args.precompiled_cache {
+        host = host.with_precompiled_cache(proxy_wasm_host::PrecompiledCache::open(dir)?);
+    }
     let json = args.json;
     if !json {
         // Each line out as it happens: a native plugin that aborts leaves what came before.
