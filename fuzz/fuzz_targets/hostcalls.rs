@@ -1,5 +1,7 @@
 //! Every host function through the raw host-call entry (`call_row`), on arbitrary guest memory,
-//! arguments, callback, context, stream phase, call data, word size and allocator behaviour.
+//! arguments, callback, context, stream phase, call data, word size, allocator behaviour,
+//! capability restriction and security policy (hidden headers and properties, callout answers
+//! sanitised or not, an upstream allow-list).
 //!
 //! The invariant: never a panic (libFuzzer reports one as a crash) and never an out-of-bounds
 //! access (AddressSanitizer reports one); every call answers a status (or errno, or the plain
@@ -11,7 +13,7 @@ use libfuzzer_sys::fuzz_target;
 use abi::{AbiVersion, Errno, Kind, Status, CALLBACKS, HOST_FUNCTIONS};
 use proxy_wasm_host::hostcalls::call_row;
 use proxy_wasm_host::hostcalls::testing::{TestCx, HEAP, MEM};
-use proxy_wasm_host::{CapabilityRestriction, WordSize};
+use proxy_wasm_host::{CapabilityRestriction, PluginPolicy, WordSize, CREDENTIAL_HEADERS};
 
 /// A pointer or size as a fuzzer picks it: mostly inside memory, sometimes at its edges or
 /// anywhere.
@@ -60,6 +62,9 @@ struct Input {
     alloc: Alloc,
     /// Restrict the VM to these rows (none: unrestricted).
     allowed: Vec<u8>,
+    /// The plugin's policy, bit by bit: hide the credentials preset and `x-a`, sanitise
+    /// callout answers, hide `source.address` and `request`, allow callouts to `auth` only.
+    policy: u8,
     /// Written at the start of memory.
     memory: Vec<u8>,
     calls: Vec<Call>,
@@ -74,6 +79,20 @@ fuzz_target!(|input: Input| {
     if !input.allowed.is_empty() {
         let names = input.allowed.iter().map(|r| HOST_FUNCTIONS[usize::from(*r) % HOST_FUNCTIONS.len()].name);
         cx.restrict(CapabilityRestriction::allow(names).expect("table names are capabilities"));
+    }
+    if input.policy != 0 {
+        let mut policy = PluginPolicy::default();
+        if input.policy & 1 != 0 {
+            policy = policy.hide_headers(CREDENTIAL_HEADERS).hide_headers(["x-a"]);
+        }
+        policy.sanitize_callout_responses = input.policy & 2 != 0;
+        if input.policy & 4 != 0 {
+            policy = policy.hide_properties(["source.address", "request"]);
+        }
+        if input.policy & 8 != 0 {
+            policy = policy.allow_upstreams(["auth"]);
+        }
+        cx.set_policy(policy);
     }
     match input.alloc {
         Alloc::Bump => {}
