@@ -131,10 +131,11 @@ steps:
     assert_eq!(
         keys,
         [
-            "actions", "callbacks", "callouts", "connection", "error", "grpc_calls", "local_reply", "logs", "metrics",
-            "request", "response", "transcript", "trap"
+            "actions", "callbacks", "callouts", "connection", "error", "foreign", "grpc_calls", "local_reply", "logs",
+            "metrics", "request", "response", "transcript", "trap"
         ]
     );
+    assert_eq!(v["foreign"], json!([]), "the plugin called no proxy-specific foreign function");
     assert!(has_pair(&v["request"]["headers"], ":path", "/private"), "{}", v["request"]);
     assert_eq!(v["request"]["body"], "");
     assert_eq!(v["response"]["headers"], json!([]), "the upstream response never came");
@@ -580,4 +581,38 @@ fn a_plugin_looping_forever_is_stopped_by_the_default_deadline() {
     let none = file("deadline", "none.yaml", "limits: {call_deadline_ms: none}\nsteps: [tick]\n");
     let r = pwhost(&["run", "--engine", engine(), "--plugin", &plugin, "--exchange", &none]);
     assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+}
+
+/// Calls `declare_property` (name "p", readonly, type Protobuf, schema 0xff 0x00) and
+/// `clear_route_cache` from its request headers.
+const FOREIGN_WAT: &str = r#"(module
+  (import "env" "proxy_call_foreign_function" (func $call (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) (i32.const 0x1000))
+  (data (i32.const 0x100) "declare_property")
+  (data (i32.const 0x120) "clear_route_cache")
+  (data (i32.const 0x200) "\0a\01p\10\01\18\03\22\02\ff\00")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $call (i32.const 0x100) (i32.const 16) (i32.const 0x200) (i32.const 11) (i32.const 0x10) (i32.const 0x14)))
+    (drop (call $call (i32.const 0x120) (i32.const 17) (i32.const 0) (i32.const 0) (i32.const 0x10) (i32.const 0x14)))
+    (i32.const 0)))
+"#;
+
+#[test]
+fn run_json_lists_the_proxy_specific_foreign_calls_with_exact_bytes() {
+    let module = file("run_json_foreign", "foreign.wat", FOREIGN_WAT);
+    let exchange = file("run_json_foreign", "headers.yaml", HEADERS);
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &module, "--exchange", &exchange, "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = r.json();
+    assert_eq!(
+        v["foreign"],
+        json!([
+            {"function": "declare_property", "context_id": 2, "arguments": {
+                "name": "p", "readonly": "true", "type": "Protobuf", "schema": {"base64": "/wA="}, "span": "FilterChain"}},
+            {"function": "clear_route_cache", "context_id": 2, "arguments": {}},
+        ])
+    );
+    assert!(v["transcript"].as_str().unwrap().contains("< foreign clear_route_cache context=2\n"), "{}", v["transcript"]);
 }

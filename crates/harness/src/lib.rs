@@ -7,6 +7,7 @@
 //! - [`attributes`]: Envoy's well-known attributes (`request.path`, `response.code`, ...),
 //!   answered from the steps by the stream the runner makes ([`ScriptedStream`]).
 //! - [`exchange`]: the exchange file format (YAML).
+//! - [`foreign`]: Envoy's proxy-specific foreign functions, recorded as effects.
 //! - [`report`]: an [`Outcome`] as JSON.
 //! - [`engines`]: the engines by name, and which of them this build has.
 //!
@@ -26,6 +27,7 @@
 pub mod attributes;
 pub mod engines;
 pub mod exchange;
+pub mod foreign;
 pub mod report;
 pub mod scripted;
 

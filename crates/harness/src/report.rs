@@ -5,6 +5,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
+use crate::foreign::ForeignArg;
 use crate::scripted::Outcome;
 
 /// Bytes without losing one: a string when they are UTF-8, else `{"base64": "..."}` (the form an
@@ -33,6 +34,9 @@ fn pairs(map: &HeaderMap) -> Value {
 ///   a list);
 /// - `trap`: the engine's message, or null;
 /// - `callbacks`: `callback`, `context_id`, `args`, and `result` (a number) or `trap`;
+/// - `foreign`: each proxy-specific foreign function called: `function`, `context_id`,
+///   `arguments` (field to value: strings and bytes as bytes are everywhere here, bools and
+///   enum values by name);
 /// - `actions`: each stream step's index (from 0) and the action the plugin answered;
 /// - `error`: null; `pwhost run` sets it to a line saying why when the plugin was refused or
 ///   did not start (the other keys then hold what happened until then).
@@ -86,6 +90,16 @@ pub fn outcome_json(out: &Outcome) -> Value {
                 None => {}
             }
             v
+        }).collect::<Vec<_>>(),
+        "foreign": out.foreign.iter().map(|f| {
+            let arguments: Map<String, Value> = f.arguments.iter().map(|(k, v)| {
+                let v = match v {
+                    ForeignArg::Bytes(bytes) => bytes_json(bytes),
+                    ForeignArg::Name(name) => json!(name),
+                };
+                (k.to_string(), v)
+            }).collect();
+            json!({"function": f.function, "context_id": f.context_id, "arguments": arguments})
         }).collect::<Vec<_>>(),
         "actions": out.actions.iter().map(|(i, a)| json!({"step": i, "action": a.name()})).collect::<Vec<_>>(),
         "error": null,
