@@ -45,7 +45,7 @@ pub(crate) fn instantiate(module: &WamrModule, host: VmHost) -> Result<WamrInsta
     let config = InstanceConfig { max_memory_bytes: Some(limit), stack_size: 0 };
     let mut instance = module
         .wamr()
-        .instantiate(StoreData::new(host), host_fn, &config)
+        .instantiate(StoreData::new(host, module.memory_exported()), host_fn, &config)
         .map_err(|e| Error::Instantiate { engine: NAME, message: trap::message(e) })?;
 
     let mut callbacks: [Option<Func>; Callback::COUNT] = std::array::from_fn(|_| None);
@@ -104,7 +104,11 @@ impl Instance for WamrInstance {
     }
 
     fn memory_size(&mut self) -> u64 {
-        self.instance.memory_size()
+        if self.instance.data().memory_exported {
+            self.instance.memory_size()
+        } else {
+            0
+        }
     }
 
     fn interrupt_handle(&self) -> Option<Arc<dyn Interrupt>> {

@@ -65,6 +65,7 @@ impl HostCx for Cx<'_, '_> {
     fn parts(&mut self) -> (GuestMemory<'_>, &mut VmHost) {
         // Fetched again each time: a guest call in between may have grown (moved) memory.
         let (memory, data) = self.0.parts();
+        let memory = if data.memory_exported { memory } else { &mut [] };
         (GuestMemory::new(memory, WordSize::W32), &mut data.host)
     }
 

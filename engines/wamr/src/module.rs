@@ -23,6 +23,8 @@ pub struct WamrModule {
     verdicts: [Option<Result<(), Error>>; Callback::COUNT],
     /// Whether the imports are the host's, checked once.
     links: Result<(), Error>,
+    /// Whether it exports a memory named `memory`, the guest memory host functions see.
+    memory_exported: bool,
 }
 
 impl WamrModule {
@@ -36,12 +38,17 @@ impl WamrModule {
             module.exports().iter().map(|e| Export { name: e.name.clone(), kind: extern_kind(&e.ty) }).collect();
         let verdicts = callback_exports(&exports);
         let links = check_imports(&imports).and_then(|()| linked(&module));
-        WamrModule { module, imports, exports, verdicts, links }
+        let memory_exported = exports.iter().any(|e| e.name == "memory" && e.kind == ExternKind::Memory);
+        WamrModule { module, imports, exports, verdicts, links, memory_exported }
     }
 
     /// The wrapper's module underneath.
     pub fn wamr(&self) -> &wamr::Module {
         &self.module
+    }
+
+    pub(crate) fn memory_exported(&self) -> bool {
+        self.memory_exported
     }
 
     pub(crate) fn verdicts(&self) -> &[Option<Result<(), Error>>; Callback::COUNT] {

@@ -8,6 +8,9 @@ use crate::wamr::Func;
 pub(crate) struct StoreData {
     /// The VM's host state.
     pub(crate) host: VmHost,
+    /// Whether the module exports its memory as `memory`: host functions see guest memory only
+    /// then, as on every engine (WAMR itself would hand out memory 0 even when not exported).
+    pub(crate) memory_exported: bool,
     /// The guest allocator ([`VmHost::allocator`]), once resolved.
     pub(crate) allocator: Option<Func>,
     /// A trap raised in the guest allocator during a host function. The VM fails with it even if
@@ -16,7 +19,7 @@ pub(crate) struct StoreData {
 }
 
 impl StoreData {
-    pub(crate) fn new(host: VmHost) -> Self {
-        StoreData { host, allocator: None, poisoned: None }
+    pub(crate) fn new(host: VmHost, memory_exported: bool) -> Self {
+        StoreData { host, memory_exported, allocator: None, poisoned: None }
     }
 }

@@ -258,3 +258,20 @@ fn wamr_runs_call_ctors_while_instantiating() {
     );
     assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(1));
 }
+
+/// Host functions see guest memory only when the module exports it as `memory`, as on every
+/// engine (WAMR would hand out memory 0 anyway); `memory_size` is 0 then.
+#[test]
+fn a_memory_not_exported_is_not_the_host_s_to_see() {
+    let mut vm = instance(
+        r#"(module
+             (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+             (memory 1)
+             (data (i32.const 0x200) "x-a")
+             (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+               (call $log (i32.const 2) (i32.const 0x200) (i32.const 3))))"#,
+        Limits::default(),
+    );
+    assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(abi::Status::InvalidMemoryAccess.raw().into()));
+    assert_eq!(vm.memory_size(), 0);
+}
