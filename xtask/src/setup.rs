@@ -1,5 +1,5 @@
-//! What the tests need on the machine: Rust targets now, Debian packages for
-//! engines that link C or C++ libraries later.
+//! What the tests need on the machine: the Rust targets of the guest plugins, and the Debian
+//! packages the engines that build C or C++ need.
 
 use std::io;
 use std::path::Path;
@@ -11,8 +11,11 @@ use crate::{step, Error};
 /// Rust targets guest plugins are built for.
 pub const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown", "wasm32-wasip1"];
 
-/// Debian packages the tests need; none yet (wasmtime is pure Rust).
-pub const DEBIAN_PACKAGES: &[&str] = &[];
+/// Debian packages the tests need: WAMR (`engines/wamr`, through `wamrx-sys`) is built from C
+/// with CMake, and its bindings are made by bindgen, which loads libclang and needs clang's own
+/// headers (without `libclang-common-14-dev` it fails on `stdbool.h`). Nothing is downloaded
+/// while building. Debian 12's packages; gcc is assumed (the Null VM's shim needs it too).
+pub const DEBIAN_PACKAGES: &[&str] = &["cmake", "libclang1-14", "libclang-common-14-dev"];
 
 /// `cargo xtask setup`: installs what is missing, printing each step.
 pub fn run(root: &Path) -> Result<(), Error> {
