@@ -1,4 +1,4 @@
-//! End-to-end tests on every engine (Wasmtime, Wasmer Singlepass): an unmodified `proxy-wasm` SDK plugin (conformance/plugins/
+//! End-to-end tests on every engine (Wasmtime, Wasmer, WAMR): an unmodified `proxy-wasm` SDK plugin (conformance/plugins/
 //! sdk-e2e), a raw-ABI Rust plugin (raw-minimal) and hand-written WAT guests, run through the
 //! whole host: loading, VM start, contexts, host functions, callouts, ticks, queues, metrics and
 //! fault handling.
@@ -19,7 +19,7 @@ use proxy_wasm_host::{
 type Make<'a> = &'a dyn Fn() -> Arc<dyn Engine>;
 
 /// Runs every case, written once below as a function of the engine, on every engine: one
-/// `#[test]` per case in a module per engine (`wasmtime::...`, `wasmer_singlepass::...`). A case
+/// `#[test]` per case in a module per engine (`wasmtime::...`, `wasmer_singlepass::...`, `wamr::...`). A case
 /// left out of the list is an unused function, which the build reports.
 macro_rules! on_every_engine {
     ($($case:ident)*) => {
@@ -33,6 +33,10 @@ macro_rules! on_every_engine {
         #[cfg(feature = "wasmer-singlepass")]
         mod wasmer_singlepass {
             $( #[test] fn $case() { super::$case(&|| std::sync::Arc::new(proxy_wasm_wasmer::WasmerEngine::singlepass())) } )*
+        }
+        #[cfg(feature = "wamr")]
+        mod wamr {
+            $( #[test] fn $case() { super::$case(&|| std::sync::Arc::new(proxy_wasm_wamr::WamrEngine::default())) } )*
         }
     };
 }
