@@ -127,50 +127,6 @@ fn a_memory_limit_below_the_initial_memory_is_refused() {
     the_next_vm_works();
 }
 
-/// Growing memory within the limit works; the limit applies per instance; past it `memory.grow`
-/// answers -1 and the refusal reaches the host; past the module's own maximum -1 too, without a
-/// note (that is not the host's limit).
-#[test]
-fn the_memory_limit_is_per_instance() {
-    let module = compile(
-        r#"(module (memory (export "memory") 1)
-             (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (memory.grow (local.get 1))))"#,
-    );
-    let mut small = module.instantiate(host(Limits { max_memory_bytes: 2 << 16, ..Limits::default() })).unwrap();
-    let mut large = module.instantiate(host(Limits { max_memory_bytes: 8 << 16, ..Limits::default() })).unwrap();
-    assert_eq!(large.call(Callback::OnVmStart, &[1, 4]), Ok(1), "grew from 1 page to 5");
-    assert_eq!(small.call(Callback::OnVmStart, &[1, 1]), Ok(1), "grew from 1 page to 2");
-    assert_eq!(small.host().memory_refused(), None);
-    assert_eq!(small.call(Callback::OnVmStart, &[1, 1]), Ok(u64::from(u32::MAX)), "refused: -1");
-    assert_eq!(small.host().memory_refused(), Some(3 << 16));
-    assert_eq!(small.memory_size(), 2 << 16);
-    assert_eq!(large.memory_size(), 5 << 16);
-    assert_eq!(large.host().memory_refused(), None);
-
-    let own = compile(
-        r#"(module (memory (export "memory") 1 2)
-             (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (memory.grow (local.get 1))))"#,
-    );
-    let mut vm = own.instantiate(host(Limits { max_memory_bytes: 8 << 16, ..Limits::default() })).unwrap();
-    assert_eq!(vm.call(Callback::OnVmStart, &[1, 4]), Ok(u64::from(u32::MAX)));
-    assert_eq!(vm.host().memory_refused(), None, "the module's own maximum, not the host's limit");
-}
-
-/// A start section that grows memory past the limit gets -1 there, as any other code; the
-/// instance is made, its memory within the limit.
-#[test]
-fn a_start_function_past_the_memory_limit_gets_minus_one() {
-    let module = compile(
-        r#"(module (memory (export "memory") 1)
-             (func $s (if (i32.ne (memory.grow (i32.const 4)) (i32.const -1)) (then unreachable)))
-             (start $s))"#,
-    );
-    let mut vm = module.instantiate(host(Limits { max_memory_bytes: 2 << 16, ..Limits::default() })).unwrap();
-    assert_eq!(vm.memory_size(), 1 << 16);
-    let err = module.instantiate(host(Limits { max_memory_bytes: 8 << 16, ..Limits::default() })).err().unwrap();
-    assert!(err.to_string().contains("unreachable"), "within the limit the grow works: {err}");
-}
-
 /// Every callback of the ABI traps in its own VM: each trap is a guest trap in WAMR's words, the
 /// VM then refuses calls, and the next VM works.
 #[test]
