@@ -3,7 +3,8 @@
 //! input (one line on stderr, exit code 2), and the example exchanges and README commands,
 //! so that the documentation cannot rot.
 //!
-//! Files the tests write go under `target/pwhost-tests/<test>/`.
+//! The examples run on every Wasm engine built in; the other `run` tests on the first, or on the
+//! one `PWHOST_TEST_ENGINE` names. Files the tests write go under `target/pwhost-tests/<test>/`.
 
 use std::path::PathBuf;
 
@@ -47,8 +48,18 @@ fn wasm_engines() -> Vec<&'static str> {
     wasm
 }
 
+/// The engine the `run` tests use: `PWHOST_TEST_ENGINE` if set (one of the Wasm engines built
+/// in), else the first Wasm engine built in.
 fn engine() -> &'static str {
-    wasm_engines()[0]
+    let engines = wasm_engines();
+    match std::env::var("PWHOST_TEST_ENGINE") {
+        Ok(wanted) if !wanted.is_empty() => engines
+            .iter()
+            .copied()
+            .find(|e| *e == wanted)
+            .unwrap_or_else(|| panic!("PWHOST_TEST_ENGINE={wanted}: not a Wasm engine built in ({engines:?})")),
+        _ => engines[0],
+    }
 }
 
 fn root() -> PathBuf {
