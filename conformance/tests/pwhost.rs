@@ -3,7 +3,8 @@
 //! input (one line on stderr, exit code 2), and the example exchanges and README commands,
 //! so that the documentation cannot rot.
 //!
-//! Files the tests write go under `target/pwhost-tests/<test>/`.
+//! The examples run on every Wasm engine built in; the other `run` tests on the first, or on the
+//! one `PWHOST_TEST_ENGINE` names. Files the tests write go under `target/pwhost-tests/<test>/`.
 
 use std::path::PathBuf;
 
@@ -47,8 +48,18 @@ fn wasm_engines() -> Vec<&'static str> {
     wasm
 }
 
+/// The engine the `run` tests use: `PWHOST_TEST_ENGINE` if set (one of the Wasm engines built
+/// in), else the first Wasm engine built in.
 fn engine() -> &'static str {
-    wasm_engines()[0]
+    let engines = wasm_engines();
+    match std::env::var("PWHOST_TEST_ENGINE") {
+        Ok(wanted) if !wanted.is_empty() => engines
+            .iter()
+            .copied()
+            .find(|e| *e == wanted)
+            .unwrap_or_else(|| panic!("PWHOST_TEST_ENGINE={wanted}: not a Wasm engine built in ({engines:?})")),
+        _ => engines[0],
+    }
 }
 
 fn root() -> PathBuf {
@@ -131,10 +142,11 @@ steps:
     assert_eq!(
         keys,
         [
-            "actions", "callbacks", "callouts", "connection", "error", "grpc_calls", "local_reply", "logs", "metrics",
-            "request", "response", "security", "transcript", "trap"
+            "actions", "callbacks", "callouts", "connection", "error", "foreign", "grpc_calls", "local_reply", "logs",
+            "metrics", "request", "response", "security", "transcript", "trap"
         ]
     );
+    assert_eq!(v["foreign"], json!([]), "the plugin called no proxy-specific foreign function");
     assert!(has_pair(&v["request"]["headers"], ":path", "/private"), "{}", v["request"]);
     assert_eq!(v["request"]["body"], "");
     assert_eq!(v["response"]["headers"], json!([]), "the upstream response never came");
@@ -679,4 +691,38 @@ fn the_precompiled_cache_serves_the_next_run_and_refuses_a_changed_file() {
         assert_eq!(r.code, 2, "{r:?}");
         assert!(r.err_line().contains("writable by its group or by everyone"), "{}", r.err);
     }
+}
+
+/// Calls `declare_property` (name "p", readonly, type Protobuf, schema 0xff 0x00) and
+/// `clear_route_cache` from its request headers.
+const FOREIGN_WAT: &str = r#"(module
+  (import "env" "proxy_call_foreign_function" (func $call (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) (i32.const 0x1000))
+  (data (i32.const 0x100) "declare_property")
+  (data (i32.const 0x120) "clear_route_cache")
+  (data (i32.const 0x200) "\0a\01p\10\01\18\03\22\02\ff\00")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $call (i32.const 0x100) (i32.const 16) (i32.const 0x200) (i32.const 11) (i32.const 0x10) (i32.const 0x14)))
+    (drop (call $call (i32.const 0x120) (i32.const 17) (i32.const 0) (i32.const 0) (i32.const 0x10) (i32.const 0x14)))
+    (i32.const 0)))
+"#;
+
+#[test]
+fn run_json_lists_the_proxy_specific_foreign_calls_with_exact_bytes() {
+    let module = file("run_json_foreign", "foreign.wat", FOREIGN_WAT);
+    let exchange = file("run_json_foreign", "headers.yaml", HEADERS);
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &module, "--exchange", &exchange, "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = r.json();
+    assert_eq!(
+        v["foreign"],
+        json!([
+            {"function": "declare_property", "context_id": 2, "arguments": {
+                "name": "p", "readonly": "true", "type": "Protobuf", "schema": {"base64": "/wA="}, "span": "FilterChain"}},
+            {"function": "clear_route_cache", "context_id": 2, "arguments": {}},
+        ])
+    );
+    assert!(v["transcript"].as_str().unwrap().contains("< foreign clear_route_cache context=2\n"), "{}", v["transcript"]);
 }

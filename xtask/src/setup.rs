@@ -1,5 +1,6 @@
 //! What the tests need on the machine: Rust targets, the Debian packages the C and C++ guest
-//! plugins build with, and Node.js with npm for the AssemblyScript ones.
+//! plugins and the engines built from C or C++ need, and Node.js with npm for the
+//! AssemblyScript plugins.
 
 use std::io;
 use std::path::Path;
@@ -13,16 +14,20 @@ use crate::step;
 /// Rust targets guest plugins are built for.
 pub const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown", "wasm32-wasip1"];
 
-/// Debian packages the tests need: clang, lld, wasi-libc and libc++ for wasm32, for the C and
-/// C++ guest plugins (`guest_plugins::sdk`).
-pub const DEBIAN_PACKAGES: &[&str] = guest_plugins::sdk::DEBIAN_PACKAGES;
+/// Debian packages the guest plugins need: clang, lld, wasi-libc and libc++ for wasm32, for the
+/// C and C++ guest plugins (`guest_plugins::sdk`).
+pub const GUEST_PACKAGES: &[&str] = guest_plugins::sdk::DEBIAN_PACKAGES;
+
+/// Debian packages the WAMR engine needs: `engines/wamr` (through `wamrx-sys`) is built from C
+/// with CMake, and its bindings are made by bindgen, which loads libclang and needs clang's own
+/// headers (without `libclang-common-14-dev` it fails on `stdbool.h`). Nothing is downloaded
+/// while building. gcc is assumed (the Null VM's shim needs it too).
+pub const WAMR_PACKAGES: &[&str] = &["cmake", "libclang1-14", "libclang-common-14-dev"];
 
 /// `cargo xtask setup`: installs what is missing, printing each step.
 pub fn run(root: &Path) -> anyhow::Result<()> {
     ensure_rust_targets(root, RUST_TARGETS)?;
-    if !DEBIAN_PACKAGES.is_empty() {
-        ensure_debian_packages(DEBIAN_PACKAGES)?;
-    }
+    ensure_debian_packages(&[GUEST_PACKAGES, WAMR_PACKAGES].concat())?;
     ensure_node()
 }
 

@@ -78,6 +78,11 @@ fn make(name: &str) -> Option<Result<Arc<dyn Engine>, EngineError>> {
         "wasmer" => Some(Ok(Arc::new(proxy_wasm_wasmer::WasmerEngine::cranelift()))),
         #[cfg(feature = "wasmer-singlepass")]
         "wasmer-singlepass" => Some(Ok(Arc::new(proxy_wasm_wasmer::WasmerEngine::singlepass()))),
+        #[cfg(feature = "wamr")]
+        "wamr" => Some(match proxy_wasm_wamr::WamrEngine::new() {
+            Ok(engine) => Ok(Arc::new(engine)),
+            Err(e) => Err(EngineError::Setup(e.to_string())),
+        }),
         #[cfg(feature = "null")]
         "null" => Some(Ok(Arc::new(proxy_wasm_null::NullVm::new()))),
         _ => None,

@@ -5,6 +5,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
+use crate::foreign::ForeignArg;
 use crate::scripted::Outcome;
 
 /// Bytes without losing one: a string when they are UTF-8, else `{"base64": "..."}` (the form an
@@ -35,6 +36,9 @@ fn pairs(map: &HeaderMap) -> Value {
 ///   `callouts_refused`;
 /// - `trap`: the engine's message, or null;
 /// - `callbacks`: `callback`, `context_id`, `args`, and `result` (a number) or `trap`;
+/// - `foreign`: each proxy-specific foreign function called: `function`, `context_id`,
+///   `arguments` (field to value: strings and bytes as bytes are everywhere here, bools and
+///   enum values by name);
 /// - `actions`: each stream step's index (from 0) and the action the plugin answered;
 /// - `error`: null; `pwhost run` sets it to a line saying why when the plugin was refused or
 ///   did not start (the other keys then hold what happened until then).
@@ -93,6 +97,16 @@ pub fn outcome_json(out: &Outcome) -> Value {
                 None => {}
             }
             v
+        }).collect::<Vec<_>>(),
+        "foreign": out.foreign.iter().map(|f| {
+            let arguments: Map<String, Value> = f.arguments.iter().map(|(k, v)| {
+                let v = match v {
+                    ForeignArg::Bytes(bytes) => bytes_json(bytes),
+                    ForeignArg::Name(name) => json!(name),
+                };
+                (k.to_string(), v)
+            }).collect();
+            json!({"function": f.function, "context_id": f.context_id, "arguments": arguments})
         }).collect::<Vec<_>>(),
         "actions": out.actions.iter().map(|(i, a)| json!({"step": i, "action": a.name()})).collect::<Vec<_>>(),
         "error": null,

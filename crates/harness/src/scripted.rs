@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use abi::{Action, LogLevel, PeerType, Status};
 use crate::attributes::{Connection, ScriptedStream};
+use crate::foreign::ForeignEffect;
 use proxy_wasm_host::{
-    quote, quote_map, trap_text, CallbackRecord, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall,
+    quote, quote_map, trap_text, CallbackRecord, ForeignCx, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall,
     HttpCallResponse, LocalReply, MemoryStream, MetricValue, PluginHost, PluginInfo, PropertyCx, StreamEffect,
     StreamRef, Trace, Vm, VmConfig, VmToken, WorkerVm,
 };
@@ -36,6 +37,7 @@ pub struct LogRecord {
 pub struct ScriptedEmbedder {
     logs: Mutex<Vec<LogRecord>>,
     http_calls: Mutex<Vec<HttpCall>>,
+    foreign: Arc<Mutex<Vec<ForeignEffect>>>,
     pending: Mutex<VecDeque<(VmToken, u32)>>,
     grpc_calls: Mutex<Vec<GrpcCall>>,
     properties: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
@@ -49,6 +51,7 @@ impl Default for ScriptedEmbedder {
         ScriptedEmbedder {
             logs: Mutex::default(),
             http_calls: Mutex::default(),
+            foreign: Arc::default(),
             pending: Mutex::default(),
             grpc_calls: Mutex::default(),
             properties: Mutex::default(),
@@ -95,6 +98,12 @@ impl ScriptedEmbedder {
     /// Every HTTP callout sent so far.
     pub fn http_calls(&self) -> Vec<HttpCall> {
         lock(&self.http_calls).clone()
+    }
+
+    /// Every proxy-specific foreign function call so far (`set_envoy_filter_state`,
+    /// `declare_property`, `clear_route_cache`: see [`crate::foreign`]).
+    pub fn foreign_effects(&self) -> Vec<ForeignEffect> {
+        lock(&self.foreign).clone()
     }
 
     /// Every gRPC call or stream opened so far.
@@ -399,6 +408,8 @@ pub struct Outcome {
     pub trap: Option<String>,
     /// Every callback called in the plugin's worker VMs, with its result.
     pub callbacks: Vec<CallbackRecord>,
+    /// The proxy-specific foreign functions the plugin called, in order.
+    pub foreign: Vec<ForeignEffect>,
 }
 
 fn map(pairs: &[(Vec<u8>, Vec<u8>)]) -> HeaderMap {
@@ -428,6 +439,7 @@ struct Run<'a> {
     forwarded: [Vec<u8>; 4],
     held: [bool; 4],
     callouts_seen: usize,
+    foreign_seen: usize,
     grpc_seen: usize,
     /// Open gRPC calls and streams, oldest first: (VM, id).
     grpc_open: VecDeque<(VmToken, u32)>,
@@ -453,7 +465,8 @@ pub fn run_exchange(
     if let Some(upstreams) = &exchange.upstreams {
         embedder.set_upstreams(upstreams.clone());
     }
-    host.services().register_foreign_function(ECHO_FUNCTION, Arc::new(|args: &[u8]| Ok(args.to_vec())));
+    host.services().register_foreign_function(ECHO_FUNCTION, Arc::new(|_: &ForeignCx<'_>, args: &[u8]| Ok(args.to_vec())));
+    crate::foreign::register(host.services(), embedder.foreign.clone());
     // Without the host's trace, notes go to one nobody reads.
     let trace = host.trace().cloned().unwrap_or_default();
     let mut run = Run {
@@ -467,6 +480,7 @@ pub fn run_exchange(
         forwarded: Default::default(),
         held: [false; 4],
         callouts_seen: 0,
+        foreign_seen: 0,
         grpc_seen: 0,
         grpc_open: VecDeque::new(),
         out: Outcome::default(),
@@ -486,6 +500,7 @@ pub fn run_exchange(
     out.callouts = embedder.http_calls();
     out.grpc_calls = embedder.grpc_calls();
     out.logs = embedder.logs();
+    out.foreign = embedder.foreign_effects();
     out.metrics = host.services().metrics();
     out.security = host.services().security().snapshot();
     out.callbacks = run.trace.callbacks();
@@ -693,6 +708,11 @@ impl Run<'_> {
             ));
         }
         self.callouts_seen = calls.len();
+        let foreign = self.embedder.foreign_effects();
+        for effect in &foreign[self.foreign_seen.min(foreign.len())..] {
+            self.trace.note(format!("< {}", effect.describe()));
+        }
+        self.foreign_seen = foreign.len();
         let grpc = self.embedder.grpc_calls();
         for call in &grpc[self.grpc_seen.min(grpc.len())..] {
             self.trace.note(format!(
