@@ -8,7 +8,9 @@ usage: cargo xtask <subcommand> [options]
 
 subcommands:
   setup                   install what the tests need (Rust targets
-                          wasm32-unknown-unknown and wasm32-wasip1)
+                          wasm32-unknown-unknown and wasm32-wasip1; g++ and
+                          libnode108's run-time libraries; Debian's libnode
+                          (V8 10.2) unpacked into target/libnode, or LIBNODE_ROOT)
   build-plugins           setup, then build the guest plugins in conformance/plugins
                           into target/guest/wasm32-unknown-unknown/release/
   test                    setup, build-plugins, then every test in the workspace
