@@ -91,6 +91,13 @@ pub fn ensure_libnode(dir: &Path) -> Result<(), Error> {
         std::fs::create_dir_all(&debs)
             .and_then(|()| std::fs::create_dir_all(dir))
             .map_err(|e| Error::failed(format!("cannot create {} or {}: {e}", debs.display(), dir.display())))?;
+        // apt-get downloads as the user `_apt` where it can write the folder (otherwise it
+        // warns and downloads as root).
+        let _ = std::process::Command::new("chown")
+            .arg("_apt")
+            .arg(&debs)
+            .stderr(std::process::Stdio::null())
+            .status();
         if is_root() && !APT_UPDATED.load(Ordering::Relaxed) {
             apt_get_update().run("`apt-get update`")?;
             APT_UPDATED.store(true, Ordering::Relaxed);
