@@ -1,4 +1,4 @@
-//! End-to-end tests on every engine (Wasmtime, Wasmer Singlepass): an unmodified `proxy-wasm` SDK plugin (conformance/plugins/
+//! End-to-end tests on every engine (Wasmtime, Wasmer, Wasmer Singlepass, V8): an unmodified `proxy-wasm` SDK plugin (conformance/plugins/
 //! sdk-e2e), a raw-ABI Rust plugin (raw-minimal) and hand-written WAT guests, run through the
 //! whole host: loading, VM start, contexts, host functions, callouts, ticks, queues, metrics and
 //! fault handling.
@@ -33,6 +33,10 @@ macro_rules! on_every_engine {
         #[cfg(feature = "wasmer-singlepass")]
         mod wasmer_singlepass {
             $( #[test] fn $case() { super::$case(&|| std::sync::Arc::new(proxy_wasm_wasmer::WasmerEngine::singlepass())) } )*
+        }
+        #[cfg(feature = "v8")]
+        mod v8 {
+            $( #[test] fn $case() { super::$case(&|| std::sync::Arc::new(proxy_wasm_v8::V8Engine::default())) } )*
         }
     };
 }
