@@ -63,7 +63,10 @@ impl Engine for V8Engine {
         Capabilities {
             memory_limit: true,
             interrupt: true,
-            // V8 10.2 serializes a compiled module but has no public call that loads it back.
+            // Not implemented: V8 10.2 serializes a compiled module, but loads one back only
+            // through `WasmStreaming::SetCompiledModuleBytes`, inside the callback of a JS
+            // `WebAssembly.compileStreaming`, with the original bytes too and an event loop to
+            // settle its promise; the shim has none of that.
             precompiled: false,
             // Each instance is a new isolate (about 2-3 ms).
             cheap_clone: false,

@@ -35,8 +35,10 @@
 //!   of bounds`, `RangeError: Maximum call stack size exceeded`, `LinkError: ...`.
 //! - **Bounds checks**: explicit by default ([`sys::TrapHandler::Off`]), so V8 installs no
 //!   SIGSEGV handler that could fight Wasmtime's or Wasmer's in the same process.
-//! - **Precompiled modules**: not supported; V8 10.2 can serialize a compiled module but has no
-//!   public call that loads one back.
+//! - **Precompiled modules**: not supported. V8 10.2 serializes a compiled module, but its only
+//!   way back is `WasmStreaming::SetCompiledModuleBytes` inside a JS
+//!   `WebAssembly.compileStreaming` callback, which also needs the original bytes and an event
+//!   loop to settle the promise; compiling again costs a few milliseconds per plugin load.
 //! - **Threads**: every shim call takes the isolate's `v8::Locker` and sets the thread's stack
 //!   limit from its real stack, so an instance can be called from any thread, one at a time.
 
