@@ -26,7 +26,7 @@ trait Baselines {
 /// engine (so the same machine code), in stores that never reach their epoch deadline; Wasmer
 /// with a plain compiler (Cranelift for `wasmer`, Singlepass for `wasmer-singlepass`), without
 /// the stop-check middleware and the memory-limiting tunables; WAMR through its C API, not our
-/// wrapper of it.
+/// wrapper of it; V8 through the engine's shim, without the proxy-wasm layer.
 pub struct Raw(Box<dyn Baselines>);
 
 impl Raw {
@@ -47,6 +47,7 @@ impl Raw {
             "wamr" => if_engine!(wamr {
                 Some(Raw(Box::new(wamr_raw::RawWamr(proxy_wasm_harness::proxy_wasm_wamr::WamrEngine::default()))))
             } else { None }),
+            "v8" => if_engine!(v8 { Some(Raw(Box::new(v8_raw::RawV8))) } else { None }),
             _ => None,
         }
     }
@@ -78,7 +79,7 @@ impl Raw {
     }
 }
 
-if_engine!(wasmtime | wasmer | wasmer_singlepass | wamr {
+if_engine!(wasmtime | wasmer | wasmer_singlepass | wamr | v8 {
     /// The request headers the raw lookups look in.
     fn headers() -> Vec<(Vec<u8>, Vec<u8>)> {
         crate::workload::REQUEST_HEADERS.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
@@ -99,4 +100,8 @@ if_engine!(wasmer | wasmer_singlepass {
 
 if_engine!(wamr {
     mod wamr_raw;
+});
+
+if_engine!(v8 {
+    mod v8_raw;
 });

@@ -83,6 +83,12 @@ fn make(name: &str) -> Option<Result<Arc<dyn Engine>, EngineError>> {
             Ok(engine) => Ok(Arc::new(engine)),
             Err(e) => Err(EngineError::Setup(e.to_string())),
         }),
+        #[cfg(feature = "v8")]
+        "v8" => Some(
+            proxy_wasm_v8::V8Engine::new(proxy_wasm_v8::V8Config::default())
+                .map(|e| Arc::new(e) as Arc<dyn Engine>)
+                .map_err(|e| EngineError::Setup(e.to_string())),
+        ),
         #[cfg(feature = "null")]
         "null" => Some(Ok(Arc::new(proxy_wasm_null::NullVm::new()))),
         _ => None,

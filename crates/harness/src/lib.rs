@@ -13,13 +13,13 @@
 //!
 //! # Engines built in
 //! Each engine is a Cargo feature of this crate: `wasmtime`, `wasmer` (Cranelift),
-//! `wasmer-singlepass`, `wamr`, `null`; all of them by default. No other crate declares one: they
+//! `wasmer-singlepass`, `wamr`, `v8`, `null`; all of them by default. No other crate declares one: they
 //! depend on this crate and forward its default features, so
 //! `cargo build -p pwhost --no-default-features --features proxy-wasm-harness/wasmtime` builds
 //! `pwhost` with Wasmtime alone. [`engines::built_in`] names the engines of this build.
 //!
 //! The engine crates are re-exported ([`proxy_wasm_wasmtime`], [`proxy_wasm_wasmer`],
-//! [`proxy_wasm_wamr`], [`proxy_wasm_null`]) when built in, and so are their engine libraries through them
+//! [`proxy_wasm_wamr`], [`proxy_wasm_v8`], [`proxy_wasm_null`]) when built in, and so are their engine libraries through them
 //! (`proxy_wasm_wasmtime::wasmtime`, `proxy_wasm_wasmer::wasmer`). Code that names one (a raw
 //! baseline, a static plugin of the Null VM) goes inside [`if_engine!`], which keeps it only
 //! when that engine is built in.
@@ -48,13 +48,17 @@ pub use proxy_wasm_wasmer;
 #[cfg(feature = "wamr")]
 pub use proxy_wasm_wamr;
 
+/// The V8 engine crate (built in by the `v8` feature).
+#[cfg(feature = "v8")]
+pub use proxy_wasm_v8;
+
 /// The Null VM crate (built in by the `null` feature).
 #[cfg(feature = "null")]
 pub use proxy_wasm_null;
 
 /// Keeps code only when one of the named engines is built in: `if_engine!(NAME | NAME ... {
 /// code })`, or `if_engine!(NAME { code } else { other code })` to have something in its place.
-/// Names are the engines' with `_` for `-`: `wasmtime`, `wasmer`, `wasmer_singlepass`, `wamr`, `null`;
+/// Names are the engines' with `_` for `-`: `wasmtime`, `wasmer`, `wasmer_singlepass`, `wamr`, `v8`, `null`;
 /// any other name is a compile error.
 ///
 /// The code is items or statements (an expression too, when both branches are given and the
@@ -97,11 +101,12 @@ macro_rules! __engine_switch {
     (wasmer $yes:tt $no:tt) => { $crate::__if_wasmer!{ $yes $no } };
     (wasmer_singlepass $yes:tt $no:tt) => { $crate::__if_wasmer_singlepass!{ $yes $no } };
     (wamr $yes:tt $no:tt) => { $crate::__if_wamr!{ $yes $no } };
+    (v8 $yes:tt $no:tt) => { $crate::__if_v8!{ $yes $no } };
     (null $yes:tt $no:tt) => { $crate::__if_null!{ $yes $no } };
     ($other:ident $yes:tt $no:tt) => {
         ::core::compile_error!(::core::concat!(
             "no engine is called `", ::core::stringify!($other),
-            "`; if_engine! knows wasmtime, wasmer, wasmer_singlepass, wamr, null"
+            "`; if_engine! knows wasmtime, wasmer, wasmer_singlepass, wamr, v8, null"
         ));
     };
 }
@@ -141,6 +146,15 @@ macro_rules! __if_wamr { ({ $($yes:tt)* } { $($no:tt)* }) => { $($yes)* }; }
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __if_wamr { ({ $($yes:tt)* } { $($no:tt)* }) => { $($no)* }; }
+
+#[cfg(feature = "v8")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_v8 { ({ $($yes:tt)* } { $($no:tt)* }) => { $($yes)* }; }
+#[cfg(not(feature = "v8"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_v8 { ({ $($yes:tt)* } { $($no:tt)* }) => { $($no)* }; }
 
 #[cfg(feature = "null")]
 #[doc(hidden)]
