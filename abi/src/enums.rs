@@ -219,6 +219,8 @@ abi_enum! {
         Success = 0 => "SUCCESS",
         /// Bad file descriptor.
         Badf = 8 => "BADF",
+        /// Not a directory.
+        Notdir = 20 => "NOTDIR",
         /// Bad address.
         Fault = 21 => "FAULT",
         /// Invalid argument.
@@ -229,6 +231,9 @@ abi_enum! {
         Nosys = 52 => "NOSYS",
         /// Not supported.
         Notsup = 58 => "NOTSUP",
+        /// Capabilities insufficient: the C++ host's answer for a WASI function a plugin's
+        /// capability restriction does not allow (`exports.h` `_CREATE_WASI_STUB`).
+        Notcapable = 76 => "NOTCAPABLE",
     }
 }
 

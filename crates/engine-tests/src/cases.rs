@@ -421,18 +421,27 @@ pub fn an_i64_argument_passes_through(make: MakeEngine<'_>) {
     assert_eq!(f.services.get_metric(gauge), Ok(4_999_999_997));
 }
 
-/// WASI `proc_exit` comes out of the call as [`TrapKind::Exit`] with its code.
-pub fn proc_exit_is_an_exit_trap(make: MakeEngine<'_>) {
+/// Host functions without a status link and return: WASI `proc_exit` returns to the guest (the
+/// C++ host logs it and returns), `env.pthread_equal` answers its plain value and
+/// `env.emscripten_notify_memory_growth` nothing.
+pub fn rows_without_a_status_return_to_the_guest(make: MakeEngine<'_>) {
     let f = Fixture::new(make);
     let mut vm = f.instance(
         r#"(module
           (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (import "env" "pthread_equal" (func $eq (param i32 i32) (result i32)))
+          (import "env" "emscripten_notify_memory_growth" (func $grew (param i32)))
           (memory (export "memory") 1)
-          (func (export "_start") (call $exit (i32.const 3))))"#,
+          (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+            (call $exit (i32.const 3))
+            (call $grew (i32.const 0))
+            (i32.add
+              (i32.mul (call $eq (local.get 0) (local.get 1)) (i32.const 10))
+              (i32.const 7))))"#,
         Limits::default(),
     );
-    let trap = vm.call(Callback::Start, &[]).unwrap_err();
-    assert_eq!(trap.kind, TrapKind::Exit(3), "{trap}");
+    assert_eq!(vm.call(Callback::OnVmStart, &[4, 4]), Ok(17));
+    assert_eq!(vm.call(Callback::OnVmStart, &[4, 5]), Ok(7));
 }
 
 /// A precompiled module loads back and runs; garbage is refused. An engine without precompiled

@@ -41,7 +41,7 @@ macro_rules! engine_contract_tests {
             a_host_function_calls_the_allocator_reentrantly
             a_trapping_allocator_fails_the_call
             an_i64_argument_passes_through
-            proc_exit_is_an_exit_trap
+            rows_without_a_status_return_to_the_guest
             serialize_and_deserialize_round_trip
             an_instance_moves_between_threads
             a_vm_per_worker_thread

@@ -29,8 +29,6 @@ pub struct VmHost {
     /// Outstanding gRPC calls and streams.
     pub(crate) grpc_calls: IdMap<GrpcState>,
     pub(crate) next_callout: u32,
-    /// Log lines the guest wrote to WASI stdout/stderr without a final newline yet.
-    pub(crate) wasi_line: [Vec<u8>; 2],
     /// Where callbacks and host calls are recorded, when tracing is on.
     pub(crate) trace: Option<TraceHandle>,
     /// A root context called `proxy_done`: the VM deletes it after the callback.
@@ -236,7 +234,6 @@ impl VmHost {
             http_calls: IdMap::default(),
             grpc_calls: IdMap::default(),
             next_callout: 0,
-            wasi_line: [Vec::new(), Vec::new()],
             trace: None,
             roots_done: false,
             allocator: Callback::Malloc,

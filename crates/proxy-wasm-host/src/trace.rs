@@ -138,9 +138,12 @@ impl Trace {
             }
             let (line, result) = match &event.kind {
                 EventKind::Note(line) => (line.clone(), None),
-                EventKind::HostCall { call, result } => {
-                    (call.clone(), Some(result.clone().unwrap_or_else(|| "(did not return)".into())))
-                }
+                // A host function without a result (`proc_exit`) shows none.
+                EventKind::HostCall { call, result } => match result {
+                    None => (call.clone(), Some("(did not return)".to_string())),
+                    Some(r) if r.is_empty() => (call.clone(), None),
+                    Some(r) => (call.clone(), Some(r.clone())),
+                },
                 EventKind::Callback(record) => (render_callback(record), callback_result(record)),
             };
             let indent = "  ".repeat(event.depth);
@@ -214,14 +217,17 @@ impl TraceHandle {
     /// values it handed back.
     pub(crate) fn end_host_call(&self, mem: &GuestMemory<'_>, index: usize, row: &HostFunction, args: &[u64], result: &Result<i32, Trap>) {
         let text = match result {
-            Ok(code) => {
-                let status = match row.result {
-                    Kind::Errno => abi::Errno::from_raw(*code as u32).map_or(code.to_string(), |e| e.name().to_string()),
-                    _ => Status::from_raw(*code as u32).map_or(code.to_string(), |s| s.name().to_string()),
-                };
-                let outputs = if *code == 0 && row.module == HostModule::Env { render_outputs(mem, row, args) } else { String::new() };
-                format!("{status}{outputs}")
-            }
+            Ok(code) => match row.result {
+                Kind::Errno => abi::Errno::from_raw(*code as u32).map_or(code.to_string(), |e| e.name().to_string()),
+                // A plain value (`pthread_equal`), or nothing at all (`proc_exit`).
+                Kind::I32 => code.to_string(),
+                Kind::None => String::new(),
+                _ => {
+                    let status = Status::from_raw(*code as u32).map_or(code.to_string(), |s| s.name().to_string());
+                    let outputs = if *code == 0 { render_outputs(mem, row, args) } else { String::new() };
+                    format!("{status}{outputs}")
+                }
+            },
             Err(trap) => format!("trap: {}", trap_text(trap)),
         };
         let mut log = lock(&self.trace.log);
@@ -239,7 +245,6 @@ pub(crate) fn trap_text(trap: &Trap) -> String {
         TrapKind::Guest => "guest".to_string(),
         TrapKind::Deadline => "deadline".to_string(),
         TrapKind::MemoryLimit => "memory limit".to_string(),
-        TrapKind::Exit(code) => format!("proc_exit({code})"),
     }
 }
 
@@ -273,7 +278,7 @@ fn callback_result(record: &CallbackRecord) -> Option<String> {
     match result {
         Err(trap) => Some(format!("trap: {trap}")),
         Ok(v) => match info.result {
-            Kind::None | Kind::Never => None,
+            Kind::None => None,
             Kind::Bool => Some(bool_text(*v)),
             Kind::Action => Some(enum_text(*v, |a| abi::Action::from_raw(a).map(abi::Action::name))),
             // An address differs between engines: say only whether it is one.
@@ -309,8 +314,9 @@ fn pair_shape(row: &HostFunction, base: &str) -> Shape {
     match (row.module, row.name, base) {
         (HostModule::Env, _, "headers" | "trailers" | "metadata" | "map") => Shape::Map,
         (HostModule::Env, _, _) => Shape::Bytes,
-        (HostModule::Wasi, "fd_write", "iovs") => Shape::Iovecs,
-        (HostModule::Wasi, "path_open" | "path_filestat_get", "path") => Shape::Bytes,
+        (HostModule::Wasi, "fd_write" | "fd_pwrite", "iovs") => Shape::Iovecs,
+        // Path names the guest passes in (`fd_prestat_dir_name`'s `path` is an output).
+        (HostModule::Wasi, name, "path" | "old_path" | "new_path") if name.starts_with("path_") => Shape::Bytes,
         (HostModule::Wasi, _, _) => Shape::Length,
     }
 }

@@ -94,8 +94,10 @@ fn is_grpc(stream: &mut dyn Stream) -> bool {
 }
 
 impl Vm {
-    /// Wraps a fresh instance and runs its start functions: `_initialize` (then `main` if
-    /// exported), or `_start` when there is no `_initialize`.
+    /// Wraps a fresh instance and runs its start functions as the C++ host does
+    /// (`src/wasm.cc` `WasmBase::startVm`): `_initialize`, then `main(0, 0)` if exported, else
+    /// `__main_void()` if exported (a WASI reactor's way to run its `main`); or `_start` when
+    /// there is no `_initialize`.
     ///
     /// When the VM's limits set a CPU deadline and the engine can be interrupted, every call
     /// into the VM from here on is watched by the process's [`Watchdog`]; an engine that cannot
@@ -114,6 +116,8 @@ impl Vm {
             vm.call_checked(Callback::Initialize, 0, &[])?;
             if vm.instance.has(Callback::Main) {
                 vm.call_checked(Callback::Main, 0, &[0, 0])?;
+            } else if vm.instance.has(Callback::MainVoid) {
+                vm.call_checked(Callback::MainVoid, 0, &[])?;
             }
         } else if vm.instance.has(Callback::Start) {
             vm.call_checked(Callback::Start, 0, &[])?;

@@ -11,6 +11,7 @@ use crate::{HostCx, HostError, HostResult, Trap, WordSize};
 mod buffers;
 mod callouts;
 mod context;
+mod helpers;
 mod log;
 mod maps;
 mod metrics;
@@ -27,6 +28,7 @@ mod imp {
     pub(super) use super::buffers::*;
     pub(super) use super::callouts::*;
     pub(super) use super::context::*;
+    pub(super) use super::helpers::*;
     pub(super) use super::log::*;
     pub(super) use super::maps::*;
     pub(super) use super::metrics::*;
@@ -48,17 +50,19 @@ pub fn finish(result: HostResult) -> Result<i32, Trap> {
     }
 }
 
-/// A `never` row (`proc_exit`) does not return to the guest: an implementation that returned
-/// becomes a trap, so every engine stops the guest there.
-macro_rules! finish_row {
-    (never, $name:ident, $result:expr) => {
-        match $result {
-            Ok(_) => Err(Trap::guest(concat!("`", stringify!($name), "` returned"))),
-            Err(trap) => Err(trap),
-        }
+/// Calls a row's implementation and turns its result into what the guest receives. A `status`
+/// or `errno` row's implementation returns a [`HostResult`] ([`finish`] makes it a number); an
+/// `i32` row's returns its value (`pthread_equal`); a `none` row's returns nothing (`proc_exit`,
+/// `emscripten_notify_memory_growth`), so its entry answers 0, which no trampoline passes on.
+macro_rules! call_imp {
+    (i32, $call:expr) => {
+        $call
     };
-    ($ret:ident, $name:ident, $result:expr) => {
-        $result
+    (none, $call:expr) => {
+        $call.map(|()| 0)
+    };
+    ($ret:ident, $call:expr) => {
+        finish($call)
     };
 }
 
@@ -92,14 +96,13 @@ macro_rules! define_entries {
             #[inline]
             #[allow(clippy::too_many_arguments)] // As many as the ABI function has.
             pub fn $name(cx: &mut dyn HostCx $(, $arg: abi::host_type!($kind))*) -> Result<i32, Trap> {
-                let result = if cx.host().trace.is_none() {
-                    finish(imp::$name(cx $(, $arg)*))
+                if cx.host().trace.is_none() {
+                    call_imp!($ret, imp::$name(cx $(, $arg)*))
                 } else {
                     // Every argument widened to u64 (signed ones sign-extended), for the trace.
                     let args: &[u64] = &[$($arg as u64),*];
-                    crate::trace::traced_host_call(cx, stringify!($name), args, |cx| finish(imp::$name(cx $(, $arg)*)))
-                };
-                finish_row!($ret, $name, result)
+                    crate::trace::traced_host_call(cx, stringify!($name), args, |cx| call_imp!($ret, imp::$name(cx $(, $arg)*)))
+                }
             }
         )*
 
@@ -130,8 +133,10 @@ abi::for_each_host_function!(define_entries);
 /// Each argument holds the parameter's value in its low bits: for `ptr` and `size` parameters
 /// the low 32 bits of a wasm32 guest ([`WordSize::W32`]; the bits above are ignored) or all 64
 /// of a native one; for `u32` and `i32` the low 32 bits; for `u64` and `i64` all 64. The answer
-/// is the status (or WASI errno) for the guest, or the [`Trap`] that fails the VM (always a trap
-/// for `proc_exit`). An unknown row or a wrong number of arguments is a trap naming it, never a
+/// is the status (or WASI errno) for the guest, the plain value of an `i32` row
+/// (`pthread_equal`), 0 for a row without a result (`proc_exit`,
+/// `emscripten_notify_memory_growth`: the engine passes nothing back), or the [`Trap`] that
+/// fails the VM. An unknown row or a wrong number of arguments is a trap naming it, never a
 /// panic.
 pub fn call_row(row: usize, word: WordSize, cx: &mut dyn HostCx, args: &[u64]) -> Result<i32, Trap> {
     match RAW_ENTRIES.get(row) {
@@ -151,7 +156,7 @@ mod tests {
 
     use super::call_row;
     use crate::hostcalls::testing::{status, TestCx, RET_SCALAR};
-    use crate::{TrapKind, WordSize};
+    use crate::WordSize;
 
     #[test]
     fn the_raw_entry_reaches_the_row_with_its_arguments() {
@@ -188,9 +193,16 @@ mod tests {
     }
 
     #[test]
-    fn proc_exit_through_the_raw_entry_is_an_exit_trap() {
+    fn rows_without_a_status_answer_their_value_through_the_raw_entry() {
         let mut cx = TestCx::new();
-        let trap = call_row(HostFunctionId::proc_exit.row(), WordSize::W32, &mut cx, &[7]).unwrap_err();
-        assert_eq!(trap.kind, TrapKind::Exit(7));
+        // proc_exit returns to the guest (as in the C++ host); no result.
+        assert_eq!(call_row(HostFunctionId::proc_exit.row(), WordSize::W32, &mut cx, &[7]), Ok(0));
+        let equal = HostFunctionId::pthread_equal.row();
+        assert_eq!(call_row(equal, WordSize::W32, &mut cx, &[3, 3]), Ok(1));
+        assert_eq!(call_row(equal, WordSize::W32, &mut cx, &[3, 4]), Ok(0));
+        // Only the low 32 bits of a u32 count.
+        assert_eq!(call_row(equal, WordSize::W32, &mut cx, &[1 << 32 | 5, 5]), Ok(1));
+        let growth = HostFunctionId::emscripten_notify_memory_growth.row();
+        assert_eq!(call_row(growth, WordSize::W32, &mut cx, &[0]), Ok(0));
     }
 }
