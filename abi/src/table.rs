@@ -448,6 +448,11 @@ macro_rules! define_host_functions {
             )*
         }
 
+        impl HostFunctionId {
+            /// Every id, in table order: `ALL[row].row() == row`.
+            pub const ALL: &'static [HostFunctionId] = &[$(HostFunctionId::$name),*];
+        }
+
         /// Every host function, in table order.
         pub static HOST_FUNCTIONS: &[HostFunction] = &[
             $( HostFunction {
@@ -530,7 +535,89 @@ pub fn host_function_row(module: &str, name: &str) -> Option<usize> {
     HOST_FUNCTIONS.iter().position(|f| f.module == module && f.name == name)
 }
 
+/// The phases in which Envoy's default runtime (V8, through proxy-wasm-cpp-host) lets a guest
+/// call only a few host functions, and traps any other call ("restricted_callback"; the other
+/// C++ runtimes serve every call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RestrictedPhase {
+    /// The module's start functions run: `_initialize`, `main`, `__main_void` or `_start`
+    /// (`src/wasm.cc` `WasmBase::startVm`).
+    Start,
+    /// The guest allocator runs inside a host function that returns bytes
+    /// (`include/proxy-wasm/wasm.h` `WasmBase::allocMemory`).
+    Allocator,
+}
+
+impl RestrictedPhase {
+    /// How messages name the phase.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            RestrictedPhase::Start => "while the module's start functions run",
+            RestrictedPhase::Allocator => "inside the guest allocator",
+        }
+    }
+}
+
 impl HostFunctionId {
+    /// Whether a guest may call this host function in `phase`: the C++ host's lists, the same
+    /// under both WASI module names. During start: logging (`proxy_log`, `fd_write`,
+    /// `fd_pwrite`), arguments, environment, clocks, randomness, `poll_oneoff`,
+    /// `emscripten_notify_memory_growth` and the WASI functions that only answer an errno (so
+    /// that a toolchain's start-up code runs); not any other `proxy_*`, `pthread_equal`,
+    /// `fd_read`, `fd_seek`, `fd_close`, `path_open`, `sched_yield` or `proc_exit`. Inside the
+    /// allocator: `proxy_log`, `fd_write`, `clock_time_get` and `poll_oneoff` (a Go runtime's
+    /// GC sleeps there).
+    pub const fn allowed_in(self, phase: RestrictedPhase) -> bool {
+        use HostFunctionId::*;
+        match phase {
+            RestrictedPhase::Allocator => matches!(self, proxy_log | fd_write | clock_time_get | poll_oneoff),
+            RestrictedPhase::Start => matches!(
+                self,
+                emscripten_notify_memory_growth
+                    | proxy_log
+                    | fd_write
+                    | args_sizes_get
+                    | args_get
+                    | environ_sizes_get
+                    | environ_get
+                    | clock_time_get
+                    | clock_res_get
+                    | random_get
+                    | poll_oneoff
+                    | fd_fdstat_get
+                    | fd_fdstat_set_flags
+                    | fd_advise
+                    | fd_allocate
+                    | fd_datasync
+                    | fd_fdstat_set_rights
+                    | fd_filestat_get
+                    | fd_filestat_set_size
+                    | fd_filestat_set_times
+                    | fd_pread
+                    | fd_prestat_dir_name
+                    | fd_prestat_get
+                    | fd_pwrite
+                    | fd_readdir
+                    | fd_renumber
+                    | fd_sync
+                    | fd_tell
+                    | path_create_directory
+                    | path_filestat_get
+                    | path_filestat_set_times
+                    | path_link
+                    | path_readlink
+                    | path_remove_directory
+                    | path_rename
+                    | path_symlink
+                    | path_unlink_file
+                    | sock_accept
+                    | sock_recv
+                    | sock_send
+                    | sock_shutdown
+            ),
+        }
+    }
+
     /// Its row in [`HOST_FUNCTIONS`].
     pub const fn row(self) -> usize {
         self as usize
@@ -560,6 +647,21 @@ mod tests {
         assert_eq!(HostFunctionId::poll_oneoff.row(), HOST_FUNCTIONS.len() - 1);
         assert_eq!(host_function_row("wasi_unstable", "fd_write"), Some(HostFunctionId::fd_write.row()));
         assert_eq!(host_function_row("env", "fd_write"), None);
+    }
+
+    #[test]
+    fn restricted_phases_allow_the_reference_lists() {
+        use RestrictedPhase::*;
+        let allowed = |phase| HostFunctionId::ALL.iter().filter(|id| id.allowed_in(phase)).count();
+        // wasm.h allocMemory: 4 functions; wasm.cc startVm: 2 env + 39 WASI functions.
+        assert_eq!(allowed(Allocator), 4);
+        assert_eq!(allowed(Start), 41);
+        assert!(HostFunctionId::proxy_log.allowed_in(Start));
+        assert!(!HostFunctionId::proxy_get_property.allowed_in(Start));
+        assert!(!HostFunctionId::proxy_done.allowed_in(Allocator));
+        assert!(!HostFunctionId::pthread_equal.allowed_in(Start));
+        assert!(!HostFunctionId::proc_exit.allowed_in(Start));
+        assert!(HostFunctionId::poll_oneoff.allowed_in(Allocator));
     }
 
     #[test]

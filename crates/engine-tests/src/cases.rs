@@ -341,13 +341,13 @@ pub fn growing_past_the_modules_own_maximum_answers_minus_one(make: MakeEngine<'
     assert_eq!(vm.memory_size(), 2 * 65536);
 }
 
-/// A guest whose allocator makes host calls itself (as the C++ host's `bad_malloc` test), and
-/// whose `proxy_on_vm_start` reads shared data (the host copies the value through the
-/// allocator) and logs it.
+/// A guest whose allocator makes host calls itself (as the C++ host's `bad_malloc` test; the
+/// two it makes are among the four the C++ host allows there), and whose `proxy_on_vm_start`
+/// reads shared data (the host copies the value through the allocator) and logs it.
 const REENTRANT: &str = r#"
 (module
   (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
-  (import "env" "proxy_get_current_time_nanoseconds" (func $now (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $now (param i32 i64 i32) (result i32)))
   (import "env" "proxy_get_shared_data" (func $get (param i32 i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (global $next (mut i32) (i32.const 4096))
@@ -357,7 +357,7 @@ const REENTRANT: &str = r#"
   (func (export "malloc") (param $size i32) (result i32)
     (local $p i32)
     (if (global.get $trap) (then unreachable))
-    (if (call $now (i32.const 200)) (then unreachable))
+    (if (call $now (i32.const 0) (i64.const 1) (i32.const 200)) (then unreachable))
     (if (i64.eqz (i64.load (i32.const 200))) (then unreachable))
     (if (call $log (i32.const 2) (i32.const 100) (i32.const 6)) (then unreachable))
     (local.set $p (global.get $next))
@@ -384,6 +384,29 @@ pub fn a_host_function_calls_the_allocator_reentrantly(make: MakeEngine<'_>) {
         f.recorder.logs(),
         vec![(LogLevel::Info, "malloc".to_string()), (LogLevel::Warn, "shared value".to_string())]
     );
+}
+
+/// A host call the C++ host does not allow inside the allocator (here `proxy_done`) traps
+/// there; the trap comes out of the outer call as [`TrapKind::Restricted`].
+pub fn a_restricted_call_inside_the_allocator_traps(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    f.services.set_shared_data("vm", b"key", b"shared value", 0).unwrap();
+    let mut vm = f.instance(
+        r#"(module
+          (import "env" "proxy_done" (func $done (result i32)))
+          (import "env" "proxy_get_shared_data" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 110) "key")
+          (func (export "malloc") (param i32) (result i32)
+            (drop (call $done))
+            (i32.const 4096))
+          (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+            (call $get (i32.const 110) (i32.const 3) (i32.const 8) (i32.const 12) (i32.const 16))))"#,
+        Limits::default(),
+    );
+    let trap = vm.call(Callback::OnVmStart, &[1, 0]).unwrap_err();
+    assert_eq!(trap.kind, TrapKind::Restricted, "{trap}");
+    assert!(trap.message.contains("`proxy_done` is not allowed inside the guest allocator"), "{trap}");
 }
 
 /// A trap in the allocator, called from a host function, fails the call.

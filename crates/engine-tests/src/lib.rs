@@ -39,6 +39,7 @@ macro_rules! engine_contract_tests {
             a_memory_bomb_hits_the_memory_limit
             growing_past_the_modules_own_maximum_answers_minus_one
             a_host_function_calls_the_allocator_reentrantly
+            a_restricted_call_inside_the_allocator_traps
             a_trapping_allocator_fails_the_call
             an_i64_argument_passes_through
             rows_without_a_status_return_to_the_guest

@@ -41,6 +41,9 @@ pub struct VmHost {
     /// Bytes of linear memory the guest asked for and the engine refused at the memory limit
     /// during the running callback (the largest such request), if any.
     pub(crate) memory_refused: Option<u64>,
+    /// Set while the start functions or the guest allocator run: only the host functions the
+    /// C++ host's V8 runtime allows then may be called (see [`abi::RestrictedPhase`]).
+    pub(crate) restricted: Option<abi::RestrictedPhase>,
 }
 
 /// A map keyed by ids the host hands out (context, call ids): small integers, so a
@@ -239,6 +242,7 @@ impl VmHost {
             allocator: Callback::Malloc,
             limits: config.limits,
             memory_refused: None,
+            restricted: None,
         }
     }
 

@@ -245,6 +245,7 @@ pub(crate) fn trap_text(trap: &Trap) -> String {
         TrapKind::Guest => "guest".to_string(),
         TrapKind::Deadline => "deadline".to_string(),
         TrapKind::MemoryLimit => "memory limit".to_string(),
+        TrapKind::Restricted => "restricted".to_string(),
     }
 }
 

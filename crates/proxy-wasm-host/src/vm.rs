@@ -97,7 +97,9 @@ impl Vm {
     /// Wraps a fresh instance and runs its start functions as the C++ host does
     /// (`src/wasm.cc` `WasmBase::startVm`): `_initialize`, then `main(0, 0)` if exported, else
     /// `__main_void()` if exported (a WASI reactor's way to run its `main`); or `_start` when
-    /// there is no `_initialize`.
+    /// there is no `_initialize`. Meanwhile a guest may call only the host functions Envoy's V8
+    /// runtime allows during start ([`abi::HostFunctionId::allowed_in`]); any other call traps
+    /// ([`TrapKind::Restricted`]) and the VM does not start.
     ///
     /// When the VM's limits set a CPU deadline and the engine can be interrupted, every call
     /// into the VM from here on is watched by the process's [`Watchdog`]; an engine that cannot
@@ -112,17 +114,27 @@ impl Vm {
             .call_deadline
             .and_then(|d| instance.interrupt_handle().map(|i| Watchdog::global().slot(i, d)));
         let mut vm = Vm { instance, deadline, engine, token, abi, failure: None, roots: Vec::new(), next_context: 0 };
-        if vm.instance.has(Callback::Initialize) {
-            vm.call_checked(Callback::Initialize, 0, &[])?;
-            if vm.instance.has(Callback::Main) {
-                vm.call_checked(Callback::Main, 0, &[0, 0])?;
-            } else if vm.instance.has(Callback::MainVoid) {
-                vm.call_checked(Callback::MainVoid, 0, &[])?;
-            }
-        } else if vm.instance.has(Callback::Start) {
-            vm.call_checked(Callback::Start, 0, &[])?;
-        }
+        vm.instance.host().restricted = Some(abi::RestrictedPhase::Start);
+        let started = vm.run_start_functions();
+        vm.instance.host().restricted = None;
+        started?;
         Ok(vm)
+    }
+
+    /// The start functions, while host calls are restricted to the C++ host's start list
+    /// ([`abi::RestrictedPhase::Start`]).
+    fn run_start_functions(&mut self) -> Result<(), Error> {
+        if self.instance.has(Callback::Initialize) {
+            self.call_checked(Callback::Initialize, 0, &[])?;
+            if self.instance.has(Callback::Main) {
+                self.call_checked(Callback::Main, 0, &[0, 0])?;
+            } else if self.instance.has(Callback::MainVoid) {
+                self.call_checked(Callback::MainVoid, 0, &[])?;
+            }
+        } else if self.instance.has(Callback::Start) {
+            self.call_checked(Callback::Start, 0, &[])?;
+        }
+        Ok(())
     }
 
     /// The engine's name.

@@ -23,10 +23,13 @@ pub fn proxy_get_header_map_size(cx: &mut dyn HostCx, map_type: u32, return_size
     Ok(())
 }
 
-/// `proxy_get_header_map_pairs`: returns the whole map, serialized.
+/// `proxy_get_header_map_pairs`: returns the whole map, serialized; an empty map as address 0
+/// and size 0, without calling the guest allocator (`exports.cc` `get_header_map_pairs`, which
+/// hands back an empty string for no pairs, not a lone count of 0).
 pub fn proxy_get_header_map_pairs(cx: &mut dyn HostCx, map_type: u32, return_ptr: u64, return_size: u64) -> HostResult {
     let map = self::map_type(map_type)?;
-    let bytes = cx.host().map(map, false)?.encode();
+    let headers = cx.host().map(map, false)?;
+    let bytes = if headers.is_empty() { Vec::new() } else { headers.encode() };
     return_bytes(cx, return_ptr, return_size, &bytes)
 }
 
@@ -173,13 +176,16 @@ mod tests {
     }
 
     #[test]
-    fn pairs_of_an_empty_map_are_a_lone_count() {
+    fn pairs_of_an_empty_map_are_nothing_and_allocate_nothing() {
         let mut cx = TestCx::new();
         cx.stream(STREAM).request_headers = HeaderMap::new();
         assert_eq!(status(proxy_get_header_map_size(&mut cx, REQ, RET_SCALAR)), Status::Ok);
         assert_eq!(cx.u32_at(RET_SCALAR), 4);
+        cx.put(RET_PTR, &[0xaa; 16]);
         assert_eq!(status(proxy_get_header_map_pairs(&mut cx, REQ, RET_PTR, RET_SIZE)), Status::Ok);
-        assert_eq!(cx.returned(RET_PTR, RET_SIZE), [0, 0, 0, 0]);
+        // Address 0, size 0, as the C++ host hands back an empty string for no pairs.
+        assert_eq!((cx.u32_at(RET_PTR), cx.u32_at(RET_SIZE)), (0, 0));
+        assert_eq!(cx.allocations, 0);
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! The entry points below are generated from [`abi::for_each_host_function!`]: one `pub fn` per
 //! row, named as the import, taking a [`HostCx`] and the row's parameters in their
 //! pointer-width-neutral [`abi::host_type!`]s, and returning the raw status (or errno) for the
-//! guest, or a [`Trap`] that fails the VM. An engine trampoline only converts values and calls
+//! guest (the plain value of `env.pthread_equal`; 0 for a row without a result), or a [`Trap`]
+//! that fails the VM. While the start functions or the guest allocator run, a call Envoy's V8
+//! runtime does not allow then is a [`TrapKind::Restricted`](crate::TrapKind::Restricted) trap
+//! ([`abi::HostFunctionId::allowed_in`]). An engine trampoline only converts values and calls
 //! the entry. The implementations live beside their siblings in one file per ABI section.
 
 use crate::{HostCx, HostError, HostResult, Trap, WordSize};
@@ -96,12 +99,22 @@ macro_rules! define_entries {
             #[inline]
             #[allow(clippy::too_many_arguments)] // As many as the ABI function has.
             pub fn $name(cx: &mut dyn HostCx $(, $arg: abi::host_type!($kind))*) -> Result<i32, Trap> {
-                if cx.host().trace.is_none() {
+                let host = cx.host();
+                let (restricted, traced) = (host.restricted, host.trace.is_some());
+                if !traced {
+                    if let Some(phase) = restricted {
+                        restrict(abi::HostFunctionId::$name, phase)?;
+                    }
                     call_imp!($ret, imp::$name(cx $(, $arg)*))
                 } else {
                     // Every argument widened to u64 (signed ones sign-extended), for the trace.
                     let args: &[u64] = &[$($arg as u64),*];
-                    crate::trace::traced_host_call(cx, stringify!($name), args, |cx| call_imp!($ret, imp::$name(cx $(, $arg)*)))
+                    crate::trace::traced_host_call(cx, stringify!($name), args, |cx| {
+                        if let Some(phase) = restricted {
+                            restrict(abi::HostFunctionId::$name, phase)?;
+                        }
+                        call_imp!($ret, imp::$name(cx $(, $arg)*))
+                    })
                 }
             }
         )*
@@ -142,6 +155,29 @@ pub fn call_row(row: usize, word: WordSize, cx: &mut dyn HostCx, args: &[u64]) -
     match RAW_ENTRIES.get(row) {
         Some(entry) => entry(cx, word, args),
         None => Err(Trap::guest(format!("the engine called host function row {row}; the ABI table has {}", RAW_ENTRIES.len()))),
+    }
+}
+
+/// The trap for a call of `id` in `phase` when the C++ host's V8 runtime does not allow it
+/// there ([`abi::HostFunctionId::allowed_in`]).
+#[inline]
+fn restrict(id: abi::HostFunctionId, phase: abi::RestrictedPhase) -> Result<(), Trap> {
+    if id.allowed_in(phase) {
+        Ok(())
+    } else {
+        Err(restricted(id, phase))
+    }
+}
+
+#[cold]
+fn restricted(id: abi::HostFunctionId, phase: abi::RestrictedPhase) -> Trap {
+    Trap {
+        kind: crate::TrapKind::Restricted,
+        message: format!(
+            "`{}` is not allowed {} (Envoy's V8 runtime traps it as a restricted callback)",
+            id.info().name,
+            phase.describe()
+        ),
     }
 }
 
@@ -190,6 +226,38 @@ mod tests {
         assert!(trap.message.contains("row"), "{trap}");
         let trap = call_row(HostFunctionId::proxy_log.row(), WordSize::W32, &mut cx, &[1, 2]).unwrap_err();
         assert!(trap.message.contains("`proxy_log` takes 3 arguments, the engine passed 2"), "{trap}");
+    }
+
+    #[test]
+    fn restricted_phases_trap_calls_the_reference_refuses() {
+        use abi::RestrictedPhase;
+        let mut cx = TestCx::new();
+        let (p, n) = cx.put(100, b"x");
+        cx.host.restricted = Some(RestrictedPhase::Allocator);
+        assert_eq!(status(crate::hostcalls::proxy_log(&mut cx, 2, p, n)), Status::Ok);
+        let trap = crate::hostcalls::proxy_done(&mut cx).unwrap_err();
+        assert_eq!(trap.kind, crate::TrapKind::Restricted);
+        assert!(trap.message.contains("`proxy_done` is not allowed inside the guest allocator"), "{trap}");
+        // The raw entry checks too.
+        let trap = call_row(HostFunctionId::proxy_done.row(), WordSize::W32, &mut cx, &[]).unwrap_err();
+        assert_eq!(trap.kind, crate::TrapKind::Restricted);
+        cx.host.restricted = Some(RestrictedPhase::Start);
+        assert_eq!(call_row(HostFunctionId::fd_fdstat_set_flags.row(), WordSize::W32, &mut cx, &[1, 0]), Ok(52));
+        let trap = crate::hostcalls::proxy_get_property(&mut cx, p, n, RET_SCALAR, RET_SCALAR + 4).unwrap_err();
+        assert!(trap.message.contains("while the module's start functions run"), "{trap}");
+        assert_eq!(cx.embedder.seen.lock().unwrap().logs.len(), 1, "only the allowed proxy_log ran");
+        cx.host.restricted = None;
+        assert_eq!(status(crate::hostcalls::proxy_done(&mut cx)), Status::NotFound);
+    }
+
+    #[test]
+    fn the_allocator_phase_is_set_while_the_allocator_runs_and_restored() {
+        let mut cx = TestCx::new();
+        cx.host.restricted = Some(abi::RestrictedPhase::Start);
+        cx.record_phase = true;
+        crate::return_bytes(&mut cx, RET_SCALAR, RET_SCALAR + 4, b"abc").unwrap();
+        assert_eq!(cx.phases_seen, vec![Some(abi::RestrictedPhase::Allocator)]);
+        assert_eq!(cx.host.restricted, Some(abi::RestrictedPhase::Start));
     }
 
     #[test]

@@ -112,6 +112,10 @@ pub struct TestCx {
     /// When set, the allocator traps.
     pub alloc_traps: bool,
     pub allocations: u32,
+    /// Whether the allocator records the host's restricted phase it runs in.
+    pub record_phase: bool,
+    /// The restricted phase of each allocation, when recorded.
+    pub phases_seen: Vec<Option<abi::RestrictedPhase>>,
     pub embedder: Arc<RecordingEmbedder>,
 }
 
@@ -122,6 +126,9 @@ impl HostCx for TestCx {
 
     fn allocate(&mut self, size: u64) -> Result<u64, Trap> {
         self.allocations += 1;
+        if self.record_phase {
+            self.phases_seen.push(self.host.restricted);
+        }
         if self.alloc_traps {
             return Err(Trap::guest("allocator trapped"));
         }
@@ -204,6 +211,8 @@ impl TestCx {
             alloc_answer: None,
             alloc_traps: false,
             allocations: 0,
+            record_phase: false,
+            phases_seen: Vec::new(),
             embedder,
         };
         cx.enter(Callback::OnRequestHeaders, STREAM);
