@@ -351,8 +351,9 @@ impl VmHost {
     ///
     /// Stream maps exist once their part of the stream arrived (request trailers also in the
     /// last request body callback, so a plugin can add them); callout and gRPC maps only in
-    /// their own callback. Elsewhere: `BadArgument` (as Envoy), except in `proxy_on_log`, where
-    /// a missing map is `NotFound` and every map is read-only (`write` gives `BadArgument`).
+    /// their own callback, and never for `write` (Envoy's `Context::getMap` has none of them).
+    /// Elsewhere: `BadArgument` (as Envoy), except in `proxy_on_log`, where a missing map is
+    /// `NotFound` and every map is read-only (`write` gives `BadArgument`).
     pub(crate) fn map(&mut self, map: MapType, write: bool) -> Result<&mut HeaderMap, Status> {
         let in_log = self.call.callback == Some(Callback::OnLog);
         let missing = if in_log { Status::NotFound } else { Status::BadArgument };
@@ -376,6 +377,8 @@ impl VmHost {
                 }
                 s.stream.map(map).ok_or(missing)
             }
+            // Callout answers and gRPC metadata are read-only (Envoy's `getMap` has none of them).
+            _ if write => Err(Status::BadArgument),
             MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => match &mut self.call.data {
                 CallData::HttpCallResponse { headers, trailers, .. } => {
                     Ok(if map == MapType::HttpCallResponseHeaders { headers } else { trailers })

@@ -572,7 +572,7 @@ mod tests {
              proxy_get_header_map_value(map_type=HTTP_REQUEST_HEADERS, key=\"x-\\0\\xff\") -> NOT_FOUND\n\
              proxy_get_header_map_value(map_type=9, key=<out of bounds: 4 bytes>) -> BAD_ARGUMENT\n\
              proxy_set_header_map_pairs(map_type=HTTP_REQUEST_HEADERS, map={\"a\": \"1\"}) -> OK\n\
-             proxy_get_header_map_size(map_type=HTTP_REQUEST_HEADERS) -> OK size=16\n"
+             proxy_get_header_map_size(map_type=HTTP_REQUEST_HEADERS) -> OK size=2\n"
         );
     }
 
@@ -587,7 +587,8 @@ mod tests {
         let rendered = trace.render();
         assert!(rendered.contains("  alloc(size=1) -> trap: guest\n  => trap: guest\n"), "{rendered}");
         assert!(rendered.contains("map=<malformed map"), "{rendered}");
-        assert!(rendered.ends_with("-> PARSE_FAILURE\n"), "{rendered}");
+        // The trace says why the map is malformed; the host read it as empty (OK).
+        assert!(rendered.ends_with("-> OK\n"), "{rendered}");
     }
 
     #[test]

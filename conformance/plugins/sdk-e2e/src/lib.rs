@@ -18,6 +18,7 @@
 //! | `queue-consumer`         | registers queue `events`; logs `got <item>` for each item         |
 //! | `trap`                   | panics (traps) in request headers                                 |
 //! | `tcp`                    | a stream (TCP) context: uppercases each downstream chunk in place, logs upstream data sizes and both closes with their peer type |
+//! | `header-values`          | logs the response's `set-cookie` and all its headers, then sets `set-cookie: c=3` |
 //!
 //! An empty or unknown configuration fails `on_configure`.
 
@@ -49,6 +50,7 @@ enum Scenario {
     QueueConsumer,
     Trap,
     Tcp,
+    HeaderValues,
 }
 
 impl Scenario {
@@ -73,6 +75,7 @@ impl Scenario {
             "queue-consumer" => Scenario::QueueConsumer,
             "trap" => Scenario::Trap,
             "tcp" => Scenario::Tcp,
+            "header-values" => Scenario::HeaderValues,
             _ => return Err(format!("unknown scenario `{configuration}`")),
         };
         match argument {
@@ -262,6 +265,7 @@ impl RootContext for Root {
             }),
             Scenario::Trap => Box::new(Trap),
             Scenario::Counter => Box::new(Counter),
+            Scenario::HeaderValues => Box::new(HeaderValues),
             Scenario::Tick | Scenario::QueueConsumer => Box::new(PassThrough),
             Scenario::Tcp => return None,
         };
@@ -305,6 +309,22 @@ impl HttpContext for Headers {
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         self.add_http_response_header("x-response", "yes");
         info!("headers: added x-response");
+        Action::Continue
+    }
+}
+
+struct HeaderValues;
+
+impl Context for HeaderValues {}
+
+impl HttpContext for HeaderValues {
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let cookie = self.get_http_response_header("set-cookie");
+        info!("header-values: set-cookie={}", cookie.as_deref().unwrap_or("<none>"));
+        let all = self.get_http_response_headers();
+        info!("header-values: {} response headers {all:?}", all.len());
+        self.set_http_response_header("set-cookie", Some("c=3"));
+        info!("header-values: set set-cookie to c=3");
         Action::Continue
     }
 }

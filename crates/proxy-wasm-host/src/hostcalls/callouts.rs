@@ -6,7 +6,8 @@
 //!
 //! Order of checks in every function: the id or argument, then every guest range (inputs and
 //! return pointers: [`Status::InvalidMemoryAccess`]), then the contents (names must be UTF-8:
-//! [`Status::BadArgument`]; maps must decode), and only then the call to the embedder. So a
+//! [`Status::BadArgument`]; a malformed map reads as empty), and only then the call to the
+//! embedder. So a
 //! bad return pointer never leaves a callout in flight that the plugin cannot know about.
 
 use abi::{MapLimits, Status};
@@ -23,12 +24,11 @@ pub(super) fn guest_text(bytes: &[u8]) -> Result<String, Status> {
         .map_err(|_| Status::BadArgument)
 }
 
-/// A serialized header map from the guest: malformed is [`Status::ParseFailure`], over the
-/// limits [`Status::BadArgument`] (see [`abi::MapError::status`]).
-fn decode_headers(bytes: &[u8], limits: MapLimits) -> Result<HeaderMap, Status> {
-    abi::decode_map(bytes, limits)
-        .map(HeaderMap::from_pairs)
-        .map_err(|e| e.status())
+/// A serialized header map from the guest, decoded as the C++ host decodes it
+/// (`PairsUtil::toPairs`): malformed or over the limits reads as no pairs, with no error. An
+/// HTTP call with such headers then lacks `:path`, `:method` and `:authority`.
+fn decode_headers(bytes: &[u8], limits: MapLimits) -> HeaderMap {
+    HeaderMap::from_pairs(abi::decode_map_lenient(bytes, limits))
 }
 
 /// `proxy_get_status`: the HTTP status of the callout answered in
@@ -84,8 +84,8 @@ pub fn proxy_http_call(
     mem.check(return_call_id, 4)?;
 
     let upstream = guest_text(upstream)?;
-    let headers = decode_headers(headers, host.map_limits)?;
-    let trailers = decode_headers(trailers, host.map_limits)?;
+    let headers = decode_headers(headers, host.map_limits);
+    let trailers = decode_headers(trailers, host.map_limits);
     for required in [&b":method"[..], b":path", b":authority"] {
         if headers.get(required).is_none() {
             return Err(Status::BadArgument.into());
@@ -134,7 +134,7 @@ fn open_grpc(
     let upstream = guest_text(upstream)?;
     let service = guest_text(service)?;
     let method = guest_text(method)?;
-    let metadata = decode_headers(metadata, host.map_limits)?;
+    let metadata = decode_headers(metadata, host.map_limits);
     let stream = message.is_none();
     let call = GrpcCall {
         id: host.next_callout_id(),
@@ -338,6 +338,35 @@ mod tests {
     }
 
     #[test]
+    fn malformed_trailers_and_metadata_read_as_empty_and_the_call_goes() {
+        // HTTP trailers: the call goes without them (PairsUtil::toPairs gives no pairs).
+        let mut cx = TestCx::new();
+        let mut a = http_args(&mut cx, &request_headers());
+        a.trailers = cx.put(TRAILERS, &[1, 0, 0, 0]);
+        assert_eq!(http_call(&mut cx, &a), Status::Ok);
+        let calls = http_calls_seen(&cx);
+        assert_eq!(calls.len(), 1);
+        assert!(calls[0].trailers.is_empty());
+        // gRPC metadata, malformed or over the limits: the call or stream opens without it.
+        for stream in [false, true] {
+            for over_limits in [false, true] {
+                let mut cx = TestCx::new();
+                let mut a = grpc_args(&mut cx);
+                if over_limits {
+                    cx.host.map_limits = MapLimits { max_pairs: 0, max_bytes: 1 << 20 };
+                } else {
+                    a.metadata.1 += 1;
+                }
+                let got = if stream { grpc_stream(&mut cx, &a) } else { grpc_call(&mut cx, &a) };
+                assert_eq!(got, Status::Ok, "stream {stream}, over the limits {over_limits}");
+                let calls = grpc_calls_seen(&cx);
+                assert_eq!(calls.len(), 1);
+                assert!(calls[0].metadata.is_empty());
+            }
+        }
+    }
+
+    #[test]
     fn http_call_sends_the_call_and_writes_its_id() {
         let mut cx = TestCx::new();
         let a = http_args(&mut cx, &request_headers());
@@ -422,12 +451,8 @@ mod tests {
                 |_, a| a.ret = u64::MAX - 1,
                 Status::InvalidMemoryAccess,
             ),
-            ("malformed headers", |_, a| a.headers.1 -= 1, Status::ParseFailure),
-            (
-                "malformed trailers",
-                |cx, a| a.trailers = cx.put(TRAILERS, &[1, 0, 0, 0]),
-                Status::ParseFailure,
-            ),
+            // A malformed map reads as empty (PairsUtil::toPairs): no :path, so BAD_ARGUMENT.
+            ("malformed headers", |_, a| a.headers.1 -= 1, Status::BadArgument),
             (
                 "headers over the pair limit",
                 |cx, _| {
@@ -612,17 +637,6 @@ mod tests {
                 "return id out of bounds",
                 |_, a| a.ret = OOB,
                 Status::InvalidMemoryAccess,
-            ),
-            ("malformed metadata", |_, a| a.metadata.1 += 1, Status::ParseFailure),
-            (
-                "metadata over the limits",
-                |cx, _| {
-                    cx.host.map_limits = MapLimits {
-                        max_pairs: 0,
-                        max_bytes: 1 << 20,
-                    }
-                },
-                Status::BadArgument,
             ),
             (
                 "upstream not UTF-8",
