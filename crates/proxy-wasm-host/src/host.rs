@@ -201,6 +201,12 @@ pub(crate) enum CallData {
         status: u32,
         message: Vec<u8>,
     },
+    /// A failed HTTP callout: no response exists, so its maps and body do not either (Envoy's
+    /// `Context::onHttpCallFailure` sets no `http_call_response_`); only the status.
+    HttpCallFailure {
+        status: u32,
+        message: Vec<u8>,
+    },
     GrpcInitialMetadata(HeaderMap),
     GrpcTrailingMetadata(HeaderMap),
     GrpcMessage(Vec<u8>),
@@ -213,9 +219,10 @@ pub(crate) enum CallData {
 
 /// A buffer as a host function reaches it.
 pub(crate) enum BufferRef<'a> {
-    /// A stream buffer the plugin may change.
+    /// A stream buffer (or a gRPC message) the plugin may change.
     Mutable(&'a mut Vec<u8>),
-    /// A buffer the plugin may only read (configuration, callout answers, arguments).
+    /// A buffer the plugin may only read (configuration, callout answers, arguments), or one
+    /// that holds nothing now (a body outside its callback).
     ReadOnly(&'a [u8]),
 }
 
@@ -396,30 +403,39 @@ impl VmHost {
         }
     }
 
-    /// The buffer `buffer` as the current callback may reach it; `NotFound` when it is not
-    /// available now.
+    /// The buffer `buffer` as the current callback may reach it, as Envoy's
+    /// `Context::getBuffer` gives it.
+    ///
+    /// Body, TCP data and gRPC message buffers always exist: during their callback (or while
+    /// the plugin holds the data, its callback having stopped and nothing resumed) they hold
+    /// the data and may be changed; anywhere else (another direction, a headers callback, a
+    /// root context, a TCP context for HTTP bodies) they hold nothing and read as empty. The VM
+    /// configuration is there in every callback. Foreign-function arguments are empty outside
+    /// `proxy_on_foreign_function` (Envoy hands back the context's scratch buffer, possibly
+    /// stale; we never expose stale data). Only two can be absent (`NotFound`): the plugin
+    /// configuration outside `proxy_on_configure`, and a callout's body outside a successful
+    /// call's `proxy_on_http_call_response`.
     pub(crate) fn buffer(&mut self, buffer: BufferType) -> Result<BufferRef<'_>, Status> {
+        const NOTHING: &[u8] = &[];
         let callback = self.call.callback;
         match buffer {
             BufferType::HttpRequestBody
             | BufferType::HttpResponseBody
             | BufferType::DownstreamData
             | BufferType::UpstreamData => {
-                let s = self.stream_mut().ok_or(Status::NotFound)?;
-                let present = match buffer {
+                let Some(s) = self.stream_mut() else { return Ok(BufferRef::ReadOnly(NOTHING)) };
+                let held = match buffer {
                     BufferType::HttpRequestBody => s.phase.request_body && !s.tcp,
                     BufferType::HttpResponseBody => s.phase.response_body && !s.tcp,
                     BufferType::DownstreamData => s.phase.downstream_data && s.tcp,
                     _ => s.phase.upstream_data && s.tcp,
                 };
-                if !present {
-                    return Err(Status::NotFound);
+                match s.stream.buffer(buffer) {
+                    Some(data) if held => Ok(BufferRef::Mutable(data)),
+                    _ => Ok(BufferRef::ReadOnly(NOTHING)),
                 }
-                s.stream.buffer(buffer).map(BufferRef::Mutable).ok_or(Status::NotFound)
             }
-            BufferType::VmConfiguration if callback == Some(Callback::OnVmStart) => {
-                Ok(BufferRef::ReadOnly(&self.vm_configuration))
-            }
+            BufferType::VmConfiguration => Ok(BufferRef::ReadOnly(&self.vm_configuration)),
             BufferType::PluginConfiguration if callback == Some(Callback::OnConfigure) => {
                 let root = self.call.context_id;
                 match self.contexts.get(&root).map(|c| &c.kind) {
@@ -427,19 +443,20 @@ impl VmHost {
                     _ => Err(Status::NotFound),
                 }
             }
+            BufferType::PluginConfiguration => Err(Status::NotFound),
             BufferType::HttpCallResponseBody => match &self.call.data {
                 CallData::HttpCallResponse { body, .. } => Ok(BufferRef::ReadOnly(body)),
                 _ => Err(Status::NotFound),
             },
-            BufferType::GrpcReceiveBuffer => match &self.call.data {
-                CallData::GrpcMessage(m) => Ok(BufferRef::ReadOnly(m)),
-                _ => Err(Status::NotFound),
+            // Envoy hands the plugin its own message buffer, which it may change like a body.
+            BufferType::GrpcReceiveBuffer => match &mut self.call.data {
+                CallData::GrpcMessage(m) => Ok(BufferRef::Mutable(m)),
+                _ => Ok(BufferRef::ReadOnly(NOTHING)),
             },
             BufferType::ForeignFunctionArguments => match &self.call.data {
                 CallData::ForeignArguments(a) => Ok(BufferRef::ReadOnly(a)),
-                _ => Err(Status::NotFound),
+                _ => Ok(BufferRef::ReadOnly(NOTHING)),
             },
-            _ => Err(Status::NotFound),
         }
     }
 }

@@ -712,13 +712,8 @@ impl Vm {
                 (data, sizes.0, sizes.1, sizes.2)
             }
             Err(reason) => {
-                let data = CallData::HttpCallResponse {
-                    headers: HeaderMap::new(),
-                    body: Vec::new(),
-                    trailers: HeaderMap::new(),
-                    status: FAILED_CALLOUT_STATUS,
-                    message: reason.into_bytes(),
-                };
+                // No response: the call's maps and body do not exist (Envoy's onHttpCallFailure).
+                let data = CallData::HttpCallFailure { status: FAILED_CALLOUT_STATUS, message: reason.into_bytes() };
                 (data, 0, 0, 0)
             }
         };

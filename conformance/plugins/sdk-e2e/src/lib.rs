@@ -19,6 +19,8 @@
 //! | `trap`                   | panics (traps) in request headers                                 |
 //! | `tcp`                    | a stream (TCP) context: uppercases each downstream chunk in place, logs upstream data sizes and both closes with their peer type |
 //! | `header-values`          | logs the response's `set-cookie` and all its headers, then sets `set-cookie: c=3` |
+//! | `body-offsets`           | reads each request body chunk at the offset of the bytes seen before it, and one byte past the chunk; continues |
+//! | `vm-configuration`       | logs `get_vm_configuration()` in `on_configure` and in each request's headers |
 //!
 //! An empty or unknown configuration fails `on_configure`.
 
@@ -51,6 +53,8 @@ enum Scenario {
     Trap,
     Tcp,
     HeaderValues,
+    BodyOffsets,
+    VmConfiguration,
 }
 
 impl Scenario {
@@ -76,6 +80,8 @@ impl Scenario {
             "trap" => Scenario::Trap,
             "tcp" => Scenario::Tcp,
             "header-values" => Scenario::HeaderValues,
+            "body-offsets" => Scenario::BodyOffsets,
+            "vm-configuration" => Scenario::VmConfiguration,
             _ => return Err(format!("unknown scenario `{configuration}`")),
         };
         match argument {
@@ -131,6 +137,10 @@ impl Root {
             Scenario::QueueConsumer => {
                 let queue_id = self.register_shared_queue("events");
                 info!("queue-consumer: registered queue events as {queue_id}");
+            }
+            Scenario::VmConfiguration => {
+                let vm = self.get_vm_configuration().map(|b| String::from_utf8_lossy(&b).into_owned());
+                info!("vm-configuration: in on_configure {vm:?}");
             }
             _ => {}
         }
@@ -266,6 +276,8 @@ impl RootContext for Root {
             Scenario::Trap => Box::new(Trap),
             Scenario::Counter => Box::new(Counter),
             Scenario::HeaderValues => Box::new(HeaderValues),
+            Scenario::BodyOffsets => Box::new(BodyOffsets { seen: 0 }),
+            Scenario::VmConfiguration => Box::new(VmConfiguration),
             Scenario::Tick | Scenario::QueueConsumer => Box::new(PassThrough),
             Scenario::Tcp => return None,
         };
@@ -309,6 +321,43 @@ impl HttpContext for Headers {
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         self.add_http_response_header("x-response", "yes");
         info!("headers: added x-response");
+        Action::Continue
+    }
+}
+
+/// Reads request body chunks at a running offset, as plugins written against the SDK do: the
+/// bytes seen in earlier chunks. Each chunk is continued, so the buffer holds only the new one
+/// and the reads run past it; the SDK panics on any status but OK and NOT_FOUND.
+struct BodyOffsets {
+    seen: usize,
+}
+
+impl Context for BodyOffsets {}
+
+impl HttpContext for BodyOffsets {
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let at = self.get_http_request_body(self.seen, body_size);
+        let past = self.get_http_request_body(body_size + 1, 1);
+        info!(
+            "body-offsets: {body_size} bytes, at {} {:?}, past the chunk {:?}, end_of_stream={end_of_stream}",
+            self.seen,
+            at.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            past.map(|b| String::from_utf8_lossy(&b).into_owned())
+        );
+        self.seen += body_size;
+        Action::Continue
+    }
+}
+
+struct VmConfiguration;
+
+impl Context for VmConfiguration {}
+
+impl HttpContext for VmConfiguration {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let vm = hostcalls::get_buffer(proxy_wasm::types::BufferType::VmConfiguration, 0, usize::MAX)
+            .map(|b| b.map(|b| String::from_utf8_lossy(&b).into_owned()));
+        info!("vm-configuration: in a request {vm:?}");
         Action::Continue
     }
 }

@@ -43,7 +43,9 @@ pub fn proxy_get_status(
     let (code, message) = {
         let (mem, host) = cx.parts();
         let answer = match &host.call.data {
-            CallData::HttpCallResponse { status, message, .. } => (*status, message.clone()),
+            CallData::HttpCallResponse { status, message, .. } | CallData::HttpCallFailure { status, message } => {
+                (*status, message.clone())
+            }
             CallData::GrpcClose { status, message } => (*status, message.clone()),
             _ => return Err(Status::NotFound.into()),
         };
