@@ -5,7 +5,6 @@
 //! costs per call.
 #![allow(missing_docs)]
 
-use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,14 +13,14 @@ use criterion::Criterion;
 use proxy_wasm_benches::raw::{Iteration, Raw};
 use proxy_wasm_benches::run::{self, bench, Loaded, Manifest};
 use proxy_wasm_benches::EMPTY_PLUGIN_WAT;
+use proxy_wasm_harness::if_engine;
 use proxy_wasm_host::engine::Watchdog;
 use proxy_wasm_host::{DefaultEmbedder, Engine, MemoryStream, Services, VmHost, VmHostConfig, WorkerVm, RootId};
 
 /// The empty plugin for `engine`: the WAT, or for the Null VM the static plugin `empty`.
 fn empty_plugin(engine: &str) -> &'static [u8] {
     if engine == "null" {
-        #[cfg(feature = "null")]
-        proxy_wasm_benches::register_empty_native();
+        if_engine!(null { proxy_wasm_benches::register_empty_native(); });
         b"empty"
     } else {
         EMPTY_PLUGIN_WAT.as_bytes()
@@ -35,25 +34,28 @@ fn empty_stream(worker: &mut WorkerVm, root: RootId) {
     worker.finish_stream(s).unwrap();
 }
 
-/// The Null VM's baseline: the five functions of the native empty plugin, called through
-/// function pointers the optimiser cannot see through, as the Null VM calls them.
-#[cfg(feature = "null")]
-fn native_lifecycle() -> Iteration {
-    use proxy_wasm_benches::empty_native as native;
-    let create = black_box(native::context_create as extern "C-unwind" fn(u32, u32));
-    let headers = black_box(native::request_headers as extern "C-unwind" fn(u32, usize, u32) -> u32);
-    let done = black_box(native::done as extern "C-unwind" fn(u32) -> u32);
-    let end = black_box(native::context_end as extern "C-unwind" fn(u32));
-    let mut id = 1u32;
-    Box::new(move || {
-        id = id.wrapping_add(1);
-        create(id, 1);
-        black_box(headers(id, 0, 1));
-        black_box(done(id));
-        end(id);
-        end(id);
-    })
-}
+if_engine!(null {
+    /// The Null VM's baseline: the five functions of the native empty plugin, called through
+    /// function pointers the optimiser cannot see through, as the Null VM calls them.
+    fn native_lifecycle() -> Iteration {
+        use std::hint::black_box;
+
+        use proxy_wasm_benches::empty_native as native;
+        let create = black_box(native::context_create as extern "C-unwind" fn(u32, u32));
+        let headers = black_box(native::request_headers as extern "C-unwind" fn(u32, usize, u32) -> u32);
+        let done = black_box(native::done as extern "C-unwind" fn(u32) -> u32);
+        let end = black_box(native::context_end as extern "C-unwind" fn(u32));
+        let mut id = 1u32;
+        Box::new(move || {
+            id = id.wrapping_add(1);
+            create(id, 1);
+            black_box(headers(id, 0, 1));
+            black_box(done(id));
+            end(id);
+            end(id);
+        })
+    }
+});
 
 fn lifecycle(c: &mut Criterion, m: &Manifest) {
     m.workload(
@@ -70,8 +72,7 @@ fn lifecycle(c: &mut Criterion, m: &Manifest) {
         m.ours("lifecycle", name, &format!("lifecycle/{name}/ours"), 1);
         let baseline: Option<Iteration> = match Raw::for_engine(name) {
             Some(raw) => Some(raw.lifecycle()),
-            #[cfg(feature = "null")]
-            None if name == "null" => Some(native_lifecycle()),
+            None if name == "null" => if_engine!(null { Some(native_lifecycle()) } else { None }),
             None => None,
         };
         match baseline {

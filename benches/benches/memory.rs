@@ -55,8 +55,7 @@ fn main() {
                     continue;
                 }
                 ("null", _) => {
-                    #[cfg(feature = "null")]
-                    proxy_wasm_benches::register_empty_native();
+                    proxy_wasm_harness::if_engine!(null { proxy_wasm_benches::register_empty_native(); });
                     b"empty"
                 }
                 _ => code,

@@ -22,6 +22,7 @@ use proxy_wasm_benches::modules::{big_plugin, lookup_plugin_wat, LOOKUPS_PER_CAL
 use proxy_wasm_benches::raw::{Iteration, Raw};
 use proxy_wasm_benches::run::{self, bench, request, Loaded, Manifest};
 use proxy_wasm_benches::{sha256, EMPTY_PLUGIN_WAT};
+use proxy_wasm_harness::if_engine;
 use proxy_wasm_host::{HeaderMap, HttpCallResponse, PluginHost, Stream};
 
 /// Why the Null VM sits out the workloads about Wasm code.
@@ -30,8 +31,7 @@ const NULL_HAS_NO_WASM: &str = "the Null VM runs native code: there is no Wasm m
 /// The empty plugin for `engine`: the WAT, or for the Null VM the static plugin `empty`.
 fn empty_plugin(engine: &str) -> Vec<u8> {
     if engine == "null" {
-        #[cfg(feature = "null")]
-        proxy_wasm_benches::register_empty_native();
+        if_engine!(null { proxy_wasm_benches::register_empty_native(); });
         b"empty".to_vec()
     } else {
         EMPTY_PLUGIN_WAT.as_bytes().to_vec()
@@ -108,6 +108,15 @@ fn clone(c: &mut Criterion, m: &Manifest) {
     }
 }
 
+if_engine!(null {
+    /// The Null VM's header-lookup baseline: the same lookups through a plain Rust function.
+    fn native_lookups() -> Iteration {
+        use proxy_wasm_benches::native::lookup_native::{lookups, raw_get_header_map_value, GetHeader};
+        let get = black_box(raw_get_header_map_value as GetHeader);
+        Box::new(move || lookups(get))
+    }
+});
+
 fn header_lookup(c: &mut Criterion, m: &Manifest) {
     m.workload(
         "header-lookup",
@@ -119,8 +128,7 @@ fn header_lookup(c: &mut Criterion, m: &Manifest) {
     for name in run::engines() {
         let mut group = c.benchmark_group(format!("header-lookup/{name}"));
         let code = if name == "null" {
-            #[cfg(feature = "null")]
-            proxy_wasm_benches::native::register_lookup_native();
+            if_engine!(null { proxy_wasm_benches::native::register_lookup_native(); });
             b"lookup".to_vec()
         } else {
             wat.as_bytes().to_vec()
@@ -134,12 +142,7 @@ fn header_lookup(c: &mut Criterion, m: &Manifest) {
         m.ours("header-lookup", name, &format!("header-lookup/{name}/ours"), LOOKUPS_PER_CALL);
         let baseline: Option<Iteration> = match Raw::for_engine(name) {
             Some(raw) => Some(raw.lookup()),
-            #[cfg(feature = "null")]
-            None if name == "null" => {
-                use proxy_wasm_benches::native::lookup_native::{lookups, raw_get_header_map_value, GetHeader};
-                let get = black_box(raw_get_header_map_value as GetHeader);
-                Some(Box::new(move || lookups(get)))
-            }
+            None if name == "null" => if_engine!(null { Some(native_lookups()) } else { None }),
             None => None,
         };
         if let Some(mut baseline) = baseline {

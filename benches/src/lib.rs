@@ -4,8 +4,8 @@
 //!
 //! - [`modules`]: the empty plugin, the header-lookup plugin and the generated 1 MiB plugin, as
 //!   WAT or Wasm.
-//! - [`native`]: the same plugins as native static plugins for the Null VM, and the direct calls
-//!   that are its baselines.
+//! - `native`: the same plugins as native static plugins for the Null VM, and the direct calls
+//!   that are its baselines (when the Null VM is built in).
 //! - [`raw`]: the raw-engine baselines (Wasmtime and Wasmer without our layer).
 //! - [`run`]: which engines to run, criterion's settings, loading a plugin through our layer,
 //!   and the manifest each bench binary writes for the report.
@@ -13,14 +13,15 @@
 //!   baseline runs the same code and both sides send the same request.
 
 pub mod modules;
-#[cfg(feature = "null")]
-pub mod native;
 pub mod raw;
 pub mod run;
 
+proxy_wasm_harness::if_engine!(null {
+    pub mod native;
+    pub use native::{empty_native, register_empty_native};
+});
+
 pub use modules::EMPTY_PLUGIN_WAT;
-#[cfg(feature = "null")]
-pub use native::{empty_native, register_empty_native};
 
 /// SHA-256 in plain Rust: the bench guest's own source
 /// (`conformance/plugins/bench-guest/src/sha256.rs`), compiled here natively as the CPU-bound

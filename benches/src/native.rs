@@ -54,7 +54,7 @@ pub mod empty_native {
 
 /// Registers [`empty_native`] with the Null VM as `empty`.
 pub fn register_empty_native() {
-    proxy_wasm_null::NullVm::register("empty", empty_native::lookup);
+    proxy_wasm_harness::proxy_wasm_null::NullVm::register("empty", empty_native::lookup);
 }
 
 /// The header-lookup plugin as native Rust (registered as `lookup` by
@@ -144,5 +144,5 @@ pub mod lookup_native {
 
 /// Registers [`lookup_native`] with the Null VM as `lookup`.
 pub fn register_lookup_native() {
-    proxy_wasm_null::NullVm::register("lookup", lookup_native::lookup);
+    proxy_wasm_harness::proxy_wasm_null::NullVm::register("lookup", lookup_native::lookup);
 }

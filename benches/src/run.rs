@@ -26,17 +26,17 @@ use proxy_wasm_host::{
     WorkerVm,
 };
 
-/// The engines to run: every engine built in (`pwhost::engines::built_in`), or those of them
-/// that `PWBENCH_ENGINES` (comma-separated) names.
+/// The engines to run: every engine built in (`proxy_wasm_harness::engines::built_in`), or
+/// those of them that `PWBENCH_ENGINES` (comma-separated) names.
 pub fn engines() -> Vec<&'static str> {
     let wanted = std::env::var("PWBENCH_ENGINES").unwrap_or_default();
     let wanted: Vec<&str> = wanted.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    pwhost::engines::built_in().into_iter().filter(|e| wanted.is_empty() || wanted.contains(e)).collect()
+    proxy_wasm_harness::engines::built_in().into_iter().filter(|e| wanted.is_empty() || wanted.contains(e)).collect()
 }
 
 /// A new engine called `name` (one of [`engines`]).
 pub fn engine(name: &str) -> Arc<dyn Engine> {
-    pwhost::engines::engine(name).unwrap_or_else(|e| panic!("{e}"))
+    proxy_wasm_harness::engines::engine(name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Whether `PWBENCH_QUICK` asks for a short run.

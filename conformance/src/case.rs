@@ -1,5 +1,5 @@
-//! A conformance case: a YAML file holding the exchange (in `pwhost`'s format, see
-//! [`pwhost::exchange`]) and three keys of its own:
+//! A conformance case: a YAML file holding the exchange (in the harness's format, see
+//! [`proxy_wasm_harness::exchange`]) and three keys of its own:
 //!
 //! ```yaml
 //! description: proxy_get_header_map_value answers NOT_FOUND for a missing key
@@ -11,12 +11,16 @@
 //!
 //! Guests: `conformance` (the raw-ABI conformance guest), `conformance-wasip1` (the same
 //! built for `wasm32-wasip1`), `sdk` (the unmodified-SDK plugin `sdk-e2e`), `raw-minimal`,
-//! or `{wat: "(module ...)"}`. Requirements: `sandbox` (hostile memory access, the WASI
-//! interface, hand-written Wasm), `memory_limit`, `interrupt` (a CPU deadline).
+//! the plugins of other SDKs and toolchains by their names in [`guest_plugins::sdk::PLUGINS`]
+//! (`sdk-rust-0.1`, `sdk-rust-0.2.0`, `sdk-rust-0.2.1`, `sdk-as`, `sdk-c`, `sdk-cpp`, ...), or
+//! `{wat: "(module ...)"}`. Requirements: `sandbox` (hostile memory access, the WASI
+//! interface, hand-written Wasm), `memory_limit`, `interrupt` (a CPU deadline), `wasm32` (the
+//! guest's native build is not ABI-correct, so only its wasm32 build can run the case).
 
 use std::path::{Path, PathBuf};
 
-use proxy_wasm_host::scripted::Exchange;
+use guest_plugins::sdk::{self, SdkPlugin};
+use proxy_wasm_harness::Exchange;
 use proxy_wasm_host::Capabilities;
 use serde_norway::{Mapping, Value};
 
@@ -34,6 +38,9 @@ pub enum Guest {
         /// Built for wasm32-wasip1 rather than wasm32-unknown-unknown.
         wasip1: bool,
     },
+    /// A plugin of another SDK or toolchain (`guest_plugins::sdk`): built natively too when it
+    /// is a Rust one, Wasm only otherwise.
+    Sdk(&'static SdkPlugin),
     /// A module written in the text format.
     Wat(String),
 }
@@ -55,6 +62,10 @@ pub enum Requirement {
     MemoryLimit,
     /// [`Capabilities::interrupt`].
     Interrupt,
+    /// The guest's wasm32 build: its native build breaks the ABI (for example an SDK that
+    /// writes header-map sizes as `usize`, 8 bytes in a 64-bit build), so a native engine
+    /// cannot run the case.
+    Wasm32,
 }
 
 impl Requirement {
@@ -63,6 +74,7 @@ impl Requirement {
             "sandbox" => Some(Requirement::Sandbox),
             "memory_limit" => Some(Requirement::MemoryLimit),
             "interrupt" => Some(Requirement::Interrupt),
+            "wasm32" => Some(Requirement::Wasm32),
             _ => None,
         }
     }
@@ -75,6 +87,9 @@ impl Requirement {
             }
             Requirement::MemoryLimit if !caps.memory_limit => Some("needs a memory limit, which this engine does not enforce"),
             Requirement::Interrupt if !caps.interrupt => Some("needs a CPU deadline, which this engine cannot enforce"),
+            Requirement::Wasm32 if !caps.sandboxed => Some(
+                "needs the guest's wasm32 build: its native build is not ABI-correct on 64-bit (the case's description says why), and this engine runs native code",
+            ),
             _ => None,
         }
     }
@@ -109,6 +124,11 @@ impl Case {
         if wasm_only && !caps.sandboxed {
             return Some("a Wasm-only guest (text format or WASI), and this engine runs native code");
         }
+        if let Guest::Sdk(plugin) = self.guest {
+            if let (Some(why), false) = (plugin.wasm_only(), caps.sandboxed) {
+                return Some(why);
+            }
+        }
         self.requires.iter().find_map(|r| r.missing(caps))
     }
 }
@@ -127,14 +147,17 @@ fn parse(text: &str, path: &Path, name: String) -> Result<Case, String> {
         _ => return Err("`description` (a sentence saying what the case checks) is required".into()),
     };
     let guest = match m.remove("guest") {
-        Some(Value::String(g)) => GUESTS
-            .iter()
-            .find(|(n, _, _)| *n == g)
-            .map(|(_, name, wasip1)| Guest::Crate { name, wasip1: *wasip1 })
-            .ok_or_else(|| {
-                let names: Vec<&str> = GUESTS.iter().map(|(n, _, _)| *n).collect();
-                format!("unknown guest `{g}`; the guests are {} and {{wat: ...}}", names.join(", "))
-            })?,
+        Some(Value::String(g)) => match GUESTS.iter().find(|(n, _, _)| *n == g) {
+            Some((_, name, wasip1)) => Guest::Crate { name, wasip1: *wasip1 },
+            None => match sdk::PLUGINS.iter().find(|p| p.guest == g) {
+                Some(plugin) => Guest::Sdk(plugin),
+                None => {
+                    let names: Vec<&str> =
+                        GUESTS.iter().map(|(n, _, _)| *n).chain(sdk::PLUGINS.iter().map(|p| p.guest)).collect();
+                    return Err(format!("unknown guest `{g}`; the guests are {} and {{wat: ...}}", names.join(", ")));
+                }
+            },
+        },
         Some(Value::Mapping(g)) => match g.get("wat") {
             Some(Value::String(w)) if g.len() == 1 => Guest::Wat(w.clone()),
             _ => return Err("a guest mapping has one key, `wat`, with the module's text".into()),
@@ -148,12 +171,12 @@ fn parse(text: &str, path: &Path, name: String) -> Result<Case, String> {
             .map(|i| {
                 i.as_str()
                     .and_then(Requirement::parse)
-                    .ok_or_else(|| format!("unknown requirement {i:?}; they are sandbox, memory_limit, interrupt"))
+                    .ok_or_else(|| format!("unknown requirement {i:?}; they are sandbox, memory_limit, interrupt, wasm32"))
             })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err("`requires` is a list".into()),
     };
-    let exchange = pwhost::exchange::from_mapping(&without(m, CASE_KEYS)).map_err(|e| e.to_string())?;
+    let exchange = proxy_wasm_harness::exchange::from_mapping(&without(m, CASE_KEYS)).map_err(|e| e.to_string())?;
     Ok(Case { name, path: path.to_path_buf(), description, guest, requires, exchange })
 }
 
@@ -216,6 +239,25 @@ mod tests {
         assert_eq!(c.unsupported(wasm), None);
         let w = case("description: d\nguest: {wat: '(module)'}\nsteps: []").unwrap();
         assert!(w.unsupported(native).unwrap().contains("Wasm-only"));
+    }
+
+    #[test]
+    fn sdk_guests_run_natively_only_when_built_natively() {
+        let native = Capabilities { sandboxed: false, ..Default::default() };
+        let wasm = Capabilities { sandboxed: true, ..Default::default() };
+        let rust = case("description: d\nguest: sdk-rust-0.1\nsteps: []").unwrap();
+        assert_eq!(rust.guest, Guest::Sdk(sdk::find("sdk-rust-0.1").unwrap()));
+        assert_eq!(rust.unsupported(native), None);
+        let maps = case("description: d\nguest: sdk-rust-0.2.0\nrequires: [wasm32]\nsteps: []").unwrap();
+        assert!(maps.unsupported(native).unwrap().contains("wasm32 build"));
+        assert_eq!(maps.unsupported(wasm), None);
+        for (guest, why) in [("sdk-as", "AssemblyScript"), ("sdk-c", "wasm32-wasi"), ("sdk-cpp", "wasm32-wasi")] {
+            let c = case(&format!("description: d\nguest: {guest}\nsteps: []")).unwrap();
+            assert!(c.unsupported(native).unwrap().contains(why), "{guest}");
+            assert_eq!(c.unsupported(wasm), None, "{guest}");
+        }
+        // File stems are not guest names.
+        assert!(case("description: d\nguest: sdk_as\nsteps: []").unwrap_err().contains("sdk-as"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! with one golden transcript that every engine must reproduce.
 //!
 //! - [`case`]: a case file (`conformance/cases/<group>/<name>.yaml`): a description, the guest
-//!   plugin, what the case needs of an engine, and an exchange in `pwhost`'s format. Its golden
+//!   plugin, what the case needs of an engine, and an exchange in the harness's format. Its golden
 //!   transcript sits beside it (`<name>.transcript`).
 //! - [`runner`]: runs a case on an engine and judges it: pass, fail (with why) or unsupported
 //!   (with what the engine lacks).

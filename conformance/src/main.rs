@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use proxy_wasm_conformance::{case, cases_dir, report, runner::EngineRun};
+use proxy_wasm_harness::engines;
 
 const USAGE: &str = "\
 usage: proxy-wasm-conformance [--engine NAME]... [--case TEXT]... [--bless] [--report-dir DIR]
@@ -46,11 +47,11 @@ fn run(args: Vec<String>) -> Result<bool, String> {
         }
     }
     if engine_names.is_empty() {
-        engine_names = pwhost::engines::built_in().into_iter().map(String::from).collect();
+        engine_names = engines::built_in().into_iter().map(String::from).collect();
     }
     let engines = engine_names
         .iter()
-        .map(|n| pwhost::engines::engine(n).map(EngineRun::new).map_err(|e| e.to_string()))
+        .map(|n| engines::engine(n).map(EngineRun::new).map_err(|e| e.to_string()))
         .collect::<Result<Vec<_>, _>>()?;
     let mut cases = case::load_all(&cases_dir())?;
     if !filters.is_empty() {

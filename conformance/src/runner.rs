@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use proxy_wasm_host::scripted::{run_exchange, transcript_error, Exchange, Outcome, ScriptedEmbedder, Step};
+use proxy_wasm_harness::{run_exchange, transcript_error, Exchange, Outcome, ScriptedEmbedder, Step};
 use proxy_wasm_host::{quote, quote_map, Engine, MetricValue, PluginHost, PluginInfo, Trace};
 
 use crate::case::{Case, Guest};
@@ -114,11 +114,13 @@ pub fn guest_bytes(guest: &Guest, sandboxed: bool) -> Result<Vec<u8>, String> {
     match guest {
         Guest::Wat(text) => wat::parse_str(text).map_err(|e| format!("the case's WAT does not parse: {e}")),
         // Natively the conformance guest is a static plugin of the Null VM, by name.
-        #[cfg(feature = "null")]
-        Guest::Crate { name: name @ "conformance_guest", .. } if !sandboxed => {
-            proxy_wasm_null::NullVm::register(name, conformance_guest::symbol);
+        Guest::Crate { name: name @ "conformance_guest", .. } if !sandboxed && NULL_VM => {
+            proxy_wasm_harness::if_engine!(null {
+                proxy_wasm_harness::proxy_wasm_null::NullVm::register(name, conformance_guest::symbol);
+            });
             Ok(name.as_bytes().to_vec())
         }
+        Guest::Sdk(plugin) => guest_plugins::bytes(if sandboxed { Target::Wasm32 } else { Target::Native }, plugin.name),
         Guest::Crate { name, wasip1 } => {
             let target = match (sandboxed, wasip1) {
                 (false, _) => Target::Native,
@@ -129,6 +131,9 @@ pub fn guest_bytes(guest: &Guest, sandboxed: bool) -> Result<Vec<u8>, String> {
         }
     }
 }
+
+/// Whether the Null VM is built in, and with it the conformance guest as a static plugin.
+const NULL_VM: bool = proxy_wasm_harness::if_engine!(null { true } else { false });
 
 /// Runs the conformance guest's `canary` scenario in `host` beside what the case left there:
 /// it must add its header and trap nothing.

@@ -1,16 +1,17 @@
-//! End-to-end tests on every engine (Wasmtime, Wasmer Singlepass): an unmodified `proxy-wasm` SDK plugin (conformance/plugins/
-//! sdk-e2e), a raw-ABI Rust plugin (raw-minimal) and hand-written WAT guests, run through the
-//! whole host: loading, VM start, contexts, host functions, callouts, ticks, queues, metrics and
-//! fault handling.
+//! End-to-end tests on every Wasm engine built in (the harness's list): an unmodified
+//! `proxy-wasm` SDK plugin (conformance/plugins/sdk-e2e), a raw-ABI Rust plugin (raw-minimal) and
+//! hand-written WAT guests, run through the whole host: loading, VM start, contexts, host
+//! functions, callouts, ticks, queues, metrics and fault handling.
 //!
 //! Expected values come from the ABI reference and the plugins' documented behaviour.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use abi::{Action, Callback, LogLevel, StreamType};
 use proxy_wasm_conformance::guest;
-use proxy_wasm_host::scripted::{run_exchange, Exchange, Outcome, ScriptedEmbedder, Step};
+use proxy_wasm_harness::{engines, run_exchange, Exchange, Outcome, ScriptedEmbedder, Step};
 use proxy_wasm_host::{
     CompiledModule, Engine, Error, MemoryStream, MetricValue, PluginHost, PluginInfo, Trace, TrapKind, VmConfig,
 };
@@ -18,23 +19,43 @@ use proxy_wasm_host::{
 /// Makes the engine a case runs on.
 type Make<'a> = &'a dyn Fn() -> Arc<dyn Engine>;
 
-/// Runs every case, written once below as a function of the engine, on every engine: one
-/// `#[test]` per case in a module per engine (`wasmtime::...`, `wasmer_singlepass::...`). A case
-/// left out of the list is an unused function, which the build reports.
+/// One `#[test]` per case (`every_engine::<case>`), each running the case, written once below
+/// as a function of the engine, on every Wasm engine built in ([`on_every_engine`]). A case left
+/// out of the list is an unused function, which the build reports.
 macro_rules! on_every_engine {
     ($($case:ident)*) => {
-        mod wasmtime {
-            $( #[test] fn $case() { super::$case(&|| std::sync::Arc::new(proxy_wasm_wasmtime::WasmtimeEngine::default())) } )*
-        }
-        #[cfg(feature = "wasmer")]
-        mod wasmer {
-            $( #[test] fn $case() { super::$case(&|| std::sync::Arc::new(proxy_wasm_wasmer::WasmerEngine::cranelift())) } )*
-        }
-        #[cfg(feature = "wasmer-singlepass")]
-        mod wasmer_singlepass {
-            $( #[test] fn $case() { super::$case(&|| std::sync::Arc::new(proxy_wasm_wasmer::WasmerEngine::singlepass())) } )*
+        mod every_engine {
+            $( #[test] fn $case() { super::on_every_engine(super::$case) } )*
         }
     };
+}
+
+/// The Wasm engines built in, by name: the Null VM runs native plugins, not these guests.
+fn wasm_engines() -> Vec<&'static str> {
+    let wasm: Vec<&str> = engines::built_in()
+        .into_iter()
+        .filter(|name| engines::engine(name).is_ok_and(|e| e.capabilities().sandboxed))
+        .collect();
+    assert!(!wasm.is_empty(), "no Wasm engine is built in (engines built in: {:?})", engines::built_in());
+    wasm
+}
+
+/// Runs `case` on each Wasm engine built in, one after the other, and fails if it failed on
+/// any, naming each engine it failed on and why.
+fn on_every_engine(case: fn(Make)) {
+    let mut failures = Vec::new();
+    for name in wasm_engines() {
+        let make = || engines::engine(name).unwrap_or_else(|e| panic!("{e}"));
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| case(&make))) {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic without a message");
+            failures.push(format!("on {name}: {why}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 on_every_engine! {

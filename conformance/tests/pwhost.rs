@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use proxy_wasm_conformance::Target;
+use proxy_wasm_harness::engines;
 use serde_json::{json, Value};
 
 /// What a `pwhost` command line did.
@@ -41,9 +42,9 @@ fn pwhost(args: &[&str]) -> Ran {
 
 /// The Wasm engines built in (the Null VM runs native code, not these `.wasm` files).
 fn wasm_engines() -> Vec<&'static str> {
-    let engines: Vec<&str> = pwhost::engines::built_in().into_iter().filter(|e| *e != "null").collect();
-    assert!(!engines.is_empty(), "no Wasm engine is built in");
-    engines
+    let wasm: Vec<&str> = engines::built_in().into_iter().filter(|e| *e != "null").collect();
+    assert!(!wasm.is_empty(), "no Wasm engine is built in");
+    wasm
 }
 
 fn engine() -> &'static str {
@@ -307,7 +308,7 @@ fn bad_input_is_one_line_naming_the_problem_and_exit_2() {
     let bad_value = file("bad_input", "value.yaml", "steps:\n  - downstream_close: SIDEWAYS\n");
     let not_yaml = file("bad_input", "broken.yaml", "steps: [\n  - {\n");
     let engine = engine();
-    let not_built = pwhost::engines::ALL.iter().map(|(n, _)| *n).find(|n| !pwhost::engines::built_in().contains(n));
+    let not_built = engines::ALL.iter().map(|(n, _)| *n).find(|n| !engines::built_in().contains(n));
 
     let mut cases: Vec<(Vec<&str>, String)> = vec![
         (vec!["run", "--engine", engine, "--plugin", &missing, "--exchange", &exchange], format!("cannot read plugin `{missing}`")),
@@ -324,14 +325,16 @@ fn bad_input_is_one_line_naming_the_problem_and_exit_2() {
         (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &not_yaml], "not valid YAML".into()),
         (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", "no/such/exchange.yaml"], "cannot read exchange `no/such/exchange.yaml`".into()),
         (vec!["run", "--engine", "warp", "--plugin", &sdk, "--exchange", &exchange], "no engine is called `warp`; the engines are wasmtime,".into()),
-        (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &exchange, "--verbose"], "unknown option `--verbose`".into()),
-        (vec!["inspect", "--verbose", &sdk], "unknown option `--verbose`".into()),
-        (vec!["run", "--engine", engine, "--plugin", &sdk], "--exchange is required".into()),
-        (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &exchange, "--config", "a", "--config-file", &exchange], "--config or --config-file, not both".into()),
-        (vec!["run", "--engine", engine, "--engine", engine], "--engine given twice".into()),
-        (vec!["run", "--engine"], "--engine needs a value".into()),
-        (vec!["inspect"], "inspect takes one plugin file".into()),
-        (vec!["frobnicate"], "unknown command `frobnicate`".into()),
+        // The command line itself, in clap's words.
+        (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &exchange, "--verbose"], "unexpected argument '--verbose' found".into()),
+        (vec!["inspect", "--verbose", &sdk], "unexpected argument '--verbose' found".into()),
+        (vec!["run", "--engine", engine, "--plugin", &sdk], "the following required arguments were not provided: --exchange <FILE.yaml>".into()),
+        (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &exchange, "--config", "a", "--config-file", &exchange], "the argument '--config <STRING>' cannot be used with '--config-file <FILE>'".into()),
+        (vec!["run", "--engine", engine, "--engine", engine], "the argument '--engine <NAME>' cannot be used multiple times".into()),
+        (vec!["run", "--engine"], "a value is required for '--engine <NAME>' but none was supplied".into()),
+        (vec!["inspect"], "the following required arguments were not provided: <FILE>".into()),
+        (vec!["frobnicate"], "unrecognized subcommand 'frobnicate'".into()),
+        (vec!["completions", "tcsh"], "invalid value 'tcsh' for '<SHELL>'".into()),
     ];
     if let Some(name) = not_built {
         cases.push((
@@ -351,16 +354,40 @@ fn bad_input_is_one_line_naming_the_problem_and_exit_2() {
 }
 
 #[test]
-fn help_and_engines() {
+fn help_completions_and_engines() {
     let r = pwhost(&["help"]);
     assert_eq!((r.code, r.err.as_str()), (0, ""));
-    assert!(r.out.starts_with("usage:") && r.out.contains("pwhost run --engine NAME --plugin FILE"), "{}", r.out);
+    assert!(r.out.contains("Usage: pwhost <COMMAND>"), "{}", r.out);
+    for command in ["run", "inspect", "engines", "completions", "help"] {
+        assert!(r.out.contains(&format!("\n  {command} ")), "help lists `{command}`:\n{}", r.out);
+    }
+    assert!(r.out.contains("Exit codes:") && r.out.contains("  2  bad input"), "help gives the exit codes:\n{}", r.out);
+    let usage = "Usage: pwhost run [OPTIONS] --engine <NAME> --plugin <FILE> --exchange <FILE.yaml>";
+    for args in [&["help", "run"][..], &["run", "--help"]] {
+        let r = pwhost(args);
+        assert_eq!((r.code, r.err.as_str()), (0, ""), "{args:?}");
+        assert!(r.out.contains(usage), "{args:?}:\n{}", r.out);
+        for option in ["--config <STRING>", "--config-file <FILE>", "--json"] {
+            assert!(r.out.contains(option), "{args:?} lacks {option}:\n{}", r.out);
+        }
+    }
+    let r = pwhost(&["inspect", "-h"]);
+    assert_eq!(r.code, 0);
+    assert!(r.out.contains("Usage: pwhost inspect [OPTIONS] <FILE>"), "{}", r.out);
     let r = pwhost(&[]);
     assert_eq!(r.code, 2, "no command is a usage error");
-    assert!(r.err.starts_with("usage:"));
+    assert_eq!(r.out, "");
+    assert!(r.err.contains("Usage: pwhost <COMMAND>"), "{}", r.err);
+    // Shell completions know the commands, the options and the engines built in.
+    let r = pwhost(&["completions", "bash"]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""));
+    assert!(r.out.contains("_pwhost()"), "{}", r.out);
+    for word in ["inspect", "--exchange", "--config-file", engines::built_in()[0]] {
+        assert!(r.out.contains(word), "the bash completions lack `{word}`");
+    }
     let r = pwhost(&["engines"]);
     assert_eq!(r.code, 0);
-    assert_eq!(r.out.lines().collect::<Vec<_>>(), pwhost::engines::built_in());
+    assert_eq!(r.out.lines().collect::<Vec<_>>(), engines::built_in());
 }
 
 #[test]

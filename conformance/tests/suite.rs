@@ -6,13 +6,14 @@ use proxy_wasm_conformance::coverage::Coverage;
 use proxy_wasm_conformance::runner::{self, EngineRun};
 use proxy_wasm_host::abi::Callback;
 use proxy_wasm_conformance::{case, cases_dir, report};
+use proxy_wasm_harness::engines;
 
 #[test]
 fn every_case_passes_on_every_engine_built_in() {
     let cases = case::load_all(&cases_dir()).unwrap_or_else(|e| panic!("{e}"));
-    let engines: Vec<EngineRun> = pwhost::engines::built_in()
+    let engines: Vec<EngineRun> = engines::built_in()
         .into_iter()
-        .map(|name| EngineRun::new(pwhost::engines::engine(name).unwrap_or_else(|e| panic!("{e}"))))
+        .map(|name| EngineRun::new(engines::engine(name).unwrap_or_else(|e| panic!("{e}"))))
         .collect();
     assert!(!engines.is_empty(), "no engine is built in");
     let matrix = report::run(&engines, &cases, false, &mut std::io::stderr());
@@ -25,9 +26,9 @@ fn every_case_passes_on_every_engine_built_in() {
 fn the_golden_transcripts_exercise_every_host_function_and_callback() {
     let cases = case::load_all(&cases_dir()).unwrap_or_else(|e| panic!("{e}"));
     // Which allocator a guest exports, read from its Wasm build on the first Wasm engine.
-    let wasm = pwhost::engines::built_in()
+    let wasm = engines::built_in()
         .into_iter()
-        .map(|n| pwhost::engines::engine(n).unwrap())
+        .map(|n| engines::engine(n).unwrap())
         .find(|e| e.capabilities().sandboxed)
         .expect("a Wasm engine is built in");
     let mut coverage = Coverage::default();

@@ -1,310 +1,243 @@
-//! The subcommands and their arguments.
+//! The subcommands and their arguments, parsed by `clap`: `cargo xtask help` (or `--help`
+//! after any subcommand) prints them, and a bad command line is clap's usage error (exit 2).
 
-use crate::Error;
+use clap::builder::PossibleValuesParser;
+use clap::{Args, Parser, Subcommand};
 
-/// The usage text, printed by `cargo xtask help` and after a usage error.
-pub const USAGE: &str = "\
-usage: cargo xtask <subcommand> [options]
+/// The command line after `cargo xtask`.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    about = "Project automation: setup, guest plugin builds, tests, the conformance suite and the benchmarks."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
 
-subcommands:
-  setup                   install what the tests need (Rust targets
-                          wasm32-unknown-unknown and wasm32-wasip1)
-  build-plugins           setup, then build the guest plugins in conformance/plugins
-                          into target/guest/wasm32-unknown-unknown/release/
-  test                    setup, build-plugins, then every test in the workspace
-                          (cargo test --workspace --all-targets)
-  conformance [--engine NAME]... [--case TEXT]... [--bless]
-                          setup, build-plugins, then every conformance case on
-                          every engine built in (or the engines named, built in
-                          through their Cargo features): prints the case x engine
-                          matrix, writes target/conformance/report.{md,json},
-                          fails on any failing case; --case runs only cases whose
-                          name contains TEXT, --bless rewrites golden transcripts
-                          (read the diff before committing);
-                          NAME is one of: wasmtime, wasmer, wasmer-singlepass, wamr, v8, null
-  bench [--engine NAME]... [--quick]
-                          setup, build-plugins, then the criterion benchmarks on
-                          every engine built in (or the engines named): each
-                          workload beside its baseline, and memory per worker VM;
-                          writes target/bench-report/report.md (tables, goals)
-                          and report.svg (a bar chart) and prints the report;
-                          --quick shortens warm-up and measurement (about two
-                          minutes after the build)
-  help                    print this text
-";
-
-/// Engine names `--engine` accepts.
-pub const ENGINES: &[&str] = &[
-    "wasmtime",
-    "wasmer",
-    "wasmer-singlepass",
-    "wamr",
-    "v8",
-    "null",
-];
-
-/// A parsed command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A subcommand.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
-    /// `help`, `-h`, `--help`.
-    Help,
-    /// `setup`.
+    /// Install what the tests need (Rust targets wasm32-unknown-unknown and wasm32-wasip1)
     Setup,
-    /// `build-plugins`.
+    /// Setup, then build the guest plugins in conformance/plugins into
+    /// target/guest/wasm32-unknown-unknown/release/ (and wasip1, native)
     BuildPlugins,
-    /// `test`.
+    /// Setup, build-plugins, then every test in the workspace (cargo test --workspace
+    /// --all-targets)
     Test,
-    /// `conformance [--engine NAME]... [--case TEXT]... [--bless]`: the engines named, in
-    /// order, without repeats, and what is passed on to the suite's binary.
-    Conformance {
-        /// Engines named with `--engine`; empty means all built.
-        engines: Vec<String>,
-        /// `--case TEXT` and `--bless`, passed on to the conformance binary.
-        pass_on: Vec<String>,
-    },
-    /// `bench [--engine NAME]... [--quick]`.
-    Bench {
-        /// Engines named with `--engine`; empty means all built.
-        engines: Vec<String>,
-        /// Shorter criterion runs.
-        quick: bool,
-    },
+    /// Setup, build-plugins, then every conformance case on every engine built in: prints the
+    /// case x engine matrix, writes target/conformance/report.{md,json}, fails on any failing
+    /// case
+    Conformance(ConformanceArgs),
+    /// Setup, build-plugins, then the criterion benchmarks: each workload beside its baseline,
+    /// and memory per worker VM; writes target/bench-report/report.md (tables, goals) and
+    /// report.svg (a bar chart) and prints the report
+    Bench(BenchArgs),
 }
 
-/// Parses the arguments after `cargo xtask`.
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, Error> {
-    let mut args = args.into_iter();
-    let Some(subcommand) = args.next() else {
-        return Err(Error::usage("no subcommand given"));
-    };
-    let rest: Vec<String> = args.collect();
-    if rest.iter().any(|arg| arg == "-h" || arg == "--help") {
-        return Ok(Command::Help);
-    }
-    let command = match subcommand.as_str() {
-        "help" | "-h" | "--help" => return Ok(Command::Help),
-        "setup" => Command::Setup,
-        "build-plugins" => Command::BuildPlugins,
-        "test" => Command::Test,
-        "conformance" => return parse_conformance(rest),
-        "bench" => return parse_bench(rest),
-        other => return Err(Error::usage(format!("unknown subcommand `{other}`"))),
-    };
-    match rest.first() {
-        Some(arg) => Err(unexpected(&subcommand, arg)),
-        None => Ok(command),
-    }
+/// `--engine NAME`, any number of times: one of the engines the harness knows.
+fn engine_names() -> PossibleValuesParser {
+    PossibleValuesParser::new(proxy_wasm_harness::engines::ALL.iter().map(|(name, _)| *name))
 }
 
-fn parse_conformance(args: Vec<String>) -> Result<Command, Error> {
-    let mut engines: Vec<String> = Vec::new();
-    let mut pass_on: Vec<String> = Vec::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "--bless" {
-            pass_on.push(arg);
-            continue;
-        }
-        if arg == "--case" {
-            let text = args.next().ok_or_else(|| Error::usage("--case needs text a case's name contains"))?;
-            pass_on.extend([arg, text]);
-            continue;
-        }
-        if !engine_option(&arg, &mut args, &mut engines)? {
-            return Err(unexpected("conformance", &arg));
+/// The engines named, in order, without repeats.
+fn unique(engines: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for engine in engines {
+        if !out.contains(engine) {
+            out.push(engine.clone());
         }
     }
-    Ok(Command::Conformance { engines, pass_on })
+    out
 }
 
-fn parse_bench(args: Vec<String>) -> Result<Command, Error> {
-    let (mut engines, mut quick) = (Vec::new(), false);
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "--quick" {
-            quick = true;
-        } else if !engine_option(&arg, &mut args, &mut engines)? {
-            return Err(unexpected("bench", &arg));
+/// `conformance [--engine NAME]... [--case TEXT]... [--bless]`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ConformanceArgs {
+    /// Run on this engine only (repeatable; built in through its Cargo feature of
+    /// proxy-wasm-harness); default: every engine built in
+    #[arg(long = "engine", value_name = "NAME", value_parser = engine_names())]
+    engine: Vec<String>,
+    /// Run only cases whose name contains TEXT (repeatable)
+    #[arg(long = "case", value_name = "TEXT")]
+    case: Vec<String>,
+    /// Rewrite each case's golden transcript from the first engine that runs it (read the diff
+    /// before committing)
+    #[arg(long)]
+    bless: bool,
+}
+
+impl ConformanceArgs {
+    /// The engines named with `--engine`, in order, without repeats; empty means all built in.
+    pub fn engines(&self) -> Vec<String> {
+        unique(&self.engine)
+    }
+
+    /// `--case TEXT` and `--bless`, passed on to the conformance binary.
+    pub fn pass_on(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for text in &self.case {
+            out.extend(["--case".to_string(), text.clone()]);
         }
+        if self.bless {
+            out.push("--bless".to_string());
+        }
+        out
     }
-    Ok(Command::Bench { engines, quick })
 }
 
-/// Reads `--engine NAME` or `--engine=NAME` starting at `arg` into `engines` (in order, without
-/// repeats). `Ok(false)` when `arg` is some other option.
-fn engine_option(
-    arg: &str,
-    rest: &mut impl Iterator<Item = String>,
-    engines: &mut Vec<String>,
-) -> Result<bool, Error> {
-    let name = if arg == "--engine" {
-        rest.next().ok_or_else(|| {
-            Error::usage(format!(
-                "--engine needs a name, one of: {}",
-                ENGINES.join(", ")
-            ))
-        })?
-    } else if let Some(name) = arg.strip_prefix("--engine=") {
-        name.to_string()
-    } else {
-        return Ok(false);
-    };
-    if !ENGINES.contains(&name.as_str()) {
-        return Err(Error::usage(format!(
-            "unknown engine `{name}`; valid engines: {}",
-            ENGINES.join(", ")
-        )));
-    }
-    if !engines.contains(&name) {
-        engines.push(name);
-    }
-    Ok(true)
+/// `bench [--engine NAME]... [--quick]`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct BenchArgs {
+    /// Run on this engine only (repeatable); default: every engine built in
+    #[arg(long = "engine", value_name = "NAME", value_parser = engine_names())]
+    engine: Vec<String>,
+    /// Shorter warm-up and measurement (about two minutes after the build)
+    #[arg(long)]
+    pub quick: bool,
 }
 
-fn unexpected(subcommand: &str, arg: &str) -> Error {
-    Error::usage(format!("unexpected argument `{arg}` for `{subcommand}`"))
+impl BenchArgs {
+    /// The engines named with `--engine`, in order, without repeats; empty means all built in.
+    pub fn engines(&self) -> Vec<String> {
+        unique(&self.engine)
+    }
+}
+
+/// Parses the arguments after `cargo xtask`. `--help` and `help` are errors of kind
+/// [`clap::error::ErrorKind::DisplayHelp`] carrying the text, as clap reports them.
+pub fn parse<I, S>(args: I) -> Result<Command, clap::Error>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    let args = std::iter::once(std::ffi::OsString::from("xtask")).chain(args.into_iter().map(Into::into));
+    Cli::try_parse_from(args).map(|cli| cli.command)
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
     use super::*;
 
-    fn parse_str(args: &[&str]) -> Result<Command, Error> {
-        parse(args.iter().map(|arg| arg.to_string()))
+    fn conformance(engines: &[&str], case: &[&str], bless: bool) -> Command {
+        Command::Conformance(ConformanceArgs {
+            engine: engines.iter().map(|e| e.to_string()).collect(),
+            case: case.iter().map(|c| c.to_string()).collect(),
+            bless,
+        })
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn parses_each_subcommand() {
-        assert_eq!(parse_str(&["setup"]), Ok(Command::Setup));
-        assert_eq!(parse_str(&["build-plugins"]), Ok(Command::BuildPlugins));
-        assert_eq!(parse_str(&["test"]), Ok(Command::Test));
-        assert_eq!(
-            parse_str(&["conformance"]),
-            Ok(Command::Conformance { engines: vec![], pass_on: vec![] })
-        );
-        assert_eq!(
-            parse_str(&["bench", "--quick"]),
-            Ok(Command::Bench {
-                engines: vec![],
-                quick: true
-            })
-        );
+        assert_eq!(parse(["setup"]).unwrap(), Command::Setup);
+        assert_eq!(parse(["build-plugins"]).unwrap(), Command::BuildPlugins);
+        assert_eq!(parse(["test"]).unwrap(), Command::Test);
+        assert_eq!(parse(["conformance"]).unwrap(), conformance(&[], &[], false));
+        let Command::Bench(bench) = parse(["bench", "--quick"]).unwrap() else {
+            panic!("not bench")
+        };
+        assert!(bench.quick);
+        assert!(bench.engines().is_empty());
     }
 
     #[test]
-    fn help_in_any_spelling() {
-        for args in [
-            &["help"][..],
-            &["-h"],
-            &["--help"],
-            &["test", "--help"],
-            &["conformance", "-h"],
-        ] {
-            assert_eq!(parse_str(args), Ok(Command::Help), "{args:?}");
+    fn help_in_any_spelling_lists_the_subcommands_and_options() {
+        for args in [&["help"][..], &["-h"], &["--help"]] {
+            let help = parse(args).unwrap_err();
+            assert_eq!(help.kind(), ErrorKind::DisplayHelp, "{args:?}");
+            assert_eq!(help.exit_code(), 0, "{args:?}");
+            let text = help.to_string();
+            for subcommand in ["setup", "build-plugins", "test", "conformance", "bench", "help"] {
+                assert!(text.contains(&format!("  {subcommand} ")), "{args:?} lacks {subcommand}:\n{text}");
+            }
         }
+        let help = parse(["conformance", "--help"]).unwrap_err();
+        assert_eq!(help.kind(), ErrorKind::DisplayHelp);
+        let text = help.to_string();
+        for option in ["--engine <NAME>", "--case <TEXT>", "--bless", "wasmer-singlepass"] {
+            assert!(text.contains(option), "conformance --help lacks {option}:\n{text}");
+        }
+        let text = parse(["bench", "-h"]).unwrap_err().to_string();
+        assert!(text.contains("--engine <NAME>") && text.contains("--quick"), "{text}");
+        let text = parse(["help", "test"]).unwrap_err().to_string();
+        assert!(text.contains("cargo test --workspace"), "{text}");
     }
 
     #[test]
     fn missing_or_unknown_subcommand_is_a_usage_error() {
-        let none = parse_str(&[]).unwrap_err();
-        assert_eq!(
-            (none.message(), none.exit_code(), none.show_usage()),
-            ("no subcommand given", 2, true)
-        );
-        let unknown = parse_str(&["frobnicate"]).unwrap_err();
-        assert_eq!(unknown.message(), "unknown subcommand `frobnicate`");
+        let none = parse::<[&str; 0], &str>([]).unwrap_err();
+        assert_eq!(none.exit_code(), 2);
+        assert!(none.to_string().contains("Usage: cargo xtask <COMMAND>"), "{none}");
+        let unknown = parse(["frobnicate"]).unwrap_err();
+        assert_eq!(unknown.kind(), ErrorKind::InvalidSubcommand);
+        assert!(unknown.to_string().contains("unrecognized subcommand 'frobnicate'"), "{unknown}");
         assert_eq!(unknown.exit_code(), 2);
     }
 
     #[test]
     fn engines_in_both_spellings_without_repeats() {
+        let Command::Conformance(args) =
+            parse(["conformance", "--engine", "wasmtime", "--engine=null", "--engine", "wasmtime"]).unwrap()
+        else {
+            panic!("not conformance")
+        };
+        assert_eq!(args.engines(), ["wasmtime", "null"]);
+        assert!(args.pass_on().is_empty());
         assert_eq!(
-            parse_str(&[
-                "conformance",
-                "--engine",
-                "wasmtime",
-                "--engine=null",
-                "--engine",
-                "wasmtime"
-            ]),
-            Ok(Command::Conformance {
-                engines: vec!["wasmtime".to_string(), "null".to_string()],
-                pass_on: vec![]
-            })
+            parse(["conformance", "--engine", "wasmer-singlepass"]).unwrap(),
+            conformance(&["wasmer-singlepass"], &[], false)
         );
-        assert_eq!(
-            parse_str(&["conformance", "--engine", "wasmer-singlepass"]),
-            Ok(Command::Conformance {
-                engines: vec!["wasmer-singlepass".to_string()],
-                pass_on: vec![]
-            })
-        );
-        assert_eq!(
-            parse_str(&["conformance", "--case", "sdk/", "--bless"]),
-            Ok(Command::Conformance {
-                engines: vec![],
-                pass_on: vec!["--case".to_string(), "sdk/".to_string(), "--bless".to_string()]
-            })
-        );
-        assert!(parse_str(&["conformance", "--case"]).is_err());
+        let Command::Conformance(args) = parse(["conformance", "--case", "sdk/", "--bless"]).unwrap() else {
+            panic!("not conformance")
+        };
+        assert_eq!(args.pass_on(), ["--case", "sdk/", "--bless"]);
+        assert_eq!(parse(["conformance", "--case"]).unwrap_err().kind(), ErrorKind::InvalidValue);
     }
 
     #[test]
     fn bench_takes_engines_and_quick_in_any_order() {
-        assert_eq!(
-            parse_str(&["bench"]),
-            Ok(Command::Bench {
-                engines: vec![],
-                quick: false
-            })
-        );
-        assert_eq!(
-            parse_str(&["bench", "--engine", "null", "--quick", "--engine=wasmtime"]),
-            Ok(Command::Bench {
-                engines: vec!["null".to_string(), "wasmtime".to_string()],
-                quick: true
-            })
-        );
-        assert_eq!(
-            parse_str(&["bench", "--engine", "nope"])
-                .unwrap_err()
-                .exit_code(),
-            2
-        );
+        let Command::Bench(args) = parse(["bench", "--engine", "null", "--quick", "--engine=wasmtime"]).unwrap() else {
+            panic!("not bench")
+        };
+        assert_eq!((args.engines(), args.quick), (vec!["null".to_string(), "wasmtime".to_string()], true));
+        let Command::Bench(args) = parse(["bench"]).unwrap() else { panic!("not bench") };
+        assert_eq!((args.engines(), args.quick), (vec![], false));
+        assert_eq!(parse(["bench", "--engine", "nope"]).unwrap_err().exit_code(), 2);
     }
 
     #[test]
     fn unknown_engine_names_the_valid_ones() {
-        let error = parse_str(&["conformance", "--engine", "nope"]).unwrap_err();
+        let error = parse(["conformance", "--engine", "nope"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidValue);
         assert_eq!(error.exit_code(), 2);
-        assert_eq!(
-            error.message(),
-            "unknown engine `nope`; valid engines: wasmtime, wasmer, wasmer-singlepass, wamr, v8, null"
-        );
-        let error = parse_str(&["conformance", "--engine"]).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("invalid value 'nope' for '--engine <NAME>'"), "{text}");
+        let names: Vec<&str> = proxy_wasm_harness::engines::ALL.iter().map(|(name, _)| *name).collect();
+        assert!(text.contains(&format!("[possible values: {}]", names.join(", "))), "{text}");
+        let error = parse(["conformance", "--engine"]).unwrap_err();
         assert_eq!(error.exit_code(), 2);
-        assert!(
-            error.message().starts_with("--engine needs a name"),
-            "{}",
-            error.message()
-        );
+        assert!(error.to_string().contains("a value is required for '--engine <NAME>'"), "{error}");
     }
 
     #[test]
     fn stray_arguments_are_rejected() {
-        for args in [
-            &["test", "extra"][..],
-            &["bench", "--slow"],
-            &["conformance", "wasmtime"],
-            &["setup", "-v"],
-        ] {
-            let error = parse_str(args).unwrap_err();
+        for args in [&["test", "extra"][..], &["bench", "--slow"], &["conformance", "wasmtime"], &["setup", "-v"]] {
+            let error = parse(args).unwrap_err();
             assert_eq!(error.exit_code(), 2, "{args:?}");
-            assert!(
-                error.message().starts_with("unexpected argument"),
-                "{args:?}: {}",
-                error.message()
-            );
+            assert_eq!(error.kind(), ErrorKind::UnknownArgument, "{args:?}: {error}");
+            let stray = args[1];
+            assert!(error.to_string().contains(&format!("unexpected argument '{stray}'")), "{args:?}: {error}");
         }
     }
 }

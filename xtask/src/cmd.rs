@@ -5,7 +5,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::{step, Error};
+use anyhow::anyhow;
+
+use crate::{step, ChildFailed};
 
 /// A program and its arguments, environment additions and working directory.
 ///
@@ -82,8 +84,8 @@ impl Cmd {
     }
 
     /// Prints the command, runs it with inherited stdio (output streams through)
-    /// and fails with `"<what> failed (exit N)"` unless it succeeds.
-    pub fn run(&self, what: &str) -> Result<(), Error> {
+    /// and fails with `"<what> failed (exit N)"` ([`ChildFailed`]) unless it succeeds.
+    pub fn run(&self, what: &str) -> anyhow::Result<()> {
         step(format_args!("$ {self}"));
         let status = self
             .command()
@@ -92,10 +94,11 @@ impl Cmd {
         if status.success() {
             return Ok(());
         }
-        Err(Error::child(
-            format!("{what} failed ({})", describe_exit(status.code())),
-            status.code(),
-        ))
+        Err(ChildFailed {
+            message: format!("{what} failed ({})", describe_exit(status.code())),
+            code: status.code(),
+        }
+        .into())
     }
 
     /// Runs the command quietly and captures its output; a missing program is
@@ -105,17 +108,11 @@ impl Cmd {
     }
 
     /// The error for a child that could not be started.
-    pub fn spawn_error(&self, what: &str, error: &io::Error) -> Error {
+    pub fn spawn_error(&self, what: &str, error: &io::Error) -> anyhow::Error {
         if error.kind() == io::ErrorKind::NotFound {
-            Error::failed(format!(
-                "{what} failed: `{}` not found on PATH",
-                self.program
-            ))
+            anyhow!("{what} failed: `{}` not found on PATH", self.program)
         } else {
-            Error::failed(format!(
-                "{what} failed: cannot start `{}`: {error}",
-                self.program
-            ))
+            anyhow!("{what} failed: cannot start `{}`: {error}", self.program)
         }
     }
 }
@@ -179,12 +176,9 @@ mod tests {
             .args(["-c", "exit 7"])
             .run("the probe")
             .unwrap_err();
-        assert_eq!(error.message(), "the probe failed (exit 7)");
-        assert_eq!(error.exit_code(), 7);
-        assert_eq!(
-            Cmd::new("sh").args(["-c", "exit 0"]).run("the probe"),
-            Ok(())
-        );
+        assert_eq!(error.to_string(), "the probe failed (exit 7)");
+        assert_eq!(crate::exit_code(&error), 7);
+        assert!(Cmd::new("sh").args(["-c", "exit 0"]).run("the probe").is_ok());
     }
 
     #[test]
@@ -193,9 +187,9 @@ mod tests {
             .run("the probe")
             .unwrap_err();
         assert_eq!(
-            error.message(),
+            error.to_string(),
             "the probe failed: `xtask-no-such-program` not found on PATH"
         );
-        assert_eq!(error.exit_code(), 1);
+        assert_eq!(crate::exit_code(&error), 1);
     }
 }

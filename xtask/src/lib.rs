@@ -1,90 +1,65 @@
 //! Project automation, run as `cargo xtask <subcommand>` (an alias in
-//! `.cargo/config.toml`). Rust instead of shell scripts, standard library only.
+//! `.cargo/config.toml`). Rust instead of shell scripts; no engine crate, so that it builds
+//! quickly on a fresh machine.
 //!
-//! - [`cli`]: the subcommands and their arguments.
+//! - [`cli`]: the subcommands and their arguments (`clap`).
 //! - [`cmd`]: running a child process, printing it first, with errors that name it.
 //! - [`setup`]: Rust targets and Debian packages the tests need.
-//! - [`report`] (with [`json`]): the benchmark report from criterion's estimates.
+//! - [`report`]: the benchmark report from the benches' manifests and criterion's estimates.
 //! - building the guest plugins is the `guest-plugins` crate's, shared with the tests.
 //!
-//! Every failure is an [`Error`]: one line naming what failed and why, and the
-//! exit code to leave with (2 for bad usage, a child's own code when it failed).
+//! Every failure is an [`anyhow::Error`] whose chain says what failed and why; xtask leaves
+//! with a failed child's own exit code ([`ChildFailed`]), 1 for any other failure, and 2 for
+//! a bad command line (clap's usage errors).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
+
 pub mod cli;
 pub mod cmd;
-pub mod json;
 pub mod report;
 pub mod setup;
 
 use cli::Command;
 use cmd::Cmd;
 
-/// A failed xtask step: a one-line message and the process exit code.
+/// A child process that ran and failed: xtask leaves with its exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
-    message: String,
-    exit_code: i32,
-    show_usage: bool,
+pub struct ChildFailed {
+    /// What failed and how, for example `cargo test failed (exit 101)`.
+    pub message: String,
+    /// The child's exit code, `None` when a signal killed it.
+    pub code: Option<i32>,
 }
 
-impl Error {
-    /// A step failed for a reason of its own (exit code 1).
-    pub fn failed(message: impl Into<String>) -> Error {
-        Error {
-            message: message.into(),
-            exit_code: 1,
-            show_usage: false,
-        }
-    }
-
-    /// The command line was wrong (exit code 2, usage printed).
-    pub fn usage(message: impl Into<String>) -> Error {
-        Error {
-            message: message.into(),
-            exit_code: 2,
-            show_usage: true,
-        }
-    }
-
-    /// A child process failed: leave with its exit code, or 1 if it had none.
-    pub fn child(message: impl Into<String>, exit_code: Option<i32>) -> Error {
-        let exit_code = match exit_code {
+impl ChildFailed {
+    /// The exit code xtask leaves with: the child's, or 1 if it had none (or, oddly, 0).
+    pub fn exit_code(&self) -> i32 {
+        match self.code {
             Some(0) | None => 1,
             Some(code) => code,
-        };
-        Error {
-            message: message.into(),
-            exit_code,
-            show_usage: false,
         }
-    }
-
-    /// The one-line message.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// The exit code xtask leaves with.
-    pub fn exit_code(&self) -> i32 {
-        self.exit_code
-    }
-
-    /// Whether the usage text should follow the message.
-    pub fn show_usage(&self) -> bool {
-        self.show_usage
     }
 }
 
-impl fmt::Display for Error {
+impl fmt::Display for ChildFailed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for ChildFailed {}
+
+/// The exit code xtask leaves with after `error`: that of a failed child anywhere in its
+/// chain, else 1.
+pub fn exit_code(error: &anyhow::Error) -> i32 {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<ChildFailed>())
+        .map_or(1, ChildFailed::exit_code)
+}
 
 /// The root of the main workspace: the parent of xtask's own manifest directory.
 pub fn workspace_root() -> PathBuf {
@@ -97,15 +72,10 @@ pub fn step(message: impl fmt::Display) {
     eprintln!("xtask: {message}");
 }
 
-/// Parses `args` (without the program name) and runs the subcommand.
-pub fn run(args: Vec<String>) -> Result<(), Error> {
-    let command = cli::parse(args)?;
+/// Runs a parsed subcommand.
+pub fn run(command: Command) -> anyhow::Result<()> {
     let root = workspace_root();
     match command {
-        Command::Help => {
-            print!("{}", cli::USAGE);
-            Ok(())
-        }
         Command::Setup => setup::run(&root),
         Command::BuildPlugins => build_plugins(&root),
         Command::Test => {
@@ -114,31 +84,53 @@ pub fn run(args: Vec<String>) -> Result<(), Error> {
                 .args(["test", "--workspace", "--all-targets"])
                 .run("cargo test")
         }
-        Command::Conformance { engines, pass_on } => {
+        Command::Conformance(args) => {
             build_plugins(&root)?;
-            conformance_command(&root, &engines).args(pass_on).run("the conformance suite")
+            conformance_command(&root, &args.engines())
+                .args(args.pass_on())
+                .run("the conformance suite")
         }
-        Command::Bench { engines, quick } => {
+        Command::Bench(args) => {
             build_plugins(&root)?;
-            bench(&root, &engines, quick)
+            bench(&root, &args.engines(), args.quick)
         }
     }
 }
 
 /// Runs setup, then builds the guest plugins for every target and prints where they are.
-fn build_plugins(root: &Path) -> Result<(), Error> {
+fn build_plugins(root: &Path) -> anyhow::Result<()> {
     setup::run(root)?;
     for target in guest_plugins::Target::ALL {
         let argv = guest_plugins::build_command(root, target);
         step(format_args!("$ {}", argv.join(" ")));
-        guest_plugins::build(root, target).map_err(Error::failed)?;
-        let files = guest_plugins::list(root, target).map_err(Error::failed)?;
+        guest_plugins::build(root, target).map_err(anyhow::Error::msg)?;
+        let files = guest_plugins::list(root, target).map_err(anyhow::Error::msg)?;
         println!(
             "guest plugins for {target:?} ({}):",
             guest_plugins::dir(root, target).display()
         );
         for (path, size) in files {
             println!("  {} ({size} bytes)", path.display());
+        }
+    }
+    build_sdk_plugins(root)
+}
+
+/// Builds the plugins of other SDKs and toolchains (`guest_plugins::sdk`) for each of their
+/// targets and prints where they are, with how long each took.
+fn build_sdk_plugins(root: &Path) -> anyhow::Result<()> {
+    println!("guest plugins of other SDKs and toolchains:");
+    for plugin in guest_plugins::sdk::PLUGINS {
+        for &target in plugin.targets() {
+            step(format_args!("$ {}", plugin.build_command(root, target).join(" ")));
+            let started = std::time::Instant::now();
+            let path = guest_plugins::sdk::build(root, plugin, target).map_err(anyhow::Error::msg)?;
+            println!(
+                "  {} {target:?}: {} ({:.1} s)",
+                plugin.guest,
+                path.display(),
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     Ok(())
@@ -153,12 +145,24 @@ pub fn cargo(root: &Path) -> Cmd {
 /// The package of the conformance suite.
 pub const CONFORMANCE_PACKAGE: &str = "proxy-wasm-conformance";
 
+/// The crate that declares the engines' Cargo features (and the only one that does).
+pub const HARNESS_PACKAGE: &str = "proxy-wasm-harness";
+
+/// `--features` building in `engines`: each is a feature of the harness crate.
+fn engine_features(engines: &[String]) -> String {
+    engines
+        .iter()
+        .map(|engine| format!("{HARNESS_PACKAGE}/{engine}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// `cargo run` of the conformance suite's binary on `engines` (each built in through its Cargo
-/// feature; none named means every engine the default features build).
+/// feature of the harness; none named means every engine the default features build).
 pub fn conformance_command(root: &Path, engines: &[String]) -> Cmd {
     let mut command = cargo(root).args(["run", "--quiet", "-p", CONFORMANCE_PACKAGE]);
     if !engines.is_empty() {
-        command = command.args(["--features", &engines.join(",")]);
+        command = command.args(["--features", &engine_features(engines)]);
     }
     command = command.arg("--");
     for engine in engines {
@@ -179,7 +183,7 @@ pub fn target_dir(root: &Path) -> PathBuf {
 }
 
 /// `cargo bench` of every bench target of the benches crate on `engines` (each built in through
-/// its Cargo feature; none named means every engine the default features build). The bench
+/// its Cargo feature of the harness; none named means every engine the default features build). The bench
 /// binaries write their manifests into `out`, criterion its estimates into `criterion`;
 /// `quick` shortens criterion's timings (see `benches/src/run.rs`).
 pub fn bench_command(
@@ -191,7 +195,7 @@ pub fn bench_command(
 ) -> Cmd {
     let mut command = cargo(root).args(["bench", "-p", BENCH_PACKAGE]);
     if !engines.is_empty() {
-        command = command.args(["--features", &engines.join(",")]);
+        command = command.args(["--features", &engine_features(engines)]);
     }
     // `--bench '*'` picks the bench targets only: the library's libtest harness would reject
     // criterion's options.
@@ -210,12 +214,11 @@ pub fn bench_command(
 
 /// Runs the benchmarks, then writes `target/bench-report/report.md` and `report.svg` and prints
 /// the report.
-fn bench(root: &Path, engines: &[String], quick: bool) -> Result<(), Error> {
+fn bench(root: &Path, engines: &[String], quick: bool) -> anyhow::Result<()> {
     let target = target_dir(root);
     let out = target.join("bench-report");
     let criterion = target.join("criterion");
-    std::fs::create_dir_all(&out)
-        .map_err(|e| Error::failed(format!("cannot create {}: {e}", out.display())))?;
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     // Manifests of an earlier run would mix into this report.
     if let Ok(entries) = std::fs::read_dir(&out) {
         for entry in entries.flatten() {
@@ -229,7 +232,7 @@ fn bench(root: &Path, engines: &[String], quick: bool) -> Result<(), Error> {
     // file systems that store coarse times).
     let started = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
     bench_command(root, engines, quick, &out, &criterion).run("cargo bench")?;
-    let manifest = report::read_manifests(&out).map_err(Error::failed)?;
+    let manifest = report::read_manifests(&out)?;
     let estimates = report::read_estimates(&criterion, started);
     let report = report::Report::new(&manifest, &estimates);
     let header = format!(
@@ -246,8 +249,7 @@ fn bench(root: &Path, engines: &[String], quick: bool) -> Result<(), Error> {
     let markdown = report.markdown(&header);
     let (md, svg) = (out.join("report.md"), out.join("report.svg"));
     let write = |path: &Path, text: &str| {
-        std::fs::write(path, text)
-            .map_err(|e| Error::failed(format!("cannot write {}: {e}", path.display())))
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
     };
     write(&md, &markdown)?;
     write(&svg, &report.svg())?;
@@ -308,13 +310,21 @@ mod tests {
 
     #[test]
     fn child_errors_keep_the_childs_exit_code() {
+        let child = |code| {
+            anyhow::Error::new(ChildFailed {
+                message: "cargo test failed".into(),
+                code,
+            })
+        };
+        assert_eq!(exit_code(&child(Some(101))), 101);
         assert_eq!(
-            Error::child("cargo test failed (exit 101)", Some(101)).exit_code(),
-            101
+            exit_code(&child(Some(101)).context("the conformance suite")),
+            101,
+            "found anywhere in the chain"
         );
-        assert_eq!(Error::child("killed", None).exit_code(), 1);
-        assert_eq!(Error::child("odd", Some(0)).exit_code(), 1);
-        assert_eq!(Error::usage("bad").exit_code(), 2);
+        assert_eq!(exit_code(&child(None)), 1);
+        assert_eq!(exit_code(&child(Some(0))), 1);
+        assert_eq!(exit_code(&anyhow::anyhow!("cannot write x")), 1);
     }
 
     #[test]
@@ -333,7 +343,7 @@ mod tests {
                 "-p",
                 "proxy-wasm-conformance",
                 "--features",
-                "wasmtime,wasmer-singlepass",
+                "proxy-wasm-harness/wasmtime,proxy-wasm-harness/wasmer-singlepass",
                 "--",
                 "--engine",
                 "wasmtime",
@@ -377,7 +387,7 @@ mod tests {
                 "-p",
                 "proxy-wasm-benches",
                 "--features",
-                "wasmtime,null",
+                "proxy-wasm-harness/wasmtime,proxy-wasm-harness/null",
                 "--bench",
                 "*"
             ]

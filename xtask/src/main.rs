@@ -1,13 +1,12 @@
 //! `cargo xtask`: see `cargo xtask help`.
 
+use clap::Parser;
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Err(error) = xtask::run(args) {
-        eprintln!("xtask: {error}");
-        if error.show_usage() {
-            eprintln!();
-            eprint!("{}", xtask::cli::USAGE);
-        }
-        std::process::exit(error.exit_code());
+    // A bad command line: clap prints the problem and the usage, and exits 2.
+    let cli = xtask::cli::Cli::parse();
+    if let Err(error) = xtask::run(cli.command) {
+        eprintln!("xtask: {error:#}");
+        std::process::exit(xtask::exit_code(&error));
     }
 }

@@ -1,13 +1,14 @@
 //! The benchmark report: the bench binaries' manifests (`manifest-*.tsv`, see
-//! `benches/src/run.rs`) joined with criterion's estimates, as Markdown tables, the goals with
-//! pass or miss, and an SVG bar chart. Standard library only.
+//! `benches/src/run.rs`) joined with criterion's estimates (its JSON files, read with
+//! `serde_json`), as Markdown tables, the goals with pass or miss, and an SVG bar chart.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::json;
+use anyhow::{anyhow, Context as _};
+use serde_json::Value;
 
 /// A workload, as a bench binary declared it.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,14 +54,14 @@ pub struct Manifest {
 
 impl Manifest {
     /// Adds the lines of one manifest file. Unknown or short lines are errors naming the line.
-    pub fn add(&mut self, text: &str) -> Result<(), String> {
+    pub fn add(&mut self, text: &str) -> anyhow::Result<()> {
         for (n, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
             let f: Vec<&str> = line.split('\t').collect();
-            let bad = || format!("manifest line {}: cannot read `{line}`", n + 1);
-            let entry = |f: &[&str]| -> Result<Entry, String> {
+            let bad = || anyhow!("manifest line {}: cannot read `{line}`", n + 1);
+            let entry = |f: &[&str]| -> anyhow::Result<Entry> {
                 Ok(Entry {
                     workload: f[1].to_string(),
                     engine: f[2].to_string(),
@@ -114,9 +115,9 @@ impl Manifest {
 
 /// The manifests in `dir`: `manifest-lifecycle.tsv`, `manifest-workloads.tsv`,
 /// `manifest-memory.tsv` first, then any others by name.
-pub fn read_manifests(dir: &Path) -> Result<Manifest, String> {
+pub fn read_manifests(dir: &Path) -> anyhow::Result<Manifest> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
@@ -140,10 +141,10 @@ pub fn read_manifests(dir: &Path) -> Result<Manifest, String> {
     let mut manifest = Manifest::default();
     for file in files {
         let text = std::fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            .with_context(|| format!("cannot read {}", file.display()))?;
         manifest
             .add(&text)
-            .map_err(|e| format!("{}: {e}", file.display()))?;
+            .with_context(|| file.display().to_string())?;
     }
     Ok(manifest)
 }
@@ -182,8 +183,11 @@ fn read_estimate(new: &Path, since: SystemTime) -> Option<(String, f64)> {
     if written < since {
         return None;
     }
-    let benchmark = json::parse(&std::fs::read_to_string(new.join("benchmark.json")).ok()?).ok()?;
-    let estimates = json::parse(&std::fs::read_to_string(estimates).ok()?).ok()?;
+    let read = |path: PathBuf| -> Option<Value> {
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    };
+    let benchmark = read(new.join("benchmark.json"))?;
+    let estimates = read(estimates)?;
     let id = benchmark.get("full_id")?.as_str()?.to_string();
     let median = estimates.get("median")?.get("point_estimate")?.as_f64()?;
     Some((id, median))
@@ -751,7 +755,7 @@ skip\tmemory-1mib\tnull\tnative code
         let mut manifest = Manifest::default();
         let error = manifest.add("ours\tx\twasmtime\tid\tlots\n").unwrap_err();
         assert_eq!(
-            error,
+            error.to_string(),
             "manifest line 1: cannot read `ours\tx\twasmtime\tid\tlots`"
         );
         assert!(manifest.add("frobnicate\n").is_err());
@@ -783,8 +787,17 @@ skip\tmemory-1mib\tnull\tnative code
             r#"{"median":{"point_estimate":1234.5}}"#,
         )
         .unwrap();
+        // A benchmark whose estimates are not JSON, or lack the median, is left out.
+        for (name, estimates) in [("broken", "{\"median\": "), ("no_median", "{\"mean\": {\"point_estimate\": 1}}")] {
+            let new = dir.join(name).join("ours").join("new");
+            std::fs::create_dir_all(&new).unwrap();
+            let benchmark = format!(r#"{{"full_id":"{name}/ours"}}"#);
+            std::fs::write(new.join("benchmark.json"), benchmark).unwrap();
+            std::fs::write(new.join("estimates.json"), estimates).unwrap();
+        }
         let found = read_estimates(&dir, SystemTime::UNIX_EPOCH);
         assert_eq!(found.get("lifecycle/wasmtime/ours"), Some(&1234.5));
+        assert_eq!(found.len(), 1, "{found:?}");
         let later = SystemTime::now() + std::time::Duration::from_secs(3600);
         assert!(read_estimates(&dir, later).is_empty(), "older than the run");
         std::fs::remove_dir_all(&dir).unwrap();

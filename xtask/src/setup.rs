@@ -1,31 +1,44 @@
-//! What the tests need on the machine: Rust targets now, Debian packages for
-//! engines that link C or C++ libraries later.
+//! What the tests need on the machine: Rust targets, the Debian packages the C and C++ guest
+//! plugins build with, and Node.js with npm for the AssemblyScript ones.
 
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cmd::{describe_exit, Cmd};
-use crate::{step, Error};
+use anyhow::{anyhow, bail};
+
+use crate::step;
 
 /// Rust targets guest plugins are built for.
 pub const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown", "wasm32-wasip1"];
 
-/// Debian packages the tests need; none yet (wasmtime is pure Rust).
-pub const DEBIAN_PACKAGES: &[&str] = &[];
+/// Debian packages the tests need: clang, lld, wasi-libc and libc++ for wasm32, for the C and
+/// C++ guest plugins (`guest_plugins::sdk`).
+pub const DEBIAN_PACKAGES: &[&str] = guest_plugins::sdk::DEBIAN_PACKAGES;
 
 /// `cargo xtask setup`: installs what is missing, printing each step.
-pub fn run(root: &Path) -> Result<(), Error> {
+pub fn run(root: &Path) -> anyhow::Result<()> {
     ensure_rust_targets(root, RUST_TARGETS)?;
     if !DEBIAN_PACKAGES.is_empty() {
         ensure_debian_packages(DEBIAN_PACKAGES)?;
     }
+    ensure_node()
+}
+
+/// Checks that Node.js and npm run (the AssemblyScript plugins are built with the npm packages
+/// of a lock file); says how to get them otherwise. Installs nothing: the packages themselves
+/// are installed by `npm ci` when the plugins are built.
+pub fn ensure_node() -> anyhow::Result<()> {
+    step("setup: checking Node.js and npm");
+    let (node, npm) = guest_plugins::sdk::check_node().map_err(anyhow::Error::msg)?;
+    step(format_args!("setup: node {node}, npm {npm}"));
     Ok(())
 }
 
 /// Makes sure the active toolchain (the one `rust-toolchain.toml` in `root`
 /// pins) has `targets`, adding the missing ones with rustup.
-pub fn ensure_rust_targets(root: &Path, targets: &[&str]) -> Result<(), Error> {
+pub fn ensure_rust_targets(root: &Path, targets: &[&str]) -> anyhow::Result<()> {
     step(format_args!(
         "setup: checking Rust targets {}",
         targets.join(", ")
@@ -41,11 +54,11 @@ pub fn ensure_rust_targets(root: &Path, targets: &[&str]) -> Result<(), Error> {
         Err(error) => return Err(list.spawn_error("listing installed Rust targets", &error)),
     };
     if !output.status.success() {
-        return Err(Error::failed(format!(
+        bail!(
             "`{list}` failed ({}): {}",
             describe_exit(output.status.code()),
             first_line(&String::from_utf8_lossy(&output.stderr))
-        )));
+        );
     }
     let missing = missing_targets(&String::from_utf8_lossy(&output.stdout), targets);
     if missing.is_empty() {
@@ -75,7 +88,7 @@ pub fn missing_targets<'a>(installed: &str, wanted: &[&'a str]) -> Vec<&'a str> 
 }
 
 /// Without rustup: looks for each target's standard library in the sysroot.
-fn check_sysroot_targets(root: &Path, targets: &[&str]) -> Result<(), Error> {
+fn check_sysroot_targets(root: &Path, targets: &[&str]) -> anyhow::Result<()> {
     let rustc = Cmd::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string()))
         .args(["--print", "sysroot"])
         .current_dir(root);
@@ -83,10 +96,7 @@ fn check_sysroot_targets(root: &Path, targets: &[&str]) -> Result<(), Error> {
         .output()
         .map_err(|error| rustc.spawn_error("finding the Rust sysroot", &error))?;
     if !output.status.success() {
-        return Err(Error::failed(format!(
-            "`{rustc}` failed ({})",
-            describe_exit(output.status.code())
-        )));
+        bail!("`{rustc}` failed ({})", describe_exit(output.status.code()));
     }
     let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_string();
     let missing: Vec<&str> = targets
@@ -106,11 +116,11 @@ fn check_sysroot_targets(root: &Path, targets: &[&str]) -> Result<(), Error> {
         ));
         return Ok(());
     }
-    Err(Error::failed(format!(
+    Err(anyhow!(
         "rustup not found and Rust targets {} are missing from {sysroot}; run `{}` (or install the targets' standard library with your Rust distribution)",
         missing.join(", "),
         rustup_target_add(&missing)
-    )))
+    ))
 }
 
 /// Set once `apt-get update` ran in this process.
@@ -174,7 +184,7 @@ pub fn dpkg_says_installed(dpkg_status_output: &str) -> bool {
 /// Makes sure Debian `packages` are installed: checks each with `dpkg -s`;
 /// as root installs the missing ones (`apt-get update` once per run first);
 /// otherwise fails with the exact `sudo apt-get install ...` to run.
-pub fn ensure_debian_packages(packages: &[&str]) -> Result<(), Error> {
+pub fn ensure_debian_packages(packages: &[&str]) -> anyhow::Result<()> {
     step(format_args!(
         "setup: checking Debian packages {}",
         packages.join(", ")
@@ -185,10 +195,10 @@ pub fn ensure_debian_packages(packages: &[&str]) -> Result<(), Error> {
             step("setup: Debian packages already installed");
             Ok(())
         }
-        AptPlan::AskUser(command) => Err(Error::failed(format!(
+        AptPlan::AskUser(command) => Err(anyhow!(
             "Debian packages {} are missing and xtask is not root; run: {command}",
             missing.join(", ")
-        ))),
+        )),
         AptPlan::Run(commands) => {
             for command in commands {
                 let is_update = command.argv().get(1) == Some(&"update");
@@ -201,26 +211,26 @@ pub fn ensure_debian_packages(packages: &[&str]) -> Result<(), Error> {
             if still_missing.is_empty() {
                 Ok(())
             } else {
-                Err(Error::failed(format!(
+                Err(anyhow!(
                     "Debian packages {} are still missing after apt-get install",
                     still_missing.join(", ")
-                )))
+                ))
             }
         }
     }
 }
 
-fn missing_debian_packages<'a>(packages: &[&'a str]) -> Result<Vec<&'a str>, Error> {
+fn missing_debian_packages<'a>(packages: &[&'a str]) -> anyhow::Result<Vec<&'a str>> {
     let mut missing = Vec::new();
     for &package in packages {
         let dpkg = Cmd::new("dpkg").args(["-s", package]);
         let output = match dpkg.output() {
             Ok(output) => output,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::failed(format!(
+                bail!(
                     "cannot check Debian packages {}: `dpkg` not found (not a Debian-based system?); install them by hand",
                     packages.join(", ")
-                )))
+                )
             }
             Err(error) => return Err(dpkg.spawn_error("checking Debian packages", &error)),
         };

@@ -4,10 +4,15 @@
 //! Cargo's fingerprints make a repeat build a no-op, so building on demand is cheap: tests
 //! call [`path`], which builds once per process, and `cargo xtask build-plugins` calls
 //! [`build`] ahead of time. Standard library only, so that xtask stays quick to build.
+//!
+//! Plugins of other SDKs and toolchains (older Rust SDKs, AssemblyScript, C, C++) are in
+//! [`sdk`]; [`path`] and [`bytes`] find them by name too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
+
+pub mod sdk;
 
 /// A target the guest plugins are built for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -102,25 +107,35 @@ pub fn build(root: &Path, target: Target) -> Result<(), String> {
 }
 
 /// Builds `target`'s plugins once per process (on first use) and returns the path of plugin
-/// crate `name` (`sdk-e2e` or `sdk_e2e`). The error says what failed or which file is missing.
+/// crate `name` (`sdk-e2e` or `sdk_e2e`), or of the [`sdk`] plugin of that name (`sdk-as`,
+/// `sdk_as`; each built once per process too). The error says what failed or which file is
+/// missing.
 pub fn path(target: Target, name: &str) -> Result<PathBuf, String> {
-    /// Each target built so far in this process, with how its build went.
-    type Builds = Mutex<Vec<(Target, Result<(), String>)>>;
+    /// Each build made so far in this process (the workspace's by target, an SDK plugin's by
+    /// its name and target), with how it went.
+    type Builds = Mutex<Vec<((Target, &'static str), Result<PathBuf, String>)>>;
     static BUILT: OnceLock<Builds> = OnceLock::new();
     let root = workspace_root();
-    {
-        let mut built = BUILT.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
-        let done = built.iter().find(|(t, _)| *t == target).map(|(_, r)| r.clone());
-        match done {
-            Some(result) => result?,
+    let plugin = sdk::find(name);
+    let key = (target, plugin.map_or("", |p| p.name));
+    let built = {
+        let mut builds = BUILT.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
+        match builds.iter().find(|(k, _)| *k == key).map(|(_, r)| r.clone()) {
+            Some(result) => result,
             None => {
-                let result = build(&root, target);
-                built.push((target, result.clone()));
-                result?;
+                let result = match plugin {
+                    Some(plugin) => sdk::build(&root, plugin, target),
+                    None => build(&root, target).map(|()| dir(&root, target)),
+                };
+                builds.push((key, result.clone()));
+                result
             }
         }
+    }?;
+    if plugin.is_some() {
+        return Ok(built);
     }
-    let file = dir(&root, target).join(target.file_name(name));
+    let file = built.join(target.file_name(name));
     if file.is_file() {
         Ok(file)
     } else {

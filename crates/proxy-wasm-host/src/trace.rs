@@ -238,9 +238,10 @@ impl TraceHandle {
     }
 }
 
-/// A trap as a transcript shows it: its kind, never the engine's message (which differs
-/// between engines).
-pub(crate) fn trap_text(trap: &Trap) -> String {
+/// A trap as a transcript shows it: its kind (`guest`, `deadline`, `memory limit`,
+/// `proc_exit(N)`), never the engine's message, which differs between engines. The host's
+/// transcripts and the harness's both use it.
+pub fn trap_text(trap: &Trap) -> String {
     match &trap.kind {
         TrapKind::Guest => "guest".to_string(),
         TrapKind::Deadline => "deadline".to_string(),

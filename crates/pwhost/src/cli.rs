@@ -1,53 +1,165 @@
-//! The command line: `pwhost run`, `pwhost inspect`, `pwhost engines`, written against
-//! output streams so that tests run it in process.
+//! The command line: `pwhost run`, `pwhost inspect`, `pwhost engines`, `pwhost completions`,
+//! parsed by clap and written against output streams so that tests run it in process. The
+//! work is the harness's ([`proxy_wasm_harness`]); this is flags, glue and printing.
 
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use proxy_wasm_host::scripted::{run_exchange, transcript_error, Outcome, ScriptedEmbedder};
+use anyhow::{anyhow, bail, Context as _};
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueHint};
+use proxy_wasm_harness::{engines, exchange, report, run_exchange, transcript_error, Outcome, ScriptedEmbedder};
 use proxy_wasm_host::{quote, quote_map, validate, Capabilities, Engine, Error, ExternKind, MetricValue, PluginHost, Trace};
-use crate::{engines, exchange, report};
 
-/// The usage text, printed by `pwhost help`.
-pub const USAGE: &str = "\
-usage:
-  pwhost run --engine NAME --plugin FILE [--config STRING | --config-file FILE] --exchange FILE.yaml [--json]
-      Runs the plugin against the scripted exchange and prints what happened: every callback,
-      host call and effect, then the final state of the last stream. --config replaces the
-      exchange's plugin configuration. --json prints one JSON object instead. Exits 1 when the
-      host refused the plugin, it did not start (a rejected configuration) or it trapped.
-  pwhost inspect [--engine NAME] FILE
-      Prints the plugin's ABI version, imports (and any this host lacks) and exports, and what
-      the engine enforces. Exits 1 when the host would refuse the plugin.
-  pwhost engines
-      Lists the engines built into this binary.
+/// What the exit codes mean, shown at the end of `pwhost help`.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  the exchange ran and nothing trapped (inspect: the host would load the plugin)
+  1  the host refused the plugin, it did not start (proxy_on_vm_start or proxy_on_configure
+     returned false), or it trapped
+  2  bad input: a missing file, a module that does not compile, an exchange that does not
+     parse, an engine not built in, an unknown option; one line on stderr names the file,
+     step or key at fault";
 
-Bad input (a missing file, a module that does not compile, an exchange that does not parse, an
-engine not built in, an unknown option) is one line on stderr and exit code 2.
-";
-
-/// A failure for the user: a line for stderr and the exit code.
-struct Failure {
-    message: String,
-    code: u8,
+/// `pwhost`'s command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pwhost",
+    about = "Runs a Proxy-Wasm plugin against a scripted exchange on any engine built in, or inspects one.",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn bad(message: impl Into<String>) -> Failure {
-    Failure { message: message.into(), code: 2 }
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the plugin against the scripted exchange and print what happened: every callback,
+    /// host call and effect, then the final state of the last stream
+    Run(RunArgs),
+    /// Print the plugin's ABI version, imports (and any this host lacks) and exports, what the
+    /// engine enforces, and whether the host would load it
+    Inspect(InspectArgs),
+    /// List the engines built into this binary
+    Engines,
+    /// Print a completion script for a shell, for example `pwhost completions bash >
+    /// /etc/bash_completion.d/pwhost`
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The engine, one of those built in (`pwhost engines`)
+    #[arg(long, value_name = "NAME", value_parser = EngineName)]
+    engine: String,
+    /// The plugin: a .wasm module (or the text format), or for the Null VM a native plugin
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    plugin: PathBuf,
+    /// The exchange: a YAML file (see the README's exchange format)
+    #[arg(long, value_name = "FILE.yaml", value_hint = ValueHint::FilePath)]
+    exchange: PathBuf,
+    /// Replaces the exchange's plugin configuration
+    #[arg(long, value_name = "STRING", conflicts_with = "config_file")]
+    config: Option<String>,
+    /// Replaces the exchange's plugin configuration with the bytes of FILE
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    config_file: Option<PathBuf>,
+    /// Print one JSON object instead of the transcript and final state
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// The engine (default: the first Wasm engine built in; the Null VM for a .so)
+    #[arg(long, value_name = "NAME", value_parser = EngineName)]
+    engine: Option<String>,
+    /// The plugin file
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
+    file: PathBuf,
+}
+
+/// An engine name: any text (the harness says what is wrong with a name it does not know, and
+/// which Cargo feature builds in one it knows), with the engines built in offered to help and
+/// to shell completions.
+#[derive(Clone, Copy, Debug)]
+struct EngineName;
+
+impl TypedValueParser for EngineName {
+    type Value = String;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &OsStr) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(engines::built_in().into_iter().map(PossibleValue::new)))
+    }
 }
 
 /// Runs the command line `args` (without the program name), writing results to `out` and
 /// errors to `err`, and returns the exit code.
-pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+pub fn main<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
     let mut cx = Out { out, err };
-    match run(args, &mut cx) {
+    let args = std::iter::once(OsString::from("pwhost")).chain(args.into_iter().map(Into::into));
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e, &mut cx),
+    };
+    match run(cli.command, &mut cx) {
         Ok(code) => code,
-        Err(f) => {
-            let _ = writeln!(cx.err, "pwhost: {}", one_line(&f.message));
-            f.code
+        Err(e) => {
+            let _ = writeln!(cx.err, "pwhost: {}", one_line(&format!("{e:#}")));
+            2
         }
     }
+}
+
+/// What clap said about the command line: help on stdout (exit 0); help when no command was
+/// given on stderr (exit 2); a usage error as one line on stderr (exit 2).
+fn usage(e: &clap::Error, cx: &mut Out<'_>) -> u8 {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = write!(cx.out, "{}", e.render());
+            0
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = write!(cx.err, "{}", e.render());
+            2
+        }
+        _ => {
+            let _ = writeln!(cx.err, "pwhost: {}; run `pwhost help`", usage_line(&e.render().to_string()));
+            2
+        }
+    }
+}
+
+/// A clap usage error on one line: its message and details, without the `error: ` prefix,
+/// tips, the usage and the pointer to `--help`.
+fn usage_line(rendered: &str) -> String {
+    let mut parts = Vec::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() || line.starts_with("tip:") {
+            continue;
+        }
+        parts.push(line.strip_prefix("error: ").unwrap_or(line));
+    }
+    parts.join(" ")
 }
 
 /// A message on one line: engines (and the text-format parser) write some over several, with
@@ -90,113 +202,62 @@ macro_rules! say {
     ($cx:expr, $($arg:tt)*) => {{ let _ = writeln!($cx.out, $($arg)*); }};
 }
 
-fn run(args: &[String], cx: &mut Out<'_>) -> Result<u8, Failure> {
-    match args.first().map(String::as_str) {
-        Some("run") => cmd_run(&args[1..], cx),
-        Some("inspect") => cmd_inspect(&args[1..], cx),
-        Some("engines") => {
+/// Runs a command: `Ok` with the exit code once it has reported (0, or 1 for a plugin that was
+/// refused, did not start or trapped); `Err` for bad input (exit 2).
+fn run(command: Command, cx: &mut Out<'_>) -> anyhow::Result<u8> {
+    match command {
+        Command::Run(args) => cmd_run(args, cx),
+        Command::Inspect(args) => cmd_inspect(args, cx),
+        Command::Engines => {
             for name in engines::built_in() {
                 say!(cx, "{name}");
             }
             Ok(0)
         }
-        Some("help" | "-h" | "--help") => {
-            let _ = write!(cx.out, "{USAGE}");
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "pwhost", &mut cx.out);
             Ok(0)
         }
-        None => {
-            let _ = write!(cx.err, "{USAGE}");
-            Ok(2)
-        }
-        Some(other) => Err(bad(format!("unknown command `{other}`; run `pwhost help`"))),
     }
 }
 
-/// Options of the form `--name value` (and flags), each at most once.
-struct Options<'a> {
-    values: Vec<(&'a str, Option<&'a str>)>,
-    positional: Vec<&'a str>,
+fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {what} `{}`", path.display()))
 }
 
-impl<'a> Options<'a> {
-    fn parse(args: &'a [String], with_value: &[&str], flags: &[&str]) -> Result<Self, Failure> {
-        let mut values = Vec::new();
-        let mut positional = Vec::new();
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let arg = arg.as_str();
-            if with_value.contains(&arg) {
-                let v = it.next().ok_or_else(|| bad(format!("{arg} needs a value")))?;
-                values.push((arg, Some(v.as_str())));
-            } else if flags.contains(&arg) {
-                values.push((arg, None));
-            } else if arg.starts_with("--") {
-                return Err(bad(format!("unknown option `{arg}`; run `pwhost help`")));
-            } else {
-                positional.push(arg);
-            }
-            if values.iter().filter(|(n, _)| *n == arg).count() > 1 {
-                return Err(bad(format!("{arg} given twice")));
-            }
-        }
-        Ok(Options { values, positional })
-    }
-
-    fn get(&self, name: &str) -> Option<&'a str> {
-        self.values.iter().find(|(n, _)| *n == name).and_then(|(_, v)| *v)
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.values.iter().any(|(n, _)| *n == name)
-    }
-
-    fn require(&self, name: &str) -> Result<&'a str, Failure> {
-        self.get(name).ok_or_else(|| bad(format!("{name} is required; run `pwhost help`")))
-    }
+fn engine(name: &str) -> anyhow::Result<Arc<dyn Engine>> {
+    Ok(engines::engine(name)?)
 }
 
-fn read(path: &str, what: &str) -> Result<Vec<u8>, Failure> {
-    std::fs::read(path).map_err(|e| bad(format!("cannot read {what} `{path}`: {e}")))
-}
-
-fn engine(name: &str) -> Result<Arc<dyn Engine>, Failure> {
-    engines::engine(name).map_err(|e| bad(e.to_string()))
-}
-
-fn cmd_run(args: &[String], cx: &mut Out<'_>) -> Result<u8, Failure> {
-    let o = Options::parse(args, &["--engine", "--plugin", "--config", "--config-file", "--exchange"], &["--json"])?;
-    if let Some(extra) = o.positional.first() {
-        return Err(bad(format!("unexpected argument `{extra}`; run `pwhost help`")));
+fn cmd_run(args: RunArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {
+    let engine = engine(&args.engine)?;
+    let plugin_path = args.plugin.display();
+    let exchange_path = args.exchange.display();
+    let bytes = read(&args.plugin, "plugin")?;
+    let text = String::from_utf8(read(&args.exchange, "exchange")?)
+        .map_err(|_| anyhow!("exchange `{exchange_path}` is not UTF-8 text"))?;
+    let mut exchange = exchange::parse(&text).with_context(|| format!("exchange `{exchange_path}` is not valid"))?;
+    if let Some(c) = &args.config {
+        exchange.plugin.configuration = c.as_bytes().to_vec();
     }
-    let engine = engine(o.require("--engine")?)?;
-    let plugin_path = o.require("--plugin")?;
-    let exchange_path = o.require("--exchange")?;
-    let bytes = read(plugin_path, "plugin")?;
-    let text = String::from_utf8(read(exchange_path, "exchange")?)
-        .map_err(|_| bad(format!("exchange `{exchange_path}` is not UTF-8 text")))?;
-    let mut exchange =
-        exchange::parse(&text).map_err(|e| bad(format!("exchange `{exchange_path}` is not valid: {e}")))?;
-    match (o.get("--config"), o.get("--config-file")) {
-        (Some(_), Some(_)) => return Err(bad("give --config or --config-file, not both")),
-        (Some(c), None) => exchange.plugin.configuration = c.as_bytes().to_vec(),
-        (None, Some(f)) => exchange.plugin.configuration = read(f, "configuration file")?,
-        (None, None) => {}
+    if let Some(f) = &args.config_file {
+        exchange.plugin.configuration = read(f, "configuration file")?;
     }
 
     let embedder = ScriptedEmbedder::new();
     let trace = Trace::new();
     let host = PluginHost::new(engine.clone(), embedder.clone()).with_trace(trace.clone());
-    let json = o.has("--json");
+    let json = args.json;
     let code = match host.load(&bytes) {
         Ok(code) => code,
         // Not a module at all: bad input.
         Err(Error::Compile { engine, message }) => {
-            return Err(bad(format!("plugin `{plugin_path}` is not a valid Wasm module for {engine}: {message}")));
+            bail!("plugin `{plugin_path}` is not a valid Wasm module for {engine}: {message}");
         }
         Err(Error::Text(message)) => {
-            return Err(bad(format!("plugin `{plugin_path}` (it is not a Wasm binary, so it was read as the text format): {message}")));
+            bail!("plugin `{plugin_path}` (it is not a Wasm binary, so it was read as the text format): {message}");
         }
-        Err(Error::Io(message)) => return Err(bad(message)),
+        Err(e @ Error::Io(_)) => return Err(e).with_context(|| format!("cannot load plugin `{plugin_path}`")),
         // A module the host refuses, as `inspect` would say.
         Err(e) => {
             let message = format!("plugin `{plugin_path}` is refused: {e}");
@@ -310,19 +371,16 @@ fn print_summary(cx: &mut Out<'_>, out: &Outcome) {
     }
 }
 
-fn cmd_inspect(args: &[String], cx: &mut Out<'_>) -> Result<u8, Failure> {
-    let o = Options::parse(args, &["--engine"], &[])?;
-    let [file] = o.positional.as_slice() else {
-        return Err(bad("inspect takes one plugin file; run `pwhost help`"));
-    };
-    let name = match o.get("--engine") {
-        Some(n) => n.to_string(),
-        None => default_engine(file)?,
+fn cmd_inspect(args: InspectArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {
+    let file = args.file.display();
+    let name = match args.engine {
+        Some(n) => n,
+        None => default_engine(&args.file)?,
     };
     let engine = engine(&name)?;
-    let bytes = read(file, "plugin")?;
-    let binary = proxy_wasm_host::module_binary(&*engine, &bytes).map_err(|e| bad(format!("plugin `{file}`: {e}")))?;
-    let module = engine.compile(&binary).map_err(|e| bad(format!("plugin `{file}`: {e}")))?;
+    let bytes = read(&args.file, "plugin")?;
+    let binary = proxy_wasm_host::module_binary(&*engine, &bytes).with_context(|| format!("plugin `{file}`"))?;
+    let module = engine.compile(&binary).with_context(|| format!("plugin `{file}`"))?;
     say!(cx, "plugin:   {file} ({} bytes)", bytes.len());
     say!(cx, "engine:   {}", engine.name());
     say!(cx, "enforces: {}", enforces(engine.capabilities()));
@@ -370,9 +428,27 @@ fn enforces(c: Capabilities) -> String {
 
 /// The engine `inspect` uses when none is named: the Null VM for a shared library, else the
 /// first Wasm engine built in.
-fn default_engine(file: &str) -> Result<String, Failure> {
-    let native = Path::new(file).extension().is_some_and(|e| e == "so" || e == "dylib");
+fn default_engine(file: &Path) -> anyhow::Result<String> {
+    let native = file.extension().is_some_and(|e| e == "so" || e == "dylib");
     let built = engines::built_in();
     let pick = if native { built.iter().find(|n| **n == "null") } else { built.iter().find(|n| **n != "null") };
-    pick.map(|n| n.to_string()).ok_or_else(|| bad("no suitable engine is built in; name one with --engine"))
+    pick.map(|n| n.to_string()).ok_or_else(|| anyhow!("no suitable engine is built in; name one with --engine"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_keep_their_message_and_details_on_one_line() {
+        let rendered = "error: the following required arguments were not provided:\n  --exchange <FILE.yaml>\n\nUsage: pwhost run --engine <NAME> --plugin <FILE> --exchange <FILE.yaml>\n\nFor more information, try '--help'.\n";
+        assert_eq!(usage_line(rendered), "the following required arguments were not provided: --exchange <FILE.yaml>");
+        let rendered = "error: unexpected argument '--verbose' found\n\n  tip: to pass '--verbose' as a value, use '-- --verbose'\n\nUsage: pwhost run [OPTIONS]\n";
+        assert_eq!(usage_line(rendered), "unexpected argument '--verbose' found");
+    }
 }

@@ -2,6 +2,6 @@
 //! See `pwhost help` and the README.
 
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    std::process::ExitCode::from(pwhost::cli::main(&args, &mut std::io::stdout(), &mut std::io::stderr()))
+    let code = pwhost::cli::main(std::env::args_os().skip(1), &mut std::io::stdout(), &mut std::io::stderr());
+    std::process::ExitCode::from(code)
 }

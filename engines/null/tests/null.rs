@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use guest_plugins::Target;
-use proxy_wasm_host::scripted::{run_exchange, Exchange, ScriptedEmbedder, Step};
+use proxy_wasm_harness::{run_exchange, Exchange, ScriptedEmbedder, Step};
 use proxy_wasm_host::{Engine, Error, MemoryStream, PluginHost, PluginInfo, Trace, VmConfig};
 use proxy_wasm_null::NullVm;
 

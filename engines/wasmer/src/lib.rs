@@ -37,8 +37,9 @@ mod trap;
 mod tests;
 
 pub use engine::{Compiler, WasmerConfig, WasmerEngine};
+/// The Wasmer library this engine is built on, for code that runs it without our layer (the
+/// benchmarks' raw baselines) at the same version and with the same compilers.
+pub use wasmer;
 pub use instance::WasmerInstance;
 pub use module::WasmerModule;
 pub use stop::WasmerInterrupt;
-/// The Wasmer crate this engine is built on, for baselines that run it without our layer.
-pub use wasmer;

@@ -36,7 +36,8 @@ mod trap;
 mod tests;
 
 pub use engine::{WasmtimeConfig, WasmtimeEngine};
-/// The Wasmtime crate this engine is built on, for baselines that run it without our layer.
+/// The Wasmtime library this engine is built on, for code that runs it without our layer (the
+/// benchmarks' raw baselines) at the same version.
 pub use wasmtime;
 pub use instance::{WasmtimeInstance, WasmtimeInterrupt};
 pub use module::WasmtimeModule;

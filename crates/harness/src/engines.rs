@@ -1,13 +1,14 @@
-//! Engines by name: which ones exist, which ones this build has (Cargo features), and making
-//! one.
+//! Engines by name: which ones exist, which ones this build has (the Cargo features of this
+//! crate, the only place they are declared), and making one.
 
 use std::fmt;
 use std::sync::Arc;
 
 use proxy_wasm_host::Engine;
 
-/// Every engine this project knows, whether built in or not, with the Cargo feature that
-/// builds it in (of `pwhost` and of the crates that forward it).
+/// Every engine this project knows, whether built in or not, with the Cargo feature of this
+/// crate that builds it in (`--features proxy-wasm-harness/NAME` on any crate that runs
+/// engines).
 pub const ALL: &[(&str, &str)] = &[
     ("wasmtime", "wasmtime"),
     ("wasmer", "wasmer"),

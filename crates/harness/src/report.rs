@@ -1,8 +1,9 @@
 //! What happened in an exchange, as one JSON object (`pwhost run --json`).
 
-use proxy_wasm_host::scripted::Outcome;
 use proxy_wasm_host::{HeaderMap, MetricValue};
 use serde_json::{json, Map, Value};
+
+use crate::scripted::Outcome;
 
 /// Bytes as text (invalid UTF-8 replaced).
 fn text(bytes: &[u8]) -> Value {

@@ -4,16 +4,20 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use abi::{Action, LogLevel, PeerType, Status};
-
-use crate::services::lock;
-use crate::{
-    quote, quote_map, CallbackRecord, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall, HttpCallResponse, LocalReply,
-    MemoryStream, MetricValue, PluginHost, PluginInfo, PropertyCx, StreamEffect, StreamRef, Trace, Vm, VmConfig,
-    VmToken, WorkerVm,
+use proxy_wasm_host::{
+    quote, quote_map, trap_text, CallbackRecord, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall,
+    HttpCallResponse, LocalReply, MemoryStream, MetricValue, PluginHost, PluginInfo, PropertyCx, StreamEffect,
+    StreamRef, Trace, Vm, VmConfig, VmToken, WorkerVm,
 };
+
+/// Locks a mutex, recovering the data if a thread panicked while holding it: each field here
+/// is whole after every operation, so a poisoned lock carries no torn state.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A log line a plugin wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -811,7 +815,7 @@ fn effect_text(effect: &StreamEffect) -> String {
 /// callback, not the engine's message).
 pub fn transcript_error(error: &Error) -> String {
     match error {
-        Error::Trap { callback, trap } => format!("trapped in {callback} ({})", crate::trace::trap_text(trap)),
+        Error::Trap { callback, trap } => format!("trapped in {callback} ({})", trap_text(trap)),
         Error::Compile { .. } | Error::Text(_) => "not a valid Wasm module".to_string(),
         Error::Instantiate { .. } => "could not instantiate the module".to_string(),
         Error::VmFailed(_) => "the VM has failed".to_string(),

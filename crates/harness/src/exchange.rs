@@ -49,9 +49,10 @@ use std::fmt;
 use std::time::Duration;
 
 use proxy_wasm_host::abi::PeerType;
-use proxy_wasm_host::scripted::{Exchange, Step};
 use proxy_wasm_host::{Limits, PluginInfo, VmConfig};
 use serde_norway::{Mapping, Value};
+
+use crate::scripted::{Exchange, Step};
 
 /// What is wrong with an exchange file: one line naming the place and the problem.
 #[derive(Clone, Debug, PartialEq, Eq)]
