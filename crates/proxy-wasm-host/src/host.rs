@@ -141,9 +141,12 @@ pub(crate) struct StreamContext {
     pub phase: StreamPhase,
 }
 
-/// Which parts of a stream exist now; the host's access rules read it. A body or data buffer
-/// is reachable during its own callback, then only while the plugin holds it (the callback
-/// paused and the direction was not resumed).
+/// Which parts of a stream the plugin holds now; the host's access rules read it. As Envoy's
+/// `Context` keeps a pointer to a part of the stream from the callback that delivers it until
+/// that callback answers continue (`decodeHeaders`, `decodeData`, `decodeTrailers` and their
+/// `encode*` twins), a part is held during its own callback and, when the callback stopped,
+/// until the plugin resumes; `proxy_continue_stream` of either HTTP direction lets go of the
+/// whole request side (`Context::continueStream`).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct StreamPhase {
     pub request_headers: bool,
@@ -154,8 +157,24 @@ pub(crate) struct StreamPhase {
     pub response_trailers: bool,
     pub downstream_data: bool,
     pub upstream_data: bool,
+    /// The last body callback of the request (or response) runs: a write to its missing
+    /// trailers creates them (Envoy's `Context::getMap`, `addDecodedTrailers`).
+    pub request_trailers_creatable: bool,
+    pub response_trailers_creatable: bool,
+    /// Which parts arrived at all, for `proxy_on_log` (Envoy's access-log maps).
+    pub arrived: Arrived,
     /// A local reply was sent, or the failure policy ended the stream: the stream has ended.
     pub local_reply: bool,
+}
+
+/// The parts of an HTTP stream `proxy_on_log` can read, if they arrived: Envoy hands the
+/// access log the request headers, response headers and response trailers, never the request
+/// trailers (`Context::log`, `getConstMap` in the access-log phase).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Arrived {
+    pub request_headers: bool,
+    pub response_headers: bool,
+    pub response_trailers: bool,
 }
 
 impl StreamPhase {
@@ -354,13 +373,17 @@ impl VmHost {
         }
     }
 
-    /// The header map `map` as the current callback may reach it.
+    /// The header map `map` as the current callback may reach it, as Envoy's `Context::getMap`
+    /// (`write`: changes and the size) and `getConstMap` (reads) give it.
     ///
-    /// Stream maps exist once their part of the stream arrived (request trailers also in the
-    /// last request body callback, so a plugin can add them); callout and gRPC maps only in
-    /// their own callback, and never for `write` (Envoy's `Context::getMap` has none of them).
-    /// Elsewhere: `BadArgument` (as Envoy), except in `proxy_on_log`, where a missing map is
-    /// `NotFound` and every map is read-only (`write` gives `BadArgument`).
+    /// A stream map is reachable while the plugin holds it ([`StreamPhase`]): from the callback
+    /// that delivers it until that callback continues, or until the plugin resumes. A write to
+    /// the missing trailers of a direction whose last body callback runs creates them. In
+    /// `proxy_on_log` reads see what arrived of the request headers, response headers and
+    /// response trailers (never the request trailers) and a missing map is `NotFound`; every
+    /// write there is `BadArgument`. Callout and gRPC maps exist only in their own callback,
+    /// and never for `write` (Envoy's `getMap` has none of them). Anything else is
+    /// `BadArgument`.
     pub(crate) fn map(&mut self, map: MapType, write: bool) -> Result<&mut HeaderMap, Status> {
         let in_log = self.call.callback == Some(Callback::OnLog);
         let missing = if in_log { Status::NotFound } else { Status::BadArgument };
@@ -373,13 +396,36 @@ impl VmHost {
             | MapType::HttpResponseHeaders
             | MapType::HttpResponseTrailers => {
                 let s = self.stream_mut().ok_or(missing)?;
-                let present = match map {
-                    MapType::HttpRequestHeaders => s.phase.request_headers,
-                    MapType::HttpRequestTrailers => s.phase.request_trailers,
-                    MapType::HttpResponseHeaders => s.phase.response_headers,
-                    _ => s.phase.response_trailers,
+                if s.tcp {
+                    return Err(missing);
+                }
+                let p = &mut s.phase;
+                let reachable = if in_log {
+                    match map {
+                        MapType::HttpRequestHeaders => p.arrived.request_headers,
+                        MapType::HttpResponseHeaders => p.arrived.response_headers,
+                        MapType::HttpResponseTrailers => p.arrived.response_trailers,
+                        _ => false,
+                    }
+                } else {
+                    match map {
+                        MapType::HttpRequestHeaders => p.request_headers,
+                        MapType::HttpResponseHeaders => p.response_headers,
+                        MapType::HttpRequestTrailers => {
+                            if write && p.request_trailers_creatable {
+                                p.request_trailers = true;
+                            }
+                            p.request_trailers
+                        }
+                        _ => {
+                            if write && p.response_trailers_creatable {
+                                p.response_trailers = true;
+                            }
+                            p.response_trailers
+                        }
+                    }
                 };
-                if !present || s.tcp {
+                if !reachable {
                     return Err(missing);
                 }
                 s.stream.map(map).ok_or(missing)

@@ -449,8 +449,14 @@ impl Vm {
     fn headers_callback(&mut self, id: u32, map: MapType, end_of_stream: bool) -> Result<Action, Error> {
         let s = self.stream_context(id)?;
         match map {
-            MapType::HttpRequestHeaders => s.phase.request_headers = true,
-            _ => s.phase.response_headers = true,
+            MapType::HttpRequestHeaders => {
+                s.phase.request_headers = true;
+                s.phase.arrived.request_headers = true;
+            }
+            _ => {
+                s.phase.response_headers = true;
+                s.phase.arrived.response_headers = true;
+            }
         }
         let n = s.stream.map(map).map_or(0, |m| m.len()) as u64;
         let legacy = self.abi_version() == AbiVersion::V010;
@@ -462,10 +468,26 @@ impl Vm {
             (false, true) => Callback::OnResponseHeadersV010,
         };
         let id64 = u64::from(id);
-        if legacy {
-            self.stream_callback(id, callback, &[id64, n])
+        let action = if legacy {
+            self.stream_callback(id, callback, &[id64, n])?
         } else {
-            self.stream_callback(id, callback, &[id64, n, u64::from(end_of_stream)])
+            self.stream_callback(id, callback, &[id64, n, u64::from(end_of_stream)])?
+        };
+        // Continued, the headers are no longer the plugin's (Envoy's decodeHeaders).
+        self.release_if_continued(id, action, |p| match map {
+            MapType::HttpRequestHeaders => &mut p.request_headers,
+            _ => &mut p.response_headers,
+        });
+        Ok(action)
+    }
+
+    /// After a stream callback: when it continued, the part it delivered (`part` of the phase)
+    /// is let go of, as Envoy clears its pointer when the callback answers continue.
+    fn release_if_continued(&mut self, id: u32, action: Action, part: impl FnOnce(&mut StreamPhase) -> &mut bool) {
+        if let Ok(s) = self.stream_context(id) {
+            if action == Action::Continue {
+                *part(&mut s.phase) = false;
+            }
         }
     }
 
@@ -485,12 +507,12 @@ impl Vm {
             BufferType::HttpRequestBody => {
                 s.phase.request_body = true;
                 // The last body callback may add trailers when the request has none.
-                s.phase.request_trailers |= end_of_stream;
+                s.phase.request_trailers_creatable = end_of_stream;
                 Callback::OnRequestBody
             }
             BufferType::HttpResponseBody => {
                 s.phase.response_body = true;
-                s.phase.response_trailers |= end_of_stream;
+                s.phase.response_trailers_creatable = end_of_stream;
                 Callback::OnResponseBody
             }
             BufferType::DownstreamData => {
@@ -507,6 +529,8 @@ impl Vm {
         // The data stays reachable after its callback only while the plugin holds it.
         if let Ok(s) = self.stream_context(id) {
             *s.phase.data_mut(buffer) = action == Action::Pause;
+            s.phase.request_trailers_creatable = false;
+            s.phase.response_trailers_creatable = false;
         }
         Ok(action)
     }
@@ -539,10 +563,16 @@ impl Vm {
             Callback::OnRequestTrailers
         } else {
             s.phase.response_trailers = true;
+            s.phase.arrived.response_trailers = true;
             Callback::OnResponseTrailers
         };
         let n = s.stream.map(map).map_or(0, |m| m.len()) as u64;
-        self.stream_callback(id, callback, &[u64::from(id), n])
+        let action = self.stream_callback(id, callback, &[u64::from(id), n])?;
+        self.release_if_continued(id, action, |p| match map {
+            MapType::HttpRequestTrailers => &mut p.request_trailers,
+            _ => &mut p.response_trailers,
+        });
+        Ok(action)
     }
 
     /// Request trailers arrived: `proxy_on_request_trailers`.
@@ -576,10 +606,12 @@ impl Vm {
     /// Ends a stream: `proxy_on_done`, `proxy_on_log` (all four maps readable), then
     /// `proxy_on_delete`; drops its outstanding callouts and gives its data back.
     pub fn finish_stream(&mut self, id: u32) -> Result<Box<dyn Stream>, Error> {
-        self.stream_context(id)?;
+        let s = self.stream_context(id)?;
+        // The stream is over: the plugin holds no part of it any more. proxy_on_log reads the
+        // parts that arrived (the access-log maps); proxy_on_done and proxy_on_delete see none.
+        s.phase = StreamPhase { arrived: s.phase.arrived, local_reply: s.phase.local_reply, ..StreamPhase::default() };
         let id64 = u64::from(id);
         if self.failure.is_none() {
-            // Make every map that arrived readable in proxy_on_log.
             let _ = self.call_optional(Callback::OnDone, id, &[id64], 1);
             let _ = self.call_optional(Callback::OnLog, id, &[id64], 0);
             let _ = self.call_optional(Callback::OnDelete, id, &[id64], 0);
@@ -893,6 +925,19 @@ mod tests {
         assert_eq!(vm.on_response_body(id, true).unwrap(), Action::Pause);
         // Too late for a reply: the stream is reset rather than held forever.
         assert_eq!(vm.memory_stream(id).unwrap().effects, [StreamEffect::Close(StreamType::HttpResponse)]);
+    }
+
+    #[test]
+    fn a_part_of_the_stream_is_let_go_of_when_its_callback_continues() {
+        let (mut vm, root) = fail_closed_vm(Callback::OnDelete);
+        let id = vm.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
+        assert_eq!(vm.on_request_headers(id, false).unwrap(), Action::Continue);
+        let p = vm.stream_context(id).unwrap().phase;
+        assert!(!p.request_headers, "released after CONTINUE, as Envoy's decodeHeaders");
+        assert!(p.arrived.request_headers, "still there for proxy_on_log");
+        assert_eq!(vm.on_response_body(id, true).unwrap(), Action::Continue);
+        let p = vm.stream_context(id).unwrap().phase;
+        assert!(!p.response_body && !p.response_trailers_creatable);
     }
 
     #[test]

@@ -231,7 +231,13 @@ exports! {
 
     fn proxy_on_request_trailers(context_id: u32, num_trailers: usize) -> u32 {
         trap_if("proxy_on_request_trailers");
-        let _ = (context_id, num_trailers);
+        let _ = context_id;
+        if scenario() == "availability" {
+            if num_trailers != 1 {
+                fail(format!("expected 1 request trailer, got {num_trailers}"));
+            }
+            bytes("a request trailer in its callback", map_value(REQUEST_TRAILERS, "rt"), b"1");
+        }
         CONTINUE
     }
 
@@ -279,6 +285,9 @@ exports! {
     fn proxy_on_done(context_id: u32) -> u32 {
         trap_if("proxy_on_done");
         let (scenario, root) = state(|s| (s.scenario.clone(), s.root));
+        if context_id != root {
+            scenarios::stream_end(&scenario, "proxy_on_done");
+        }
         u32::from(!(scenario == "deferred-done" && context_id == root))
     }
 
@@ -289,6 +298,8 @@ exports! {
 
     fn proxy_on_delete(context_id: u32) {
         trap_if("proxy_on_delete");
-        let _ = context_id;
+        if context_id != state(|s| s.root) {
+            scenarios::stream_end(&scenario(), "proxy_on_delete");
+        }
     }
 }

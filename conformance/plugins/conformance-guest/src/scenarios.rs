@@ -11,6 +11,8 @@
 //! - `http-call`, `grpc`: callouts and their answers.
 //! - `shared-data`, `queue`, `queue-producer` / `queue-consumer`, `metrics`.
 //! - `properties`, `context`, `deferred-done`, `foreign`, `tcp`.
+//! - `availability`: when each part of a stream is the plugin's (held from its callback until
+//!   it continues or the plugin resumes; the access log's maps; none in done and delete).
 //! - `wasi` (Wasm only): every WASI function through raw imports; `std` (wasip1 only): the
 //!   same through Rust's standard library.
 //! - `trap:<callback>`: traps in that callback; `reject-configuration`: refuses its
@@ -53,7 +55,7 @@ pub fn configure(scenario: &str, _root: u32, size: usize) -> bool {
             // Envoy's getBuffer answers the VM configuration in every callback.
             bytes("VM configuration in proxy_on_configure", get_buffer(VM_CONFIGURATION, 0, 2), b"vm");
         }
-        "time" | "stream-control" | "deferred-done" | "grpc" => {
+        "time" | "stream-control" | "deferred-done" | "grpc" | "availability" => {
             status("set the tick period", set_tick_period(10), OK);
         }
         "queue-consumer" => {
@@ -86,6 +88,7 @@ pub fn request_headers(scenario: &str, context: u32, num_headers: usize, _end_of
         }
         "headers" => headers(num_headers),
         "header-values" => return header_values(context),
+        "availability" => state(|s| s.waiting = context),
         "stream-control" => {
             state(|s| s.waiting = context);
             return PAUSE;
@@ -187,6 +190,11 @@ fn header_values_answer() {
 
 /// `proxy_on_response_headers`.
 pub fn response_headers(scenario: &str, _context: u32, _num_headers: usize, _end_of_stream: bool) -> u32 {
+    if scenario == "availability" {
+        status("request headers in response headers", map_value(REQUEST_HEADERS, ":path").0, BAD_ARGUMENT);
+        bytes("response headers in their callback", map_value(RESPONSE_HEADERS, ":status"), b"200");
+        return PAUSE;
+    }
     if scenario == "header-values" {
         // Two set-cookie values: the first comes back whole (joining them would corrupt it).
         bytes("get set-cookie", map_value(RESPONSE_HEADERS, "set-cookie"), b"a=1, Path=/");
@@ -213,7 +221,8 @@ pub fn response_headers(scenario: &str, _context: u32, _num_headers: usize, _end
         status("set map type 99", set_map_pairs(99, &pairs), BAD_ARGUMENT);
         status("set the response headers", set_map_pairs(RESPONSE_HEADERS, &pairs), OK);
         bytes("the new :status", map_value(RESPONSE_HEADERS, ":status"), b"201");
-        bytes("request headers stay readable", map_value(REQUEST_HEADERS, "x-a"), b"3");
+        // The request headers callback continued: Envoy let go of them (decodeHeaders).
+        status("request headers are gone after CONTINUE", map_value(REQUEST_HEADERS, "x-a").0, BAD_ARGUMENT);
         // getHeaderMapPairs of a map that is not there: OK, nothing.
         bytes("response trailers during response headers", map_pairs(RESPONSE_TRAILERS), b"");
     }
@@ -224,6 +233,16 @@ pub fn response_headers(scenario: &str, _context: u32, _num_headers: usize, _end
 pub fn body(scenario: &str, _context: u32, buffer: u32, size: usize, end_of_stream: bool) -> u32 {
     match (scenario, buffer) {
         ("buffers", REQUEST_BODY) => return request_body(size, end_of_stream),
+        ("availability", REQUEST_BODY) => {
+            // The request headers callback continued: they are gone; pairs are OK and empty.
+            status("request headers in the body callback", map_value(REQUEST_HEADERS, ":path").0, BAD_ARGUMENT);
+            bytes("request header pairs in the body callback", map_pairs(REQUEST_HEADERS), b"");
+            // Trailers that have not arrived are not created by a read.
+            status("request trailers before they arrive", map_value(REQUEST_TRAILERS, "x").0, BAD_ARGUMENT);
+        }
+        ("availability", RESPONSE_BODY) => {
+            bytes("the response body in its callback", get_buffer(RESPONSE_BODY, 0, 10), b"r");
+        }
         ("buffers", RESPONSE_BODY) if end_of_stream => {
             status("append to the response body", set_buffer(RESPONSE_BODY, size, 0, b"!"), OK);
         }
@@ -589,6 +608,14 @@ pub fn foreign_function(scenario: &str, _root: u32, function_id: u32, size: usiz
     status("set the read-only arguments", set_buffer(FOREIGN_ARGUMENTS, 0, 0, b"x"), BAD_ARGUMENT);
 }
 
+/// `proxy_on_done` and `proxy_on_delete` of a stream: no part of it is the plugin's any more.
+pub fn stream_end(scenario: &str, what: &str) {
+    if scenario == "availability" {
+        status(&format!("request headers in {what}"), map_value(REQUEST_HEADERS, ":path").0, BAD_ARGUMENT);
+        bytes(&format!("request header pairs in {what}"), map_pairs(REQUEST_HEADERS), b"");
+    }
+}
+
 /// `proxy_on_tick`.
 pub fn tick(scenario: &str, _root: u32) {
     let ticks = state(|s| {
@@ -616,6 +643,16 @@ pub fn tick(scenario: &str, _root: u32) {
         }
         "deferred-done" => {
             status("proxy_done: the deferred work is finished", done(), OK);
+            status("stop the ticks", set_tick_period(0), OK);
+        }
+        "availability" => {
+            let stream = state(|s| s.waiting);
+            status("act on the paused stream", set_effective_context(stream), OK);
+            bytes("held response headers", map_value(RESPONSE_HEADERS, ":status"), b"200");
+            status("resume the response", continue_stream(HTTP_RESPONSE), OK);
+            // Envoy's continueStream lets go of the request side only.
+            bytes("response headers after the resume", map_value(RESPONSE_HEADERS, ":status"), b"200");
+            bytes("the request body after the resume", get_buffer(REQUEST_BODY, 0, 1), b"");
             status("stop the ticks", set_tick_period(0), OK);
         }
         _ => {}
@@ -650,8 +687,16 @@ pub fn tcp_data(scenario: &str, _context: u32, buffer: u32, size: usize, end_of_
     CONTINUE
 }
 
-/// `proxy_on_log`: every map that arrived is readable; writes are refused.
+/// `proxy_on_log`: the access log's maps (request headers, response headers and trailers that
+/// arrived; never the request trailers) are readable; writes and sizes are refused.
 pub fn on_log(scenario: &str, _context: u32) {
+    if scenario == "availability" {
+        bytes("request headers in proxy_on_log", map_value(REQUEST_HEADERS, ":path"), b"/");
+        bytes("response headers in proxy_on_log", map_value(RESPONSE_HEADERS, ":status"), b"200");
+        status("request trailers in proxy_on_log (they arrived)", map_value(REQUEST_TRAILERS, "rt").0, NOT_FOUND);
+        status("the request headers' size in proxy_on_log", map_size(REQUEST_HEADERS).0, BAD_ARGUMENT);
+        return;
+    }
     if scenario != "headers" {
         return;
     }

@@ -21,6 +21,7 @@
 //! | `header-values`          | logs the response's `set-cookie` and all its headers, then sets `set-cookie: c=3` |
 //! | `body-offsets`           | reads each request body chunk at the offset of the bytes seen before it, and one byte past the chunk; continues |
 //! | `vm-configuration`       | logs `get_vm_configuration()` in `on_configure` and in each request's headers |
+//! | `headers-late`           | reads the request's `:path` again in `on_http_response_headers` (after the request headers continued) |
 //!
 //! An empty or unknown configuration fails `on_configure`.
 
@@ -55,6 +56,7 @@ enum Scenario {
     HeaderValues,
     BodyOffsets,
     VmConfiguration,
+    HeadersLate,
 }
 
 impl Scenario {
@@ -82,6 +84,7 @@ impl Scenario {
             "header-values" => Scenario::HeaderValues,
             "body-offsets" => Scenario::BodyOffsets,
             "vm-configuration" => Scenario::VmConfiguration,
+            "headers-late" => Scenario::HeadersLate,
             _ => return Err(format!("unknown scenario `{configuration}`")),
         };
         match argument {
@@ -141,6 +144,19 @@ impl Root {
             Scenario::VmConfiguration => {
                 let vm = self.get_vm_configuration().map(|b| String::from_utf8_lossy(&b).into_owned());
                 info!("vm-configuration: in on_configure {vm:?}");
+            }
+            Scenario::HeadersLate => {
+                // The SDK's own panic hook logs the panic's location, a path in the cargo
+                // registry that differs between machines; log only the message.
+                std::panic::set_hook(Box::new(|info| {
+                    let payload = info.payload();
+                    let message = payload
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| payload.downcast_ref::<&str>().copied())
+                        .unwrap_or("(no message)");
+                    let _ = hostcalls::log(LogLevel::Critical, &format!("panicked: {message}"));
+                }));
             }
             _ => {}
         }
@@ -278,6 +294,7 @@ impl RootContext for Root {
             Scenario::HeaderValues => Box::new(HeaderValues),
             Scenario::BodyOffsets => Box::new(BodyOffsets { seen: 0 }),
             Scenario::VmConfiguration => Box::new(VmConfiguration),
+            Scenario::HeadersLate => Box::new(HeadersLate),
             Scenario::Tick | Scenario::QueueConsumer => Box::new(PassThrough),
             Scenario::Tcp => return None,
         };
@@ -345,6 +362,21 @@ impl HttpContext for BodyOffsets {
             past.map(|b| String::from_utf8_lossy(&b).into_owned())
         );
         self.seen += body_size;
+        Action::Continue
+    }
+}
+
+/// Reads a request header in the response headers callback: Envoy has let go of the request
+/// headers by then (they continued), answers BAD_ARGUMENT, and the SDK panics.
+struct HeadersLate;
+
+impl Context for HeadersLate {}
+
+impl HttpContext for HeadersLate {
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        info!("headers-late: reading :path in the response headers");
+        let path = self.get_http_request_header(":path");
+        info!("headers-late: :path={path:?}");
         Action::Continue
     }
 }

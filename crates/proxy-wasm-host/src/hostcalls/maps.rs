@@ -74,11 +74,17 @@ pub fn proxy_get_header_map_value(
     let value = {
         let (mem, host) = cx.parts();
         let abi = host.abi_version();
-        let headers = host.map(map, false)?;
+        let headers = match host.map(map, false) {
+            Ok(headers) => Some(headers),
+            // A map gone in proxy_on_log: NOT_FOUND, or OK and empty for 0.1.0 (Envoy's
+            // getHeaderMapValue in the access-log phase).
+            Err(Status::NotFound) if abi == AbiVersion::V010 => None,
+            Err(status) => return Err(status.into()),
+        };
         let key = mem.read(key_ptr, key_size)?;
         mem.check_word(return_ptr)?;
         mem.check_word(return_size)?;
-        match headers.get(key) {
+        match headers.and_then(|h| h.get(key)) {
             Some(v) => v.into_owned(),
             None if abi == AbiVersion::V010 => Vec::new(),
             None => return Err(Status::NotFound.into()),
@@ -551,6 +557,43 @@ mod tests {
         );
         let CallData::GrpcTrailingMetadata(m) = &cx.host.call.data else { panic!("the call data changed") };
         assert_eq!(m, &HeaderMap::from_pairs([("x-a", "1")]));
+    }
+
+    #[test]
+    fn in_proxy_on_log_request_trailers_never_read_and_v010_gets_an_empty_value() {
+        let mut cx = TestCx::new();
+        cx.enter(Callback::OnLog, STREAM);
+        cx.phase(STREAM).request_trailers = true;
+        cx.stream(STREAM).request_trailers.add(b"t", b"1");
+        let (k, kn) = cx.put(100, b"t");
+        let trailers = MapType::HttpRequestTrailers.raw();
+        // Envoy's access log has no request trailers, even when they arrived.
+        assert_eq!(status(proxy_get_header_map_value(&mut cx, trailers, k, kn, RET_PTR, RET_SIZE)), Status::NotFound);
+        let mut cx = TestCx::with_version(AbiVersion::V010);
+        cx.enter(Callback::OnLog, STREAM);
+        let (k, kn) = cx.put(100, b"t");
+        cx.put(RET_PTR, &[0xaa; 16]);
+        assert_eq!(status(proxy_get_header_map_value(&mut cx, trailers, k, kn, RET_PTR, RET_SIZE)), Status::Ok);
+        assert_eq!((cx.u32_at(RET_PTR), cx.u32_at(RET_SIZE)), (0, 0));
+    }
+
+    #[test]
+    fn trailers_are_created_by_a_write_in_the_last_body_callback_not_by_a_read() {
+        let mut cx = TestCx::new();
+        cx.enter(Callback::OnRequestBody, STREAM);
+        cx.phase(STREAM).request_trailers_creatable = true;
+        let trailers = MapType::HttpRequestTrailers.raw();
+        let (k, kn) = cx.put(100, b"x-t");
+        assert_eq!(status(proxy_get_header_map_value(&mut cx, trailers, k, kn, RET_PTR, RET_SIZE)), Status::BadArgument);
+        assert_eq!(status(proxy_get_header_map_pairs(&mut cx, trailers, RET_PTR, RET_SIZE)), Status::Ok);
+        assert_eq!(status(proxy_add_header_map_value(&mut cx, trailers, k, kn, k, kn)), Status::Ok);
+        assert_eq!(status(proxy_get_header_map_value(&mut cx, trailers, k, kn, RET_PTR, RET_SIZE)), Status::Ok);
+        assert_eq!(cx.stream(STREAM).request_trailers, HeaderMap::from_pairs([("x-t", "x-t")]));
+        // Not the last body callback: no trailers to create.
+        let mut cx = TestCx::new();
+        cx.enter(Callback::OnRequestBody, STREAM);
+        let (k, kn) = cx.put(100, b"x-t");
+        assert_eq!(status(proxy_add_header_map_value(&mut cx, trailers, k, kn, k, kn)), Status::BadArgument);
     }
 
     #[test]

@@ -34,6 +34,13 @@ fn direction(cx: &mut dyn HostCx, stream_type: u32, effect: fn(StreamType) -> St
         StreamType::Upstream => BufferType::UpstreamData,
     };
     *s.phase.data_mut(buffer) = false;
+    // Envoy's Context::continueStream lets go of the whole request side for either HTTP
+    // direction, and of nothing on the response side (its headers stay readable).
+    if !tcp {
+        s.phase.request_headers = false;
+        s.phase.request_body = false;
+        s.phase.request_trailers = false;
+    }
     Ok(())
 }
 
@@ -225,6 +232,20 @@ mod tests {
             grpc_status: None,
         };
         assert_eq!(cx.stream(STREAM).local_reply(), Some(&reply));
+    }
+
+    #[test]
+    fn continuing_either_http_direction_lets_go_of_the_request_side() {
+        for direction in [StreamType::HttpRequest, StreamType::HttpResponse] {
+            let mut cx = on(STREAM);
+            let p = cx.phase(STREAM);
+            (p.request_headers, p.request_body, p.request_trailers, p.response_headers) = (true, true, true, true);
+            assert_eq!(status(proxy_continue_stream(&mut cx, direction.raw())), Status::Ok);
+            let p = *cx.phase(STREAM);
+            assert!(!p.request_headers && !p.request_body && !p.request_trailers, "{direction}");
+            // Envoy's continueStream does not touch the response side's headers.
+            assert!(p.response_headers, "{direction}");
+        }
     }
 
     #[test]

@@ -189,7 +189,11 @@ impl TestCx {
                 kind: ContextKind::Stream(StreamContext {
                     stream: Box::new(stream),
                     tcp: false,
-                    phase: StreamPhase { request_headers: true, ..Default::default() },
+                    phase: StreamPhase {
+                        request_headers: true,
+                        arrived: crate::host::Arrived { request_headers: true, ..Default::default() },
+                        ..Default::default()
+                    },
                 }),
             },
         );
