@@ -380,8 +380,9 @@ fn callbacks_come_in_the_documented_order(make: Make) {
             (Callback::OnResponseHeaders, 2, vec![1, 0]),
             (Callback::OnResponseBody, 2, vec![2, 0]),
             (Callback::OnResponseTrailers, 2, vec![0]),
-            (Callback::OnDone, 2, vec![]),
+            // Envoy runs the access log before it destroys the filter.
             (Callback::OnLog, 2, vec![]),
+            (Callback::OnDone, 2, vec![]),
             (Callback::OnDelete, 2, vec![]),
         ]
     );

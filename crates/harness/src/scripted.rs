@@ -223,7 +223,9 @@ pub enum Step {
     DownstreamClose(PeerType),
     /// The server side of the TCP connection closed.
     UpstreamClose(PeerType),
-    /// The current stream ends: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
+    /// The current stream ends: an HTTP stream gets `proxy_on_log`, `proxy_on_done`,
+    /// `proxy_on_delete` (Envoy's order); a TCP connection `proxy_on_done`, `proxy_on_log`,
+    /// `proxy_on_delete`.
     Finish,
     /// The oldest pending HTTP callout gets this answer.
     HttpCallResponse {

@@ -603,18 +603,29 @@ impl Vm {
         self.close_callback(id, Callback::OnUpstreamConnectionClose, peer)
     }
 
-    /// Ends a stream: `proxy_on_done`, `proxy_on_log` (all four maps readable), then
-    /// `proxy_on_delete`; drops its outstanding callouts and gives its data back.
+    /// Ends a stream in Envoy's order: an HTTP stream gets `proxy_on_log` (the access log runs
+    /// before the filter is destroyed; Envoy's `Context::log`, then `onDestroy`), then
+    /// `proxy_on_done` and `proxy_on_delete`; a TCP connection gets `proxy_on_done`,
+    /// `proxy_on_log`, `proxy_on_delete` (`Context::onCloseTCP`). Drops its outstanding
+    /// callouts and gives its data back.
     pub fn finish_stream(&mut self, id: u32) -> Result<Box<dyn Stream>, Error> {
         let s = self.stream_context(id)?;
         // The stream is over: the plugin holds no part of it any more. proxy_on_log reads the
         // parts that arrived (the access-log maps); proxy_on_done and proxy_on_delete see none.
         s.phase = StreamPhase { arrived: s.phase.arrived, local_reply: s.phase.local_reply, ..StreamPhase::default() };
+        let order = if s.tcp {
+            [Callback::OnDone, Callback::OnLog, Callback::OnDelete]
+        } else {
+            [Callback::OnLog, Callback::OnDone, Callback::OnDelete]
+        };
         let id64 = u64::from(id);
-        if self.failure.is_none() {
-            let _ = self.call_optional(Callback::OnDone, id, &[id64], 1);
-            let _ = self.call_optional(Callback::OnLog, id, &[id64], 0);
-            let _ = self.call_optional(Callback::OnDelete, id, &[id64], 0);
+        for callback in order {
+            if self.failure.is_some() {
+                break;
+            }
+            // proxy_on_done's answer is ignored for a stream, as Envoy ignores it.
+            let default = u64::from(callback == Callback::OnDone);
+            let _ = self.call_optional(callback, id, &[id64], default);
         }
         let host = self.instance.host();
         if !host.http_calls.is_empty() || !host.grpc_calls.is_empty() {
