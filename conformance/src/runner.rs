@@ -147,6 +147,7 @@ fn canary(host: &PluginHost, embedder: &ScriptedEmbedder, sandboxed: bool) -> Re
             vm_id: "canary".into(),
             configuration: b"canary".to_vec(),
             fail_open: false,
+            allow_on_headers_stop_iteration: false,
         },
         steps: vec![Step::RequestHeaders { headers: vec![(":path".into(), "/".into())], end_of_stream: true }],
         ..Default::default()

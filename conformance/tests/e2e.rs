@@ -9,11 +9,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use abi::{Action, Callback, LogLevel, StreamType};
+use abi::{Callback, LogLevel, StreamType};
 use proxy_wasm_conformance::guest;
 use proxy_wasm_harness::{engines, run_exchange, Exchange, Outcome, ScriptedEmbedder, Step};
 use proxy_wasm_host::{
-    CompiledModule, Engine, Error, MemoryStream, MetricValue, PluginHost, PluginInfo, Trace, TrapKind, VmConfig,
+    Action, CompiledModule, Engine, Error, MemoryStream, MetricValue, PluginHost, PluginInfo, Trace, TrapKind, VmConfig,
 };
 
 /// Makes the engine a case runs on.

@@ -8,6 +8,7 @@
 //!   configuration: "..."       # handed to proxy_on_configure
 //!   vm_configuration: "..."    # handed to proxy_on_vm_start
 //!   fail_open: false           # when the VM fails: go on unfiltered (true) or reply 503
+//!   allow_on_headers_stop_iteration: false  # headers answering 1 stop only the headers
 //!   environment: {KEY: value}  # what WASI environ_get shows
 //! limits:                      # optional
 //!   memory_bytes: 16777216     # linear memory at most
@@ -169,6 +170,7 @@ fn plugin_section(value: &Value, what: &str) -> Result<(PluginInfo, VmConfig)> {
             "configuration" => plugin.configuration = text(v, &at)?.into_bytes(),
             "vm_configuration" => vm.configuration = text(v, &at)?.into_bytes(),
             "fail_open" => plugin.fail_open = boolean(v, &at)?,
+            "allow_on_headers_stop_iteration" => plugin.allow_on_headers_stop_iteration = boolean(v, &at)?,
             "environment" => {
                 let Value::Mapping(env) = v else { return err(format!("{at} must be a mapping")) };
                 for (k, val) in env {
@@ -177,7 +179,7 @@ fn plugin_section(value: &Value, what: &str) -> Result<(PluginInfo, VmConfig)> {
             }
             other => {
                 return err(format!(
-                    "unknown key `{other}` in `{what}`; it has name, root_id, vm_id, configuration, vm_configuration, fail_open, environment"
+                    "unknown key `{other}` in `{what}`; it has name, root_id, vm_id, configuration, vm_configuration, fail_open, allow_on_headers_stop_iteration, environment"
                 ))
             }
         }

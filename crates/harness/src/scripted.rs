@@ -6,9 +6,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use abi::{Action, LogLevel, PeerType, Status};
+use abi::{LogLevel, PeerType, Status};
 use proxy_wasm_host::{
-    quote, quote_map, trap_text, CallbackRecord, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall,
+    quote, quote_map, trap_text, Action, CallbackRecord, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall,
     HttpCallResponse, LocalReply, MemoryStream, MetricValue, PluginHost, PluginInfo, PropertyCx, StreamEffect,
     StreamRef, Trace, Vm, VmConfig, VmToken, WorkerVm,
 };
@@ -412,11 +412,20 @@ struct Run<'a> {
     /// Effects of the current stream already noted.
     effects_seen: usize,
     /// Per data direction (request body, response body, downstream, upstream): the bytes
-    /// already passed on, and whether the plugin holds the rest (its last data callback
-    /// paused and nothing resumed it since). A chunk that arrives while not held first passes
-    /// the buffer on, so the plugin sees only new data, as in a proxy.
+    /// already passed on, the bytes kept for the next filter but no longer shown to the plugin
+    /// (its last data callback answered [`Action::PauseWatermark`]), and the plugin's last
+    /// answer since nothing resumed the direction. A chunk that arrives then: after a continue
+    /// the buffer passes on first, so the plugin sees only new data, as in a proxy; after
+    /// [`Action::Pause`] it is added to what the plugin sees; after a watermark pause what the
+    /// plugin saw is kept aside; after [`Action::StopNoBuffer`] it is dropped.
     forwarded: [Vec<u8>; 4],
-    held: [bool; 4],
+    kept: [Vec<u8>; 4],
+    last: [Action; 4],
+    /// Per HTTP direction (request, response): its headers callback stopped all iteration
+    /// ([`Action::Pause`]) and nothing resumed it; the body and trailer steps that came since,
+    /// to deliver when the plugin resumes the direction (Envoy's StopAllIteration).
+    stopped_all: [bool; 2],
+    queued: [Vec<(usize, Step)>; 2],
     callouts_seen: usize,
     grpc_seen: usize,
     /// Open gRPC calls and streams, oldest first: (VM, id).
@@ -454,7 +463,10 @@ pub fn run_exchange(
         stream: None,
         effects_seen: 0,
         forwarded: Default::default(),
-        held: [false; 4],
+        kept: Default::default(),
+        last: [Action::Continue; 4],
+        stopped_all: [false; 2],
+        queued: Default::default(),
         callouts_seen: 0,
         grpc_seen: 0,
         grpc_open: VecDeque::new(),
@@ -504,7 +516,10 @@ impl Run<'_> {
         self.stream = Some(s);
         self.effects_seen = 0;
         self.forwarded = Default::default();
-        self.held = [false; 4];
+        self.kept = Default::default();
+        self.last = [Action::Continue; 4];
+        self.stopped_all = [false; 2];
+        self.queued = Default::default();
         if let Some(action) = action {
             self.trace.note(format!("< {}", action.name()));
         }
@@ -514,7 +529,27 @@ impl Run<'_> {
     fn step(&mut self, index: usize, step: &Step) -> Result<(), Error> {
         if step.is_stream_step() {
             let s = self.stream(matches!(step, Step::NewConnection))?;
-            let (held, forwarded) = (&mut self.held, &mut self.forwarded);
+            if let Some(dir) = http_direction(step) {
+                let vm = self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).ok_or(Error::BadContext(s.id))?;
+                let ended = vm.memory_stream(s.id).ok_or(Error::BadContext(s.id))?.local_reply().is_some();
+                if self.stopped_all[dir] && !ended {
+                    // The headers callback stopped all iteration: Envoy holds the body and
+                    // trailers back until the plugin resumes the direction.
+                    let which = if dir == 0 { "request" } else { "response" };
+                    self.trace.note(format!("(held: the plugin stopped all iteration in {which} headers)"));
+                    self.queued[dir].push((index, step.clone()));
+                    return Ok(());
+                }
+            }
+            return self.stream_step(s, index, step);
+        }
+        self.other_step(step)
+    }
+
+    /// A step of the current stream `s`, delivered to the plugin.
+    fn stream_step(&mut self, s: StreamRef, index: usize, step: &Step) -> Result<(), Error> {
+        {
+            let (last, kept, forwarded) = (&mut self.last, &mut self.kept, &mut self.forwarded);
             let vm = self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).ok_or(Error::BadContext(s.id))?;
             let memory = vm.memory_stream(s.id).ok_or(Error::BadContext(s.id))?;
             if memory.local_reply().is_some() {
@@ -522,10 +557,18 @@ impl Run<'_> {
                 self.trace.note("(the stream has ended with a local reply)");
                 return Ok(());
             }
-            // A new chunk of a direction the plugin does not hold: what was buffered went on.
+            // A new chunk: what happens to the data before it depends on the plugin's last
+            // answer for that direction.
             if let Some(dir) = data_direction(step) {
-                if !held[dir] {
-                    forwarded[dir].append(data_buffer(memory, dir));
+                let buffer = data_buffer(memory, dir);
+                match last[dir] {
+                    Action::Pause => {}
+                    Action::PauseWatermark => kept[dir].append(buffer),
+                    Action::StopNoBuffer => buffer.clear(),
+                    Action::Continue | Action::PauseHeaders => {
+                        forwarded[dir].append(&mut kept[dir]);
+                        forwarded[dir].append(buffer);
+                    }
                 }
             }
             let action = match step {
@@ -545,7 +588,7 @@ impl Run<'_> {
                     memory.response_headers = map(headers);
                     let a = vm.on_response_headers(s.id, *end_of_stream)?;
                     if let Some(m) = vm.memory_stream(s.id) {
-                        m.response_started = a == Action::Continue;
+                        m.response_started = !a.pauses();
                     }
                     Some(a)
                 }
@@ -581,11 +624,56 @@ impl Run<'_> {
                 self.trace.note(format!("< {}", a.name()));
                 self.out.actions.push((index, a));
                 if let Some(dir) = data_direction(step) {
-                    held[dir] = a == Action::Pause;
+                    last[dir] = a;
+                }
+                match step {
+                    Step::RequestHeaders { .. } => self.stopped_all[0] = a == Action::Pause,
+                    Step::ResponseHeaders { .. } => self.stopped_all[1] = a == Action::Pause,
+                    _ => {}
                 }
             }
-            return Ok(());
         }
+        Ok(())
+    }
+
+    /// Delivers what was held back behind a headers callback that stopped all iteration of
+    /// HTTP direction `dir`, now that the plugin resumed it: every body chunk at once, in one
+    /// body callback (the end of the stream when the last chunk ended it), then the trailers.
+    fn release_queued(&mut self, dir: usize) -> Result<(), Error> {
+        let queued = std::mem::take(&mut self.queued[dir]);
+        let Some(s) = self.stream else { return Ok(()) };
+        let mut body: Option<(usize, Vec<u8>, bool)> = None;
+        let mut rest = Vec::new();
+        for (index, step) in queued {
+            match step {
+                Step::RequestBody { body: chunk, end_of_stream } | Step::ResponseBody { body: chunk, end_of_stream } => {
+                    let (_, data, end) = body.get_or_insert((index, Vec::new(), false));
+                    data.extend_from_slice(&chunk);
+                    *end = end_of_stream;
+                }
+                other => rest.push((index, other)),
+            }
+        }
+        if let Some((index, data, end_of_stream)) = body {
+            let step = if dir == 0 {
+                Step::RequestBody { body: data, end_of_stream }
+            } else {
+                Step::ResponseBody { body: data, end_of_stream }
+            };
+            self.trace.note(format!("> (released) {}", &step.describe()[2..]));
+            self.stream_step(s, index, &step)?;
+            self.note_effects();
+        }
+        for (index, step) in rest {
+            self.trace.note(format!("> (released) {}", &step.describe()[2..]));
+            self.stream_step(s, index, &step)?;
+            self.note_effects();
+        }
+        Ok(())
+    }
+
+    /// A step that is not a stream's.
+    fn other_step(&mut self, step: &Step) -> Result<(), Error> {
         match step {
             Step::Finish => self.finish_stream()?,
             Step::HttpCallResponse { headers, body, trailers } => {
@@ -713,12 +801,21 @@ impl Run<'_> {
         else {
             return;
         };
+        let mut resumed = Vec::new();
         for effect in memory.effects.get(seen_now..).unwrap_or_default() {
             if let StreamEffect::Continue(t) = effect {
-                self.held[*t as usize] = false;
+                self.last[*t as usize] = Action::Continue;
+                resumed.push(*t as usize);
             }
         }
         self.effects_seen = note_new_effects(&trace, seen_now, &memory.effects);
+        for dir in resumed {
+            if dir < 2 && self.stopped_all[dir] {
+                self.stopped_all[dir] = false;
+                let result = self.release_queued(dir);
+                note_error(&self.trace, result);
+            }
+        }
     }
 
     /// Ends the current stream, if any, noting its final state.
@@ -733,9 +830,10 @@ impl Run<'_> {
         if let Some(m) = data.as_any_mut().downcast_mut::<MemoryStream>() {
             // Effects of proxy_on_done, proxy_on_log and proxy_on_delete.
             note_new_effects(&self.trace, self.effects_seen, &m.effects);
-            // Everything passed on, then what was still buffered.
+            // Everything passed on, what was kept aside, then what was still buffered.
             for (dir, forwarded) in self.forwarded.iter_mut().enumerate() {
                 let rest = std::mem::take(data_buffer(m, dir));
+                forwarded.append(&mut self.kept[dir]);
                 forwarded.extend_from_slice(&rest);
                 *data_buffer(m, dir) = std::mem::take(forwarded);
             }
@@ -767,6 +865,16 @@ fn data_direction(step: &Step) -> Option<usize> {
         Step::ResponseBody { .. } => Some(1),
         Step::DownstreamData { .. } => Some(2),
         Step::UpstreamData { .. } => Some(3),
+        _ => None,
+    }
+}
+
+/// The HTTP direction a body or trailers step belongs to: 0 for the request, 1 for the
+/// response.
+fn http_direction(step: &Step) -> Option<usize> {
+    match step {
+        Step::RequestBody { .. } | Step::RequestTrailers(_) => Some(0),
+        Step::ResponseBody { .. } | Step::ResponseTrailers(_) => Some(1),
         _ => None,
     }
 }

@@ -31,6 +31,11 @@ pub struct PluginInfo {
     pub configuration: Vec<u8>,
     /// Whether streams go on unfiltered (true) or get a local 503 (false) when the VM fails.
     pub fail_open: bool,
+    /// Whether a headers callback answering 1 (StopIteration) stops only the headers, so that
+    /// body callbacks go on (true), or all iteration of that direction until the plugin
+    /// resumes it (false, the default): Envoy's `PluginConfig.allow_on_headers_stop_iteration`
+    /// (proxy-wasm-cpp-host `ContextBase::convertVmCallResultToFilterHeadersStatus`).
+    pub allow_on_headers_stop_iteration: bool,
 }
 
 /// Where a property is asked for.

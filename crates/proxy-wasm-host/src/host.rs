@@ -206,6 +206,9 @@ pub(crate) struct CallState {
     /// changed it.
     pub effective: u32,
     pub data: CallData,
+    /// `proxy_send_local_response` was called during this callback: a stream callback then
+    /// answers stop, whatever the guest returned (the C++ host's `stopNextIteration`).
+    pub reply_sent: bool,
 }
 
 /// Data that exists only during one callback.

@@ -9,7 +9,7 @@
 //! - [`Embedder`], [`Stream`]: what a proxy implements; [`MemoryStream`] is an in-memory stream.
 //! - [`Services`]: shared data, queues, metrics and foreign functions shared across VMs.
 
-pub use abi::{self, Action, BufferType, Callback, LogLevel, MapType, Status, StreamType};
+pub use abi::{self, BufferType, Callback, LogLevel, MapType, Status, StreamType};
 
 mod embedder;
 pub mod engine;
@@ -35,4 +35,4 @@ pub use memory::{read_vec, return_bytes, GuestMemory, HostCx, HostError, HostRes
 pub use services::{ForeignFunction, Mailbox, MetricValue, Notification, Services};
 pub use plugin::{module_binary, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
 pub use trace::{quote, quote_map, trap_text, CallbackRecord, Trace, ALLOC};
-pub use vm::{vm_failed_reply, HttpCallResponse, Vm};
+pub use vm::{vm_failed_reply, Action, HttpCallResponse, Vm};

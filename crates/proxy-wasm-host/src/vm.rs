@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use abi::{AbiVersion, Action, BufferType, Callback, MapType, PeerType, StreamType};
+use abi::{AbiVersion, BufferType, Callback, MapType, PeerType, StreamType};
 
 use crate::host::{CallData, Context, ContextKind, RootContext, StreamContext, StreamPhase};
 use crate::engine::{DeadlineSlot, Watchdog};
@@ -16,6 +16,104 @@ use crate::{
     Error, HeaderMap, Instance, LocalReply, Mailbox, MemoryStream, Notification, PluginInfo, Stream, StreamEffect,
     Trap, TrapKind, VmToken,
 };
+
+/// What a stream callback's answer means for the embedder's filter chain, as Envoy reads the
+/// guest's raw value (proxy-wasm-cpp-host `ContextBase::convertVmCallResultTo*Status`, then
+/// Envoy's `convertFilter*Status`). The raw value shows in a trace as the callback's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Go on with the filter chain: 0 from any callback, and 2 (ContinueAndEndStream) from a
+    /// headers callback, which Envoy treats as continue.
+    Continue,
+    /// Stop this direction until the plugin resumes it (`proxy_continue_stream`). From a headers
+    /// callback: stop all iteration, so the direction's body and trailers wait for the resume
+    /// too (1 unless [`PluginInfo::allow_on_headers_stop_iteration`], 3, 4 and above, or a
+    /// local reply sent in the callback); from a body callback: stop and buffer, the next body
+    /// callback of that direction gets everything buffered (1); from trailers or TCP data: any
+    /// non-zero value, or a local reply.
+    Pause,
+    /// From a headers callback answering 1 with [`PluginInfo::allow_on_headers_stop_iteration`]:
+    /// only the headers wait; body callbacks go on (Envoy's StopIteration).
+    PauseHeaders,
+    /// From a body callback answering 2: stop and keep the data buffered for the next filter,
+    /// but the next body callback sees only its new chunk (Envoy's StopIterationAndWatermark).
+    PauseWatermark,
+    /// From a body callback answering 3 or more, or sending a local reply: stop, and the chunk is
+    /// not kept (Envoy's StopIterationNoBuffer).
+    StopNoBuffer,
+}
+
+impl Action {
+    /// How transcripts name it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Action::Continue => "CONTINUE",
+            Action::Pause => "PAUSE",
+            Action::PauseHeaders => "PAUSE_HEADERS",
+            Action::PauseWatermark => "PAUSE_WATERMARK",
+            Action::StopNoBuffer => "STOP_NO_BUFFER",
+        }
+    }
+
+    /// Whether the direction stops.
+    pub const fn pauses(self) -> bool {
+        !matches!(self, Action::Continue)
+    }
+
+    /// Whether the plugin keeps the data of a stopped body callback to read later.
+    const fn holds_data(self) -> bool {
+        matches!(self, Action::Pause | Action::PauseWatermark)
+    }
+}
+
+/// The kinds of stream callback, which read the guest's answer differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    Headers,
+    Body,
+    Trailers,
+    Network,
+}
+
+impl Family {
+    /// The guest's raw answer as Envoy reads it; `reply_sent`: the callback sent a local reply.
+    fn action(self, raw: u64, reply_sent: bool, allow_on_headers_stop_iteration: bool) -> Action {
+        // An i32 result: -1 reads as 0xffffffff, past every known value.
+        let raw = raw as u32;
+        match self {
+            Family::Headers => match raw {
+                _ if reply_sent => Action::Pause,
+                0 | 2 => Action::Continue,
+                1 if allow_on_headers_stop_iteration => Action::PauseHeaders,
+                _ => Action::Pause,
+            },
+            Family::Body => match raw {
+                _ if reply_sent => Action::StopNoBuffer,
+                0 => Action::Continue,
+                1 => Action::Pause,
+                2 => Action::PauseWatermark,
+                _ => Action::StopNoBuffer,
+            },
+            Family::Trailers if reply_sent => Action::Pause,
+            Family::Trailers | Family::Network => {
+                if raw == 0 {
+                    Action::Continue
+                } else {
+                    Action::Pause
+                }
+            }
+        }
+    }
+
+    /// What a fail-closed stream's callback answers once the VM failed (the C++ host's
+    /// `CHECK_FAIL_HTTP` / `CHECK_FAIL_NET` stop values).
+    fn failed(self) -> Action {
+        match self {
+            Family::Body => Action::StopNoBuffer,
+            _ => Action::Pause,
+        }
+    }
+}
 
 /// The answer to an HTTP callout, delivered with [`Vm::on_http_call_response`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -205,6 +303,7 @@ impl Vm {
         host.call.callback = Some(callback);
         host.call.context_id = context_id;
         host.call.effective = context_id;
+        host.call.reply_sent = false;
         host.memory_refused = None;
         let trace = host.trace.clone().map(|t| {
             let index = t.begin_callback(callback, context_id, args);
@@ -381,7 +480,7 @@ impl Vm {
     /// Creates a TCP connection context under `root` and calls `proxy_on_new_connection`.
     pub fn create_tcp_stream(&mut self, root: u32, stream: Box<dyn Stream>) -> Result<(u32, Action), Error> {
         let id = self.new_stream(root, stream, true)?;
-        let action = self.stream_callback(id, Callback::OnNewConnection, &[u64::from(id)])?;
+        let action = self.stream_callback(id, Callback::OnNewConnection, &[u64::from(id)], Family::Network)?;
         Ok((id, action))
     }
 
@@ -411,7 +510,7 @@ impl Vm {
     /// (fail-closed) as the C++ host ends it: an HTTP stream with a local 503, or reset
     /// (`Close(HttpResponse)`) when its response started and the reply is refused; a TCP
     /// connection closed in both directions.
-    fn fail_stream(&mut self, id: u32) -> Result<Action, Error> {
+    fn fail_stream(&mut self, id: u32, family: Family) -> Result<Action, Error> {
         let root = self.instance.host().contexts.get(&id).map(|c| c.root).ok_or(Error::BadContext(id))?;
         if self.root_plugin(root)?.fail_open {
             return Ok(Action::Continue);
@@ -429,21 +528,32 @@ impl Vm {
                 }
             }
         }
-        Ok(Action::Pause)
+        Ok(family.failed())
     }
 
-    fn stream_callback(&mut self, id: u32, callback: Callback, args: &[u64]) -> Result<Action, Error> {
+    fn stream_callback(&mut self, id: u32, callback: Callback, args: &[u64], family: Family) -> Result<Action, Error> {
         self.stream_context(id)?;
         if self.failure.is_some() {
-            return self.fail_stream(id);
+            return self.fail_stream(id, family);
         }
         if !self.instance.has(callback) {
             return Ok(Action::Continue);
         }
         match self.invoke(callback, id, args) {
-            Ok(v) => Ok(if v as u32 == Action::Pause.raw() { Action::Pause } else { Action::Continue }),
-            Err(_) => self.fail_stream(id),
+            Ok(v) => {
+                let reply_sent = self.instance.host().call.reply_sent;
+                let allow = family == Family::Headers && self.allows_headers_stop_iteration(id);
+                Ok(family.action(v, reply_sent, allow))
+            }
+            Err(_) => self.fail_stream(id, family),
         }
+    }
+
+    /// Whether the plugin of stream `id` set [`PluginInfo::allow_on_headers_stop_iteration`].
+    fn allows_headers_stop_iteration(&mut self, id: u32) -> bool {
+        let host = self.instance.host();
+        let Some(root) = host.contexts.get(&id).map(|c| c.root) else { return false };
+        matches!(host.contexts.get(&root).map(|c| &c.kind), Some(ContextKind::Root(r)) if r.plugin.allow_on_headers_stop_iteration)
     }
 
     fn headers_callback(&mut self, id: u32, map: MapType, end_of_stream: bool) -> Result<Action, Error> {
@@ -469,9 +579,9 @@ impl Vm {
         };
         let id64 = u64::from(id);
         let action = if legacy {
-            self.stream_callback(id, callback, &[id64, n])?
+            self.stream_callback(id, callback, &[id64, n], Family::Headers)?
         } else {
-            self.stream_callback(id, callback, &[id64, n, u64::from(end_of_stream)])?
+            self.stream_callback(id, callback, &[id64, n, u64::from(end_of_stream)], Family::Headers)?
         };
         // Continued, the headers are no longer the plugin's (Envoy's decodeHeaders).
         self.release_if_continued(id, action, |p| match map {
@@ -525,10 +635,11 @@ impl Vm {
             }
         };
         let size = s.stream.buffer(buffer).map_or(0, |b| b.len()) as u64;
-        let action = self.stream_callback(id, callback, &[u64::from(id), size, u64::from(end_of_stream)])?;
+        let family = if s.tcp { Family::Network } else { Family::Body };
+        let action = self.stream_callback(id, callback, &[u64::from(id), size, u64::from(end_of_stream)], family)?;
         // The data stays reachable after its callback only while the plugin holds it.
         if let Ok(s) = self.stream_context(id) {
-            *s.phase.data_mut(buffer) = action == Action::Pause;
+            *s.phase.data_mut(buffer) = action.holds_data();
             s.phase.request_trailers_creatable = false;
             s.phase.response_trailers_creatable = false;
         }
@@ -567,7 +678,7 @@ impl Vm {
             Callback::OnResponseTrailers
         };
         let n = s.stream.map(map).map_or(0, |m| m.len()) as u64;
-        let action = self.stream_callback(id, callback, &[u64::from(id), n])?;
+        let action = self.stream_callback(id, callback, &[u64::from(id), n], Family::Trailers)?;
         self.release_if_continued(id, action, |p| match map {
             MapType::HttpRequestTrailers => &mut p.request_trailers,
             _ => &mut p.response_trailers,
@@ -719,7 +830,7 @@ impl Vm {
                 // A stream waiting on this answer gets its plugin's failure policy. No action
                 // goes back to the embedder here, so a fail-open stream is resumed by effect
                 // (as Envoy continues a fail-open stream), or it would wait forever.
-                if self.stream_context(context).is_ok() && self.fail_stream(context)? == Action::Continue {
+                if self.stream_context(context).is_ok() && self.fail_stream(context, Family::Headers)? == Action::Continue {
                     let s = self.stream_context(context)?;
                     let directions = if s.tcp {
                         [StreamType::Downstream, StreamType::Upstream]
@@ -933,7 +1044,8 @@ mod tests {
         assert_eq!(vm.on_request_headers(id, true).unwrap(), Action::Continue);
         assert_eq!(vm.on_response_headers(id, false).unwrap(), Action::Continue);
         vm.memory_stream(id).unwrap().response_started = true;
-        assert_eq!(vm.on_response_body(id, true).unwrap(), Action::Pause);
+        // A failed VM's body callbacks stop without buffering (the C++ host's CHECK_FAIL_HTTP).
+        assert_eq!(vm.on_response_body(id, true).unwrap(), Action::StopNoBuffer);
         // Too late for a reply: the stream is reset rather than held forever.
         assert_eq!(vm.memory_stream(id).unwrap().effects, [StreamEffect::Close(StreamType::HttpResponse)]);
     }
@@ -949,6 +1061,36 @@ mod tests {
         assert_eq!(vm.on_response_body(id, true).unwrap(), Action::Continue);
         let p = vm.stream_context(id).unwrap().phase;
         assert!(!p.response_body && !p.response_trailers_creatable);
+    }
+
+    #[test]
+    fn raw_answers_read_as_envoy_reads_them() {
+        use Action::*;
+        // (family, raw, reply sent, allow_on_headers_stop_iteration, action)
+        let cases = [
+            (Family::Headers, 0, false, false, Continue),
+            (Family::Headers, 1, false, false, Pause),
+            (Family::Headers, 1, false, true, PauseHeaders),
+            (Family::Headers, 2, false, false, Continue),
+            (Family::Headers, 3, false, false, Pause),
+            (Family::Headers, 7, false, false, Pause),
+            (Family::Headers, 0xffff_ffff, false, false, Pause),
+            (Family::Headers, 0, true, false, Pause),
+            (Family::Body, 0, false, false, Continue),
+            (Family::Body, 1, false, false, Pause),
+            (Family::Body, 2, false, false, PauseWatermark),
+            (Family::Body, 3, false, false, StopNoBuffer),
+            (Family::Body, 9, false, false, StopNoBuffer),
+            (Family::Body, 0, true, false, StopNoBuffer),
+            (Family::Trailers, 0, false, false, Continue),
+            (Family::Trailers, 5, false, false, Pause),
+            (Family::Trailers, 0, true, false, Pause),
+            (Family::Network, 0, false, false, Continue),
+            (Family::Network, 2, false, false, Pause),
+        ];
+        for (family, raw, reply, allow, want) in cases {
+            assert_eq!(family.action(raw, reply, allow), want, "{family:?} {raw} reply {reply} allow {allow}");
+        }
     }
 
     #[test]

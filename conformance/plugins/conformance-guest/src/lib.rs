@@ -37,6 +37,8 @@ struct State {
     queue: u32,
     /// Streams seen (to tell the first from later ones).
     streams: u32,
+    /// The current stream's `:path`, for scenarios that act on it in later callbacks.
+    path: String,
 }
 
 static STATES: Mutex<BTreeMap<u64, State>> = Mutex::new(BTreeMap::new());
@@ -232,6 +234,9 @@ exports! {
     fn proxy_on_request_trailers(context_id: u32, num_trailers: usize) -> u32 {
         trap_if("proxy_on_request_trailers");
         let _ = context_id;
+        if scenario() == "actions" {
+            return scenarios::actions_answer("trailers");
+        }
         if scenario() == "availability" {
             if num_trailers != 1 {
                 fail(format!("expected 1 request trailer, got {num_trailers}"));

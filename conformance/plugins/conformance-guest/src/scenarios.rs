@@ -11,6 +11,9 @@
 //! - `http-call`, `grpc`: callouts and their answers.
 //! - `shared-data`, `queue`, `queue-producer` / `queue-consumer`, `metrics`.
 //! - `properties`, `context`, `deferred-done`, `foreign`, `tcp`.
+//! - `actions`: the raw values a stream callback may answer, picked by the request's `:path`
+//!   (`/h2` headers answer 2, `/b3` bodies answer 3, `/t5` trailers 5, `/reply` a local reply
+//!   with CONTINUE, `/stop-all` headers 1 and a resume in the next tick).
 //! - `availability`: when each part of a stream is the plugin's (held from its callback until
 //!   it continues or the plugin resumes; the access log's maps; none in done and delete).
 //! - `wasi` (Wasm only): every WASI function through raw imports; `std` (wasip1 only): the
@@ -55,7 +58,7 @@ pub fn configure(scenario: &str, _root: u32, size: usize) -> bool {
             // Envoy's getBuffer answers the VM configuration in every callback.
             bytes("VM configuration in proxy_on_configure", get_buffer(VM_CONFIGURATION, 0, 2), b"vm");
         }
-        "time" | "stream-control" | "deferred-done" | "grpc" | "availability" => {
+        "time" | "stream-control" | "deferred-done" | "grpc" | "availability" | "actions" => {
             status("set the tick period", set_tick_period(10), OK);
         }
         "queue-consumer" => {
@@ -89,6 +92,19 @@ pub fn request_headers(scenario: &str, context: u32, num_headers: usize, _end_of
         "headers" => headers(num_headers),
         "header-values" => return header_values(context),
         "availability" => state(|s| s.waiting = context),
+        "actions" => {
+            let path = request_header(":path");
+            state(|s| s.path = path.clone());
+            if path == "/stop-all" {
+                state(|s| s.waiting = context);
+            }
+            if path == "/reply" {
+                let none = encode_map(&[]);
+                status("a local reply, then CONTINUE", send_local_response(403, "stop", "", &none, -1), OK);
+                return CONTINUE;
+            }
+            return actions_answer("headers");
+        }
         "stream-control" => {
             state(|s| s.waiting = context);
             return PAUSE;
@@ -239,6 +255,10 @@ pub fn body(scenario: &str, _context: u32, buffer: u32, size: usize, end_of_stre
             bytes("request header pairs in the body callback", map_pairs(REQUEST_HEADERS), b"");
             // Trailers that have not arrived are not created by a read.
             status("request trailers before they arrive", map_value(REQUEST_TRAILERS, "x").0, BAD_ARGUMENT);
+        }
+        ("actions", REQUEST_BODY) => {
+            log(INFO, &format!("body callback: {size} bytes, end_of_stream {end_of_stream}"));
+            return actions_answer("body");
         }
         ("availability", RESPONSE_BODY) => {
             bytes("the response body in its callback", get_buffer(RESPONSE_BODY, 0, 10), b"r");
@@ -645,6 +665,15 @@ pub fn tick(scenario: &str, _root: u32) {
             status("proxy_done: the deferred work is finished", done(), OK);
             status("stop the ticks", set_tick_period(0), OK);
         }
+        "actions" => {
+            let stream = state(|s| s.waiting);
+            if stream != 0 {
+                status("act on the stopped stream", set_effective_context(stream), OK);
+                status("resume the request", continue_stream(HTTP_REQUEST), OK);
+                state(|s| s.waiting = 0);
+            }
+            status("stop the ticks", set_tick_period(0), OK);
+        }
         "availability" => {
             let stream = state(|s| s.waiting);
             status("act on the paused stream", set_effective_context(stream), OK);
@@ -659,8 +688,31 @@ pub fn tick(scenario: &str, _root: u32) {
     }
 }
 
+/// `actions`: the raw value `callback` (`headers`, `body`, `trailers`) answers for the current
+/// stream's `:path`: `/h<N>` headers answer N (`/hneg` -1), `/b<N>` bodies and `/t<N>` trailers
+/// N, `/stop-all` headers 1; anything else 0.
+pub fn actions_answer(callback: &str) -> u32 {
+    let path = state(|s| s.path.clone());
+    let prefix = match callback {
+        "headers" => "/h",
+        "body" => "/b",
+        _ => "/t",
+    };
+    if callback == "headers" && path == "/stop-all" {
+        return PAUSE;
+    }
+    if callback == "headers" && path == "/hneg" {
+        return u32::MAX;
+    }
+    path.strip_prefix(prefix).and_then(|n| n.parse().ok()).unwrap_or(CONTINUE)
+}
+
 /// `proxy_on_downstream_data` and `proxy_on_upstream_data`.
 pub fn tcp_data(scenario: &str, _context: u32, buffer: u32, size: usize, end_of_stream: bool) -> u32 {
+    if scenario == "actions" {
+        // Any non-zero value stops a TCP direction (the C++ host's onDownstreamData).
+        return if buffer == DOWNSTREAM_DATA && size > 0 { 2 } else { CONTINUE };
+    }
     if scenario != "tcp" {
         return CONTINUE;
     }

@@ -108,6 +108,9 @@ pub fn proxy_send_local_response(
     let s = stream(cx, false)?;
     s.stream.effect(StreamEffect::LocalReply(reply))?;
     s.phase.local_reply = true;
+    // The callback that sent it answers stop, whatever it returns (exports.cc
+    // send_local_response: stopNextIteration).
+    cx.host().call.reply_sent = true;
     Ok(())
 }
 

@@ -165,6 +165,7 @@ impl TestCx {
             vm_id: "vm".into(),
             configuration: b"plugin-config".to_vec(),
             fail_open: false,
+            allow_on_headers_stop_iteration: false,
         });
         host.contexts.insert(
             ROOT,
