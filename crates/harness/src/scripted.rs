@@ -557,6 +557,15 @@ impl Run<'_> {
                 self.trace.note("(the stream has ended with a local reply)");
                 return Ok(());
             }
+            let reset = |e: &StreamEffect| {
+                matches!(e, StreamEffect::Close(abi::StreamType::HttpRequest | abi::StreamType::HttpResponse))
+            };
+            if memory.effects.iter().any(reset) {
+                // Reset (proxy_close_stream, or a local reply after the response started):
+                // Envoy destroys the filter; only the end of the stream follows.
+                self.trace.note("(the stream has been reset)");
+                return Ok(());
+            }
             // A new chunk: what happens to the data before it depends on the plugin's last
             // answer for that direction.
             if let Some(dir) = data_direction(step) {

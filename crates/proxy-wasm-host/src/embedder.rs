@@ -210,8 +210,10 @@ pub trait Stream: Send + 'static {
     /// has no such buffer.
     fn buffer(&mut self, buffer: BufferType) -> Option<&mut Vec<u8>>;
 
-    /// Applies an effect. `Err(status)` refuses it with that status (for example a local reply
-    /// after response headers went downstream).
+    /// Applies an effect. `Err(status)` refuses it: the host passes the status on to the plugin
+    /// for a continue or a close; a refused local reply (the response headers already went
+    /// downstream) makes the host reset the stream instead (`Close(HttpResponse)`), as Envoy's
+    /// `sendLocalReply` does, and the plugin gets OK.
     fn effect(&mut self, effect: StreamEffect) -> Result<(), Status>;
 
     /// A property of this stream (path segments joined by 0 bytes), or `None` to ask the
@@ -252,7 +254,8 @@ pub struct MemoryStream {
     pub properties: HashMap<Vec<u8>, Vec<u8>>,
     /// Effects, in order.
     pub effects: Vec<StreamEffect>,
-    /// Whether response headers went downstream (a local reply is refused after that).
+    /// Whether response headers went downstream (a local reply is refused after that, and the
+    /// host resets the stream instead).
     pub response_started: bool,
 }
 

@@ -270,8 +270,9 @@ pub fn body(scenario: &str, _context: u32, buffer: u32, size: usize, end_of_stre
             status("add a trailer in the last body callback", add_map_value(REQUEST_TRAILERS, "x-t", "1"), OK);
         }
         ("local-response", RESPONSE_BODY) => {
+            // Envoy answers OK and resets the stream, whose response already started.
             let none = encode_map(&[]);
-            status("a local reply after the response started", send_local_response(500, "late", "", &none, -1), BAD_ARGUMENT);
+            status("a local reply after the response started", send_local_response(500, "late", "", &none, -1), OK);
         }
         _ => {}
     }
@@ -337,6 +338,14 @@ fn local_response() -> u32 {
         "/malformed" => {
             status("a local reply with malformed headers", send_local_response(403, "bad", "", &[5, 0, 0, 0], -1), OK);
             PAUSE
+        }
+        "/details" => {
+            // White space in the details becomes `_`; a gRPC status outside 0..=16 is none;
+            // a second reply does nothing (the first wins).
+            let none = encode_map(&[]);
+            status("a local reply", send_local_response(401, "a b\tc\nd", "", &none, 99), OK);
+            status("a second local reply", send_local_response(402, "second", "", &none, -1), OK);
+            CONTINUE
         }
         _ => {
             let headers = encode_map(&[("x-reason", "test")]);
@@ -651,11 +660,15 @@ pub fn tick(scenario: &str, _root: u32) {
         }
         "stream-control" => {
             let stream = state(|s| s.waiting);
-            status("resume from the root context", continue_stream(HTTP_REQUEST), BAD_ARGUMENT);
+            // Envoy's continueStream and sendLocalResponse answer OK without a stream to act on.
+            status("resume from the root context", continue_stream(HTTP_REQUEST), OK);
+            let none = encode_map(&[]);
+            status("a local reply from the root context", send_local_response(500, "root", "", &none, -1), OK);
             status("act on the paused stream", set_effective_context(stream), OK);
             status("stream type 99", continue_stream(99), BAD_ARGUMENT);
-            status("a TCP direction on an HTTP stream", continue_stream(DOWNSTREAM), BAD_ARGUMENT);
-            status("close a TCP direction on an HTTP stream", close_stream(UPSTREAM), BAD_ARGUMENT);
+            status("a TCP direction on an HTTP stream", continue_stream(DOWNSTREAM), OK);
+            status("resume the upstream side (never)", continue_stream(UPSTREAM), UNIMPLEMENTED);
+            status("close a TCP direction on an HTTP stream", close_stream(UPSTREAM), OK);
             status("close type 99", close_stream(99), BAD_ARGUMENT);
             status("resume the request", continue_stream(HTTP_REQUEST), OK);
             status("close the response", close_stream(HTTP_RESPONSE), OK);
@@ -720,7 +733,8 @@ pub fn tcp_data(scenario: &str, _context: u32, buffer: u32, size: usize, end_of_
     // Not held now, so empty (the downstream chunk was continued before the upstream data).
     bytes("the other direction's data", get_buffer(other, 0, 1), b"");
     status("HTTP headers on a TCP connection", map_value(REQUEST_HEADERS, ":path").0, BAD_ARGUMENT);
-    status("an HTTP direction on a TCP connection", continue_stream(HTTP_REQUEST), BAD_ARGUMENT);
+    status("an HTTP direction on a TCP connection", continue_stream(HTTP_REQUEST), OK);
+    status("resume the upstream side (never)", continue_stream(UPSTREAM), UNIMPLEMENTED);
     bytes("the HTTP request body on a TCP connection", get_buffer(REQUEST_BODY, 0, 1), b"");
     if buffer == DOWNSTREAM_DATA {
         if !end_of_stream && size == 4 {

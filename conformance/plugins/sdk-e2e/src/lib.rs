@@ -22,6 +22,8 @@
 //! | `body-offsets`           | reads each request body chunk at the offset of the bytes seen before it, and one byte past the chunk; continues |
 //! | `vm-configuration`       | logs `get_vm_configuration()` in `on_configure` and in each request's headers |
 //! | `headers-late`           | reads the request's `:path` again in `on_http_response_headers` (after the request headers continued) |
+//! | `late-local`             | sends a local 403 `late` from `on_http_response_body`, after the response started |
+//! | `resume-from-root`       | ticks every 10 ms; the first tick calls `resume_http_request` from the root context (no stream) |
 //!
 //! An empty or unknown configuration fails `on_configure`.
 
@@ -57,6 +59,8 @@ enum Scenario {
     BodyOffsets,
     VmConfiguration,
     HeadersLate,
+    LateLocal,
+    ResumeFromRoot,
 }
 
 impl Scenario {
@@ -85,6 +89,8 @@ impl Scenario {
             "body-offsets" => Scenario::BodyOffsets,
             "vm-configuration" => Scenario::VmConfiguration,
             "headers-late" => Scenario::HeadersLate,
+            "late-local" => Scenario::LateLocal,
+            "resume-from-root" => Scenario::ResumeFromRoot,
             _ => return Err(format!("unknown scenario `{configuration}`")),
         };
         match argument {
@@ -140,6 +146,9 @@ impl Root {
             Scenario::QueueConsumer => {
                 let queue_id = self.register_shared_queue("events");
                 info!("queue-consumer: registered queue events as {queue_id}");
+            }
+            Scenario::ResumeFromRoot => {
+                self.set_tick_period(Duration::from_millis(10));
             }
             Scenario::VmConfiguration => {
                 let vm = self.get_vm_configuration().map(|b| String::from_utf8_lossy(&b).into_owned());
@@ -245,6 +254,15 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        if self.scenario == Some(Scenario::ResumeFromRoot) {
+            // The root context has no stream: Envoy answers OK and does nothing (the SDK
+            // panics on anything else).
+            info!("resume-from-root: resuming from the root context");
+            let result = hostcalls::resume_http_request();
+            info!("resume-from-root: {result:?}");
+            self.set_tick_period(Duration::from_millis(0));
+            return;
+        }
         if self.scenario != Some(Scenario::Tick) {
             return;
         }
@@ -295,6 +313,8 @@ impl RootContext for Root {
             Scenario::BodyOffsets => Box::new(BodyOffsets { seen: 0 }),
             Scenario::VmConfiguration => Box::new(VmConfiguration),
             Scenario::HeadersLate => Box::new(HeadersLate),
+            Scenario::LateLocal => Box::new(LateLocal),
+            Scenario::ResumeFromRoot => Box::new(PassThrough),
             Scenario::Tick | Scenario::QueueConsumer => Box::new(PassThrough),
             Scenario::Tcp => return None,
         };
@@ -362,6 +382,20 @@ impl HttpContext for BodyOffsets {
             past.map(|b| String::from_utf8_lossy(&b).into_owned())
         );
         self.seen += body_size;
+        Action::Continue
+    }
+}
+
+/// Sends a local reply after the response started: Envoy answers OK and resets the stream.
+struct LateLocal;
+
+impl Context for LateLocal {}
+
+impl HttpContext for LateLocal {
+    fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        info!("late-local: {body_size} body bytes, replying 403");
+        self.send_http_response(403, vec![], Some(b"late"));
+        info!("late-local: the reply was accepted");
         Action::Continue
     }
 }
