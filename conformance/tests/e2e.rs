@@ -89,7 +89,7 @@ fn plugin(configuration: &str) -> PluginInfo {
         root_id: String::new(),
         vm_id: String::new(),
         configuration: configuration.as_bytes().to_vec(),
-        fail_open: false,
+        ..PluginInfo::default()
     }
 }
 

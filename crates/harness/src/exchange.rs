@@ -37,9 +37,11 @@
 //! `response_body`, `response_trailers`, `new_connection`, `downstream_data`, `upstream_data`,
 //! `downstream_close`, `upstream_close` (a peer type: `LOCAL`, `REMOTE`, `UNKNOWN`; default
 //! `REMOTE`), `finish`, `http_call_response` (`headers`, `body`, `trailers`; it answers the
-//! oldest pending callout), `http_call_failure` (a reason), `grpc_initial_metadata`,
-//! `grpc_message`, `grpc_trailing_metadata`, `grpc_close` (`status`, `message`; these answer
-//! the oldest open gRPC call), `tick`, `foreign_function` (`function_id`, `arguments`) and
+//! oldest pending callout), `http_call_failure` (a reason: a reset), `http_call_timeout`
+//! (Envoy's router answers 504), `grpc_initial_metadata`,
+//! `grpc_message`, `grpc_trailing_metadata`, `grpc_close` (`status`, `message`; a message or a
+//! close answers the oldest open gRPC call or stream, and ends a unary call; metadata goes to
+//! the oldest open stream), `tick`, `foreign_function` (`function_id`, `arguments`) and
 //! `shutdown`. A step without input may be a bare name (`- tick`).
 //!
 //! `end_of_stream` may follow headers, body and data steps. Left out, headers end the stream
@@ -262,6 +264,7 @@ const STEP_NAMES: &[&str] = &[
     "finish",
     "http_call_response",
     "http_call_failure",
+    "http_call_timeout",
     "grpc_initial_metadata",
     "grpc_message",
     "grpc_trailing_metadata",
@@ -389,6 +392,7 @@ fn to_step(step: &RawStep<'_>, later: &[RawStep<'_>]) -> Result<Step> {
             Value::Null => "reset".into(),
             v => text(v, what)?,
         }),
+        "http_call_timeout" => Step::HttpCallTimeout,
         "grpc_initial_metadata" => Step::GrpcInitialMetadata(headers(input, what)?),
         "grpc_message" => Step::GrpcMessage(body()?),
         "grpc_trailing_metadata" => Step::GrpcTrailingMetadata(headers(input, what)?),

@@ -37,6 +37,9 @@ pub struct ScriptedEmbedder {
     http_calls: Mutex<Vec<HttpCall>>,
     pending: Mutex<VecDeque<(VmToken, u32)>>,
     grpc_calls: Mutex<Vec<GrpcCall>>,
+    /// gRPC calls and streams the plugin cancelled (or closed, a unary call): no step answers
+    /// them any more.
+    grpc_forgotten: Mutex<Vec<(VmToken, u32)>>,
     properties: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
     upstreams: Mutex<Option<Vec<String>>>,
     now: AtomicU64,
@@ -50,6 +53,7 @@ impl Default for ScriptedEmbedder {
             http_calls: Mutex::default(),
             pending: Mutex::default(),
             grpc_calls: Mutex::default(),
+            grpc_forgotten: Mutex::default(),
             properties: Mutex::default(),
             upstreams: Mutex::default(),
             // 2024-01-01T00:00:00Z: a fixed, plausible wall clock.
@@ -106,6 +110,11 @@ impl ScriptedEmbedder {
         lock(&self.pending).pop_front()
     }
 
+    /// The gRPC calls cancelled since the last time, taken.
+    fn take_grpc_forgotten(&self) -> Vec<(VmToken, u32)> {
+        std::mem::take(&mut *lock(&self.grpc_forgotten))
+    }
+
     fn upstream_known(&self, upstream: &str) -> bool {
         lock(&self.upstreams).as_ref().is_none_or(|u| u.iter().any(|x| x == upstream))
     }
@@ -142,6 +151,11 @@ impl Embedder for ScriptedEmbedder {
     }
 
     fn grpc_call(&self, call: &GrpcCall) -> Result<(), Status> {
+        // Envoy parses an empty upstream as an empty GrpcService, for which it cannot make a
+        // client (BAD_ARGUMENT); an unknown cluster is PARSE_FAILURE.
+        if call.upstream.is_empty() {
+            return Err(Status::BadArgument);
+        }
         if !self.upstream_known(&call.upstream) {
             return Err(Status::ParseFailure);
         }
@@ -153,11 +167,16 @@ impl Embedder for ScriptedEmbedder {
         Ok(())
     }
 
-    fn grpc_cancel(&self, _vm: VmToken, _id: u32) -> Result<(), Status> {
+    fn grpc_cancel(&self, vm: VmToken, id: u32) -> Result<(), Status> {
+        lock(&self.grpc_forgotten).push((vm, id));
         Ok(())
     }
 
-    fn grpc_close(&self, _vm: VmToken, _id: u32) -> Result<(), Status> {
+    fn grpc_close(&self, vm: VmToken, id: u32) -> Result<(), Status> {
+        // Closing a unary call cancels it; a stream stays until its remote close.
+        if !is_grpc_stream(id) {
+            lock(&self.grpc_forgotten).push((vm, id));
+        }
         Ok(())
     }
 
@@ -236,15 +255,22 @@ pub enum Step {
         /// Response trailers.
         trailers: Vec<(String, String)>,
     },
-    /// The oldest pending HTTP callout fails (reset or timeout) for this reason.
+    /// The oldest pending HTTP callout fails: a reset (the reason shows only in the step
+    /// line; the plugin sees Envoy's "reset").
     HttpCallFailure(String),
-    /// The oldest open gRPC call or stream receives initial metadata.
+    /// The oldest pending HTTP callout times out: Envoy's router answers it with a local 504
+    /// (`:status` 504, `content-length` 24, `content-type` text/plain, body
+    /// `upstream request timeout`), which reaches the plugin as an answer, not a failure.
+    HttpCallTimeout,
+    /// The oldest open gRPC stream receives initial metadata (a unary call gets none).
     GrpcInitialMetadata(Vec<(String, String)>),
-    /// The oldest open gRPC call or stream receives a message.
+    /// The oldest open gRPC call or stream receives a message; a unary call's is its answer,
+    /// which ends it.
     GrpcMessage(Vec<u8>),
-    /// The oldest open gRPC call or stream receives trailing metadata.
+    /// The oldest open gRPC stream receives trailing metadata (a unary call gets none).
     GrpcTrailingMetadata(Vec<(String, String)>),
-    /// The oldest open gRPC call or stream finishes with this status and message.
+    /// The oldest open gRPC call or stream finishes with this status and message: a unary
+    /// call's failure, a stream's remote close.
     GrpcClose {
         /// The gRPC status code.
         status: u32,
@@ -283,6 +309,7 @@ impl Step {
             Step::Finish => "finish",
             Step::HttpCallResponse { .. } => "http_call_response",
             Step::HttpCallFailure(_) => "http_call_failure",
+            Step::HttpCallTimeout => "http_call_timeout",
             Step::GrpcInitialMetadata(_) => "grpc_initial_metadata",
             Step::GrpcMessage(_) => "grpc_message",
             Step::GrpcTrailingMetadata(_) => "grpc_trailing_metadata",
@@ -321,7 +348,7 @@ impl Step {
             Step::ForeignFunction { function_id, arguments } => {
                 format!("{function_id} {}", quote(arguments))
             }
-            Step::NewConnection | Step::Finish | Step::Tick | Step::Shutdown => String::new(),
+            Step::NewConnection | Step::Finish | Step::Tick | Step::Shutdown | Step::HttpCallTimeout => String::new(),
         };
         if detail.is_empty() {
             format!("> {}", self.name())
@@ -690,6 +717,18 @@ impl Run<'_> {
                 self.answer_http_call(Ok(response));
             }
             Step::HttpCallFailure(reason) => self.answer_http_call(Err(reason.clone())),
+            Step::HttpCallTimeout => {
+                let response = HttpCallResponse {
+                    headers: map(&[
+                        (":status".into(), "504".into()),
+                        ("content-length".into(), "24".into()),
+                        ("content-type".into(), "text/plain".into()),
+                    ]),
+                    body: b"upstream request timeout".to_vec(),
+                    trailers: HeaderMap::new(),
+                };
+                self.answer_http_call(Ok(response));
+            }
             Step::GrpcInitialMetadata(_) | Step::GrpcMessage(_) | Step::GrpcTrailingMetadata(_) | Step::GrpcClose { .. } => {
                 self.answer_grpc(step)
             }
@@ -739,12 +778,20 @@ impl Run<'_> {
     }
 
     fn answer_grpc(&mut self, step: &Step) {
-        let Some(&(token, id)) = self.grpc_open.front() else {
-            self.trace.note("(no gRPC call is open)");
+        for (vm, id) in self.embedder.take_grpc_forgotten() {
+            self.grpc_open.retain(|c| *c != (vm, id));
+        }
+        let metadata = matches!(step, Step::GrpcInitialMetadata(_) | Step::GrpcTrailingMetadata(_));
+        // Metadata goes to streams only: a unary call gets its answer or its failure.
+        let at = self.grpc_open.iter().position(|(_, id)| !metadata || is_grpc_stream(*id));
+        let Some(at) = at else {
+            self.trace.note(if metadata { "(no gRPC stream is open)" } else { "(no gRPC call is open)" });
             return;
         };
-        if matches!(step, Step::GrpcClose { .. }) {
-            self.grpc_open.pop_front();
+        let (token, id) = self.grpc_open[at];
+        // A close ends a call or stream; a message ends a unary call.
+        if matches!(step, Step::GrpcClose { .. }) || (matches!(step, Step::GrpcMessage(_)) && !is_grpc_stream(id)) {
+            self.grpc_open.remove(at);
         }
         let Some(vm) = self.vm(token) else { return };
         let result = match step {
@@ -876,6 +923,11 @@ fn data_direction(step: &Step) -> Option<usize> {
         Step::UpstreamData { .. } => Some(3),
         _ => None,
     }
+}
+
+/// Whether a gRPC id is a stream's (Envoy's ids: streams 6, 10, ...; calls 5, 9, ...).
+fn is_grpc_stream(id: u32) -> bool {
+    id & 3 == 2
 }
 
 /// The HTTP direction a body or trailers step belongs to: 0 for the request, 1 for the

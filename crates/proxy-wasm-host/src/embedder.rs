@@ -57,8 +57,11 @@ pub struct HttpCall {
     pub id: u32,
     /// The VM that made it.
     pub vm: VmToken,
-    /// The context that made it; the answer goes to this context.
+    /// The root context that owns it; the answer goes to this context (Envoy keeps the call on
+    /// the caller's root context).
     pub context_id: u32,
+    /// The context whose callback made it (a stream, or the root itself).
+    pub origin: u32,
     /// The upstream (cluster) name.
     pub upstream: String,
     /// Request headers, with `:method`, `:path` and `:authority`.
@@ -78,13 +81,15 @@ pub struct GrpcCall {
     pub id: u32,
     /// The VM that opened it.
     pub vm: VmToken,
-    /// The context that opened it.
+    /// The root context that owns it; its events go to this context.
     pub context_id: u32,
-    /// The upstream (cluster) name.
+    /// The context whose callback opened it (a stream, or the root itself).
+    pub origin: u32,
+    /// The upstream: a cluster name, or a serialized GrpcService (lossy UTF-8).
     pub upstream: String,
-    /// The service name.
+    /// The service name (lossy UTF-8).
     pub service: String,
-    /// The method name.
+    /// The method name (lossy UTF-8).
     pub method: String,
     /// Initial metadata.
     pub metadata: HeaderMap,
@@ -139,7 +144,8 @@ pub trait Embedder: Send + Sync + 'static {
     }
 
     /// Starts a gRPC call or stream. `Err(ParseFailure)` for an unknown upstream (as Envoy),
-    /// `Err(InternalFailure)` when it cannot be sent.
+    /// `Err(BadArgument)` when no client can be made for it, `Err(InternalFailure)` when it
+    /// cannot be sent.
     fn grpc_call(&self, _call: &GrpcCall) -> Result<(), Status> {
         Err(Status::Unimplemented)
     }
@@ -159,8 +165,8 @@ pub trait Embedder: Send + Sync + 'static {
         Err(Status::Unimplemented)
     }
 
-    /// Called when an HTTP callout or gRPC call is dropped without an answer (its VM or
-    /// context went away), so the embedder can stop waiting for it.
+    /// Called when an HTTP callout or gRPC call is dropped without an answer (its VM or its
+    /// root context went away), so the embedder can stop waiting for it.
     fn callout_dropped(&self, _vm: VmToken, _id: u32) {}
 }
 

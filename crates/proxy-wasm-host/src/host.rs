@@ -24,11 +24,13 @@ pub struct VmHost {
     pub(crate) map_limits: MapLimits,
     pub(crate) contexts: IdMap<Context>,
     pub(crate) call: CallState,
-    /// Outstanding HTTP callouts: call id -> context id.
-    pub(crate) http_calls: IdMap<u32>,
-    /// Outstanding gRPC calls and streams.
-    pub(crate) grpc_calls: IdMap<GrpcState>,
-    pub(crate) next_callout: u32,
+    /// Outstanding HTTP callouts, by call id.
+    pub(crate) http_calls: IdMap<Callout>,
+    /// Outstanding gRPC calls and streams, by id.
+    pub(crate) grpc_calls: IdMap<Callout>,
+    /// The last id given to an HTTP call, a gRPC call and a gRPC stream: Envoy's ids, typed by
+    /// their low two bits (proxy-wasm-cpp-host `WasmBase::nextHttpCallId` and friends).
+    pub(crate) last_callout: [u32; 3],
     /// Where callbacks and host calls are recorded, when tracing is on.
     pub(crate) trace: Option<TraceHandle>,
     /// A root context called `proxy_done`: the VM deletes it after the callback.
@@ -132,6 +134,11 @@ pub(crate) struct RootContext {
     pub done_called: bool,
     /// Properties set by the plugin on this root context.
     pub properties: HashMap<Vec<u8>, Vec<u8>>,
+    /// What `proxy_get_status` answers from any context of this root: (0, "") at first; a
+    /// failed HTTP callout sets (11, "reset") and a gRPC close its status and message for their
+    /// callback, after which the message is cleared and the code stays (Envoy's
+    /// `Context::status_code_` and `status_message_` on the root).
+    pub status: (u32, Vec<u8>),
 }
 
 /// An HTTP stream or TCP connection.
@@ -189,11 +196,52 @@ impl StreamPhase {
     }
 }
 
-/// Outstanding gRPC call or stream.
+/// The kinds of callout, numbered as the low two bits of their ids (proxy-wasm-cpp-host
+/// `WasmBase::CalloutType`): HTTP calls 4, 8, 12, ...; gRPC calls 5, 9, ...; gRPC streams 6,
+/// 10, .... An id whose low bits are 3 is none of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CalloutKind {
+    Http = 0,
+    GrpcCall = 1,
+    GrpcStream = 2,
+}
+
+impl CalloutKind {
+    /// The kind an id's low two bits say, if any.
+    pub(crate) fn of(id: u32) -> Option<CalloutKind> {
+        match id & 3 {
+            0 => Some(CalloutKind::Http),
+            1 => Some(CalloutKind::GrpcCall),
+            2 => Some(CalloutKind::GrpcStream),
+            _ => None,
+        }
+    }
+}
+
+/// An outstanding HTTP callout, gRPC call or gRPC stream.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct GrpcState {
-    pub context_id: u32,
+pub(crate) struct Callout {
+    /// The root context that owns it: its callbacks come there, and it lives as long as that
+    /// root (Envoy keeps the handler on the caller's root context).
+    pub root: u32,
+    /// The context that made it (a stream, or the root itself): the stream whose plugin's
+    /// failure policy applies should its callback trap.
+    pub origin: u32,
+    /// A gRPC stream (rather than a unary call or an HTTP call).
     pub stream: bool,
+    /// A gRPC stream the plugin closed (`proxy_grpc_close`): forgotten once the remote side
+    /// closes too.
+    pub local_closed: bool,
+    /// A gRPC stream the remote side closed: forgotten once the plugin closes or cancels it
+    /// (Envoy's `GrpcStreamClientHandler` keeps it until both sides closed).
+    pub remote_closed: bool,
+}
+
+impl Callout {
+    /// A new, open callout.
+    pub(crate) fn new(root: u32, origin: u32, stream: bool) -> Callout {
+        Callout { root, origin, stream, local_closed: false, remote_closed: false }
+    }
 }
 
 /// The callback running now and the data only it can see.
@@ -220,22 +268,13 @@ pub(crate) enum CallData {
         headers: HeaderMap,
         body: Vec<u8>,
         trailers: HeaderMap,
-        status: u32,
-        message: Vec<u8>,
     },
     /// A failed HTTP callout: no response exists, so its maps and body do not either (Envoy's
-    /// `Context::onHttpCallFailure` sets no `http_call_response_`); only the status.
-    HttpCallFailure {
-        status: u32,
-        message: Vec<u8>,
-    },
+    /// `Context::onHttpCallFailure` sets no `http_call_response_`); the root's status says why.
+    HttpCallFailure,
     GrpcInitialMetadata(HeaderMap),
     GrpcTrailingMetadata(HeaderMap),
     GrpcMessage(Vec<u8>),
-    GrpcClose {
-        status: u32,
-        message: Vec<u8>,
-    },
     ForeignArguments(Vec<u8>),
 }
 
@@ -265,7 +304,7 @@ impl VmHost {
             call: CallState::default(),
             http_calls: IdMap::default(),
             grpc_calls: IdMap::default(),
-            next_callout: 0,
+            last_callout: [CalloutKind::Http as u32, CalloutKind::GrpcCall as u32, CalloutKind::GrpcStream as u32],
             trace: None,
             roots_done: false,
             allocator: Callback::Malloc,
@@ -365,15 +404,26 @@ impl VmHost {
         }
     }
 
-    /// A fresh callout id (never 0).
-    pub(crate) fn next_callout_id(&mut self) -> u32 {
+    /// The id the next callout of `kind` gets (never 0, never one in use), without taking it:
+    /// [`take_callout_id`](Self::take_callout_id) takes it once the call is made.
+    pub(crate) fn next_callout_id(&self, kind: CalloutKind) -> u32 {
+        let mut id = self.last_callout[kind as usize];
         loop {
-            self.next_callout = self.next_callout.wrapping_add(1);
-            let id = self.next_callout;
+            id = id.wrapping_add(4);
             if id != 0 && !self.http_calls.contains_key(&id) && !self.grpc_calls.contains_key(&id) {
                 return id;
             }
         }
+    }
+
+    /// Marks `id` (from [`next_callout_id`](Self::next_callout_id)) used up.
+    pub(crate) fn take_callout_id(&mut self, kind: CalloutKind, id: u32) {
+        self.last_callout[kind as usize] = id;
+    }
+
+    /// The root context of the effective context, by id.
+    pub(crate) fn effective_root(&self) -> Option<u32> {
+        self.contexts.get(&self.call.effective).map(|c| c.root)
     }
 
     /// The header map `map` as the current callback may reach it, as Envoy's `Context::getMap`

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use abi::{AbiVersion, BufferType, Callback, MapType, PeerType, StreamType};
 
-use crate::host::{CallData, Context, ContextKind, RootContext, StreamContext, StreamPhase};
+use crate::host::{CallData, Callout, Context, ContextKind, RootContext, StreamContext, StreamPhase};
 use crate::engine::{DeadlineSlot, Watchdog};
 use crate::{
     Error, HeaderMap, Instance, LocalReply, Mailbox, MemoryStream, Notification, PluginInfo, Stream, StreamEffect,
@@ -402,9 +402,29 @@ impl Vm {
             }
             // Errors fail the VM; nothing more to do for this root either way.
             let _ = self.call_optional(Callback::OnDelete, id, &[u64::from(id)], 0);
-            self.instance.host().contexts.remove(&id);
-            self.roots.retain(|(_, r)| *r != id);
+            self.delete_root(id);
         }
+    }
+
+    /// Forgets root context `id` and drops the callouts it owns (Envoy's root `Context`
+    /// destructor cancels them), telling the embedder.
+    fn delete_root(&mut self, id: u32) {
+        let host = self.instance.host();
+        host.contexts.remove(&id);
+        let token = host.token;
+        let dropped: Vec<u32> = host
+            .http_calls
+            .iter()
+            .chain(host.grpc_calls.iter())
+            .filter(|(_, c)| c.root == id)
+            .map(|(k, _)| *k)
+            .collect();
+        for call in dropped {
+            host.http_calls.remove(&call);
+            host.grpc_calls.remove(&call);
+            host.embedder.callout_dropped(token, call);
+        }
+        self.roots.retain(|(_, r)| *r != id);
     }
 
     /// Starts a plugin in this VM: creates its root context (`proxy_on_context_create(root, 0)`),
@@ -434,6 +454,7 @@ impl Vm {
                     done_pending: false,
                     done_called: false,
                     properties: HashMap::new(),
+                    status: (0, Vec::new()),
                 })),
             },
         );
@@ -717,8 +738,8 @@ impl Vm {
     /// Ends a stream in Envoy's order: an HTTP stream gets `proxy_on_log` (the access log runs
     /// before the filter is destroyed; Envoy's `Context::log`, then `onDestroy`), then
     /// `proxy_on_done` and `proxy_on_delete`; a TCP connection gets `proxy_on_done`,
-    /// `proxy_on_log`, `proxy_on_delete` (`Context::onCloseTCP`). Drops its outstanding
-    /// callouts and gives its data back.
+    /// `proxy_on_log`, `proxy_on_delete` (`Context::onCloseTCP`). Gives its data back. The
+    /// callouts it made go on: they belong to its root context.
     pub fn finish_stream(&mut self, id: u32) -> Result<Box<dyn Stream>, Error> {
         let s = self.stream_context(id)?;
         // The stream is over: the plugin holds no part of it any more. proxy_on_log reads the
@@ -738,22 +759,8 @@ impl Vm {
             let default = u64::from(callback == Callback::OnDone);
             let _ = self.call_optional(callback, id, &[id64], default);
         }
+        // Its callouts belong to its root and go on (Envoy keeps them on the root context).
         let host = self.instance.host();
-        if !host.http_calls.is_empty() || !host.grpc_calls.is_empty() {
-            let token = host.token;
-            let dropped: Vec<u32> = host
-                .http_calls
-                .iter()
-                .filter(|(_, c)| **c == id)
-                .map(|(k, _)| *k)
-                .chain(host.grpc_calls.iter().filter(|(_, g)| g.context_id == id).map(|(k, _)| *k))
-                .collect();
-            for call in &dropped {
-                host.http_calls.remove(call);
-                host.grpc_calls.remove(call);
-                host.embedder.callout_dropped(token, *call);
-            }
-        }
         match host.contexts.remove(&id).map(|c| c.kind) {
             Some(ContextKind::Stream(s)) => Ok(s.stream),
             _ => Err(Error::BadContext(id)),
@@ -796,26 +803,24 @@ impl Vm {
         Ok(n)
     }
 
-    /// The context an outstanding callout belongs to, removed from the table.
-    fn take_call(&mut self, id: u32, grpc_final: bool) -> Result<u32, Error> {
-        let host = self.instance.host();
-        if let Some(ctx) = host.http_calls.remove(&id) {
-            return Ok(ctx);
-        }
-        let g = host.grpc_calls.get(&id).copied().ok_or(Error::UnknownCall(id))?;
-        if grpc_final {
-            host.grpc_calls.remove(&id);
-        }
-        Ok(g.context_id)
+    /// An outstanding HTTP callout, removed from the table: it is answered once.
+    fn take_http_call(&mut self, id: u32) -> Result<Callout, Error> {
+        self.instance.host().http_calls.remove(&id).ok_or(Error::UnknownCall(id))
     }
 
-    /// Whether context `id` still exists (a callout answer for a finished stream is dropped).
-    fn has_context(&mut self, id: u32) -> bool {
-        self.instance.host().contexts.contains_key(&id)
+    /// An open gRPC call or stream (one the remote side closed gets no more events). It stays
+    /// known during its callbacks, as Envoy forgets it only after the callback.
+    fn grpc_call(&mut self, id: u32) -> Result<Callout, Error> {
+        match self.instance.host().grpc_calls.get(&id) {
+            Some(call) if !call.remote_closed => Ok(*call),
+            _ => Err(Error::UnknownCall(id)),
+        }
     }
 
-    fn callout_callback(&mut self, context: u32, callback: Callback, args: &[u64], data: CallData) -> Result<(), Error> {
-        if !self.has_context(context) {
+    /// Calls a callout's callback on the root context that owns it. An answer for a root that
+    /// is gone is dropped.
+    fn callout_callback(&mut self, call: Callout, callback: Callback, args: &[u64], data: CallData) -> Result<(), Error> {
+        if !self.has_context(call.root) {
             return Ok(());
         }
         if let Some(t) = &self.failure {
@@ -824,14 +829,16 @@ impl Vm {
         if !self.instance.has(callback) {
             return Ok(());
         }
-        match self.invoke_with(callback, context, args, data) {
+        match self.invoke_with(callback, call.root, args, data) {
             Ok(_) => Ok(()),
             Err(trap) => {
-                // A stream waiting on this answer gets its plugin's failure policy. No action
-                // goes back to the embedder here, so a fail-open stream is resumed by effect
-                // (as Envoy continues a fail-open stream), or it would wait forever.
-                if self.stream_context(context).is_ok() && self.fail_stream(context, Family::Headers)? == Action::Continue {
-                    let s = self.stream_context(context)?;
+                // The stream that made the call gets its plugin's failure policy at once (in
+                // Envoy it stays paused until its next event or timeout). No action goes back to
+                // the embedder here, so a fail-open stream is resumed by effect, or it would
+                // wait forever.
+                let origin = call.origin;
+                if origin != call.root && self.stream_context(origin).is_ok() && self.fail_stream(origin, Family::Headers)? == Action::Continue {
+                    let s = self.stream_context(origin)?;
                     let directions = if s.tcp {
                         [StreamType::Downstream, StreamType::Upstream]
                     } else {
@@ -846,62 +853,120 @@ impl Vm {
         }
     }
 
-    /// Answers the HTTP callout `call_id`: `proxy_on_http_call_response` on the context that
-    /// made it, with the answer's maps and body readable. `Err(reason)` is a failed call (reset,
-    /// timeout): the plugin sees no headers, and `proxy_get_status` gives the reason with code 11
-    /// (`BROKEN_CONNECTION`), as Envoy does for a reset callout.
+    /// Whether context `id` still exists.
+    fn has_context(&mut self, id: u32) -> bool {
+        self.instance.host().contexts.contains_key(&id)
+    }
+
+    /// Sets the status `proxy_get_status` answers on root `root` for one callback, then clears
+    /// its message and keeps its code, as Envoy does after the callback (`onHttpCallFailure`,
+    /// `onGrpcCloseWrapper`).
+    fn with_status(&mut self, root: u32, code: u32, message: Vec<u8>, call: impl FnOnce(&mut Self) -> Result<(), Error>) -> Result<(), Error> {
+        self.set_root_status(root, |status| *status = (code, message));
+        let result = call(self);
+        self.set_root_status(root, |status| status.1.clear());
+        result
+    }
+
+    fn set_root_status(&mut self, root: u32, f: impl FnOnce(&mut (u32, Vec<u8>))) {
+        if let Some(Context { kind: ContextKind::Root(r), .. }) = self.instance.host().contexts.get_mut(&root) {
+            f(&mut r.status);
+        }
+    }
+
+    /// Answers the HTTP callout `call_id`: `proxy_on_http_call_response` on the root context
+    /// that owns it (Envoy's `onHttpCallSuccess` / `onHttpCallFailure`), with the answer's maps
+    /// and body readable from any context of that root. `Err(_)` is a failed call (a reset, a
+    /// response over the buffer limit; a timeout is an answer, the router's 504): the callback
+    /// gets no headers, no body and no trailers, the call's maps and body do not exist, and
+    /// `proxy_get_status` answers (11 BROKEN_CONNECTION, "reset") during it and keeps 11 after.
+    /// A successful answer leaves the status as it was.
     pub fn on_http_call_response(&mut self, call_id: u32, response: Result<HttpCallResponse, String>) -> Result<(), Error> {
-        let context = self.take_call(call_id, true)?;
-        let (data, nh, nb, nt) = match response {
+        let call = self.take_http_call(call_id)?;
+        match response {
             Ok(r) => {
-                let status = r.headers.get(b":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok());
-                let sizes = (r.headers.len() as u64, r.body.len() as u64, r.trailers.len() as u64);
-                let data = CallData::HttpCallResponse {
-                    headers: r.headers,
-                    body: r.body,
-                    trailers: r.trailers,
-                    status: status.unwrap_or(0),
-                    message: Vec::new(),
-                };
-                (data, sizes.0, sizes.1, sizes.2)
+                let args = [
+                    u64::from(call.root),
+                    u64::from(call_id),
+                    r.headers.len() as u64,
+                    r.body.len() as u64,
+                    r.trailers.len() as u64,
+                ];
+                let data = CallData::HttpCallResponse { headers: r.headers, body: r.body, trailers: r.trailers };
+                self.callout_callback(call, Callback::OnHttpCallResponse, &args, data)
             }
-            Err(reason) => {
-                // No response: the call's maps and body do not exist (Envoy's onHttpCallFailure).
-                let data = CallData::HttpCallFailure { status: FAILED_CALLOUT_STATUS, message: reason.into_bytes() };
-                (data, 0, 0, 0)
+            Err(_) => {
+                let args = [u64::from(call.root), u64::from(call_id), 0, 0, 0];
+                self.with_status(call.root, FAILED_CALLOUT_STATUS, b"reset".to_vec(), |vm| {
+                    vm.callout_callback(call, Callback::OnHttpCallResponse, &args, CallData::HttpCallFailure)
+                })
             }
-        };
-        let args = [u64::from(context), u64::from(call_id), nh, nb, nt];
-        self.callout_callback(context, Callback::OnHttpCallResponse, &args, data)
+        }
     }
 
-    /// gRPC initial metadata for call or stream `call_id`.
+    /// gRPC initial metadata for stream `call_id`; a unary call has none (Envoy's
+    /// `GrpcCallClientHandler` reports only success or failure): [`Error::UnknownCall`].
     pub fn on_grpc_receive_initial_metadata(&mut self, call_id: u32, metadata: HeaderMap) -> Result<(), Error> {
-        let context = self.take_call(call_id, false)?;
-        let args = [u64::from(context), u64::from(call_id), metadata.len() as u64];
-        self.callout_callback(context, Callback::OnGrpcReceiveInitialMetadata, &args, CallData::GrpcInitialMetadata(metadata))
+        let call = self.grpc_stream(call_id)?;
+        let args = [u64::from(call.root), u64::from(call_id), metadata.len() as u64];
+        self.callout_callback(call, Callback::OnGrpcReceiveInitialMetadata, &args, CallData::GrpcInitialMetadata(metadata))
     }
 
-    /// A gRPC message for call or stream `call_id` (readable as GRPC_RECEIVE_BUFFER).
+    /// A gRPC message for call or stream `call_id` (readable, and writable, as
+    /// GRPC_RECEIVE_BUFFER). For a unary call it is the answer, and the call ends with it
+    /// (no close follows).
     pub fn on_grpc_receive(&mut self, call_id: u32, message: Vec<u8>) -> Result<(), Error> {
-        let context = self.take_call(call_id, false)?;
-        let args = [u64::from(context), u64::from(call_id), message.len() as u64];
-        self.callout_callback(context, Callback::OnGrpcReceive, &args, CallData::GrpcMessage(message))
+        let call = self.grpc_call(call_id)?;
+        let args = [u64::from(call.root), u64::from(call_id), message.len() as u64];
+        let result = self.callout_callback(call, Callback::OnGrpcReceive, &args, CallData::GrpcMessage(message));
+        // Envoy forgets an answered unary call after the callback (`onGrpcReceiveWrapper`).
+        if !call.stream {
+            self.instance.host().grpc_calls.remove(&call_id);
+        }
+        result
     }
 
-    /// gRPC trailing metadata for call or stream `call_id`.
+    /// gRPC trailing metadata for stream `call_id`; a unary call has none: [`Error::UnknownCall`].
     pub fn on_grpc_receive_trailing_metadata(&mut self, call_id: u32, metadata: HeaderMap) -> Result<(), Error> {
-        let context = self.take_call(call_id, false)?;
-        let args = [u64::from(context), u64::from(call_id), metadata.len() as u64];
-        self.callout_callback(context, Callback::OnGrpcReceiveTrailingMetadata, &args, CallData::GrpcTrailingMetadata(metadata))
+        let call = self.grpc_stream(call_id)?;
+        let args = [u64::from(call.root), u64::from(call_id), metadata.len() as u64];
+        self.callout_callback(call, Callback::OnGrpcReceiveTrailingMetadata, &args, CallData::GrpcTrailingMetadata(metadata))
     }
 
-    /// gRPC call or stream `call_id` finished with `status` (`proxy_get_status` gives it and
-    /// `message`).
+    /// The open gRPC stream `call_id`.
+    fn grpc_stream(&mut self, call_id: u32) -> Result<Callout, Error> {
+        match self.grpc_call(call_id)? {
+            call if call.stream => Ok(call),
+            _ => Err(Error::UnknownCall(call_id)),
+        }
+    }
+
+    /// gRPC call or stream `call_id` finished with `status` and `message`: the failure of a
+    /// unary call, or the remote close of a stream. `proxy_on_grpc_close` on the owning root,
+    /// during which `proxy_get_status` answers (status, message); after it the message is
+    /// cleared and the code stays (Envoy's `onGrpcCloseWrapper`; a plugin without
+    /// `proxy_on_grpc_close` leaves the status as it was). Afterwards a unary call is
+    /// forgotten, and so is a stream the plugin closed too; a stream the plugin has not closed
+    /// stays known (sending on it is OK) until it closes or cancels it, as Envoy's
+    /// `GrpcStreamClientHandler` keeps it.
     pub fn on_grpc_close(&mut self, call_id: u32, status: u32, message: Vec<u8>) -> Result<(), Error> {
-        let context = self.take_call(call_id, true)?;
-        let args = [u64::from(context), u64::from(call_id), u64::from(status)];
-        self.callout_callback(context, Callback::OnGrpcClose, &args, CallData::GrpcClose { status, message })
+        let call = self.grpc_call(call_id)?;
+        if let Some(c) = self.instance.host().grpc_calls.get_mut(&call_id) {
+            c.remote_closed = call.stream;
+        }
+        let args = [u64::from(call.root), u64::from(call_id), u64::from(status)];
+        let result = if self.instance.has(Callback::OnGrpcClose) {
+            self.with_status(call.root, status, message, |vm| {
+                vm.callout_callback(call, Callback::OnGrpcClose, &args, CallData::None)
+            })
+        } else {
+            Ok(())
+        };
+        let host = self.instance.host();
+        if host.grpc_calls.get(&call_id).is_some_and(|c| !c.stream || c.local_closed) {
+            host.grpc_calls.remove(&call_id);
+        }
+        result
     }
 
     /// Shuts the VM's plugins down: `proxy_on_done` on every root context; those that answer
@@ -915,8 +980,7 @@ impl Vm {
             let done = self.call_optional(Callback::OnDone, id, &[u64::from(id)], 1)? != 0;
             if done {
                 self.call_optional(Callback::OnDelete, id, &[u64::from(id)], 0)?;
-                self.instance.host().contexts.remove(&id);
-                self.roots.retain(|(_, r)| *r != id);
+                self.delete_root(id);
             } else if let Some(Context { kind: ContextKind::Root(r), .. }) = self.instance.host().contexts.get_mut(&id) {
                 r.done_pending = true;
             }

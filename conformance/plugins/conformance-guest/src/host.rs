@@ -140,7 +140,13 @@ pub fn get_status() -> (u32, (u32, Vec<u8>)) {
 }
 
 pub fn http_call(upstream: &str, headers: &[u8], body: &str, trailers: &[u8], timeout_ms: u32) -> (u32, u32) {
-    let mut id = 0;
+    http_call_with_slot(upstream, headers, body, trailers, timeout_ms, 0)
+}
+
+/// [`http_call`] with the id's slot holding `slot` before the call: the status, and what the
+/// slot holds after it.
+pub fn http_call_with_slot(upstream: &str, headers: &[u8], body: &str, trailers: &[u8], timeout_ms: u32, slot: u32) -> (u32, u32) {
+    let mut id = slot;
     // SAFETY: pointers and lengths describe the slices; the out-pointer points at a local.
     let s = unsafe {
         proxy_http_call(

@@ -39,6 +39,11 @@ struct State {
     streams: u32,
     /// The current stream's `:path`, for scenarios that act on it in later callbacks.
     path: String,
+    /// Callouts made, with the context that made each, as the Go SDK keeps them per root
+    /// context (call id -> caller).
+    callers: Vec<(u32, u32)>,
+    /// Stream contexts deleted so far.
+    deleted: Vec<u32>,
 }
 
 static STATES: Mutex<BTreeMap<u64, State>> = Mutex::new(BTreeMap::new());
@@ -303,6 +308,7 @@ exports! {
 
     fn proxy_on_delete(context_id: u32) {
         trap_if("proxy_on_delete");
+        state(|s| s.deleted.push(context_id));
         if context_id != state(|s| s.root) {
             scenarios::stream_end(&scenario(), "proxy_on_delete");
         }

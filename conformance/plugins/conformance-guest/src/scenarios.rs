@@ -8,7 +8,9 @@
 //! - `buffers`, `headers`, `trailers`: bodies, header maps, trailers; `header-values`: several
 //!   values under one key, pseudo-header order, read-only callout maps.
 //! - `stream-control`, `local-response`: resuming, closing, replying locally.
-//! - `http-call`, `grpc`: callouts and their answers.
+//! - `http-call`, `grpc`: callouts and their answers, which come to the root context;
+//!   `http-call-checks`: `proxy_http_call`'s refusals and ids; `grpc-unary`: a unary gRPC
+//!   call that fails; `get-status`: `proxy_get_status` during and after callout callbacks.
 //! - `shared-data`, `queue`, `queue-producer` / `queue-consumer`, `metrics`.
 //! - `properties`, `context`, `deferred-done`, `foreign`, `tcp`.
 //! - `actions`: the raw values a stream callback may answer, picked by the request's `:path`
@@ -58,7 +60,7 @@ pub fn configure(scenario: &str, _root: u32, size: usize) -> bool {
             // Envoy's getBuffer answers the VM configuration in every callback.
             bytes("VM configuration in proxy_on_configure", get_buffer(VM_CONFIGURATION, 0, 2), b"vm");
         }
-        "time" | "stream-control" | "deferred-done" | "grpc" | "availability" | "actions" => {
+        "time" | "stream-control" | "deferred-done" | "get-status" | "availability" | "actions" => {
             status("set the tick period", set_tick_period(10), OK);
         }
         "queue-consumer" => {
@@ -111,7 +113,10 @@ pub fn request_headers(scenario: &str, context: u32, num_headers: usize, _end_of
         }
         "local-response" => return local_response(),
         "http-call" => return http_call(context),
+        "http-call-checks" => http_call_checks(),
         "grpc" => return grpc_calls(context),
+        "grpc-unary" => return grpc_unary(context),
+        "get-status" => return get_status_calls(context),
         "shared-data" => shared_data(),
         "queue" => queue(),
         "queue-producer" => {
@@ -360,8 +365,9 @@ fn callout_headers() -> Vec<u8> {
     encode_map(&[(":method", "GET"), (":path", "/check"), (":authority", "auth")])
 }
 
-/// `/`: refused callouts, then one that is answered; `/fail`: one that fails; `/gone`: one
-/// whose stream ends first.
+/// `/`: refused callouts, then one that is answered; `/fail`: one that fails (a reset);
+/// `/timeout`: one that times out (the router's 504); `/gone`: one whose stream ends first.
+/// Each call is remembered with its caller, as the Go SDK remembers it on the root context.
 fn http_call(context: u32) -> u32 {
     let path = request_header(":path");
     if path == "/" {
@@ -370,13 +376,15 @@ fn http_call(context: u32) -> u32 {
         status("a callout to an unknown upstream", http_call_status("elsewhere", &callout_headers()), BAD_ARGUMENT);
         // Malformed headers read as none: no :path.
         status("a callout with malformed headers", http_call_status("auth", &[9, 0, 0, 0]), BAD_ARGUMENT);
-        status("get_status outside a callout answer", get_status().0, NOT_FOUND);
+        // Always OK: the root's status, (0, "") at first.
+        value("get_status outside a callout answer", get_status(), (0, Vec::new()));
     }
     let trailers = encode_map(&[("t", "1")]);
     let (s, id) = crate::host::http_call("auth", &callout_headers(), "q", &trailers, 1500);
     status("a callout", s, OK);
     state(|st| {
         st.calls.push(id);
+        st.callers.push((id, context));
         st.waiting = context;
     });
     PAUSE
@@ -386,33 +394,82 @@ fn http_call_status(upstream: &str, headers: &[u8]) -> u32 {
     crate::host::http_call(upstream, headers, "", &[], 1000).0
 }
 
+/// `http-call-checks`: `proxy_http_call`'s checks in Envoy's order.
+fn http_call_checks() {
+    // A timeout of 2^31 ms or more is negative as a C int: BAD_ARGUMENT, checked before the
+    // upstream. The id slot holds 0 after every refusal (Envoy writes 0 first).
+    let (s, id) = crate::host::http_call_with_slot("elsewhere", &callout_headers(), "", &[], 0x8000_0000, u32::MAX);
+    status("a timeout of 2^31 ms", s, BAD_ARGUMENT);
+    value("the id slot after that refusal", (OK, id), 0);
+    let (s, id) = crate::host::http_call_with_slot("elsewhere", &callout_headers(), "", &[], 1000, u32::MAX);
+    status("an unknown upstream", s, BAD_ARGUMENT);
+    value("the id slot after that refusal", (OK, id), 0);
+    let no_authority = encode_map(&[(":method", "GET"), (":path", "/")]);
+    status("a callout without :authority", http_call_status("auth", &no_authority), BAD_ARGUMENT);
+    let no_method = encode_map(&[(":path", "/"), (":authority", "auth")]);
+    status("a callout without :method", http_call_status("auth", &no_method), BAD_ARGUMENT);
+    // Presence only: an empty :path passes; a timeout of 0 means none.
+    let empty_path = encode_map(&[(":method", "GET"), (":path", ""), (":authority", "auth")]);
+    let (s, first) = crate::host::http_call("auth", &empty_path, "", &[], 0);
+    status("an empty :path, no timeout", s, OK);
+    // Envoy's ids: HTTP calls 4, 8, 12, ... (low bits 0), one after the other.
+    let (s, second) = crate::host::http_call("auth", &callout_headers(), "", &[], 0x7fff_ffff);
+    status("a timeout of 2^31 - 1 ms", s, OK);
+    if first & 3 != 0 || second != first.wrapping_add(4) {
+        fail(format!("HTTP call ids {first} and {second}: expected low bits 0 and a step of 4"));
+    }
+}
+
 /// `proxy_on_http_call_response`.
 pub fn http_call_response(scenario: &str, context: u32, call_id: u32, num_headers: usize, body_size: usize, num_trailers: usize) {
     if scenario == "header-values" {
         return header_values_answer();
     }
+    if scenario == "get-status" {
+        // A failed call: (11 BROKEN_CONNECTION, "reset") during the callback.
+        value("the failed call's status", get_status(), (11, b"reset".to_vec()));
+        return;
+    }
     if scenario != "http-call" {
         return;
     }
-    if !state(|s| s.calls.contains(&call_id)) {
-        fail(format!("an answer to call {call_id}, which this plugin did not make"));
+    // As the Go SDK: the answer comes to the root context, which finds the caller by call id.
+    if context != state(|s| s.root) {
+        fail(format!("an HTTP call's answer came to context {context}, not the root context"));
+        trap();
     }
-    if state(|s| s.waiting) != context {
-        fail("the answer came to another context than the one that called".into());
+    let Some(caller) = state(|s| s.callers.iter().find(|(id, _)| *id == call_id).map(|(_, c)| *c)) else {
+        fail(format!("an answer to call {call_id}, which this plugin did not make"));
+        return;
+    };
+    if state(|s| s.deleted.contains(&caller)) {
+        // The caller is gone: nothing to do (the Go SDK drops the answer).
+        log(INFO, &format!("call {call_id}: its stream {caller} is gone"));
+        return;
     }
     if num_headers == 0 {
-        // A failed call: no headers; the status is BROKEN_CONNECTION (11, as Envoy) and the
-        // message says why.
-        value("the failed call's status", get_status(), (11, b"timeout".to_vec()));
-        // No response exists (Envoy's onHttpCallFailure): no body, no maps.
-        status("a failed call's body", get_buffer(CALL_RESPONSE_BODY, 0, 10).0, NOT_FOUND);
+        // A failed call (a reset): no response exists, so no maps and no body; the root's
+        // status is (11, "reset") during the callback.
+        value("the failed call's status", get_status(), (11, b"reset".to_vec()));
         status("a failed call's :status", map_value(CALL_RESPONSE_HEADERS, ":status").0, BAD_ARGUMENT);
         bytes("a failed call's headers", map_pairs(CALL_RESPONSE_HEADERS), b"");
+        status("a failed call's body", get_buffer(CALL_RESPONSE_BODY, 0, 10).0, NOT_FOUND);
+        status("act on the caller", set_effective_context(caller), OK);
         let none = encode_map(&[]);
         status("reply 503", send_local_response(503, "callout-failed", "", &none, -1), OK);
         return;
     }
-    value("the call's status", get_status(), (200, Vec::new()));
+    if num_headers == 3 {
+        // A timeout: the router's 504, an answer. The status code of the earlier failure stays
+        // (Envoy's onHttpCallSuccess does not touch it); its message was cleared.
+        value("the status after an earlier failure", get_status(), (11, Vec::new()));
+        bytes("the router's :status", map_value(CALL_RESPONSE_HEADERS, ":status"), b"504");
+        bytes("the router's body", get_buffer(CALL_RESPONSE_BODY, 0, body_size), b"upstream request timeout");
+        status("act on the caller", set_effective_context(caller), OK);
+        status("resume the request", continue_stream(HTTP_REQUEST), OK);
+        return;
+    }
+    value("the status of a successful call", get_status(), (0, Vec::new()));
     if (num_headers, body_size, num_trailers) != (2, 7, 1) {
         fail(format!("expected 2 headers, 7 body bytes, 1 trailer; got {num_headers}, {body_size}, {num_trailers}"));
     }
@@ -425,12 +482,15 @@ pub fn http_call_response(scenario: &str, context: u32, call_id: u32, num_header
     bytes("the answer's body", get_buffer(CALL_RESPONSE_BODY, 0, body_size), b"allowed");
     bytes("the answer's trailer", map_value(CALL_RESPONSE_TRAILERS, "tr"), b"x");
     status("set the read-only answer body", set_buffer(CALL_RESPONSE_BODY, 0, 0, b"x"), BAD_ARGUMENT);
+    status("request headers from the root context", map_value(REQUEST_HEADERS, ":path").0, BAD_ARGUMENT);
+    status("act on the caller", set_effective_context(caller), OK);
     bytes("the request body in a callout answer", get_buffer(REQUEST_BODY, 0, 1), b"");
-    bytes("the stream's request headers", map_value(REQUEST_HEADERS, ":path"), b"/");
+    bytes("the caller's request headers (still held)", map_value(REQUEST_HEADERS, ":path"), b"/");
     status("resume the request", continue_stream(HTTP_REQUEST), OK);
 }
 
-/// gRPC: refused calls, then a unary call and a stream that the steps answer.
+/// gRPC: refused calls, then a unary call and a stream that the steps answer. Ids follow
+/// Envoy's scheme: gRPC calls 5, 9, ... (low bits 1), streams 6, 10, ... (low bits 2).
 fn grpc_calls(context: u32) -> u32 {
     let metadata = encode_map(&[("k", "v")]);
     status("a call to an unknown upstream", grpc_call("nowhere", "svc.Echo", "Say", &metadata, "ping", 500).0, PARSE_FAILURE);
@@ -438,11 +498,19 @@ fn grpc_calls(context: u32) -> u32 {
     status("a unary call", s, OK);
     let (s, stream) = grpc_stream("grpc", "svc.Echo", "Chat", &encode_map(&[]));
     status("a stream", s, OK);
+    if call & 3 != 1 || stream & 3 != 2 {
+        fail(format!("a gRPC call id {call} (low bits not 1) or stream id {stream} (low bits not 2)"));
+    }
     status("send on the stream", grpc_send(stream, "m1", false), OK);
+    // Envoy's grpcSend, grpcCancel and grpcClose look at the id's type bits first.
     status("send on a unary call", grpc_send(call, "m", false), BAD_ARGUMENT);
-    status("send on an unknown id", grpc_send(999, "m", false), NOT_FOUND);
-    status("cancel an unknown id", grpc_cancel(999), NOT_FOUND);
-    status("close an unknown id", grpc_close(999), NOT_FOUND);
+    status("send on an unknown stream id", grpc_send(998, "m", false), NOT_FOUND);
+    status("send on an id of no gRPC kind", grpc_send(999, "m", false), BAD_ARGUMENT);
+    status("cancel an unknown call id", grpc_cancel(997), NOT_FOUND);
+    status("cancel an unknown stream id", grpc_cancel(998), NOT_FOUND);
+    status("cancel an id of no gRPC kind", grpc_cancel(999), BAD_ARGUMENT);
+    status("close an unknown stream id", grpc_close(998), NOT_FOUND);
+    status("close an HTTP call's id", grpc_close(4), BAD_ARGUMENT);
     let (s, cancelled) = grpc_call("grpc", "svc.Echo", "Slow", &metadata, "", 100);
     status("a third call", s, OK);
     status("cancel it", grpc_cancel(cancelled), OK);
@@ -450,7 +518,8 @@ fn grpc_calls(context: u32) -> u32 {
     // Malformed metadata reads as none (PairsUtil::toPairs): the call goes without it.
     let (s, malformed) = grpc_call("grpc", "svc.Echo", "Say", &[7, 0, 0, 0], "ping", 500);
     status("a call with malformed metadata", s, OK);
-    status("cancel that call", grpc_cancel(malformed), OK);
+    status("close that call (cancels it)", grpc_close(malformed), OK);
+    status("close it again", grpc_close(malformed), NOT_FOUND);
     state(|st| {
         st.calls = vec![call, stream];
         st.waiting = context;
@@ -458,11 +527,37 @@ fn grpc_calls(context: u32) -> u32 {
     PAUSE
 }
 
+/// `grpc-unary`: a unary call that fails. It gets no metadata, only `proxy_on_grpc_close`.
+fn grpc_unary(context: u32) -> u32 {
+    // Envoy reads an empty upstream as an empty GrpcService, which makes no client.
+    status("a call to an empty upstream", grpc_call("", "svc.Echo", "Say", &[], "", 0).0, BAD_ARGUMENT);
+    let (s, call) = grpc_call("grpc", "svc.Echo", "Say", &[], "ping", 0);
+    status("a unary call", s, OK);
+    state(|st| {
+        st.calls = vec![call];
+        st.waiting = context;
+    });
+    PAUSE
+}
+
+/// A gRPC callback's context must be the root context, which made or owns the call (Envoy
+/// calls back the root context; the Go SDK traps otherwise).
+fn on_root(what: &str, context: u32) {
+    if context != state(|s| s.root) {
+        fail(format!("{what} came to context {context}, not the root context"));
+        trap();
+    }
+}
+
 /// gRPC initial or trailing metadata.
-pub fn grpc_metadata(scenario: &str, _context: u32, call_id: u32, map: u32, num_elements: usize) {
+pub fn grpc_metadata(scenario: &str, context: u32, call_id: u32, map: u32, num_elements: usize) {
+    if scenario == "grpc-unary" {
+        fail(format!("metadata for unary call {call_id}"));
+    }
     if scenario != "grpc" {
         return;
     }
+    on_root("gRPC metadata", context);
     let (key, want) = if map == GRPC_INITIAL_METADATA { ("im", b"1") } else { ("tm", b"2") };
     if num_elements != 1 {
         fail(format!("expected 1 metadata element, got {num_elements}"));
@@ -470,19 +565,26 @@ pub fn grpc_metadata(scenario: &str, _context: u32, call_id: u32, map: u32, num_
     bytes("a metadata value", map_value(map, key), want);
     let other = if map == GRPC_INITIAL_METADATA { GRPC_TRAILING_METADATA } else { GRPC_INITIAL_METADATA };
     status("the other metadata map", map_value(other, key).0, BAD_ARGUMENT);
-    if !state(|s| s.calls.contains(&call_id)) {
-        fail(format!("metadata for call {call_id}, which this plugin did not make"));
+    if state(|s| s.calls.get(1) != Some(&call_id)) {
+        fail(format!("metadata for call {call_id}, which is not this plugin's stream"));
     }
 }
 
 /// A gRPC message.
-pub fn grpc_receive(scenario: &str, _context: u32, call_id: u32, size: usize) {
+pub fn grpc_receive(scenario: &str, context: u32, call_id: u32, size: usize) {
+    if scenario == "grpc-unary" {
+        fail(format!("a message for unary call {call_id}, which failed"));
+    }
     if scenario != "grpc" {
         return;
     }
+    on_root("a gRPC message", context);
     let (call, stream) = state(|s| (s.calls[0], s.calls[1]));
     if call_id == call {
+        // A unary call's answer; it ends the call, no close follows (the host forgets it once
+        // this callback returns). The status is untouched.
         bytes("the message", get_buffer(GRPC_MESSAGE, 0, size), b"pong");
+        value("the status during a unary answer", get_status(), (0, Vec::new()));
     } else if call_id == stream {
         bytes("the stream's message", get_buffer(GRPC_MESSAGE, 0, size), b"s1");
         status("send the last message", grpc_send(stream, "bye", true), OK);
@@ -493,21 +595,51 @@ pub fn grpc_receive(scenario: &str, _context: u32, call_id: u32, size: usize) {
 }
 
 /// A gRPC call or stream finished.
-pub fn grpc_closed(scenario: &str, _context: u32, call_id: u32, status_code: u32) {
-    if scenario != "grpc" {
-        return;
-    }
-    let (call, stream, waiting) = state(|s| (s.calls[0], s.calls[1], s.waiting));
-    if call_id == call {
-        value("the call's status", get_status(), (0, b"done".to_vec()));
-        if status_code != 0 {
-            fail(format!("the call closed with {status_code}, expected 0"));
+pub fn grpc_closed(scenario: &str, context: u32, call_id: u32, status_code: u32) {
+    match scenario {
+        "grpc" => {}
+        "grpc-unary" => {
+            on_root("a gRPC close", context);
+            value("the failed call's status", get_status(), (14, b"unavailable".to_vec()));
+            if status_code != 14 || state(|s| s.calls[0]) != call_id {
+                fail(format!("call {call_id} closed with {status_code}, expected the unary call with 14"));
+            }
+            // Still known during its close callback (Envoy forgets it afterwards).
+            status("cancel the failed call during its callback", grpc_cancel(call_id), OK);
+            status("cancel it again", grpc_cancel(call_id), NOT_FOUND);
+            status("act on the stream that made the call", set_effective_context(state(|s| s.waiting)), OK);
+            status("resume the request", continue_stream(HTTP_REQUEST), OK);
+            return;
         }
-    } else if call_id == stream {
-        value("the stream's status", get_status(), (1, b"cancelled".to_vec()));
-        status("act on the stream that made the calls", set_effective_context(waiting), OK);
-        status("resume the request", continue_stream(HTTP_REQUEST), OK);
+        "get-status" => {
+            value("the failed call's status", get_status(), (14, b"unavailable".to_vec()));
+            return;
+        }
+        _ => return,
     }
+    on_root("a gRPC close", context);
+    let (stream, waiting) = state(|s| (s.calls[1], s.waiting));
+    if call_id != stream || status_code != 1 {
+        fail(format!("call {call_id} closed with {status_code}, expected stream {stream} with 1"));
+    }
+    value("the stream's status", get_status(), (1, b"cancelled".to_vec()));
+    // The unary call was answered earlier: forgotten since that callback returned.
+    status("cancel the answered call", grpc_cancel(state(|s| s.calls[0])), NOT_FOUND);
+    status("act on the stream that made the calls", set_effective_context(waiting), OK);
+    status("resume the request", continue_stream(HTTP_REQUEST), OK);
+}
+
+/// `get-status`: `proxy_get_status` answers the root context's last callout status: (0, "")
+/// at first; during a failed HTTP call's callback (11, "reset"), then (11, ""); during a gRPC
+/// close its status and message, then the code with an empty message.
+fn get_status_calls(context: u32) -> u32 {
+    value("get_status before any callout", get_status(), (0, Vec::new()));
+    let (s, _) = crate::host::http_call("auth", &callout_headers(), "", &[], 1000);
+    status("a callout", s, OK);
+    let (s, _) = grpc_call("grpc", "svc.Echo", "Say", &[], "", 0);
+    status("a gRPC call", s, OK);
+    state(|st| st.waiting = context);
+    PAUSE
 }
 
 fn shared_data() {
@@ -545,7 +677,8 @@ fn queue() {
 }
 
 /// `proxy_on_queue_ready`.
-pub fn queue_ready(scenario: &str, _root: u32, queue_id: u32) {
+pub fn queue_ready(scenario: &str, root: u32, queue_id: u32) {
+    on_root("queue_ready", root);
     let id = state(|s| s.queue);
     if queue_id != id {
         fail(format!("queue_ready for queue {queue_id}, expected {id}"));
@@ -673,6 +806,18 @@ pub fn tick(scenario: &str, _root: u32) {
             status("resume the request", continue_stream(HTTP_REQUEST), OK);
             status("close the response", close_stream(HTTP_RESPONSE), OK);
             status("stop the ticks", set_tick_period(0), OK);
+        }
+        "get-status" => {
+            // After the failed HTTP call, then after the gRPC close: the code stays, the
+            // message was cleared when the callback returned.
+            if ticks == 1 {
+                value("the status after a failed callout", get_status(), (11, Vec::new()));
+            } else {
+                value("the status after a gRPC close", get_status(), (14, Vec::new()));
+                status("act on the paused stream", set_effective_context(state(|s| s.waiting)), OK);
+                status("resume the request", continue_stream(HTTP_REQUEST), OK);
+                status("stop the ticks", set_tick_period(0), OK);
+            }
         }
         "deferred-done" => {
             status("proxy_done: the deferred work is finished", done(), OK);

@@ -24,6 +24,7 @@
 //! | `headers-late`           | reads the request's `:path` again in `on_http_response_headers` (after the request headers continued) |
 //! | `late-local`             | sends a local 403 `late` from `on_http_response_body`, after the response started |
 //! | `resume-from-root`       | ticks every 10 ms; the first tick calls `resume_http_request` from the root context (no stream) |
+//! | `grpc-call`              | logs `get_grpc_status()` before any call, calls `svc.Echo/Say` on upstream `grpc`; its answer or failure logs the status and the message, then resumes |
 //!
 //! An empty or unknown configuration fails `on_configure`.
 
@@ -61,6 +62,7 @@ enum Scenario {
     HeadersLate,
     LateLocal,
     ResumeFromRoot,
+    GrpcCall,
 }
 
 impl Scenario {
@@ -91,6 +93,7 @@ impl Scenario {
             "headers-late" => Scenario::HeadersLate,
             "late-local" => Scenario::LateLocal,
             "resume-from-root" => Scenario::ResumeFromRoot,
+            "grpc-call" => Scenario::GrpcCall,
             _ => return Err(format!("unknown scenario `{configuration}`")),
         };
         match argument {
@@ -315,6 +318,7 @@ impl RootContext for Root {
             Scenario::HeadersLate => Box::new(HeadersLate),
             Scenario::LateLocal => Box::new(LateLocal),
             Scenario::ResumeFromRoot => Box::new(PassThrough),
+            Scenario::GrpcCall => Box::new(GrpcCall),
             Scenario::Tick | Scenario::QueueConsumer => Box::new(PassThrough),
             Scenario::Tcp => return None,
         };
@@ -507,10 +511,21 @@ impl Context for Callout {
     fn on_http_call_response(
         &mut self,
         token_id: u32,
-        _num_headers: usize,
+        num_headers: usize,
         body_size: usize,
         _num_trailers: usize,
     ) {
+        if num_headers == 0 {
+            // A failed call (a reset): there is no response to read. The host's status says why.
+            let (code, message) = self.get_grpc_status();
+            info!(
+                "callout: context {} token {token_id}: the call failed (status {code}, {}), sending 503",
+                self.context_id,
+                message.as_deref().unwrap_or("<no message>")
+            );
+            self.send_http_response(503, vec![("x-auth", "failed")], Some(b"auth failed"));
+            return;
+        }
         let status = self.get_http_call_response_header(":status");
         info!(
             "callout: context {} token {token_id}: auth answered :status {} with {body_size} body bytes",
@@ -548,6 +563,41 @@ impl HttpContext for Callout {
                     Some(b"auth unavailable"),
                 );
                 Action::Pause
+            }
+        }
+    }
+}
+
+/// `grpc-call`: a unary gRPC call from the request headers; the request resumes on its answer
+/// or its failure.
+struct GrpcCall;
+
+impl Context for GrpcCall {
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        let (code, message) = self.get_grpc_status();
+        let body = self.get_grpc_call_response_body(0, response_size);
+        info!(
+            "grpc-call: token {token_id}: status_code {status_code}, get_grpc_status ({code}, {}), {} message bytes: {}",
+            message.as_deref().unwrap_or("<none>"),
+            response_size,
+            String::from_utf8_lossy(body.as_deref().unwrap_or_default())
+        );
+        self.resume_http_request();
+    }
+}
+
+impl HttpContext for GrpcCall {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let (code, message) = self.get_grpc_status();
+        info!("grpc-call: get_grpc_status before any call: ({code}, {})", message.as_deref().unwrap_or("<none>"));
+        match self.dispatch_grpc_call("grpc", "svc.Echo", "Say", vec![("k", b"v")], Some(b"ping"), Duration::from_secs(1)) {
+            Ok(token_id) => {
+                info!("grpc-call: dispatched token {token_id}");
+                Action::Pause
+            }
+            Err(status) => {
+                warn!("grpc-call: dispatch failed: {status:?}");
+                Action::Continue
             }
         }
     }

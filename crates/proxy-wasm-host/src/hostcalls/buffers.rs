@@ -178,8 +178,6 @@ mod tests {
             headers: HeaderMap::new(),
             body: b"call body".to_vec(),
             trailers: HeaderMap::new(),
-            status: 200,
-            message: Vec::new(),
         });
         assert_eq!(get(&mut cx, BufferType::HttpCallResponseBody), b"call body");
 
@@ -291,7 +289,7 @@ mod tests {
     fn a_failed_callout_has_no_body_and_no_maps() {
         let mut cx = TestCx::new();
         cx.enter(Callback::OnHttpCallResponse, ROOT);
-        cx.set_data(CallData::HttpCallFailure { status: 11, message: b"reset".to_vec() });
+        cx.set_data(CallData::HttpCallFailure);
         let t = BufferType::HttpCallResponseBody.raw();
         assert_eq!(status(proxy_get_buffer_bytes(&mut cx, t, 0, 10, RET_PTR, RET_SIZE)), Status::NotFound);
         assert_eq!(status(proxy_get_buffer_status(&mut cx, t, RET_PTR, RET_SCALAR)), Status::NotFound);

@@ -516,8 +516,6 @@ mod tests {
             headers: HeaderMap::from_pairs([(":status", "200")]),
             body: Vec::new(),
             trailers: HeaderMap::from_pairs([("t", "1")]),
-            status: 200,
-            message: Vec::new(),
         });
         let (k, kn) = cx.put(100, b":status");
         let map = MapType::HttpCallResponseHeaders.raw();

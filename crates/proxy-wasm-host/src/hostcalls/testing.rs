@@ -177,6 +177,7 @@ impl TestCx {
                     done_pending: false,
                     done_called: false,
                     properties: Default::default(),
+                    status: (0, Vec::new()),
                 })),
             },
         );
