@@ -4,10 +4,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use abi::{AbiVersion, Callback, LogLevel, MetricType};
+use abi::{AbiVersion, Callback, LogLevel};
 use proxy_wasm_host::engine::{allocator_callback, Watchdog};
 use proxy_wasm_host::{
-    Embedder, Engine, Error, Export, ExternKind, Import, Instance, Limits, Module, PluginInfo, Services, TrapKind,
+    Embedder, Engine, Error, Export, ExternKind, Import, Instance, Limits, MetricValue, Module, PluginInfo, Services,
+    TrapKind,
     VmHost, VmHostConfig,
 };
 
@@ -425,23 +426,35 @@ pub fn a_trapping_allocator_fails_the_call(make: MakeEngine<'_>) {
 /// An `i64` host-function argument arrives whole, sign included.
 pub fn an_i64_argument_passes_through(make: MakeEngine<'_>) {
     let f = Fixture::new(make);
-    let counter = f.services.define_metric(MetricType::Counter, "requests");
-    let gauge = f.services.define_metric(MetricType::Gauge, "level");
+    // `proxy_on_vm_start(id, which)`: which 2 defines the counter `requests`, 3 the gauge
+    // `level` (answering the new id); 0 adds 5_000_000_000 to metric `id`, 1 adds -3.
     let mut vm = f.instance(
         r#"(module
           (import "env" "proxy_increment_metric" (func $inc (param i32 i64) (result i32)))
+          (import "env" "proxy_define_metric" (func $def (param i32 i32 i32 i32) (result i32)))
           (memory (export "memory") 1)
+          (data (i32.const 0) "requests")
+          (data (i32.const 16) "level")
           (func (export "proxy_on_vm_start") (param $id i32) (param $which i32) (result i32)
+            (if (i32.eq (local.get $which) (i32.const 2))
+              (then (drop (call $def (i32.const 0) (i32.const 0) (i32.const 8) (i32.const 32)))
+                    (return (i32.load (i32.const 32)))))
+            (if (i32.eq (local.get $which) (i32.const 3))
+              (then (drop (call $def (i32.const 1) (i32.const 16) (i32.const 5) (i32.const 32)))
+                    (return (i32.load (i32.const 32)))))
             (if (result i32) (local.get $which)
               (then (call $inc (local.get $id) (i64.const -3)))
               (else (call $inc (local.get $id) (i64.const 5000000000))))))"#,
         Limits::default(),
     );
-    assert_eq!(vm.call(Callback::OnVmStart, &[u64::from(counter), 0]), Ok(0));
-    assert_eq!(f.services.get_metric(counter), Ok(5_000_000_000));
-    assert_eq!(vm.call(Callback::OnVmStart, &[u64::from(gauge), 0]), Ok(0));
-    assert_eq!(vm.call(Callback::OnVmStart, &[u64::from(gauge), 1]), Ok(0));
-    assert_eq!(f.services.get_metric(gauge), Ok(4_999_999_997));
+    let counter = vm.call(Callback::OnVmStart, &[0, 2]).unwrap();
+    let gauge = vm.call(Callback::OnVmStart, &[0, 3]).unwrap();
+    let value = |name: &str| f.services.metrics().into_iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    assert_eq!(vm.call(Callback::OnVmStart, &[counter, 0]), Ok(0));
+    assert_eq!(value("requests"), Some(MetricValue::Counter(5_000_000_000)));
+    assert_eq!(vm.call(Callback::OnVmStart, &[gauge, 0]), Ok(0));
+    assert_eq!(vm.call(Callback::OnVmStart, &[gauge, 1]), Ok(0));
+    assert_eq!(value("level"), Some(MetricValue::Gauge(4_999_999_997)));
 }
 
 /// Host functions without a status link and return: WASI `proc_exit` returns to the guest (the

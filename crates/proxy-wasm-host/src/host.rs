@@ -31,6 +31,12 @@ pub struct VmHost {
     /// The last id given to an HTTP call, a gRPC call and a gRPC stream: Envoy's ids, typed by
     /// their low two bits (proxy-wasm-cpp-host `WasmBase::nextHttpCallId` and friends).
     pub(crate) last_callout: [u32; 3],
+    /// This VM's metric ids (Envoy's: a new one on every `proxy_define_metric`), each to the
+    /// handle of the shared metric in [`Services`](crate::Services).
+    pub(crate) metric_ids: HashMap<u32, u32>,
+    /// The last metric id given to a counter, a gauge and a histogram (proxy-wasm-cpp-host
+    /// `WasmBase::nextCounterMetricId` and friends: 4, 8, ...; 5, 9, ...; 6, 10, ...).
+    pub(crate) last_metric: [u32; 3],
     /// Where callbacks and host calls are recorded, when tracing is on.
     pub(crate) trace: Option<TraceHandle>,
     /// A root context called `proxy_done`: the VM deletes it after the callback.
@@ -132,8 +138,6 @@ pub(crate) struct RootContext {
     pub done_pending: bool,
     /// `proxy_done` was called after `done_pending`: the VM deletes the context.
     pub done_called: bool,
-    /// Properties set by the plugin on this root context.
-    pub properties: HashMap<Vec<u8>, Vec<u8>>,
     /// What `proxy_get_status` answers from any context of this root: (0, "") at first; a
     /// failed HTTP callout sets (11, "reset") and a gRPC close its status and message for their
     /// callback, after which the message is cleared and the code stays (Envoy's
@@ -305,6 +309,8 @@ impl VmHost {
             http_calls: IdMap::default(),
             grpc_calls: IdMap::default(),
             last_callout: [CalloutKind::Http as u32, CalloutKind::GrpcCall as u32, CalloutKind::GrpcStream as u32],
+            metric_ids: HashMap::new(),
+            last_metric: [0, 1, 2],
             trace: None,
             roots_done: false,
             allocator: Callback::Malloc,
@@ -414,6 +420,14 @@ impl VmHost {
                 return id;
             }
         }
+    }
+
+    /// A new id of this VM for the shared metric `handle` of type `kind`.
+    pub(crate) fn new_metric_id(&mut self, kind: abi::MetricType, handle: u32) -> u32 {
+        let last = &mut self.last_metric[kind.raw() as usize];
+        *last = last.wrapping_add(4);
+        self.metric_ids.insert(*last, handle);
+        *last
     }
 
     /// Marks `id` (from [`next_callout_id`](Self::next_callout_id)) used up.

@@ -486,6 +486,12 @@ fn render_outputs(mem: &GuestMemory<'_>, row: &HostFunction, args: &[u64]) -> St
             if params.get(i + 1).is_some_and(|p| p.name == size_name) {
                 let size_ptr = args.get(i + 1).copied().unwrap_or(0);
                 let label = if base.is_empty() { "value" } else { base };
+                // A foreign function's result pointer of 0 means "not wanted": nothing there.
+                if ptr == 0 && row.name == "proxy_call_foreign_function" {
+                    let _ = write!(out, " {label}=<not wanted>");
+                    i += 2;
+                    continue;
+                }
                 let shown = match (mem.read_word(ptr), mem.read_word(size_ptr)) {
                     (Ok(addr), Ok(len)) => match mem.read(addr, len) {
                         Ok(bytes) if row.name == "proxy_get_header_map_pairs" => map_text(bytes),

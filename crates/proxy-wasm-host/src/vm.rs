@@ -5,7 +5,6 @@
 //! then go on per their plugin's policy: unfiltered when the plugin is fail-open, with a local
 //! 503 reply otherwise. [`WorkerVm`](crate::WorkerVm) gives the next stream a fresh VM.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use abi::{AbiVersion, BufferType, Callback, MapType, PeerType, StreamType};
@@ -453,7 +452,6 @@ impl Vm {
                     tick_period_ms: 0,
                     done_pending: false,
                     done_called: false,
-                    properties: HashMap::new(),
                     status: (0, Vec::new()),
                 })),
             },

@@ -12,7 +12,9 @@
 //!   `http-call-checks`: `proxy_http_call`'s refusals and ids; `grpc-unary`: a unary gRPC
 //!   call that fails; `get-status`: `proxy_get_status` during and after callout callbacks.
 //! - `shared-data`, `queue`, `queue-producer` / `queue-consumer`, `metrics`.
-//! - `properties`, `context`, `deferred-done`, `foreign`, `tcp`.
+//! - `properties`, `context`, `deferred-done`, `foreign`, `tcp`; `misc`: names as bytes,
+//!   properties on a root context, the empty property path, effective context 0, a foreign
+//!   function's unwanted result.
 //! - `actions`: the raw values a stream callback may answer, picked by the request's `:path`
 //!   (`/h2` headers answer 2, `/b3` bodies answer 3, `/t5` trailers 5, `/reply` a local reply
 //!   with CONTINUE, `/stop-all` headers 1 and a resume in the next tick).
@@ -68,9 +70,26 @@ pub fn configure(scenario: &str, _root: u32, size: usize) -> bool {
             status("register the consumer's queue", s, OK);
             state(|st| st.queue = id);
         }
+        "misc" => misc_configure(),
         _ => {}
     }
     true
+}
+
+/// `misc` in `proxy_on_configure` (a root context, no stream).
+fn misc_configure() {
+    // Envoy's setProperty needs a stream's info: NOT_FOUND on a root context.
+    status("set a property on the root context", set_property(b"x", b"1"), NOT_FOUND);
+    // An empty path names nothing Envoy can serialize.
+    status("get the empty property path", get_property(b"").0, SERIALIZATION_FAILURE);
+    // Names are bytes: a queue, a metric named "\xff"; a foreign function so named is none.
+    let (s, queue) = register_queue([0xff]);
+    status("register a queue named \\xff", s, OK);
+    value("resolve it", resolve_queue("", [0xff]), queue);
+    status("define a counter named \\xff", define_metric(COUNTER, [0xff]).0, OK);
+    status("call a foreign function named \\xff", call_foreign([0xff], b"").0, NOT_FOUND);
+    // A results pointer of 0: the result is not wanted, nothing is allocated.
+    status("call echo without wanting the result", call_foreign_unwanted("echo", b"x"), OK);
 }
 
 /// The value of request header `name`, or empty.
@@ -128,6 +147,7 @@ pub fn request_headers(scenario: &str, context: u32, num_headers: usize, _end_of
         "properties" => properties(),
         "context" => effective_context(context),
         "foreign" => foreign(),
+        "misc" => misc_stream(context),
         "wasi" => crate::wasi::all(),
         "std" => crate::wasi::std_io(),
         _ => {}
@@ -709,8 +729,19 @@ fn metrics() {
     let (s, histogram) = define_metric(HISTOGRAM, "sizes");
     status("define a histogram", s, OK);
     status("define metric type 9", define_metric(9, "bad").0, BAD_ARGUMENT);
-    value("define the counter again: the same metric", define_metric(COUNTER, "requests"), counter);
-    status("increment the counter", increment_metric(counter, 5), OK);
+    // Envoy's ids: per VM, typed by the low two bits, a step of 4.
+    if (counter & 3, gauge & 3, histogram & 3) != (0, 1, 2) {
+        fail(format!("metric ids {counter}, {gauge}, {histogram}: expected low bits 0, 1, 2"));
+    }
+    // Defining a name again gives a new id for the same metric.
+    let (s, again) = define_metric(COUNTER, "requests");
+    status("define the counter again", s, OK);
+    if again != counter.wrapping_add(4) {
+        fail(format!("the second counter id is {again}, expected {}", counter.wrapping_add(4)));
+    }
+    status("increment the counter through the new id", increment_metric(again, 2), OK);
+    value("the counter through the first id", get_metric(counter), 2);
+    status("increment the counter", increment_metric(counter, 3), OK);
     status("increment the counter by 0", increment_metric(counter, 0), BAD_ARGUMENT);
     status("decrement the counter", increment_metric(counter, -1), BAD_ARGUMENT);
     value("the counter", get_metric(counter), 5);
@@ -725,9 +756,17 @@ fn metrics() {
     status("record another", record_metric(histogram, 7), OK);
     status("increment the histogram", increment_metric(histogram, 1), BAD_ARGUMENT);
     status("get the histogram", get_metric(histogram).0, BAD_ARGUMENT);
+    // 12345 has a gauge's type bits: unknown, NOT_FOUND everywhere.
     status("get an unknown metric", get_metric(12345).0, NOT_FOUND);
     status("increment an unknown metric", increment_metric(12345, 1), NOT_FOUND);
     status("record an unknown metric", record_metric(12345, 1), NOT_FOUND);
+    // A histogram's type bits (12346) and type 3 (12347): increment and get look at the type
+    // first (BAD_ARGUMENT); record finds no such metric.
+    for id in [12346, 12347] {
+        status(&format!("increment {id}"), increment_metric(id, 1), BAD_ARGUMENT);
+        status(&format!("get {id}"), get_metric(id).0, BAD_ARGUMENT);
+        status(&format!("record {id}"), record_metric(id, 1), NOT_FOUND);
+    }
 }
 
 fn properties() {
@@ -737,8 +776,10 @@ fn properties() {
     bytes("request.path", get_property(b"request\0path"), b"/p");
     bytes("source.port (8 bytes, little-endian)", get_property(b"source\0port"), &8080u64.to_le_bytes());
     status("an unknown property", get_property(b"no\0such").0, NOT_FOUND);
-    status("set a property", set_property(b"my\0prop", b"v"), OK);
-    bytes("read it back", get_property(b"my\0prop"), b"v");
+    // A single-segment path: Envoy stores the set under `wasm.<path>` and looks up the first
+    // segment of a get, so only these read back there.
+    status("set a property", set_property(b"my_prop", b"v"), OK);
+    bytes("read it back", get_property(b"my_prop"), b"v");
 }
 
 fn effective_context(context: u32) {
@@ -749,6 +790,19 @@ fn effective_context(context: u32) {
     status("act on the stream again", set_effective_context(context), OK);
     bytes("request headers from the stream", map_value(REQUEST_HEADERS, ":path"), b"/");
     status("proxy_done with nothing pending", done(), NOT_FOUND);
+}
+
+/// `misc` in a stream's request headers.
+fn misc_stream(context: u32) {
+    // Envoy stores it, but reads answer the plugin's own value.
+    status("set plugin_name on a stream", set_property(b"plugin_name", b"other"), OK);
+    bytes("plugin_name after that", get_property(b"plugin_name"), b"misc");
+    status("act on the root context", set_effective_context(state(|s| s.root)), OK);
+    status("request headers from the root context", map_value(REQUEST_HEADERS, ":path").0, BAD_ARGUMENT);
+    // 0 goes back to the callback's own context.
+    status("effective context 0", set_effective_context(0), OK);
+    bytes("request headers again", map_value(REQUEST_HEADERS, ":path"), b"/");
+    let _ = context;
 }
 
 fn foreign() {

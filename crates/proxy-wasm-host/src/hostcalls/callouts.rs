@@ -17,14 +17,6 @@ use crate::host::{CalloutKind, Callout};
 use crate::memory::return_bytes;
 use crate::{GrpcCall, HeaderMap, HostCx, HostResult, HttpCall};
 
-/// A name the guest sent (a queue, a metric, a foreign function) as text: not UTF-8 is
-/// [`Status::BadArgument`].
-pub(super) fn guest_text(bytes: &[u8]) -> Result<String, Status> {
-    std::str::from_utf8(bytes)
-        .map(str::to_owned)
-        .map_err(|_| Status::BadArgument)
-}
-
 /// A serialized header map from the guest, decoded as the C++ host decodes it
 /// (`PairsUtil::toPairs`): malformed or over the limits reads as no pairs, with no error. An
 /// HTTP call with such headers then lacks `:path`, `:method` and `:authority`.

@@ -176,7 +176,6 @@ impl TestCx {
                     tick_period_ms: 0,
                     done_pending: false,
                     done_called: false,
-                    properties: Default::default(),
                     status: (0, Vec::new()),
                 })),
             },
