@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use abi::{LogLevel, PeerType, Status};
+use crate::attributes::{Connection, ScriptedStream};
+use crate::foreign::ForeignEffect;
 use proxy_wasm_host::{
-    quote, quote_map, trap_text, Action, CallbackRecord, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall,
+    quote, quote_map, trap_text, Action, CallbackRecord, ForeignCx, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall,
     HttpCallResponse, LocalReply, MemoryStream, MetricValue, PluginHost, PluginInfo, PropertyCx, StreamEffect,
     StreamRef, Trace, Vm, VmConfig, VmToken, WorkerVm,
 };
@@ -35,6 +37,7 @@ pub struct LogRecord {
 pub struct ScriptedEmbedder {
     logs: Mutex<Vec<LogRecord>>,
     http_calls: Mutex<Vec<HttpCall>>,
+    foreign: Arc<Mutex<Vec<ForeignEffect>>>,
     pending: Mutex<VecDeque<(VmToken, u32)>>,
     grpc_calls: Mutex<Vec<GrpcCall>>,
     /// gRPC calls and streams the plugin cancelled (or closed, a unary call): no step answers
@@ -51,6 +54,7 @@ impl Default for ScriptedEmbedder {
         ScriptedEmbedder {
             logs: Mutex::default(),
             http_calls: Mutex::default(),
+            foreign: Arc::default(),
             pending: Mutex::default(),
             grpc_calls: Mutex::default(),
             grpc_forgotten: Mutex::default(),
@@ -98,6 +102,12 @@ impl ScriptedEmbedder {
     /// Every HTTP callout sent so far.
     pub fn http_calls(&self) -> Vec<HttpCall> {
         lock(&self.http_calls).clone()
+    }
+
+    /// Every proxy-specific foreign function call so far (`set_envoy_filter_state`,
+    /// `declare_property`, `clear_route_cache`: see [`crate::foreign`]).
+    pub fn foreign_effects(&self) -> Vec<ForeignEffect> {
+        lock(&self.foreign).clone()
     }
 
     /// Every gRPC call or stream opened so far.
@@ -193,7 +203,7 @@ pub enum Step {
     /// Request headers arrive.
     RequestHeaders {
         /// The headers.
-        headers: Vec<(String, String)>,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
         /// Whether the request ends here.
         end_of_stream: bool,
     },
@@ -205,11 +215,11 @@ pub enum Step {
         end_of_stream: bool,
     },
     /// Request trailers arrive.
-    RequestTrailers(Vec<(String, String)>),
+    RequestTrailers(Vec<(Vec<u8>, Vec<u8>)>),
     /// Response headers arrive.
     ResponseHeaders {
         /// The headers.
-        headers: Vec<(String, String)>,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
         /// Whether the response ends here.
         end_of_stream: bool,
     },
@@ -221,7 +231,7 @@ pub enum Step {
         end_of_stream: bool,
     },
     /// Response trailers arrive.
-    ResponseTrailers(Vec<(String, String)>),
+    ResponseTrailers(Vec<(Vec<u8>, Vec<u8>)>),
     /// A TCP connection opens: `proxy_on_new_connection`.
     NewConnection,
     /// Bytes from the client arrive on the TCP connection.
@@ -249,11 +259,11 @@ pub enum Step {
     /// The oldest pending HTTP callout gets this answer.
     HttpCallResponse {
         /// Response headers.
-        headers: Vec<(String, String)>,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
         /// Response body.
         body: Vec<u8>,
         /// Response trailers.
-        trailers: Vec<(String, String)>,
+        trailers: Vec<(Vec<u8>, Vec<u8>)>,
     },
     /// The oldest pending HTTP callout fails: a reset (the reason shows only in the step
     /// line; the plugin sees Envoy's "reset").
@@ -263,12 +273,12 @@ pub enum Step {
     /// `upstream request timeout`), which reaches the plugin as an answer, not a failure.
     HttpCallTimeout,
     /// The oldest open gRPC stream receives initial metadata (a unary call gets none).
-    GrpcInitialMetadata(Vec<(String, String)>),
+    GrpcInitialMetadata(Vec<(Vec<u8>, Vec<u8>)>),
     /// The oldest open gRPC call or stream receives a message; a unary call's is its answer,
     /// which ends it.
     GrpcMessage(Vec<u8>),
     /// The oldest open gRPC stream receives trailing metadata (a unary call gets none).
-    GrpcTrailingMetadata(Vec<(String, String)>),
+    GrpcTrailingMetadata(Vec<(Vec<u8>, Vec<u8>)>),
     /// The oldest open gRPC call or stream finishes with this status and message: a unary
     /// call's failure, a stream's remote close.
     GrpcClose {
@@ -322,7 +332,7 @@ impl Step {
 
     /// The step as a transcript shows it: its name and its input.
     fn describe(&self) -> String {
-        let map = |pairs: &[(String, String)]| quote_map(&map(pairs));
+        let map = |pairs: &[(Vec<u8>, Vec<u8>)]| quote_map(&map(pairs));
         let eos = |end: bool| if end { " end_of_stream" } else { "" };
         let detail = match self {
             Step::RequestHeaders { headers, end_of_stream } | Step::ResponseHeaders { headers, end_of_stream } => {
@@ -387,6 +397,9 @@ pub struct Exchange {
     pub properties: Vec<(Vec<u8>, Vec<u8>)>,
     /// The upstreams callouts may go to; `None` accepts any.
     pub upstreams: Option<Vec<String>>,
+    /// The connection every stream runs on (Envoy's `connection.*`, `source.*`, `destination.*`
+    /// attributes).
+    pub connection: Connection,
     /// More plugins of the same module, each added to this host before the steps, as a proxy
     /// adds plugins: one with another vm_id or VM configuration gets VMs of its own (for
     /// example the consumer of a queue the plugin fills), one with the same joins the first
@@ -418,10 +431,12 @@ pub struct Outcome {
     pub trap: Option<String>,
     /// Every callback called in the plugin's worker VMs, with its result.
     pub callbacks: Vec<CallbackRecord>,
+    /// The proxy-specific foreign functions the plugin called, in order.
+    pub foreign: Vec<ForeignEffect>,
 }
 
-fn map(pairs: &[(String, String)]) -> HeaderMap {
-    HeaderMap::from_pairs(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
+fn map(pairs: &[(Vec<u8>, Vec<u8>)]) -> HeaderMap {
+    HeaderMap::from_pairs(pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
 }
 
 /// The function id and name of the foreign function [`run_exchange`] registers: `echo`
@@ -435,6 +450,8 @@ struct Run<'a> {
     trace: Trace,
     /// The plugin's worker first, then one per [`Exchange::others`].
     workers: Vec<WorkerVm>,
+    /// Streams made so far (each gets the next `connection.id`).
+    streams: u64,
     stream: Option<StreamRef>,
     /// Effects of the current stream already noted.
     effects_seen: usize,
@@ -454,6 +471,7 @@ struct Run<'a> {
     stopped_all: [bool; 2],
     queued: [Vec<(usize, Step)>; 2],
     callouts_seen: usize,
+    foreign_seen: usize,
     grpc_seen: usize,
     /// Open gRPC calls and streams, oldest first: (VM, id).
     grpc_open: VecDeque<(VmToken, u32)>,
@@ -479,7 +497,8 @@ pub fn run_exchange(
     if let Some(upstreams) = &exchange.upstreams {
         embedder.set_upstreams(upstreams.clone());
     }
-    host.services().register_foreign_function(ECHO_FUNCTION, Arc::new(|args: &[u8]| Ok(args.to_vec())));
+    host.services().register_foreign_function(ECHO_FUNCTION, Arc::new(|_: &ForeignCx<'_>, args: &[u8]| Ok(args.to_vec())));
+    crate::foreign::register(host.services(), embedder.foreign.clone());
     // Without the host's trace, notes go to one nobody reads.
     let trace = host.trace().cloned().unwrap_or_default();
     let mut run = Run {
@@ -487,6 +506,7 @@ pub fn run_exchange(
         embedder,
         trace,
         workers: Vec::new(),
+        streams: 0,
         stream: None,
         effects_seen: 0,
         forwarded: Default::default(),
@@ -495,6 +515,7 @@ pub fn run_exchange(
         stopped_all: [false; 2],
         queued: Default::default(),
         callouts_seen: 0,
+        foreign_seen: 0,
         grpc_seen: 0,
         grpc_open: VecDeque::new(),
         out: Outcome::default(),
@@ -514,6 +535,7 @@ pub fn run_exchange(
     out.callouts = embedder.http_calls();
     out.grpc_calls = embedder.grpc_calls();
     out.logs = embedder.logs();
+    out.foreign = embedder.foreign_effects();
     out.metrics = host.services().metrics();
     out.callbacks = run.trace.callbacks();
     Ok(out)
@@ -532,13 +554,15 @@ impl Run<'_> {
         }
         let mut memory = MemoryStream::new();
         memory.properties.extend(self.exchange.properties.iter().cloned());
+        self.streams += 1;
+        let stream = Box::new(ScriptedStream::new(memory, self.exchange.connection.clone(), self.streams));
         let worker = &mut self.workers[0];
         let root_id = worker.root(&self.exchange.plugin.root_id)?;
         let (s, action) = if tcp {
-            let (s, action) = worker.create_tcp_stream(root_id, Box::new(memory))?;
+            let (s, action) = worker.create_tcp_stream(root_id, stream)?;
             (s, Some(action))
         } else {
-            (worker.create_http_stream(root_id, Box::new(memory))?, None)
+            (worker.create_http_stream(root_id, stream)?, None)
         };
         self.stream = Some(s);
         self.effects_seen = 0;
@@ -558,7 +582,7 @@ impl Run<'_> {
             let s = self.stream(matches!(step, Step::NewConnection))?;
             if let Some(dir) = http_direction(step) {
                 let vm = self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).ok_or(Error::BadContext(s.id))?;
-                let ended = vm.memory_stream(s.id).ok_or(Error::BadContext(s.id))?.local_reply().is_some();
+                let ended = scripted_stream(vm, s.id).ok_or(Error::BadContext(s.id))?.memory.local_reply().is_some();
                 if self.stopped_all[dir] && !ended {
                     // The headers callback stopped all iteration: Envoy holds the body and
                     // trailers back until the plugin resumes the direction.
@@ -578,7 +602,9 @@ impl Run<'_> {
         {
             let (last, kept, forwarded) = (&mut self.last, &mut self.kept, &mut self.forwarded);
             let vm = self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).ok_or(Error::BadContext(s.id))?;
-            let memory = vm.memory_stream(s.id).ok_or(Error::BadContext(s.id))?;
+            let scripted = scripted_stream(vm, s.id).ok_or(Error::BadContext(s.id))?;
+            scripted.step(step, self.embedder.now_nanos());
+            let memory = &mut scripted.memory;
             if memory.local_reply().is_some() {
                 // A local reply ended the stream: later stream data never reaches the plugin.
                 self.trace.note("(the stream has ended with a local reply)");
@@ -623,8 +649,8 @@ impl Run<'_> {
                 Step::ResponseHeaders { headers, end_of_stream } => {
                     memory.response_headers = map(headers);
                     let a = vm.on_response_headers(s.id, *end_of_stream)?;
-                    if let Some(m) = vm.memory_stream(s.id) {
-                        m.response_started = !a.pauses();
+                    if let Some(m) = scripted_stream(vm, s.id) {
+                        m.memory.response_started = !a.pauses();
                     }
                     Some(a)
                 }
@@ -821,6 +847,11 @@ impl Run<'_> {
             ));
         }
         self.callouts_seen = calls.len();
+        let foreign = self.embedder.foreign_effects();
+        for effect in &foreign[self.foreign_seen.min(foreign.len())..] {
+            self.trace.note(format!("< {}", effect.describe()));
+        }
+        self.foreign_seen = foreign.len();
         let grpc = self.embedder.grpc_calls();
         for call in &grpc[self.grpc_seen.min(grpc.len())..] {
             self.trace.note(format!(
@@ -853,7 +884,8 @@ impl Run<'_> {
         let Some(s) = self.stream else { return };
         let (trace, seen) = (self.trace.clone(), &mut self.effects_seen);
         let seen_now = *seen;
-        let Some(memory) = self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).and_then(|vm| vm.memory_stream(s.id))
+        let Some(memory) =
+            self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).and_then(|vm| scripted_stream(vm, s.id)).map(|s| &mut s.memory)
         else {
             return;
         };
@@ -883,7 +915,7 @@ impl Run<'_> {
         }
         let worker = self.workers.iter_mut().find(|w| w.owns(s.vm)).ok_or(Error::BadContext(s.id))?;
         let mut data = worker.finish_stream(s)?;
-        if let Some(m) = data.as_any_mut().downcast_mut::<MemoryStream>() {
+        if let Some(m) = data.as_any_mut().downcast_mut::<ScriptedStream>().map(|s| &mut s.memory) {
             // Effects of proxy_on_done, proxy_on_log and proxy_on_delete.
             note_new_effects(&self.trace, self.effects_seen, &m.effects);
             // Everything passed on, what was kept aside, then what was still buffered.
@@ -911,6 +943,11 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// The stream of context `id` in `vm`, as the runner made it.
+fn scripted_stream(vm: &mut Vm, id: u32) -> Option<&mut ScriptedStream> {
+    vm.stream_mut(id)?.as_any_mut().downcast_mut()
 }
 
 /// The data direction a step adds to: the index of its buffer in [`data_buffer`] (the same
