@@ -5,12 +5,11 @@
 //! 0 byte. Lengths exclude the 0 bytes. An empty map is zero bytes, a lone count of 0, or a single
 //! 0 byte.
 //!
-//! Decoding is strict and never reads past its input: a count or length that runs past the
-//! buffer, a missing 0 terminator, or bytes left over after the last pair make the map
-//! malformed ([`Status::ParseFailure`]); a map over the [`MapLimits`] is refused as
-//! [`Status::BadArgument`], as the C++ host does.
-
-use crate::Status;
+//! Decoding never reads past its input: a count or length that runs past the buffer, a missing 0
+//! terminator, or bytes left over after the last pair make the map malformed, and so does a map
+//! over the [`MapLimits`]. [`decode_map`] says why ([`MapError`]); host functions use
+//! [`decode_map_lenient`], which reads such a map as empty, as the C++ host does
+//! (`src/pairs_util.cc` `PairsUtil::toPairs` returns no pairs, and no error).
 
 /// Size limits applied when decoding a map from a guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,16 +42,6 @@ pub enum MapError {
     TooLarge,
 }
 
-impl MapError {
-    /// The status a host function answers for this error.
-    pub const fn status(self) -> Status {
-        match self {
-            MapError::TooManyPairs | MapError::TooLarge => Status::BadArgument,
-            _ => Status::ParseFailure,
-        }
-    }
-}
-
 impl core::fmt::Display for MapError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
@@ -75,7 +64,16 @@ fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
 /// The (key, value) pairs of a decoded map, borrowed from the serialized bytes.
 pub type Pairs<'a> = Vec<(&'a [u8], &'a [u8])>;
 
-/// Decodes a serialized map into (key, value) slices of `bytes`, in order.
+/// Decodes a serialized map as the C++ host does (`PairsUtil::toPairs`): the pairs, or none at
+/// all when [`decode_map`] refuses the map (malformed or over `limits`). No error reaches the
+/// guest: a malformed map empties what it is set into, and a callout or local reply goes out
+/// without those headers.
+pub fn decode_map_lenient(bytes: &[u8], limits: MapLimits) -> Pairs<'_> {
+    decode_map(bytes, limits).unwrap_or_default()
+}
+
+/// Decodes a serialized map into (key, value) slices of `bytes`, in order, or says why it is
+/// malformed.
 pub fn decode_map(bytes: &[u8], limits: MapLimits) -> Result<Pairs<'_>, MapError> {
     if bytes.len() > limits.max_bytes {
         return Err(MapError::TooLarge);
@@ -235,13 +233,23 @@ mod tests {
     }
 
     #[test]
-    fn applies_limits_with_bad_argument() {
+    fn lenient_decoding_reads_anything_refused_as_empty() {
+        let good = encode_map(&[("a", "1")]);
+        assert_eq!(decode_map_lenient(&good, MapLimits::default()), vec![(&b"a"[..], &b"1"[..])]);
+        let mut truncated = good.clone();
+        truncated.pop();
+        let too_many = encode_map(&vec![("k", "v"); 1025]);
+        for bad in [&truncated[..], &[5, 0, 0, 0][..], &too_many[..], &[1, 2][..]] {
+            assert!(decode_map_lenient(bad, MapLimits::default()).is_empty(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn applies_limits() {
         let big = encode_map(&[("k", "v"); 3]);
         let l = MapLimits { max_pairs: 2, max_bytes: 1 << 20 };
         assert_eq!(decode_map(&big, l), Err(MapError::TooManyPairs));
         let l = MapLimits { max_pairs: 10, max_bytes: 8 };
         assert_eq!(decode_map(&big, l), Err(MapError::TooLarge));
-        assert_eq!(MapError::TooLarge.status(), Status::BadArgument);
-        assert_eq!(MapError::Truncated.status(), Status::ParseFailure);
     }
 }

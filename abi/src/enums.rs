@@ -110,21 +110,16 @@ abi_enum! {
 }
 
 abi_enum! {
-    /// What a stream callback returns.
-    ///
-    /// 2 to 4 come from older SDKs and are known to the C++ host; we treat them as `Continue`
-    /// for the filter chain, except `EndStream` which the C++ host also maps to continue.
+    /// The two values every stream callback shares. Any other value means something that
+    /// depends on the callback (headers 2 continue, 3 and more stop all iteration; bodies 2
+    /// stop with watermarks, 3 and more stop without buffering; trailers and TCP data stop on
+    /// any non-zero value: proxy-wasm-cpp-host `ContextBase::convertVmCallResultTo*Status`);
+    /// the host reads it per callback (`proxy_wasm_host::Action`).
     pub enum Action: u32 {
         /// Go on with the filter chain.
         Continue = 0 => "CONTINUE",
         /// Stop this direction until `proxy_continue_stream` or a local response.
         Pause = 1 => "PAUSE",
-        /// Older SDKs: end the stream.
-        EndStream = 2 => "END_STREAM",
-        /// Older SDKs: done.
-        Done = 3 => "DONE",
-        /// Older SDKs: continue without ending the stream.
-        ContinueAndDontEnd = 4 => "CONTINUE_AND_DONT_END",
     }
 }
 
@@ -219,6 +214,8 @@ abi_enum! {
         Success = 0 => "SUCCESS",
         /// Bad file descriptor.
         Badf = 8 => "BADF",
+        /// Not a directory.
+        Notdir = 20 => "NOTDIR",
         /// Bad address.
         Fault = 21 => "FAULT",
         /// Invalid argument.
@@ -229,6 +226,9 @@ abi_enum! {
         Nosys = 52 => "NOSYS",
         /// Not supported.
         Notsup = 58 => "NOTSUP",
+        /// Capabilities insufficient: the C++ host's answer for a WASI function a plugin's
+        /// capability restriction does not allow (`exports.h` `_CREATE_WASI_STUB`).
+        Notcapable = 76 => "NOTCAPABLE",
     }
 }
 
@@ -243,13 +243,6 @@ abi_enum! {
         ProcessCputime = 2 => "PROCESS_CPUTIME_ID",
         /// Thread CPU time (not supported).
         ThreadCputime = 3 => "THREAD_CPUTIME_ID",
-    }
-}
-
-impl Action {
-    /// Whether the host should stop the filter chain for this direction.
-    pub const fn pauses(self) -> bool {
-        matches!(self, Action::Pause)
     }
 }
 

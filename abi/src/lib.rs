@@ -10,11 +10,11 @@ mod enums;
 pub mod table;
 mod version;
 
-pub use codec::{decode_map, encode_map, encoded_len, MapError, MapLimits, Pairs};
+pub use codec::{decode_map, decode_map_lenient, encode_map, encoded_len, MapError, MapLimits, Pairs};
 pub use enums::{Action, BufferType, ClockId, Errno, LogLevel, MapType, MetricType, PeerType, Status, StreamType};
 pub use table::{
     host_function, host_function_row, AbiVersion, Callback, CallbackInfo, HostFunction, HostFunctionId, HostModule, Kind, Param,
-    Versions,
+    RestrictedPhase, Versions,
     CALLBACKS, HOST_FUNCTIONS, WASI_MODULES,
 };
 pub use version::{detect_version, VersionError};

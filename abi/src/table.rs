@@ -12,11 +12,19 @@
 //! - a parameter `kind` is `ptr` or `size` (a guest pointer or `size_t`: 32-bit in wasm32,
 //!   64-bit in a native plugin), `u32`, `i32`, `u64` or `i64`;
 //! - `result` is `status` (a [`Status`](crate::Status)), `errno` (a WASI
-//!   [`Errno`](crate::Errno)) or `never` (`proc_exit`, which does not return).
+//!   [`Errno`](crate::Errno)), `i32` (a plain value: `env.pthread_equal`) or `none` (no result:
+//!   `proc_exit`, `env.emscripten_notify_memory_growth`).
+//!
+//! The rows are what proxy-wasm-cpp-host links (`include/proxy-wasm/exports.h`
+//! `FOR_ALL_HOST_FUNCTIONS`, `FOR_ALL_WASI_FUNCTIONS`; `src/wasm.cc`
+//! `WasmBase::registerCallbacks`), so that a module that loads in Envoy loads here: the 43
+//! `proxy_*` functions, the two `env` helpers it always links, and its 45 WASI functions under
+//! both module names. Two WASI rows keep WASI's own signature where the C++ host declares one
+//! parameter fewer (`path_link`, `path_symlink`; see `docs/reference-host.md`).
 //!
 //! A callback row reads `{ Variant, "export_name", [versions], (param: kind, ...) -> result }`
 //! with parameter kinds `ctx` (a context id, `u32`), `size`, `u32` and `bool`, and results
-//! `none`, `bool`, `action`, `ptr` (an allocator) or `i32` (`main`). A callback whose signature
+//! `none`, `bool`, `action`, `ptr` (an allocator) or `i32` (`main`, `__main_void`). A callback whose signature
 //! changed between versions has one row per signature, with different variants and the same
 //! export name.
 
@@ -77,17 +85,46 @@ macro_rules! for_each_host_function {
             { env, proxy_set_effective_context, [V010 V020 V021], (context_id: u32) -> status }
             { env, proxy_done, [V010 V020 V021], () -> status }
             { env, proxy_call_foreign_function, [V010 V020 V021], (name_ptr: ptr, name_size: size, args_ptr: ptr, args_size: size, return_results_ptr: ptr, return_results_size: ptr) -> status }
-            // The WASI preview1 subset that SDK guests import.
+            // The two `env` helpers the C++ host links for every module (Emscripten and pthread
+            // shims): not Proxy-Wasm functions, never restricted.
+            { env, pthread_equal, [V010 V020 V021], (left: u32, right: u32) -> i32 }
+            { env, emscripten_notify_memory_growth, [V010 V020 V021], (memory_index: u32) -> none }
+            // WASI preview1: every function the C++ host links (`FOR_ALL_WASI_FUNCTIONS`).
             { wasi, fd_write, [V010 V020 V021], (fd: u32, iovs_ptr: ptr, iovs_len: size, return_written: ptr) -> errno }
             { wasi, fd_read, [V010 V020 V021], (fd: u32, iovs_ptr: ptr, iovs_len: size, return_read: ptr) -> errno }
             { wasi, fd_seek, [V010 V020 V021], (fd: u32, offset: i64, whence: u32, return_offset: ptr) -> errno }
             { wasi, fd_close, [V010 V020 V021], (fd: u32) -> errno }
             { wasi, fd_fdstat_get, [V010 V020 V021], (fd: u32, return_stat: ptr) -> errno }
+            { wasi, fd_fdstat_set_flags, [V010 V020 V021], (fd: u32, flags: u32) -> errno }
+            { wasi, fd_fdstat_set_rights, [V010 V020 V021], (fd: u32, rights_base: u64, rights_inheriting: u64) -> errno }
             { wasi, fd_prestat_get, [V010 V020 V021], (fd: u32, return_prestat: ptr) -> errno }
             { wasi, fd_prestat_dir_name, [V010 V020 V021], (fd: u32, path_ptr: ptr, path_len: size) -> errno }
             { wasi, fd_filestat_get, [V010 V020 V021], (fd: u32, return_stat: ptr) -> errno }
+            { wasi, fd_filestat_set_size, [V010 V020 V021], (fd: u32, size: u64) -> errno }
+            { wasi, fd_filestat_set_times, [V010 V020 V021], (fd: u32, atim: u64, mtim: u64, fst_flags: u32) -> errno }
+            { wasi, fd_advise, [V010 V020 V021], (fd: u32, offset: u64, len: u64, advice: u32) -> errno }
+            { wasi, fd_allocate, [V010 V020 V021], (fd: u32, offset: u64, len: u64) -> errno }
+            { wasi, fd_datasync, [V010 V020 V021], (fd: u32) -> errno }
+            { wasi, fd_sync, [V010 V020 V021], (fd: u32) -> errno }
+            { wasi, fd_pread, [V010 V020 V021], (fd: u32, iovs_ptr: ptr, iovs_len: size, offset: u64, return_read: ptr) -> errno }
+            { wasi, fd_pwrite, [V010 V020 V021], (fd: u32, iovs_ptr: ptr, iovs_len: size, offset: u64, return_written: ptr) -> errno }
+            { wasi, fd_readdir, [V010 V020 V021], (fd: u32, buf_ptr: ptr, buf_len: size, cookie: u64, return_size: ptr) -> errno }
+            { wasi, fd_renumber, [V010 V020 V021], (fd: u32, to: u32) -> errno }
+            { wasi, fd_tell, [V010 V020 V021], (fd: u32, return_offset: ptr) -> errno }
             { wasi, path_open, [V010 V020 V021], (fd: u32, dirflags: u32, path_ptr: ptr, path_len: size, oflags: u32, rights_base: u64, rights_inheriting: u64, fdflags: u32, return_fd: ptr) -> errno }
             { wasi, path_filestat_get, [V010 V020 V021], (fd: u32, flags: u32, path_ptr: ptr, path_len: size, return_stat: ptr) -> errno }
+            { wasi, path_filestat_set_times, [V010 V020 V021], (fd: u32, flags: u32, path_ptr: ptr, path_len: size, atim: u64, mtim: u64, fst_flags: u32) -> errno }
+            { wasi, path_create_directory, [V010 V020 V021], (fd: u32, path_ptr: ptr, path_len: size) -> errno }
+            { wasi, path_remove_directory, [V010 V020 V021], (fd: u32, path_ptr: ptr, path_len: size) -> errno }
+            { wasi, path_unlink_file, [V010 V020 V021], (fd: u32, path_ptr: ptr, path_len: size) -> errno }
+            { wasi, path_link, [V010 V020 V021], (old_fd: u32, old_flags: u32, old_path_ptr: ptr, old_path_len: size, new_fd: u32, new_path_ptr: ptr, new_path_len: size) -> errno }
+            { wasi, path_readlink, [V010 V020 V021], (fd: u32, path_ptr: ptr, path_len: size, buf_ptr: ptr, buf_len: size, return_size: ptr) -> errno }
+            { wasi, path_rename, [V010 V020 V021], (fd: u32, old_path_ptr: ptr, old_path_len: size, new_fd: u32, new_path_ptr: ptr, new_path_len: size) -> errno }
+            { wasi, path_symlink, [V010 V020 V021], (old_path_ptr: ptr, old_path_len: size, fd: u32, new_path_ptr: ptr, new_path_len: size) -> errno }
+            { wasi, sock_accept, [V010 V020 V021], (fd: u32, flags: u32, return_fd: ptr) -> errno }
+            { wasi, sock_recv, [V010 V020 V021], (fd: u32, ri_data_ptr: ptr, ri_data_len: size, ri_flags: u32, return_size: ptr, return_flags: ptr) -> errno }
+            { wasi, sock_send, [V010 V020 V021], (fd: u32, si_data_ptr: ptr, si_data_len: size, si_flags: u32, return_size: ptr) -> errno }
+            { wasi, sock_shutdown, [V010 V020 V021], (fd: u32, how: u32) -> errno }
             { wasi, clock_time_get, [V010 V020 V021], (clock_id: u32, precision: u64, return_time: ptr) -> errno }
             { wasi, clock_res_get, [V010 V020 V021], (clock_id: u32, return_resolution: ptr) -> errno }
             { wasi, random_get, [V010 V020 V021], (buf_ptr: ptr, buf_len: size) -> errno }
@@ -95,7 +132,7 @@ macro_rules! for_each_host_function {
             { wasi, environ_get, [V010 V020 V021], (environ_ptr: ptr, environ_buf_ptr: ptr) -> errno }
             { wasi, args_sizes_get, [V010 V020 V021], (return_count: ptr, return_buf_size: ptr) -> errno }
             { wasi, args_get, [V010 V020 V021], (argv_ptr: ptr, argv_buf_ptr: ptr) -> errno }
-            { wasi, proc_exit, [V010 V020 V021], (code: u32) -> never }
+            { wasi, proc_exit, [V010 V020 V021], (code: u32) -> none }
             { wasi, sched_yield, [V010 V020 V021], () -> errno }
             { wasi, poll_oneoff, [V010 V020 V021], (in_ptr: ptr, out_ptr: ptr, nsubscriptions: size, return_nevents: ptr) -> errno }
         }
@@ -111,6 +148,7 @@ macro_rules! for_each_callback {
             { Initialize, "_initialize", [V010 V020 V021], () -> none }
             { Start, "_start", [V010 V020 V021], () -> none }
             { Main, "main", [V010 V020 V021], (argc: u32, argv: u32) -> i32 }
+            { MainVoid, "__main_void", [V010 V020 V021], () -> i32 }
             { Malloc, "malloc", [V010 V020 V021], (size: size) -> ptr }
             { OnMemoryAllocate, "proxy_on_memory_allocate", [V010 V020 V021], (size: size) -> ptr }
             // Root contexts.
@@ -163,7 +201,6 @@ macro_rules! wasm_type {
     (status) => { i32 };
     (errno) => { i32 };
     (action) => { i32 };
-    (never) => { () };
     (none) => { () };
 }
 
@@ -287,8 +324,6 @@ pub enum Kind {
     Action,
     /// No value.
     None,
-    /// Does not return.
-    Never,
 }
 
 impl Kind {
@@ -296,7 +331,7 @@ impl Kind {
     pub const fn wasm_type(self) -> Option<&'static str> {
         match self {
             Kind::U64 | Kind::I64 => Some("i64"),
-            Kind::None | Kind::Never => None,
+            Kind::None => None,
             _ => Some("i32"),
         }
     }
@@ -317,7 +352,6 @@ macro_rules! __kind {
     (errno) => { $crate::Kind::Errno };
     (action) => { $crate::Kind::Action };
     (none) => { $crate::Kind::None };
-    (never) => { $crate::Kind::Never };
 }
 
 /// The module a host function is imported from.
@@ -379,7 +413,8 @@ pub struct HostFunction {
     pub versions: Versions,
     /// Its parameters.
     pub params: &'static [Param],
-    /// Its result: [`Kind::Status`], [`Kind::Errno`] or [`Kind::Never`].
+    /// Its result: [`Kind::Status`], [`Kind::Errno`], [`Kind::I32`] (a plain value) or
+    /// [`Kind::None`].
     pub result: Kind,
 }
 
@@ -411,6 +446,11 @@ macro_rules! define_host_functions {
                 #[doc = concat!("`", stringify!($module), ".", stringify!($name), "`")]
                 $name,
             )*
+        }
+
+        impl HostFunctionId {
+            /// Every id, in table order: `ALL[row].row() == row`.
+            pub const ALL: &'static [HostFunctionId] = &[$(HostFunctionId::$name),*];
         }
 
         /// Every host function, in table order.
@@ -495,7 +535,89 @@ pub fn host_function_row(module: &str, name: &str) -> Option<usize> {
     HOST_FUNCTIONS.iter().position(|f| f.module == module && f.name == name)
 }
 
+/// The phases in which Envoy's default runtime (V8, through proxy-wasm-cpp-host) lets a guest
+/// call only a few host functions, and traps any other call ("restricted_callback"; the other
+/// C++ runtimes serve every call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RestrictedPhase {
+    /// The module's start functions run: `_initialize`, `main`, `__main_void` or `_start`
+    /// (`src/wasm.cc` `WasmBase::startVm`).
+    Start,
+    /// The guest allocator runs inside a host function that returns bytes
+    /// (`include/proxy-wasm/wasm.h` `WasmBase::allocMemory`).
+    Allocator,
+}
+
+impl RestrictedPhase {
+    /// How messages name the phase.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            RestrictedPhase::Start => "while the module's start functions run",
+            RestrictedPhase::Allocator => "inside the guest allocator",
+        }
+    }
+}
+
 impl HostFunctionId {
+    /// Whether a guest may call this host function in `phase`: the C++ host's lists, the same
+    /// under both WASI module names. During start: logging (`proxy_log`, `fd_write`,
+    /// `fd_pwrite`), arguments, environment, clocks, randomness, `poll_oneoff`,
+    /// `emscripten_notify_memory_growth` and the WASI functions that only answer an errno (so
+    /// that a toolchain's start-up code runs); not any other `proxy_*`, `pthread_equal`,
+    /// `fd_read`, `fd_seek`, `fd_close`, `path_open`, `sched_yield` or `proc_exit`. Inside the
+    /// allocator: `proxy_log`, `fd_write`, `clock_time_get` and `poll_oneoff` (a Go runtime's
+    /// GC sleeps there).
+    pub const fn allowed_in(self, phase: RestrictedPhase) -> bool {
+        use HostFunctionId::*;
+        match phase {
+            RestrictedPhase::Allocator => matches!(self, proxy_log | fd_write | clock_time_get | poll_oneoff),
+            RestrictedPhase::Start => matches!(
+                self,
+                emscripten_notify_memory_growth
+                    | proxy_log
+                    | fd_write
+                    | args_sizes_get
+                    | args_get
+                    | environ_sizes_get
+                    | environ_get
+                    | clock_time_get
+                    | clock_res_get
+                    | random_get
+                    | poll_oneoff
+                    | fd_fdstat_get
+                    | fd_fdstat_set_flags
+                    | fd_advise
+                    | fd_allocate
+                    | fd_datasync
+                    | fd_fdstat_set_rights
+                    | fd_filestat_get
+                    | fd_filestat_set_size
+                    | fd_filestat_set_times
+                    | fd_pread
+                    | fd_prestat_dir_name
+                    | fd_prestat_get
+                    | fd_pwrite
+                    | fd_readdir
+                    | fd_renumber
+                    | fd_sync
+                    | fd_tell
+                    | path_create_directory
+                    | path_filestat_get
+                    | path_filestat_set_times
+                    | path_link
+                    | path_readlink
+                    | path_remove_directory
+                    | path_rename
+                    | path_symlink
+                    | path_unlink_file
+                    | sock_accept
+                    | sock_recv
+                    | sock_send
+                    | sock_shutdown
+            ),
+        }
+    }
+
     /// Its row in [`HOST_FUNCTIONS`].
     pub const fn row(self) -> usize {
         self as usize
@@ -528,6 +650,21 @@ mod tests {
     }
 
     #[test]
+    fn restricted_phases_allow_the_reference_lists() {
+        use RestrictedPhase::*;
+        let allowed = |phase| HostFunctionId::ALL.iter().filter(|id| id.allowed_in(phase)).count();
+        // wasm.h allocMemory: 4 functions; wasm.cc startVm: 2 env + 39 WASI functions.
+        assert_eq!(allowed(Allocator), 4);
+        assert_eq!(allowed(Start), 41);
+        assert!(HostFunctionId::proxy_log.allowed_in(Start));
+        assert!(!HostFunctionId::proxy_get_property.allowed_in(Start));
+        assert!(!HostFunctionId::proxy_done.allowed_in(Allocator));
+        assert!(!HostFunctionId::pthread_equal.allowed_in(Start));
+        assert!(!HostFunctionId::proc_exit.allowed_in(Start));
+        assert!(HostFunctionId::poll_oneoff.allowed_in(Allocator));
+    }
+
+    #[test]
     fn names_are_unique_per_version() {
         for v in AbiVersion::ALL {
             let mut names: Vec<_> = Callback::for_version(v).map(Callback::name).collect();
@@ -552,7 +689,13 @@ mod tests {
         assert_eq!(f.params[1].kind.wasm_type(), Some("i64"));
         let f = host_function("wasi_unstable", "clock_time_get").unwrap();
         assert_eq!(f.params[1].kind, Kind::U64);
-        assert_eq!(host_function("wasi_snapshot_preview1", "proc_exit").unwrap().result, Kind::Never);
+        assert_eq!(host_function("wasi_snapshot_preview1", "proc_exit").unwrap().result, Kind::None);
+        assert_eq!(host_function("env", "pthread_equal").unwrap().result, Kind::I32);
+        assert_eq!(host_function("env", "emscripten_notify_memory_growth").unwrap().result, Kind::None);
+        // WASI's signatures, one parameter more than the C++ host declares (docs/reference-host.md).
+        assert_eq!(host_function("wasi_unstable", "path_link").unwrap().params.len(), 7);
+        assert_eq!(host_function("wasi_unstable", "path_symlink").unwrap().params.len(), 5);
+        assert_eq!(host_function("wasi_unstable", "fd_pwrite").unwrap().params[3].kind, Kind::U64);
         assert!(host_function("env", "proxy_get_log_level").unwrap().versions.contains(AbiVersion::V021));
         assert!(!host_function("env", "proxy_get_log_level").unwrap().versions.contains(AbiVersion::V020));
         assert!(host_function("env", "fd_write").is_none());
@@ -562,7 +705,9 @@ mod tests {
         assert_eq!(Callback::OnRequestHeadersV010.name(), "proxy_on_request_headers");
     }
 
-    /// The checklist of `shared/abi-reference.md`: every host function and callback it names.
+    /// The checklist of `shared/abi-reference.md`: every host function and callback it names, and
+    /// everything proxy-wasm-cpp-host links (`exports.h` `FOR_ALL_WASI_FUNCTIONS`, the two `env`
+    /// helpers of `wasm.cc` `registerCallbacks`).
     #[test]
     fn table_covers_the_abi_reference() {
         let env = [
@@ -579,14 +724,20 @@ mod tests {
             "proxy_resolve_shared_queue", "proxy_enqueue_shared_queue", "proxy_dequeue_shared_queue",
             "proxy_define_metric", "proxy_increment_metric", "proxy_record_metric", "proxy_get_metric",
             "proxy_get_property", "proxy_set_property", "proxy_set_effective_context", "proxy_done",
-            "proxy_call_foreign_function",
+            "proxy_call_foreign_function", "pthread_equal", "emscripten_notify_memory_growth",
         ];
         let wasi = [
-            "fd_write", "fd_read", "fd_seek", "fd_close", "fd_fdstat_get", "fd_prestat_get",
-            "fd_prestat_dir_name", "fd_filestat_get", "path_open", "path_filestat_get",
-            "clock_time_get", "clock_res_get", "random_get", "environ_sizes_get", "environ_get",
-            "args_sizes_get", "args_get", "proc_exit", "sched_yield", "poll_oneoff",
+            "fd_write", "fd_read", "fd_seek", "fd_close", "fd_fdstat_get", "fd_fdstat_set_flags",
+            "fd_fdstat_set_rights", "environ_get", "environ_sizes_get", "args_get", "args_sizes_get",
+            "clock_time_get", "clock_res_get", "fd_advise", "fd_allocate", "fd_datasync",
+            "fd_filestat_set_size", "fd_filestat_set_times", "fd_pread", "fd_pwrite", "fd_readdir",
+            "fd_renumber", "fd_sync", "fd_tell", "path_create_directory", "path_filestat_set_times",
+            "path_link", "path_readlink", "path_remove_directory", "path_rename", "path_symlink",
+            "path_unlink_file", "sock_accept", "sock_recv", "sock_send", "sock_shutdown",
+            "random_get", "sched_yield", "poll_oneoff", "proc_exit", "path_open", "fd_prestat_get",
+            "fd_prestat_dir_name", "path_filestat_get", "fd_filestat_get",
         ];
+        assert_eq!(wasi.len(), 45);
         for name in env {
             assert!(host_function("env", name).is_some(), "missing env.{name}");
         }
@@ -597,7 +748,7 @@ mod tests {
         }
         assert_eq!(HOST_FUNCTIONS.len(), env.len() + wasi.len());
         let callbacks = [
-            "_initialize", "_start", "main", "malloc", "proxy_on_memory_allocate",
+            "_initialize", "_start", "main", "__main_void", "malloc", "proxy_on_memory_allocate",
             "proxy_on_vm_start", "proxy_on_configure", "proxy_on_context_create", "proxy_on_tick",
             "proxy_on_queue_ready", "proxy_on_foreign_function", "proxy_on_new_connection",
             "proxy_on_downstream_data", "proxy_on_upstream_data",

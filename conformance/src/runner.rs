@@ -148,6 +148,7 @@ fn canary(host: &PluginHost, embedder: &ScriptedEmbedder, sandboxed: bool) -> Re
             configuration: b"canary".to_vec(),
             fail_open: false,
             policy: Default::default(),
+            allow_on_headers_stop_iteration: false,
         },
         steps: vec![Step::RequestHeaders { headers: vec![(":path".into(), "/".into())], end_of_stream: true }],
         ..Default::default()

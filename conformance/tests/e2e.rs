@@ -9,11 +9,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use abi::{Action, Callback, LogLevel, StreamType};
+use abi::{Callback, LogLevel, StreamType};
 use proxy_wasm_conformance::guest;
 use proxy_wasm_harness::{engines, run_exchange, Exchange, Outcome, ScriptedEmbedder, Step};
 use proxy_wasm_host::{
-    CompiledModule, Engine, Error, MemoryStream, MetricValue, PluginHost, PluginInfo, Trace, TrapKind, VmConfig,
+    Action, CompiledModule, Engine, Error, MemoryStream, MetricValue, PluginHost, PluginInfo, Trace, TrapKind, VmConfig,
 };
 
 /// Makes the engine a case runs on.
@@ -89,8 +89,7 @@ fn plugin(configuration: &str) -> PluginInfo {
         root_id: String::new(),
         vm_id: String::new(),
         configuration: configuration.as_bytes().to_vec(),
-        fail_open: false,
-        policy: Default::default(),
+        ..PluginInfo::default()
     }
 }
 
@@ -381,8 +380,9 @@ fn callbacks_come_in_the_documented_order(make: Make) {
             (Callback::OnResponseHeaders, 2, vec![1, 0]),
             (Callback::OnResponseBody, 2, vec![2, 0]),
             (Callback::OnResponseTrailers, 2, vec![0]),
-            (Callback::OnDone, 2, vec![]),
+            // Envoy runs the access log before it destroys the filter.
             (Callback::OnLog, 2, vec![]),
+            (Callback::OnDone, 2, vec![]),
             (Callback::OnDelete, 2, vec![]),
         ]
     );

@@ -112,10 +112,11 @@ fn run_prints_the_transcript_then_the_final_state() {
     ] {
         assert!(transcript.lines().any(|l| l == line), "the transcript lacks `{line}`:\n{transcript}");
     }
-    // The final state: the rewritten maps, and nothing about parts that stayed empty.
+    // The final state: the rewritten maps, and nothing about parts that stayed empty. A
+    // replaced header moves to the end (Envoy's HeaderMapImpl::setCopy removes, then adds).
     assert_eq!(
         summary,
-        "request headers:   {\":path\": \"/a\", \":method\": \"GET\", \"x-a\": \"changed\", \"x-added\": \"1\"}\n\
+        "request headers:   {\":path\": \"/a\", \":method\": \"GET\", \"x-added\": \"1\", \"x-a\": \"changed\"}\n\
          response headers:  {\":status\": \"200\", \"x-response\": \"yes\"}\n"
     );
 }
@@ -174,8 +175,10 @@ steps:
         .iter()
         .find(|c| c["callback"] == "proxy_on_http_call_response")
         .expect("the callout's answer reached the plugin");
-    assert_eq!(answer["context_id"], 2);
-    assert_eq!(answer["args"], json!([1, 1, 2, 0]), "call 1: one header, two body bytes, no trailers");
+    // The answer comes to the root context that owns the call (Envoy's), with Envoy's first
+    // HTTP call id.
+    assert_eq!(answer["context_id"], 1);
+    assert_eq!(answer["args"], json!([4, 1, 2, 0]), "call 4: one header, two body bytes, no trailers");
     let transcript = v["transcript"].as_str().unwrap();
     assert!(transcript.contains("< effect: local reply 403"), "{transcript}");
 }

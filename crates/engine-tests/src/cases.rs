@@ -4,10 +4,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use abi::{AbiVersion, Callback, LogLevel, MetricType};
+use abi::{AbiVersion, Callback, LogLevel};
 use proxy_wasm_host::engine::{allocator_callback, Watchdog};
 use proxy_wasm_host::{
-    Embedder, Engine, Error, Export, ExternKind, Import, Instance, Limits, Module, PluginInfo, Services, TrapKind,
+    Embedder, Engine, Error, Export, ExternKind, Import, Instance, Limits, MetricValue, Module, PluginInfo, Services,
+    TrapKind,
     VmHost, VmHostConfig,
 };
 
@@ -382,13 +383,13 @@ pub fn a_start_function_past_the_memory_limit_gets_minus_one(make: MakeEngine<'_
     assert!(err.to_string().contains("unreachable"), "within the limit the grow works: {err}");
 }
 
-/// A guest whose allocator makes host calls itself (as the C++ host's `bad_malloc` test), and
-/// whose `proxy_on_vm_start` reads shared data (the host copies the value through the
-/// allocator) and logs it.
+/// A guest whose allocator makes host calls itself (as the C++ host's `bad_malloc` test; the
+/// two it makes are among the four the C++ host allows there), and whose `proxy_on_vm_start`
+/// reads shared data (the host copies the value through the allocator) and logs it.
 const REENTRANT: &str = r#"
 (module
   (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
-  (import "env" "proxy_get_current_time_nanoseconds" (func $now (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $now (param i32 i64 i32) (result i32)))
   (import "env" "proxy_get_shared_data" (func $get (param i32 i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (global $next (mut i32) (i32.const 4096))
@@ -398,7 +399,7 @@ const REENTRANT: &str = r#"
   (func (export "malloc") (param $size i32) (result i32)
     (local $p i32)
     (if (global.get $trap) (then unreachable))
-    (if (call $now (i32.const 200)) (then unreachable))
+    (if (call $now (i32.const 0) (i64.const 1) (i32.const 200)) (then unreachable))
     (if (i64.eqz (i64.load (i32.const 200))) (then unreachable))
     (if (call $log (i32.const 2) (i32.const 100) (i32.const 6)) (then unreachable))
     (local.set $p (global.get $next))
@@ -427,6 +428,29 @@ pub fn a_host_function_calls_the_allocator_reentrantly(make: MakeEngine<'_>) {
     );
 }
 
+/// A host call the C++ host does not allow inside the allocator (here `proxy_done`) traps
+/// there; the trap comes out of the outer call as [`TrapKind::Restricted`].
+pub fn a_restricted_call_inside_the_allocator_traps(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    f.services.set_shared_data("vm", b"key", b"shared value", 0).unwrap();
+    let mut vm = f.instance(
+        r#"(module
+          (import "env" "proxy_done" (func $done (result i32)))
+          (import "env" "proxy_get_shared_data" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 110) "key")
+          (func (export "malloc") (param i32) (result i32)
+            (drop (call $done))
+            (i32.const 4096))
+          (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+            (call $get (i32.const 110) (i32.const 3) (i32.const 8) (i32.const 12) (i32.const 16))))"#,
+        Limits::default(),
+    );
+    let trap = vm.call(Callback::OnVmStart, &[1, 0]).unwrap_err();
+    assert_eq!(trap.kind, TrapKind::Restricted, "{trap}");
+    assert!(trap.message.contains("`proxy_done` is not allowed inside the guest allocator"), "{trap}");
+}
+
 /// A trap in the allocator, called from a host function, fails the call.
 pub fn a_trapping_allocator_fails_the_call(make: MakeEngine<'_>) {
     let f = Fixture::new(make);
@@ -443,37 +467,58 @@ pub fn a_trapping_allocator_fails_the_call(make: MakeEngine<'_>) {
 /// An `i64` host-function argument arrives whole, sign included.
 pub fn an_i64_argument_passes_through(make: MakeEngine<'_>) {
     let f = Fixture::new(make);
-    let counter = f.services.define_metric(MetricType::Counter, "requests");
-    let gauge = f.services.define_metric(MetricType::Gauge, "level");
+    // `proxy_on_vm_start(id, which)`: which 2 defines the counter `requests`, 3 the gauge
+    // `level` (answering the new id); 0 adds 5_000_000_000 to metric `id`, 1 adds -3.
     let mut vm = f.instance(
         r#"(module
           (import "env" "proxy_increment_metric" (func $inc (param i32 i64) (result i32)))
+          (import "env" "proxy_define_metric" (func $def (param i32 i32 i32 i32) (result i32)))
           (memory (export "memory") 1)
+          (data (i32.const 0) "requests")
+          (data (i32.const 16) "level")
           (func (export "proxy_on_vm_start") (param $id i32) (param $which i32) (result i32)
+            (if (i32.eq (local.get $which) (i32.const 2))
+              (then (drop (call $def (i32.const 0) (i32.const 0) (i32.const 8) (i32.const 32)))
+                    (return (i32.load (i32.const 32)))))
+            (if (i32.eq (local.get $which) (i32.const 3))
+              (then (drop (call $def (i32.const 1) (i32.const 16) (i32.const 5) (i32.const 32)))
+                    (return (i32.load (i32.const 32)))))
             (if (result i32) (local.get $which)
               (then (call $inc (local.get $id) (i64.const -3)))
               (else (call $inc (local.get $id) (i64.const 5000000000))))))"#,
         Limits::default(),
     );
-    assert_eq!(vm.call(Callback::OnVmStart, &[u64::from(counter), 0]), Ok(0));
-    assert_eq!(f.services.get_metric(counter), Ok(5_000_000_000));
-    assert_eq!(vm.call(Callback::OnVmStart, &[u64::from(gauge), 0]), Ok(0));
-    assert_eq!(vm.call(Callback::OnVmStart, &[u64::from(gauge), 1]), Ok(0));
-    assert_eq!(f.services.get_metric(gauge), Ok(4_999_999_997));
+    let counter = vm.call(Callback::OnVmStart, &[0, 2]).unwrap();
+    let gauge = vm.call(Callback::OnVmStart, &[0, 3]).unwrap();
+    let value = |name: &str| f.services.metrics().into_iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    assert_eq!(vm.call(Callback::OnVmStart, &[counter, 0]), Ok(0));
+    assert_eq!(value("requests"), Some(MetricValue::Counter(5_000_000_000)));
+    assert_eq!(vm.call(Callback::OnVmStart, &[gauge, 0]), Ok(0));
+    assert_eq!(vm.call(Callback::OnVmStart, &[gauge, 1]), Ok(0));
+    assert_eq!(value("level"), Some(MetricValue::Gauge(4_999_999_997)));
 }
 
-/// WASI `proc_exit` comes out of the call as [`TrapKind::Exit`] with its code.
-pub fn proc_exit_is_an_exit_trap(make: MakeEngine<'_>) {
+/// Host functions without a status link and return: WASI `proc_exit` returns to the guest (the
+/// C++ host logs it and returns), `env.pthread_equal` answers its plain value and
+/// `env.emscripten_notify_memory_growth` nothing.
+pub fn rows_without_a_status_return_to_the_guest(make: MakeEngine<'_>) {
     let f = Fixture::new(make);
     let mut vm = f.instance(
         r#"(module
           (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (import "env" "pthread_equal" (func $eq (param i32 i32) (result i32)))
+          (import "env" "emscripten_notify_memory_growth" (func $grew (param i32)))
           (memory (export "memory") 1)
-          (func (export "_start") (call $exit (i32.const 3))))"#,
+          (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+            (call $exit (i32.const 3))
+            (call $grew (i32.const 0))
+            (i32.add
+              (i32.mul (call $eq (local.get 0) (local.get 1)) (i32.const 10))
+              (i32.const 7))))"#,
         Limits::default(),
     );
-    let trap = vm.call(Callback::Start, &[]).unwrap_err();
-    assert_eq!(trap.kind, TrapKind::Exit(3), "{trap}");
+    assert_eq!(vm.call(Callback::OnVmStart, &[4, 4]), Ok(17));
+    assert_eq!(vm.call(Callback::OnVmStart, &[4, 5]), Ok(7));
 }
 
 /// A precompiled module loads back and runs; garbage is refused. An engine without precompiled

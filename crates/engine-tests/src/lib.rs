@@ -41,9 +41,10 @@ macro_rules! engine_contract_tests {
             the_memory_limit_is_per_instance
             a_start_function_past_the_memory_limit_gets_minus_one
             a_host_function_calls_the_allocator_reentrantly
+            a_restricted_call_inside_the_allocator_traps
             a_trapping_allocator_fails_the_call
             an_i64_argument_passes_through
-            proc_exit_is_an_exit_trap
+            rows_without_a_status_return_to_the_guest
             serialize_and_deserialize_round_trip
             the_precompiled_cache_serves_a_restart_and_refuses_a_changed_file
             an_instance_moves_between_threads

@@ -8,6 +8,7 @@
 //!   configuration: "..."       # handed to proxy_on_configure
 //!   vm_configuration: "..."    # handed to proxy_on_vm_start
 //!   fail_open: false           # when the VM fails: go on unfiltered (true) or reply 503
+//!   allow_on_headers_stop_iteration: false  # headers answering 1 stop only the headers
 //!   environment: {KEY: value}  # what WASI environ_get shows
 //! limits:                      # optional
 //!   memory_bytes: 16777216     # linear memory at most
@@ -40,9 +41,11 @@
 //! `response_body`, `response_trailers`, `new_connection`, `downstream_data`, `upstream_data`,
 //! `downstream_close`, `upstream_close` (a peer type: `LOCAL`, `REMOTE`, `UNKNOWN`; default
 //! `REMOTE`), `finish`, `http_call_response` (`headers`, `body`, `trailers`; it answers the
-//! oldest pending callout), `http_call_failure` (a reason), `grpc_initial_metadata`,
-//! `grpc_message`, `grpc_trailing_metadata`, `grpc_close` (`status`, `message`; these answer
-//! the oldest open gRPC call), `tick`, `foreign_function` (`function_id`, `arguments`) and
+//! oldest pending callout), `http_call_failure` (a reason: a reset), `http_call_timeout`
+//! (Envoy's router answers 504), `grpc_initial_metadata`,
+//! `grpc_message`, `grpc_trailing_metadata`, `grpc_close` (`status`, `message`; a message or a
+//! close answers the oldest open gRPC call or stream, and ends a unary call; metadata goes to
+//! the oldest open stream), `tick`, `foreign_function` (`function_id`, `arguments`) and
 //! `shutdown`. A step without input may be a bare name (`- tick`).
 //!
 //! `end_of_stream` may follow headers, body and data steps. Left out, headers end the stream
@@ -203,7 +206,7 @@ fn unsigned(value: &Value, what: &str) -> Result<u64> {
 
 /// The keys of a plugin section.
 const PLUGIN_KEYS: &[&str] =
-    &["name", "root_id", "vm_id", "configuration", "vm_configuration", "fail_open", "environment"];
+    &["name", "root_id", "vm_id", "configuration", "vm_configuration", "fail_open", "allow_on_headers_stop_iteration", "environment"];
 
 fn plugin_section(
     value: &Value,
@@ -224,6 +227,7 @@ fn plugin_section(
             "configuration" => plugin.configuration = bytes(v, &at)?,
             "vm_configuration" => vm.configuration = bytes(v, &at)?,
             "fail_open" => plugin.fail_open = boolean(v, &at)?,
+            "allow_on_headers_stop_iteration" => plugin.allow_on_headers_stop_iteration = boolean(v, &at)?,
             "environment" => {
                 let Value::Mapping(env) = v else { return err(format!("{at} must be a mapping")) };
                 for (k, val) in env {
@@ -397,6 +401,7 @@ const STEP_NAMES: &[&str] = &[
     "finish",
     "http_call_response",
     "http_call_failure",
+    "http_call_timeout",
     "grpc_initial_metadata",
     "grpc_message",
     "grpc_trailing_metadata",
@@ -524,6 +529,7 @@ fn to_step(step: &RawStep<'_>, later: &[RawStep<'_>]) -> Result<Step> {
             Value::Null => "reset".into(),
             v => text(v, what)?,
         }),
+        "http_call_timeout" => Step::HttpCallTimeout,
         "grpc_initial_metadata" => Step::GrpcInitialMetadata(headers(input, what)?),
         "grpc_message" => Step::GrpcMessage(body()?),
         "grpc_trailing_metadata" => Step::GrpcTrailingMetadata(headers(input, what)?),

@@ -6,11 +6,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use abi::{Action, LogLevel, PeerType, Status};
+use abi::{LogLevel, PeerType, Status};
 use crate::attributes::{Connection, ScriptedStream};
 use crate::foreign::ForeignEffect;
 use proxy_wasm_host::{
-    quote, quote_map, trap_text, CallbackRecord, ForeignCx, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall,
+    quote, quote_map, trap_text, Action, CallbackRecord, ForeignCx, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall,
     HttpCallResponse, LocalReply, MemoryStream, MetricValue, PluginHost, PluginInfo, PropertyCx, StreamEffect,
     StreamRef, Trace, Vm, VmConfig, VmToken, WorkerVm,
 };
@@ -40,6 +40,9 @@ pub struct ScriptedEmbedder {
     foreign: Arc<Mutex<Vec<ForeignEffect>>>,
     pending: Mutex<VecDeque<(VmToken, u32)>>,
     grpc_calls: Mutex<Vec<GrpcCall>>,
+    /// gRPC calls and streams the plugin cancelled (or closed, a unary call): no step answers
+    /// them any more.
+    grpc_forgotten: Mutex<Vec<(VmToken, u32)>>,
     properties: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
     upstreams: Mutex<Option<Vec<String>>>,
     now: AtomicU64,
@@ -54,6 +57,7 @@ impl Default for ScriptedEmbedder {
             foreign: Arc::default(),
             pending: Mutex::default(),
             grpc_calls: Mutex::default(),
+            grpc_forgotten: Mutex::default(),
             properties: Mutex::default(),
             upstreams: Mutex::default(),
             // 2024-01-01T00:00:00Z: a fixed, plausible wall clock.
@@ -116,6 +120,11 @@ impl ScriptedEmbedder {
         lock(&self.pending).pop_front()
     }
 
+    /// The gRPC calls cancelled since the last time, taken.
+    fn take_grpc_forgotten(&self) -> Vec<(VmToken, u32)> {
+        std::mem::take(&mut *lock(&self.grpc_forgotten))
+    }
+
     fn upstream_known(&self, upstream: &str) -> bool {
         lock(&self.upstreams).as_ref().is_none_or(|u| u.iter().any(|x| x == upstream))
     }
@@ -152,6 +161,11 @@ impl Embedder for ScriptedEmbedder {
     }
 
     fn grpc_call(&self, call: &GrpcCall) -> Result<(), Status> {
+        // Envoy parses an empty upstream as an empty GrpcService, for which it cannot make a
+        // client (BAD_ARGUMENT); an unknown cluster is PARSE_FAILURE.
+        if call.upstream.is_empty() {
+            return Err(Status::BadArgument);
+        }
         if !self.upstream_known(&call.upstream) {
             return Err(Status::ParseFailure);
         }
@@ -163,11 +177,16 @@ impl Embedder for ScriptedEmbedder {
         Ok(())
     }
 
-    fn grpc_cancel(&self, _vm: VmToken, _id: u32) -> Result<(), Status> {
+    fn grpc_cancel(&self, vm: VmToken, id: u32) -> Result<(), Status> {
+        lock(&self.grpc_forgotten).push((vm, id));
         Ok(())
     }
 
-    fn grpc_close(&self, _vm: VmToken, _id: u32) -> Result<(), Status> {
+    fn grpc_close(&self, vm: VmToken, id: u32) -> Result<(), Status> {
+        // Closing a unary call cancels it; a stream stays until its remote close.
+        if !is_grpc_stream(id) {
+            lock(&self.grpc_forgotten).push((vm, id));
+        }
         Ok(())
     }
 
@@ -233,7 +252,9 @@ pub enum Step {
     DownstreamClose(PeerType),
     /// The server side of the TCP connection closed.
     UpstreamClose(PeerType),
-    /// The current stream ends: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
+    /// The current stream ends: an HTTP stream gets `proxy_on_log`, `proxy_on_done`,
+    /// `proxy_on_delete` (Envoy's order); a TCP connection `proxy_on_done`, `proxy_on_log`,
+    /// `proxy_on_delete`.
     Finish,
     /// The oldest pending HTTP callout gets this answer.
     HttpCallResponse {
@@ -244,15 +265,22 @@ pub enum Step {
         /// Response trailers.
         trailers: Vec<(Vec<u8>, Vec<u8>)>,
     },
-    /// The oldest pending HTTP callout fails (reset or timeout) for this reason.
+    /// The oldest pending HTTP callout fails: a reset (the reason shows only in the step
+    /// line; the plugin sees Envoy's "reset").
     HttpCallFailure(String),
-    /// The oldest open gRPC call or stream receives initial metadata.
+    /// The oldest pending HTTP callout times out: Envoy's router answers it with a local 504
+    /// (`:status` 504, `content-length` 24, `content-type` text/plain, body
+    /// `upstream request timeout`), which reaches the plugin as an answer, not a failure.
+    HttpCallTimeout,
+    /// The oldest open gRPC stream receives initial metadata (a unary call gets none).
     GrpcInitialMetadata(Vec<(Vec<u8>, Vec<u8>)>),
-    /// The oldest open gRPC call or stream receives a message.
+    /// The oldest open gRPC call or stream receives a message; a unary call's is its answer,
+    /// which ends it.
     GrpcMessage(Vec<u8>),
-    /// The oldest open gRPC call or stream receives trailing metadata.
+    /// The oldest open gRPC stream receives trailing metadata (a unary call gets none).
     GrpcTrailingMetadata(Vec<(Vec<u8>, Vec<u8>)>),
-    /// The oldest open gRPC call or stream finishes with this status and message.
+    /// The oldest open gRPC call or stream finishes with this status and message: a unary
+    /// call's failure, a stream's remote close.
     GrpcClose {
         /// The gRPC status code.
         status: u32,
@@ -291,6 +319,7 @@ impl Step {
             Step::Finish => "finish",
             Step::HttpCallResponse { .. } => "http_call_response",
             Step::HttpCallFailure(_) => "http_call_failure",
+            Step::HttpCallTimeout => "http_call_timeout",
             Step::GrpcInitialMetadata(_) => "grpc_initial_metadata",
             Step::GrpcMessage(_) => "grpc_message",
             Step::GrpcTrailingMetadata(_) => "grpc_trailing_metadata",
@@ -329,7 +358,7 @@ impl Step {
             Step::ForeignFunction { function_id, arguments } => {
                 format!("{function_id} {}", quote(arguments))
             }
-            Step::NewConnection | Step::Finish | Step::Tick | Step::Shutdown => String::new(),
+            Step::NewConnection | Step::Finish | Step::Tick | Step::Shutdown | Step::HttpCallTimeout => String::new(),
         };
         if detail.is_empty() {
             format!("> {}", self.name())
@@ -433,11 +462,20 @@ struct Run<'a> {
     /// Effects of the current stream already noted.
     effects_seen: usize,
     /// Per data direction (request body, response body, downstream, upstream): the bytes
-    /// already passed on, and whether the plugin holds the rest (its last data callback
-    /// paused and nothing resumed it since). A chunk that arrives while not held first passes
-    /// the buffer on, so the plugin sees only new data, as in a proxy.
+    /// already passed on, the bytes kept for the next filter but no longer shown to the plugin
+    /// (its last data callback answered [`Action::PauseWatermark`]), and the plugin's last
+    /// answer since nothing resumed the direction. A chunk that arrives then: after a continue
+    /// the buffer passes on first, so the plugin sees only new data, as in a proxy; after
+    /// [`Action::Pause`] it is added to what the plugin sees; after a watermark pause what the
+    /// plugin saw is kept aside; after [`Action::StopNoBuffer`] it is dropped.
     forwarded: [Vec<u8>; 4],
-    held: [bool; 4],
+    kept: [Vec<u8>; 4],
+    last: [Action; 4],
+    /// Per HTTP direction (request, response): its headers callback stopped all iteration
+    /// ([`Action::Pause`]) and nothing resumed it; the body and trailer steps that came since,
+    /// to deliver when the plugin resumes the direction (Envoy's StopAllIteration).
+    stopped_all: [bool; 2],
+    queued: [Vec<(usize, Step)>; 2],
     callouts_seen: usize,
     foreign_seen: usize,
     grpc_seen: usize,
@@ -478,7 +516,10 @@ pub fn run_exchange(
         stream: None,
         effects_seen: 0,
         forwarded: Default::default(),
-        held: [false; 4],
+        kept: Default::default(),
+        last: [Action::Continue; 4],
+        stopped_all: [false; 2],
+        queued: Default::default(),
         callouts_seen: 0,
         foreign_seen: 0,
         grpc_seen: 0,
@@ -533,7 +574,10 @@ impl Run<'_> {
         self.stream = Some(s);
         self.effects_seen = 0;
         self.forwarded = Default::default();
-        self.held = [false; 4];
+        self.kept = Default::default();
+        self.last = [Action::Continue; 4];
+        self.stopped_all = [false; 2];
+        self.queued = Default::default();
         if let Some(action) = action {
             self.trace.note(format!("< {}", action.name()));
         }
@@ -543,7 +587,27 @@ impl Run<'_> {
     fn step(&mut self, index: usize, step: &Step) -> Result<(), Error> {
         if step.is_stream_step() {
             let s = self.stream(matches!(step, Step::NewConnection))?;
-            let (held, forwarded) = (&mut self.held, &mut self.forwarded);
+            if let Some(dir) = http_direction(step) {
+                let vm = self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).ok_or(Error::BadContext(s.id))?;
+                let ended = scripted_stream(vm, s.id).ok_or(Error::BadContext(s.id))?.memory.local_reply().is_some();
+                if self.stopped_all[dir] && !ended {
+                    // The headers callback stopped all iteration: Envoy holds the body and
+                    // trailers back until the plugin resumes the direction.
+                    let which = if dir == 0 { "request" } else { "response" };
+                    self.trace.note(format!("(held: the plugin stopped all iteration in {which} headers)"));
+                    self.queued[dir].push((index, step.clone()));
+                    return Ok(());
+                }
+            }
+            return self.stream_step(s, index, step);
+        }
+        self.other_step(step)
+    }
+
+    /// A step of the current stream `s`, delivered to the plugin.
+    fn stream_step(&mut self, s: StreamRef, index: usize, step: &Step) -> Result<(), Error> {
+        {
+            let (last, kept, forwarded) = (&mut self.last, &mut self.kept, &mut self.forwarded);
             let vm = self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).ok_or(Error::BadContext(s.id))?;
             let scripted = scripted_stream(vm, s.id).ok_or(Error::BadContext(s.id))?;
             scripted.step(step, self.embedder.now_nanos());
@@ -553,10 +617,27 @@ impl Run<'_> {
                 self.trace.note("(the stream has ended with a local reply)");
                 return Ok(());
             }
-            // A new chunk of a direction the plugin does not hold: what was buffered went on.
+            let reset = |e: &StreamEffect| {
+                matches!(e, StreamEffect::Close(abi::StreamType::HttpRequest | abi::StreamType::HttpResponse))
+            };
+            if memory.effects.iter().any(reset) {
+                // Reset (proxy_close_stream, or a local reply after the response started):
+                // Envoy destroys the filter; only the end of the stream follows.
+                self.trace.note("(the stream has been reset)");
+                return Ok(());
+            }
+            // A new chunk: what happens to the data before it depends on the plugin's last
+            // answer for that direction.
             if let Some(dir) = data_direction(step) {
-                if !held[dir] {
-                    forwarded[dir].append(data_buffer(memory, dir));
+                let buffer = data_buffer(memory, dir);
+                match last[dir] {
+                    Action::Pause => {}
+                    Action::PauseWatermark => kept[dir].append(buffer),
+                    Action::StopNoBuffer => buffer.clear(),
+                    Action::Continue | Action::PauseHeaders => {
+                        forwarded[dir].append(&mut kept[dir]);
+                        forwarded[dir].append(buffer);
+                    }
                 }
             }
             let action = match step {
@@ -576,7 +657,7 @@ impl Run<'_> {
                     memory.response_headers = map(headers);
                     let a = vm.on_response_headers(s.id, *end_of_stream)?;
                     if let Some(m) = scripted_stream(vm, s.id) {
-                        m.memory.response_started = a == Action::Continue;
+                        m.memory.response_started = !a.pauses();
                     }
                     Some(a)
                 }
@@ -612,11 +693,56 @@ impl Run<'_> {
                 self.trace.note(format!("< {}", a.name()));
                 self.out.actions.push((index, a));
                 if let Some(dir) = data_direction(step) {
-                    held[dir] = a == Action::Pause;
+                    last[dir] = a;
+                }
+                match step {
+                    Step::RequestHeaders { .. } => self.stopped_all[0] = a == Action::Pause,
+                    Step::ResponseHeaders { .. } => self.stopped_all[1] = a == Action::Pause,
+                    _ => {}
                 }
             }
-            return Ok(());
         }
+        Ok(())
+    }
+
+    /// Delivers what was held back behind a headers callback that stopped all iteration of
+    /// HTTP direction `dir`, now that the plugin resumed it: every body chunk at once, in one
+    /// body callback (the end of the stream when the last chunk ended it), then the trailers.
+    fn release_queued(&mut self, dir: usize) -> Result<(), Error> {
+        let queued = std::mem::take(&mut self.queued[dir]);
+        let Some(s) = self.stream else { return Ok(()) };
+        let mut body: Option<(usize, Vec<u8>, bool)> = None;
+        let mut rest = Vec::new();
+        for (index, step) in queued {
+            match step {
+                Step::RequestBody { body: chunk, end_of_stream } | Step::ResponseBody { body: chunk, end_of_stream } => {
+                    let (_, data, end) = body.get_or_insert((index, Vec::new(), false));
+                    data.extend_from_slice(&chunk);
+                    *end = end_of_stream;
+                }
+                other => rest.push((index, other)),
+            }
+        }
+        if let Some((index, data, end_of_stream)) = body {
+            let step = if dir == 0 {
+                Step::RequestBody { body: data, end_of_stream }
+            } else {
+                Step::ResponseBody { body: data, end_of_stream }
+            };
+            self.trace.note(format!("> (released) {}", &step.describe()[2..]));
+            self.stream_step(s, index, &step)?;
+            self.note_effects();
+        }
+        for (index, step) in rest {
+            self.trace.note(format!("> (released) {}", &step.describe()[2..]));
+            self.stream_step(s, index, &step)?;
+            self.note_effects();
+        }
+        Ok(())
+    }
+
+    /// A step that is not a stream's.
+    fn other_step(&mut self, step: &Step) -> Result<(), Error> {
         match step {
             Step::Finish => self.finish_stream()?,
             Step::HttpCallResponse { headers, body, trailers } => {
@@ -624,6 +750,18 @@ impl Run<'_> {
                 self.answer_http_call(Ok(response));
             }
             Step::HttpCallFailure(reason) => self.answer_http_call(Err(reason.clone())),
+            Step::HttpCallTimeout => {
+                let response = HttpCallResponse {
+                    headers: map(&[
+                        (":status".into(), "504".into()),
+                        ("content-length".into(), "24".into()),
+                        ("content-type".into(), "text/plain".into()),
+                    ]),
+                    body: b"upstream request timeout".to_vec(),
+                    trailers: HeaderMap::new(),
+                };
+                self.answer_http_call(Ok(response));
+            }
             Step::GrpcInitialMetadata(_) | Step::GrpcMessage(_) | Step::GrpcTrailingMetadata(_) | Step::GrpcClose { .. } => {
                 self.answer_grpc(step)
             }
@@ -673,12 +811,20 @@ impl Run<'_> {
     }
 
     fn answer_grpc(&mut self, step: &Step) {
-        let Some(&(token, id)) = self.grpc_open.front() else {
-            self.trace.note("(no gRPC call is open)");
+        for (vm, id) in self.embedder.take_grpc_forgotten() {
+            self.grpc_open.retain(|c| *c != (vm, id));
+        }
+        let metadata = matches!(step, Step::GrpcInitialMetadata(_) | Step::GrpcTrailingMetadata(_));
+        // Metadata goes to streams only: a unary call gets its answer or its failure.
+        let at = self.grpc_open.iter().position(|(_, id)| !metadata || is_grpc_stream(*id));
+        let Some(at) = at else {
+            self.trace.note(if metadata { "(no gRPC stream is open)" } else { "(no gRPC call is open)" });
             return;
         };
-        if matches!(step, Step::GrpcClose { .. }) {
-            self.grpc_open.pop_front();
+        let (token, id) = self.grpc_open[at];
+        // A close ends a call or stream; a message ends a unary call.
+        if matches!(step, Step::GrpcClose { .. }) || (matches!(step, Step::GrpcMessage(_)) && !is_grpc_stream(id)) {
+            self.grpc_open.remove(at);
         }
         let Some(vm) = self.vm(token) else { return };
         let result = match step {
@@ -750,12 +896,21 @@ impl Run<'_> {
         else {
             return;
         };
+        let mut resumed = Vec::new();
         for effect in memory.effects.get(seen_now..).unwrap_or_default() {
             if let StreamEffect::Continue(t) = effect {
-                self.held[*t as usize] = false;
+                self.last[*t as usize] = Action::Continue;
+                resumed.push(*t as usize);
             }
         }
         self.effects_seen = note_new_effects(&trace, seen_now, &memory.effects);
+        for dir in resumed {
+            if dir < 2 && self.stopped_all[dir] {
+                self.stopped_all[dir] = false;
+                let result = self.release_queued(dir);
+                note_error(&self.trace, result);
+            }
+        }
     }
 
     /// Ends the current stream, if any, noting its final state.
@@ -770,9 +925,10 @@ impl Run<'_> {
         if let Some(m) = data.as_any_mut().downcast_mut::<ScriptedStream>().map(|s| &mut s.memory) {
             // Effects of proxy_on_done, proxy_on_log and proxy_on_delete.
             note_new_effects(&self.trace, self.effects_seen, &m.effects);
-            // Everything passed on, then what was still buffered.
+            // Everything passed on, what was kept aside, then what was still buffered.
             for (dir, forwarded) in self.forwarded.iter_mut().enumerate() {
                 let rest = std::mem::take(data_buffer(m, dir));
+                forwarded.append(&mut self.kept[dir]);
                 forwarded.extend_from_slice(&rest);
                 *data_buffer(m, dir) = std::mem::take(forwarded);
             }
@@ -809,6 +965,21 @@ fn data_direction(step: &Step) -> Option<usize> {
         Step::ResponseBody { .. } => Some(1),
         Step::DownstreamData { .. } => Some(2),
         Step::UpstreamData { .. } => Some(3),
+        _ => None,
+    }
+}
+
+/// Whether a gRPC id is a stream's (Envoy's ids: streams 6, 10, ...; calls 5, 9, ...).
+fn is_grpc_stream(id: u32) -> bool {
+    id & 3 == 2
+}
+
+/// The HTTP direction a body or trailers step belongs to: 0 for the request, 1 for the
+/// response.
+fn http_direction(step: &Step) -> Option<usize> {
+    match step {
+        Step::RequestBody { .. } | Step::RequestTrailers(_) => Some(0),
+        Step::ResponseBody { .. } | Step::ResponseTrailers(_) => Some(1),
         _ => None,
     }
 }

@@ -34,6 +34,11 @@ pub struct PluginInfo {
     /// What the plugin may not see (hidden headers and properties) and the upstreams it may
     /// call out to.
     pub policy: crate::PluginPolicy,
+    /// Whether a headers callback answering 1 (StopIteration) stops only the headers, so that
+    /// body callbacks go on (true), or all iteration of that direction until the plugin
+    /// resumes it (false, the default): Envoy's `PluginConfig.allow_on_headers_stop_iteration`
+    /// (proxy-wasm-cpp-host `ContextBase::convertVmCallResultToFilterHeadersStatus`).
+    pub allow_on_headers_stop_iteration: bool,
 }
 
 /// Where a property is asked for.
@@ -55,8 +60,11 @@ pub struct HttpCall {
     pub id: u32,
     /// The VM that made it.
     pub vm: VmToken,
-    /// The context that made it; the answer goes to this context.
+    /// The root context that owns it; the answer goes to this context (Envoy keeps the call on
+    /// the caller's root context).
     pub context_id: u32,
+    /// The context whose callback made it (a stream, or the root itself).
+    pub origin: u32,
     /// The upstream (cluster) name.
     pub upstream: String,
     /// Request headers, with `:method`, `:path` and `:authority`.
@@ -76,13 +84,15 @@ pub struct GrpcCall {
     pub id: u32,
     /// The VM that opened it.
     pub vm: VmToken,
-    /// The context that opened it.
+    /// The root context that owns it; its events go to this context.
     pub context_id: u32,
-    /// The upstream (cluster) name.
+    /// The context whose callback opened it (a stream, or the root itself).
+    pub origin: u32,
+    /// The upstream: a cluster name, or a serialized GrpcService (lossy UTF-8).
     pub upstream: String,
-    /// The service name.
+    /// The service name (lossy UTF-8).
     pub service: String,
-    /// The method name.
+    /// The method name (lossy UTF-8).
     pub method: String,
     /// Initial metadata.
     pub metadata: HeaderMap,
@@ -137,7 +147,8 @@ pub trait Embedder: Send + Sync + 'static {
     }
 
     /// Starts a gRPC call or stream. `Err(ParseFailure)` for an unknown upstream (as Envoy),
-    /// `Err(InternalFailure)` when it cannot be sent.
+    /// `Err(BadArgument)` when no client can be made for it, `Err(InternalFailure)` when it
+    /// cannot be sent.
     fn grpc_call(&self, _call: &GrpcCall) -> Result<(), Status> {
         Err(Status::Unimplemented)
     }
@@ -157,8 +168,8 @@ pub trait Embedder: Send + Sync + 'static {
         Err(Status::Unimplemented)
     }
 
-    /// Called when an HTTP callout or gRPC call is dropped without an answer (its VM or
-    /// context went away), so the embedder can stop waiting for it.
+    /// Called when an HTTP callout or gRPC call is dropped without an answer (its VM or its
+    /// root context went away), so the embedder can stop waiting for it.
     fn callout_dropped(&self, _vm: VmToken, _id: u32) {}
 }
 
@@ -208,8 +219,10 @@ pub trait Stream: Send + 'static {
     /// has no such buffer.
     fn buffer(&mut self, buffer: BufferType) -> Option<&mut Vec<u8>>;
 
-    /// Applies an effect. `Err(status)` refuses it with that status (for example a local reply
-    /// after response headers went downstream).
+    /// Applies an effect. `Err(status)` refuses it: the host passes the status on to the plugin
+    /// for a continue or a close; a refused local reply (the response headers already went
+    /// downstream) makes the host reset the stream instead (`Close(HttpResponse)`), as Envoy's
+    /// `sendLocalReply` does, and the plugin gets OK.
     fn effect(&mut self, effect: StreamEffect) -> Result<(), Status>;
 
     /// A property of this stream (path segments joined by 0 bytes), or `None` to ask the
@@ -250,7 +263,8 @@ pub struct MemoryStream {
     pub properties: HashMap<Vec<u8>, Vec<u8>>,
     /// Effects, in order.
     pub effects: Vec<StreamEffect>,
-    /// Whether response headers went downstream (a local reply is refused after that).
+    /// Whether response headers went downstream (a local reply is refused after that, and the
+    /// host resets the stream instead).
     pub response_started: bool,
 }
 

@@ -12,8 +12,9 @@ pub enum TrapKind {
     Deadline,
     /// The guest needed more memory than [`Limits::max_memory_bytes`](crate::Limits::max_memory_bytes).
     MemoryLimit,
-    /// The guest called WASI `proc_exit` with this code.
-    Exit(u32),
+    /// The guest called a host function not allowed in a restricted phase (its start functions,
+    /// its allocator), as Envoy's V8 runtime refuses it ([`abi::RestrictedPhase`]).
+    Restricted,
 }
 
 /// A trap: the VM that raised it has failed and must not be called again.
@@ -43,7 +44,7 @@ impl std::fmt::Display for Trap {
             TrapKind::Guest => write!(f, "{}", self.message),
             TrapKind::Deadline => write!(f, "CPU deadline exceeded: {}", self.message),
             TrapKind::MemoryLimit => write!(f, "memory limit exceeded: {}", self.message),
-            TrapKind::Exit(code) => write!(f, "plugin called proc_exit({code})"),
+            TrapKind::Restricted => write!(f, "restricted host call: {}", self.message),
         }
     }
 }

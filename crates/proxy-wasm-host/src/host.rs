@@ -26,13 +26,19 @@ pub struct VmHost {
     pub(crate) map_limits: MapLimits,
     pub(crate) contexts: IdMap<Context>,
     pub(crate) call: CallState,
-    /// Outstanding HTTP callouts: call id -> context id.
-    pub(crate) http_calls: IdMap<u32>,
-    /// Outstanding gRPC calls and streams.
-    pub(crate) grpc_calls: IdMap<GrpcState>,
-    pub(crate) next_callout: u32,
-    /// Log lines the guest wrote to WASI stdout/stderr without a final newline yet.
-    pub(crate) wasi_line: [Vec<u8>; 2],
+    /// Outstanding HTTP callouts, by call id.
+    pub(crate) http_calls: IdMap<Callout>,
+    /// Outstanding gRPC calls and streams, by id.
+    pub(crate) grpc_calls: IdMap<Callout>,
+    /// The last id given to an HTTP call, a gRPC call and a gRPC stream: Envoy's ids, typed by
+    /// their low two bits (proxy-wasm-cpp-host `WasmBase::nextHttpCallId` and friends).
+    pub(crate) last_callout: [u32; 3],
+    /// This VM's metric ids (Envoy's: a new one on every `proxy_define_metric`), each to the
+    /// handle of the shared metric in [`Services`](crate::Services).
+    pub(crate) metric_ids: HashMap<u32, u32>,
+    /// The last metric id given to a counter, a gauge and a histogram (proxy-wasm-cpp-host
+    /// `WasmBase::nextCounterMetricId` and friends: 4, 8, ...; 5, 9, ...; 6, 10, ...).
+    pub(crate) last_metric: [u32; 3],
     /// Where callbacks and host calls are recorded, when tracing is on.
     pub(crate) trace: Option<TraceHandle>,
     /// A root context called `proxy_done`: the VM deletes it after the callback.
@@ -51,6 +57,9 @@ pub struct VmHost {
     pub(crate) denials_logged: (HostSet, CallbackSet),
     /// Whether a callout to an upstream outside the plugin's allow-list was logged already.
     pub(crate) callout_refusal_logged: bool,
+    /// Set while the start functions or the guest allocator run: only the host functions the
+    /// C++ host's V8 runtime allows then may be called (see [`abi::RestrictedPhase`]).
+    pub(crate) restricted: Option<abi::RestrictedPhase>,
 }
 
 /// A map keyed by ids the host hands out (context, call ids): small integers, so a
@@ -141,8 +150,11 @@ pub(crate) struct RootContext {
     pub done_pending: bool,
     /// `proxy_done` was called after `done_pending`: the VM deletes the context.
     pub done_called: bool,
-    /// Properties set by the plugin on this root context.
-    pub properties: HashMap<Vec<u8>, Vec<u8>>,
+    /// What `proxy_get_status` answers from any context of this root: (0, "") at first; a
+    /// failed HTTP callout sets (11, "reset") and a gRPC close its status and message for their
+    /// callback, after which the message is cleared and the code stays (Envoy's
+    /// `Context::status_code_` and `status_message_` on the root).
+    pub status: (u32, Vec<u8>),
 }
 
 /// An HTTP stream or TCP connection.
@@ -152,9 +164,12 @@ pub(crate) struct StreamContext {
     pub phase: StreamPhase,
 }
 
-/// Which parts of a stream exist now; the host's access rules read it. A body or data buffer
-/// is reachable during its own callback, then only while the plugin holds it (the callback
-/// paused and the direction was not resumed).
+/// Which parts of a stream the plugin holds now; the host's access rules read it. As Envoy's
+/// `Context` keeps a pointer to a part of the stream from the callback that delivers it until
+/// that callback answers continue (`decodeHeaders`, `decodeData`, `decodeTrailers` and their
+/// `encode*` twins), a part is held during its own callback and, when the callback stopped,
+/// until the plugin resumes; `proxy_continue_stream` of either HTTP direction lets go of the
+/// whole request side (`Context::continueStream`).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct StreamPhase {
     pub request_headers: bool,
@@ -165,8 +180,24 @@ pub(crate) struct StreamPhase {
     pub response_trailers: bool,
     pub downstream_data: bool,
     pub upstream_data: bool,
+    /// The last body callback of the request (or response) runs: a write to its missing
+    /// trailers creates them (Envoy's `Context::getMap`, `addDecodedTrailers`).
+    pub request_trailers_creatable: bool,
+    pub response_trailers_creatable: bool,
+    /// Which parts arrived at all, for `proxy_on_log` (Envoy's access-log maps).
+    pub arrived: Arrived,
     /// A local reply was sent, or the failure policy ended the stream: the stream has ended.
     pub local_reply: bool,
+}
+
+/// The parts of an HTTP stream `proxy_on_log` can read, if they arrived: Envoy hands the
+/// access log the request headers, response headers and response trailers, never the request
+/// trailers (`Context::log`, `getConstMap` in the access-log phase).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Arrived {
+    pub request_headers: bool,
+    pub response_headers: bool,
+    pub response_trailers: bool,
 }
 
 impl StreamPhase {
@@ -181,11 +212,52 @@ impl StreamPhase {
     }
 }
 
-/// Outstanding gRPC call or stream.
+/// The kinds of callout, numbered as the low two bits of their ids (proxy-wasm-cpp-host
+/// `WasmBase::CalloutType`): HTTP calls 4, 8, 12, ...; gRPC calls 5, 9, ...; gRPC streams 6,
+/// 10, .... An id whose low bits are 3 is none of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CalloutKind {
+    Http = 0,
+    GrpcCall = 1,
+    GrpcStream = 2,
+}
+
+impl CalloutKind {
+    /// The kind an id's low two bits say, if any.
+    pub(crate) fn of(id: u32) -> Option<CalloutKind> {
+        match id & 3 {
+            0 => Some(CalloutKind::Http),
+            1 => Some(CalloutKind::GrpcCall),
+            2 => Some(CalloutKind::GrpcStream),
+            _ => None,
+        }
+    }
+}
+
+/// An outstanding HTTP callout, gRPC call or gRPC stream.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct GrpcState {
-    pub context_id: u32,
+pub(crate) struct Callout {
+    /// The root context that owns it: its callbacks come there, and it lives as long as that
+    /// root (Envoy keeps the handler on the caller's root context).
+    pub root: u32,
+    /// The context that made it (a stream, or the root itself): the stream whose plugin's
+    /// failure policy applies should its callback trap.
+    pub origin: u32,
+    /// A gRPC stream (rather than a unary call or an HTTP call).
     pub stream: bool,
+    /// A gRPC stream the plugin closed (`proxy_grpc_close`): forgotten once the remote side
+    /// closes too.
+    pub local_closed: bool,
+    /// A gRPC stream the remote side closed: forgotten once the plugin closes or cancels it
+    /// (Envoy's `GrpcStreamClientHandler` keeps it until both sides closed).
+    pub remote_closed: bool,
+}
+
+impl Callout {
+    /// A new, open callout.
+    pub(crate) fn new(root: u32, origin: u32, stream: bool) -> Callout {
+        Callout { root, origin, stream, local_closed: false, remote_closed: false }
+    }
 }
 
 /// The callback running now and the data only it can see.
@@ -198,6 +270,9 @@ pub(crate) struct CallState {
     /// changed it.
     pub effective: u32,
     pub data: CallData,
+    /// `proxy_send_local_response` was called during this callback: a stream callback then
+    /// answers stop, whatever the guest returned (the C++ host's `stopNextIteration`).
+    pub reply_sent: bool,
 }
 
 /// Data that exists only during one callback.
@@ -209,24 +284,22 @@ pub(crate) enum CallData {
         headers: HeaderMap,
         body: Vec<u8>,
         trailers: HeaderMap,
-        status: u32,
-        message: Vec<u8>,
     },
+    /// A failed HTTP callout: no response exists, so its maps and body do not either (Envoy's
+    /// `Context::onHttpCallFailure` sets no `http_call_response_`); the root's status says why.
+    HttpCallFailure,
     GrpcInitialMetadata(HeaderMap),
     GrpcTrailingMetadata(HeaderMap),
     GrpcMessage(Vec<u8>),
-    GrpcClose {
-        status: u32,
-        message: Vec<u8>,
-    },
     ForeignArguments(Vec<u8>),
 }
 
 /// A buffer as a host function reaches it.
 pub(crate) enum BufferRef<'a> {
-    /// A stream buffer the plugin may change.
+    /// A stream buffer (or a gRPC message) the plugin may change.
     Mutable(&'a mut Vec<u8>),
-    /// A buffer the plugin may only read (configuration, callout answers, arguments).
+    /// A buffer the plugin may only read (configuration, callout answers, arguments), or one
+    /// that holds nothing now (a body outside its callback).
     ReadOnly(&'a [u8]),
 }
 
@@ -247,8 +320,9 @@ impl VmHost {
             call: CallState::default(),
             http_calls: IdMap::default(),
             grpc_calls: IdMap::default(),
-            next_callout: 0,
-            wasi_line: [Vec::new(), Vec::new()],
+            last_callout: [CalloutKind::Http as u32, CalloutKind::GrpcCall as u32, CalloutKind::GrpcStream as u32],
+            metric_ids: HashMap::new(),
+            last_metric: [0, 1, 2],
             trace: None,
             roots_done: false,
             allocator: Callback::Malloc,
@@ -257,6 +331,7 @@ impl VmHost {
             capabilities: config.capabilities,
             denials_logged: (HostSet::EMPTY, CallbackSet::EMPTY),
             callout_refusal_logged: false,
+            restricted: None,
         }
     }
 
@@ -362,23 +437,47 @@ impl VmHost {
         }
     }
 
-    /// A fresh callout id (never 0).
-    pub(crate) fn next_callout_id(&mut self) -> u32 {
+    /// The id the next callout of `kind` gets (never 0, never one in use), without taking it:
+    /// [`take_callout_id`](Self::take_callout_id) takes it once the call is made.
+    pub(crate) fn next_callout_id(&self, kind: CalloutKind) -> u32 {
+        let mut id = self.last_callout[kind as usize];
         loop {
-            self.next_callout = self.next_callout.wrapping_add(1);
-            let id = self.next_callout;
+            id = id.wrapping_add(4);
             if id != 0 && !self.http_calls.contains_key(&id) && !self.grpc_calls.contains_key(&id) {
                 return id;
             }
         }
     }
 
-    /// The header map `map` as the current callback may reach it.
+    /// A new id of this VM for the shared metric `handle` of type `kind`.
+    pub(crate) fn new_metric_id(&mut self, kind: abi::MetricType, handle: u32) -> u32 {
+        let last = &mut self.last_metric[kind.raw() as usize];
+        *last = last.wrapping_add(4);
+        self.metric_ids.insert(*last, handle);
+        *last
+    }
+
+    /// Marks `id` (from [`next_callout_id`](Self::next_callout_id)) used up.
+    pub(crate) fn take_callout_id(&mut self, kind: CalloutKind, id: u32) {
+        self.last_callout[kind as usize] = id;
+    }
+
+    /// The root context of the effective context, by id.
+    pub(crate) fn effective_root(&self) -> Option<u32> {
+        self.contexts.get(&self.call.effective).map(|c| c.root)
+    }
+
+    /// The header map `map` as the current callback may reach it, as Envoy's `Context::getMap`
+    /// (`write`: changes and the size) and `getConstMap` (reads) give it.
     ///
-    /// Stream maps exist once their part of the stream arrived (request trailers also in the
-    /// last request body callback, so a plugin can add them); callout and gRPC maps only in
-    /// their own callback. Elsewhere: `BadArgument` (as Envoy), except in `proxy_on_log`, where
-    /// a missing map is `NotFound` and every map is read-only (`write` gives `BadArgument`).
+    /// A stream map is reachable while the plugin holds it ([`StreamPhase`]): from the callback
+    /// that delivers it until that callback continues, or until the plugin resumes. A write to
+    /// the missing trailers of a direction whose last body callback runs creates them. In
+    /// `proxy_on_log` reads see what arrived of the request headers, response headers and
+    /// response trailers (never the request trailers) and a missing map is `NotFound`; every
+    /// write there is `BadArgument`. Callout and gRPC maps exist only in their own callback,
+    /// and never for `write` (Envoy's `getMap` has none of them). Anything else is
+    /// `BadArgument`.
     pub(crate) fn map(&mut self, map: MapType, write: bool) -> Result<&mut HeaderMap, Status> {
         let in_log = self.call.callback == Some(Callback::OnLog);
         let missing = if in_log { Status::NotFound } else { Status::BadArgument };
@@ -391,17 +490,42 @@ impl VmHost {
             | MapType::HttpResponseHeaders
             | MapType::HttpResponseTrailers => {
                 let s = self.stream_mut().ok_or(missing)?;
-                let present = match map {
-                    MapType::HttpRequestHeaders => s.phase.request_headers,
-                    MapType::HttpRequestTrailers => s.phase.request_trailers,
-                    MapType::HttpResponseHeaders => s.phase.response_headers,
-                    _ => s.phase.response_trailers,
+                if s.tcp {
+                    return Err(missing);
+                }
+                let p = &mut s.phase;
+                let reachable = if in_log {
+                    match map {
+                        MapType::HttpRequestHeaders => p.arrived.request_headers,
+                        MapType::HttpResponseHeaders => p.arrived.response_headers,
+                        MapType::HttpResponseTrailers => p.arrived.response_trailers,
+                        _ => false,
+                    }
+                } else {
+                    match map {
+                        MapType::HttpRequestHeaders => p.request_headers,
+                        MapType::HttpResponseHeaders => p.response_headers,
+                        MapType::HttpRequestTrailers => {
+                            if write && p.request_trailers_creatable {
+                                p.request_trailers = true;
+                            }
+                            p.request_trailers
+                        }
+                        _ => {
+                            if write && p.response_trailers_creatable {
+                                p.response_trailers = true;
+                            }
+                            p.response_trailers
+                        }
+                    }
                 };
-                if !present || s.tcp {
+                if !reachable {
                     return Err(missing);
                 }
                 s.stream.map(map).ok_or(missing)
             }
+            // Callout answers and gRPC metadata are read-only (Envoy's `getMap` has none of them).
+            _ if write => Err(Status::BadArgument),
             MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => match &mut self.call.data {
                 CallData::HttpCallResponse { headers, trailers, .. } => {
                     Ok(if map == MapType::HttpCallResponseHeaders { headers } else { trailers })
@@ -419,30 +543,39 @@ impl VmHost {
         }
     }
 
-    /// The buffer `buffer` as the current callback may reach it; `NotFound` when it is not
-    /// available now.
+    /// The buffer `buffer` as the current callback may reach it, as Envoy's
+    /// `Context::getBuffer` gives it.
+    ///
+    /// Body, TCP data and gRPC message buffers always exist: during their callback (or while
+    /// the plugin holds the data, its callback having stopped and nothing resumed) they hold
+    /// the data and may be changed; anywhere else (another direction, a headers callback, a
+    /// root context, a TCP context for HTTP bodies) they hold nothing and read as empty. The VM
+    /// configuration is there in every callback. Foreign-function arguments are empty outside
+    /// `proxy_on_foreign_function` (Envoy hands back the context's scratch buffer, possibly
+    /// stale; we never expose stale data). Only two can be absent (`NotFound`): the plugin
+    /// configuration outside `proxy_on_configure`, and a callout's body outside a successful
+    /// call's `proxy_on_http_call_response`.
     pub(crate) fn buffer(&mut self, buffer: BufferType) -> Result<BufferRef<'_>, Status> {
+        const NOTHING: &[u8] = &[];
         let callback = self.call.callback;
         match buffer {
             BufferType::HttpRequestBody
             | BufferType::HttpResponseBody
             | BufferType::DownstreamData
             | BufferType::UpstreamData => {
-                let s = self.stream_mut().ok_or(Status::NotFound)?;
-                let present = match buffer {
+                let Some(s) = self.stream_mut() else { return Ok(BufferRef::ReadOnly(NOTHING)) };
+                let held = match buffer {
                     BufferType::HttpRequestBody => s.phase.request_body && !s.tcp,
                     BufferType::HttpResponseBody => s.phase.response_body && !s.tcp,
                     BufferType::DownstreamData => s.phase.downstream_data && s.tcp,
                     _ => s.phase.upstream_data && s.tcp,
                 };
-                if !present {
-                    return Err(Status::NotFound);
+                match s.stream.buffer(buffer) {
+                    Some(data) if held => Ok(BufferRef::Mutable(data)),
+                    _ => Ok(BufferRef::ReadOnly(NOTHING)),
                 }
-                s.stream.buffer(buffer).map(BufferRef::Mutable).ok_or(Status::NotFound)
             }
-            BufferType::VmConfiguration if callback == Some(Callback::OnVmStart) => {
-                Ok(BufferRef::ReadOnly(&self.vm_configuration))
-            }
+            BufferType::VmConfiguration => Ok(BufferRef::ReadOnly(&self.vm_configuration)),
             BufferType::PluginConfiguration if callback == Some(Callback::OnConfigure) => {
                 let root = self.call.context_id;
                 match self.contexts.get(&root).map(|c| &c.kind) {
@@ -450,19 +583,20 @@ impl VmHost {
                     _ => Err(Status::NotFound),
                 }
             }
+            BufferType::PluginConfiguration => Err(Status::NotFound),
             BufferType::HttpCallResponseBody => match &self.call.data {
                 CallData::HttpCallResponse { body, .. } => Ok(BufferRef::ReadOnly(body)),
                 _ => Err(Status::NotFound),
             },
-            BufferType::GrpcReceiveBuffer => match &self.call.data {
-                CallData::GrpcMessage(m) => Ok(BufferRef::ReadOnly(m)),
-                _ => Err(Status::NotFound),
+            // Envoy hands the plugin its own message buffer, which it may change like a body.
+            BufferType::GrpcReceiveBuffer => match &mut self.call.data {
+                CallData::GrpcMessage(m) => Ok(BufferRef::Mutable(m)),
+                _ => Ok(BufferRef::ReadOnly(NOTHING)),
             },
             BufferType::ForeignFunctionArguments => match &self.call.data {
                 CallData::ForeignArguments(a) => Ok(BufferRef::ReadOnly(a)),
-                _ => Err(Status::NotFound),
+                _ => Ok(BufferRef::ReadOnly(NOTHING)),
             },
-            _ => Err(Status::NotFound),
         }
     }
 }

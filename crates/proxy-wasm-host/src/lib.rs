@@ -10,7 +10,7 @@
 //! - [`Services`]: shared data, queues, metrics and foreign functions shared across VMs.
 //! - [`CapabilityRestriction`]: which host functions and callbacks a VM may use.
 
-pub use abi::{self, Action, BufferType, Callback, LogLevel, MapType, Status, StreamType};
+pub use abi::{self, BufferType, Callback, LogLevel, MapType, Status, StreamType};
 
 mod cache;
 pub mod capabilities;
@@ -43,4 +43,4 @@ pub use security::{PluginPolicy, SecurityCounters, SecurityStats, CREDENTIAL_HEA
 pub use services::{ForeignCx, ForeignFunction, Mailbox, MetricValue, Notification, Services};
 pub use plugin::{module_binary, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
 pub use trace::{quote, quote_map, quote_whole, trap_text, CallbackRecord, Trace, ALLOC};
-pub use vm::{vm_failed_reply, HttpCallResponse, Vm};
+pub use vm::{vm_failed_reply, Action, HttpCallResponse, Vm};

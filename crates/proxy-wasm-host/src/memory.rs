@@ -246,13 +246,23 @@ pub fn return_bytes(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64, data
     Ok(())
 }
 
-/// Calls the guest allocator through `cx`, recording the call when tracing is on.
+/// Calls the guest allocator through `cx`, recording the call when tracing is on. While it
+/// runs, host calls are restricted as the C++ host restricts them (`WasmBase::allocMemory`:
+/// [`abi::RestrictedPhase::Allocator`]); the phase before is restored after, so a restriction
+/// nests.
 fn allocate(cx: &mut dyn HostCx, size: u64) -> Result<u64, Trap> {
     let host = cx.host();
-    let Some(trace) = host.trace.clone() else { return cx.allocate(size) };
-    let index = trace.begin_callback(host.allocator, 0, &[size]);
-    let result = cx.allocate(size);
-    trace.end_callback(index, &result);
+    let outer = host.restricted.replace(abi::RestrictedPhase::Allocator);
+    let result = match host.trace.clone() {
+        None => cx.allocate(size),
+        Some(trace) => {
+            let index = trace.begin_callback(host.allocator, 0, &[size]);
+            let result = cx.allocate(size);
+            trace.end_callback(index, &result);
+            result
+        }
+    };
+    cx.host().restricted = outer;
     result
 }
 

@@ -391,7 +391,7 @@ impl WorkerVm {
     }
 
     /// Creates a TCP connection under `root` in a live VM and calls `proxy_on_new_connection`.
-    pub fn create_tcp_stream(&mut self, root: RootId, stream: Box<dyn Stream>) -> Result<(StreamRef, abi::Action), Error> {
+    pub fn create_tcp_stream(&mut self, root: RootId, stream: Box<dyn Stream>) -> Result<(StreamRef, crate::Action), Error> {
         self.ensure_live()?;
         let (id, action) = self.current.create_tcp_stream(root.0, stream)?;
         Ok((StreamRef { vm: self.current.token(), id }, action))

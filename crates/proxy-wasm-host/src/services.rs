@@ -98,6 +98,7 @@ pub enum MetricValue {
 }
 
 struct Metric {
+    /// The name as the plugin gave it, lossy UTF-8 for the embedder.
     name: String,
     kind: MetricType,
     value: AtomicI64,
@@ -121,14 +122,16 @@ pub struct Services {
 
 #[derive(Default)]
 struct QueueTable {
-    by_name: HashMap<(String, String), u32>,
+    /// (vm_id, name), both bytes as the plugin gave them.
+    by_name: HashMap<(Vec<u8>, Vec<u8>), u32>,
     queues: HashMap<u32, Queue>,
     next: u32,
 }
 
 #[derive(Default)]
 struct MetricTable {
-    by_name: HashMap<(MetricType, String), u32>,
+    /// (type, name as bytes) -> handle.
+    by_name: HashMap<(MetricType, Vec<u8>), u32>,
     metrics: Vec<Arc<Metric>>,
 }
 
@@ -183,11 +186,12 @@ impl Services {
         Ok(())
     }
 
-    /// `proxy_register_shared_queue`: creates or reopens the queue (vm_id, name). The latest
-    /// registrant owns it and receives `proxy_on_queue_ready` on `context_id`.
-    pub fn register_queue(&self, vm_id: &str, name: &str, owner: &Arc<Mailbox>, context_id: u32) -> u32 {
+    /// `proxy_register_shared_queue`: creates or reopens the queue (vm_id, name); the name is
+    /// bytes, as in the C++ host. The latest registrant owns it and receives
+    /// `proxy_on_queue_ready` on `context_id`.
+    pub fn register_queue(&self, vm_id: &str, name: &[u8], owner: &Arc<Mailbox>, context_id: u32) -> u32 {
         let mut t = lock(&self.queues);
-        let key = (vm_id.to_string(), name.to_string());
+        let key = (vm_id.as_bytes().to_vec(), name.to_vec());
         let id = match t.by_name.get(&key) {
             Some(id) => *id,
             None => {
@@ -205,11 +209,11 @@ impl Services {
         id
     }
 
-    /// `proxy_resolve_shared_queue`: the id of (vm_id, name), or `NotFound`.
-    pub fn resolve_queue(&self, vm_id: &str, name: &str) -> Result<u32, Status> {
+    /// `proxy_resolve_shared_queue`: the id of (vm_id, name), both bytes, or `NotFound`.
+    pub fn resolve_queue(&self, vm_id: &[u8], name: &[u8]) -> Result<u32, Status> {
         lock(&self.queues)
             .by_name
-            .get(&(vm_id.to_string(), name.to_string()))
+            .get(&(vm_id.to_vec(), name.to_vec()))
             .copied()
             .ok_or(Status::NotFound)
     }
@@ -236,41 +240,40 @@ impl Services {
         q.items.pop_front().ok_or(Status::Empty)
     }
 
-    /// `proxy_define_metric`: the id of (type, name), made on first use. Ids carry the type in
-    /// their low two bits, as in the C++ host.
-    pub fn define_metric(&self, kind: MetricType, name: &str) -> u32 {
-        if let Some(id) = self.metrics.read().unwrap_or_else(|e| e.into_inner()).by_name.get(&(kind, name.to_string())) {
-            return *id;
+    /// The shared part of `proxy_define_metric`: the handle of the metric (type, name), made on
+    /// first use. Names are bytes (the embedder sees them as lossy UTF-8). A handle is not the
+    /// id a plugin holds: each VM gives its own ids (see `VmHost::new_metric_id`), as Envoy
+    /// does, and maps them to handles.
+    pub fn define_metric(&self, kind: MetricType, name: &[u8]) -> u32 {
+        let key = (kind, name.to_vec());
+        if let Some(handle) = self.metrics.read().unwrap_or_else(|e| e.into_inner()).by_name.get(&key) {
+            return *handle;
         }
         let mut t = self.metrics.write().unwrap_or_else(|e| e.into_inner());
-        let key = (kind, name.to_string());
-        if let Some(id) = t.by_name.get(&key) {
-            return *id;
+        if let Some(handle) = t.by_name.get(&key) {
+            return *handle;
         }
-        let id = ((t.metrics.len() as u32) << 2) | kind.raw();
+        let handle = t.metrics.len() as u32;
         t.metrics.push(Arc::new(Metric {
-            name: name.to_string(),
+            name: String::from_utf8_lossy(name).into_owned(),
             kind,
             value: AtomicI64::new(0),
             samples: Mutex::new(Vec::new()),
         }));
-        t.by_name.insert(key, id);
-        id
+        t.by_name.insert(key, handle);
+        handle
     }
 
-    fn metric(&self, id: u32) -> Result<Arc<Metric>, Status> {
+    fn metric(&self, handle: u32) -> Result<Arc<Metric>, Status> {
         let t = self.metrics.read().unwrap_or_else(|e| e.into_inner());
-        let m = t.metrics.get((id >> 2) as usize).ok_or(Status::NotFound)?;
-        if m.kind.raw() != id & 3 {
-            return Err(Status::NotFound);
-        }
-        Ok(m.clone())
+        t.metrics.get(handle as usize).cloned().ok_or(Status::NotFound)
     }
 
-    /// `proxy_increment_metric`: `NotFound` for an unknown id; `BadArgument` for a delta <= 0
-    /// on a counter or any increment of a histogram.
-    pub fn increment_metric(&self, id: u32, delta: i64) -> Result<(), Status> {
-        let m = self.metric(id)?;
+    /// Adds `delta` to the metric `handle` (from [`define_metric`](Self::define_metric)):
+    /// `BadArgument` for a delta <= 0 on a counter or any increment of a histogram (Envoy's
+    /// `Context::incrementMetric`); `NotFound` for an unknown handle.
+    pub fn increment_metric(&self, handle: u32, delta: i64) -> Result<(), Status> {
+        let m = self.metric(handle)?;
         match m.kind {
             MetricType::Counter if delta <= 0 => Err(Status::BadArgument),
             MetricType::Counter | MetricType::Gauge => {
@@ -281,10 +284,10 @@ impl Services {
         }
     }
 
-    /// `proxy_record_metric`: a counter adds the value, a gauge is set to it, a histogram
-    /// records a sample. `NotFound` for an unknown id.
-    pub fn record_metric(&self, id: u32, value: u64) -> Result<(), Status> {
-        let m = self.metric(id)?;
+    /// Records `value` on the metric `handle`: a counter adds it, a gauge is set to it, a
+    /// histogram records a sample. `NotFound` for an unknown handle.
+    pub fn record_metric(&self, handle: u32, value: u64) -> Result<(), Status> {
+        let m = self.metric(handle)?;
         match m.kind {
             MetricType::Counter => {
                 m.value.fetch_add(value as i64, Ordering::Relaxed);
@@ -295,10 +298,10 @@ impl Services {
         Ok(())
     }
 
-    /// `proxy_get_metric`: a counter's or gauge's value (a gauge's two's-complement bits);
-    /// `NotFound` for an unknown id, `BadArgument` for a histogram.
-    pub fn get_metric(&self, id: u32) -> Result<u64, Status> {
-        let m = self.metric(id)?;
+    /// The value of the metric `handle`: a counter's or gauge's (a gauge's two's-complement
+    /// bits); `BadArgument` for a histogram, `NotFound` for an unknown handle.
+    pub fn get_metric(&self, handle: u32) -> Result<u64, Status> {
+        let m = self.metric(handle)?;
         match m.kind {
             MetricType::Histogram => Err(Status::BadArgument),
             _ => Ok(m.value.load(Ordering::Relaxed) as u64),

@@ -5,18 +5,115 @@
 //! then go on per their plugin's policy: unfiltered when the plugin is fail-open, with a local
 //! 503 reply otherwise. [`WorkerVm`](crate::WorkerVm) gives the next stream a fresh VM.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use abi::{AbiVersion, Action, BufferType, Callback, MapType, PeerType, StreamType};
+use abi::{AbiVersion, BufferType, Callback, MapType, PeerType, StreamType};
 
-use crate::host::{CallData, Context, ContextKind, RootContext, StreamContext, StreamPhase};
+use crate::host::{CallData, Callout, Context, ContextKind, RootContext, StreamContext, StreamPhase};
 use crate::capabilities::CallbackSet;
 use crate::engine::{DeadlineSlot, Watchdog};
 use crate::{
     Error, HeaderMap, Instance, LocalReply, Mailbox, MemoryStream, Notification, PluginInfo, Stream, StreamEffect,
     Trap, TrapKind, VmToken,
 };
+
+/// What a stream callback's answer means for the embedder's filter chain, as Envoy reads the
+/// guest's raw value (proxy-wasm-cpp-host `ContextBase::convertVmCallResultTo*Status`, then
+/// Envoy's `convertFilter*Status`). The raw value shows in a trace as the callback's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Go on with the filter chain: 0 from any callback, and 2 (ContinueAndEndStream) from a
+    /// headers callback, which Envoy treats as continue.
+    Continue,
+    /// Stop this direction until the plugin resumes it (`proxy_continue_stream`). From a headers
+    /// callback: stop all iteration, so the direction's body and trailers wait for the resume
+    /// too (1 unless [`PluginInfo::allow_on_headers_stop_iteration`], 3, 4 and above, or a
+    /// local reply sent in the callback); from a body callback: stop and buffer, the next body
+    /// callback of that direction gets everything buffered (1); from trailers or TCP data: any
+    /// non-zero value, or a local reply.
+    Pause,
+    /// From a headers callback answering 1 with [`PluginInfo::allow_on_headers_stop_iteration`]:
+    /// only the headers wait; body callbacks go on (Envoy's StopIteration).
+    PauseHeaders,
+    /// From a body callback answering 2: stop and keep the data buffered for the next filter,
+    /// but the next body callback sees only its new chunk (Envoy's StopIterationAndWatermark).
+    PauseWatermark,
+    /// From a body callback answering 3 or more, or sending a local reply: stop, and the chunk is
+    /// not kept (Envoy's StopIterationNoBuffer).
+    StopNoBuffer,
+}
+
+impl Action {
+    /// How transcripts name it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Action::Continue => "CONTINUE",
+            Action::Pause => "PAUSE",
+            Action::PauseHeaders => "PAUSE_HEADERS",
+            Action::PauseWatermark => "PAUSE_WATERMARK",
+            Action::StopNoBuffer => "STOP_NO_BUFFER",
+        }
+    }
+
+    /// Whether the direction stops.
+    pub const fn pauses(self) -> bool {
+        !matches!(self, Action::Continue)
+    }
+
+    /// Whether the plugin keeps the data of a stopped body callback to read later.
+    const fn holds_data(self) -> bool {
+        matches!(self, Action::Pause | Action::PauseWatermark)
+    }
+}
+
+/// The kinds of stream callback, which read the guest's answer differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    Headers,
+    Body,
+    Trailers,
+    Network,
+}
+
+impl Family {
+    /// The guest's raw answer as Envoy reads it; `reply_sent`: the callback sent a local reply.
+    fn action(self, raw: u64, reply_sent: bool, allow_on_headers_stop_iteration: bool) -> Action {
+        // An i32 result: -1 reads as 0xffffffff, past every known value.
+        let raw = raw as u32;
+        match self {
+            Family::Headers => match raw {
+                _ if reply_sent => Action::Pause,
+                0 | 2 => Action::Continue,
+                1 if allow_on_headers_stop_iteration => Action::PauseHeaders,
+                _ => Action::Pause,
+            },
+            Family::Body => match raw {
+                _ if reply_sent => Action::StopNoBuffer,
+                0 => Action::Continue,
+                1 => Action::Pause,
+                2 => Action::PauseWatermark,
+                _ => Action::StopNoBuffer,
+            },
+            Family::Trailers if reply_sent => Action::Pause,
+            Family::Trailers | Family::Network => {
+                if raw == 0 {
+                    Action::Continue
+                } else {
+                    Action::Pause
+                }
+            }
+        }
+    }
+
+    /// What a fail-closed stream's callback answers once the VM failed (the C++ host's
+    /// `CHECK_FAIL_HTTP` / `CHECK_FAIL_NET` stop values).
+    fn failed(self) -> Action {
+        match self {
+            Family::Body => Action::StopNoBuffer,
+            _ => Action::Pause,
+        }
+    }
+}
 
 /// The answer to an HTTP callout, delivered with [`Vm::on_http_call_response`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -97,8 +194,12 @@ fn is_grpc(stream: &mut dyn Stream) -> bool {
 }
 
 impl Vm {
-    /// Wraps a fresh instance and runs its start functions: `_initialize` (then `main` if
-    /// exported), or `_start` when there is no `_initialize`.
+    /// Wraps a fresh instance and runs its start functions as the C++ host does
+    /// (`src/wasm.cc` `WasmBase::startVm`): `_initialize`, then `main(0, 0)` if exported, else
+    /// `__main_void()` if exported (a WASI reactor's way to run its `main`); or `_start` when
+    /// there is no `_initialize`. Meanwhile a guest may call only the host functions Envoy's V8
+    /// runtime allows during start ([`abi::HostFunctionId::allowed_in`]); any other call traps
+    /// ([`TrapKind::Restricted`]) and the VM does not start.
     ///
     /// When the VM's limits set a CPU deadline and the engine can be interrupted, every call
     /// into the VM from here on is watched by the process's [`Watchdog`]; an engine that cannot
@@ -115,15 +216,27 @@ impl Vm {
         let callbacks = instance.host().capabilities.callback_set();
         let mut vm =
             Vm { instance, deadline, engine, token, abi, failure: None, roots: Vec::new(), next_context: 0, callbacks };
-        if vm.instance.has(Callback::Initialize) {
-            vm.call_checked(Callback::Initialize, 0, &[])?;
-            if vm.instance.has(Callback::Main) {
-                vm.call_checked(Callback::Main, 0, &[0, 0])?;
-            }
-        } else if vm.instance.has(Callback::Start) {
-            vm.call_checked(Callback::Start, 0, &[])?;
-        }
+        vm.instance.host().restricted = Some(abi::RestrictedPhase::Start);
+        let started = vm.run_start_functions();
+        vm.instance.host().restricted = None;
+        started?;
         Ok(vm)
+    }
+
+    /// The start functions, while host calls are restricted to the C++ host's start list
+    /// ([`abi::RestrictedPhase::Start`]).
+    fn run_start_functions(&mut self) -> Result<(), Error> {
+        if self.instance.has(Callback::Initialize) {
+            self.call_checked(Callback::Initialize, 0, &[])?;
+            if self.instance.has(Callback::Main) {
+                self.call_checked(Callback::Main, 0, &[0, 0])?;
+            } else if self.instance.has(Callback::MainVoid) {
+                self.call_checked(Callback::MainVoid, 0, &[])?;
+            }
+        } else if self.instance.has(Callback::Start) {
+            self.call_checked(Callback::Start, 0, &[])?;
+        }
+        Ok(())
     }
 
     /// The engine's name.
@@ -209,6 +322,7 @@ impl Vm {
         host.call.callback = Some(callback);
         host.call.context_id = context_id;
         host.call.effective = context_id;
+        host.call.reply_sent = false;
         host.memory_refused = None;
         let trace = host.trace.clone().map(|t| {
             let index = t.begin_callback(callback, context_id, args);
@@ -307,9 +421,29 @@ impl Vm {
             }
             // Errors fail the VM; nothing more to do for this root either way.
             let _ = self.call_optional(Callback::OnDelete, id, &[u64::from(id)], 0);
-            self.instance.host().contexts.remove(&id);
-            self.roots.retain(|(_, r)| *r != id);
+            self.delete_root(id);
         }
+    }
+
+    /// Forgets root context `id` and drops the callouts it owns (Envoy's root `Context`
+    /// destructor cancels them), telling the embedder.
+    fn delete_root(&mut self, id: u32) {
+        let host = self.instance.host();
+        host.contexts.remove(&id);
+        let token = host.token;
+        let dropped: Vec<u32> = host
+            .http_calls
+            .iter()
+            .chain(host.grpc_calls.iter())
+            .filter(|(_, c)| c.root == id)
+            .map(|(k, _)| *k)
+            .collect();
+        for call in dropped {
+            host.http_calls.remove(&call);
+            host.grpc_calls.remove(&call);
+            host.embedder.callout_dropped(token, call);
+        }
+        self.roots.retain(|(_, r)| *r != id);
     }
 
     /// Starts a plugin in this VM: creates its root context (`proxy_on_context_create(root, 0)`),
@@ -338,7 +472,7 @@ impl Vm {
                     tick_period_ms: 0,
                     done_pending: false,
                     done_called: false,
-                    properties: HashMap::new(),
+                    status: (0, Vec::new()),
                 })),
             },
         );
@@ -385,7 +519,7 @@ impl Vm {
     /// Creates a TCP connection context under `root` and calls `proxy_on_new_connection`.
     pub fn create_tcp_stream(&mut self, root: u32, stream: Box<dyn Stream>) -> Result<(u32, Action), Error> {
         let id = self.new_stream(root, stream, true)?;
-        let action = self.stream_callback(id, Callback::OnNewConnection, &[u64::from(id)])?;
+        let action = self.stream_callback(id, Callback::OnNewConnection, &[u64::from(id)], Family::Network)?;
         Ok((id, action))
     }
 
@@ -415,7 +549,7 @@ impl Vm {
     /// (fail-closed) as the C++ host ends it: an HTTP stream with a local 503, or reset
     /// (`Close(HttpResponse)`) when its response started and the reply is refused; a TCP
     /// connection closed in both directions.
-    fn fail_stream(&mut self, id: u32) -> Result<Action, Error> {
+    fn fail_stream(&mut self, id: u32, family: Family) -> Result<Action, Error> {
         let root = self.instance.host().contexts.get(&id).map(|c| c.root).ok_or(Error::BadContext(id))?;
         if self.root_plugin(root)?.fail_open {
             return Ok(Action::Continue);
@@ -433,20 +567,24 @@ impl Vm {
                 }
             }
         }
-        Ok(Action::Pause)
+        Ok(family.failed())
     }
 
-    fn stream_callback(&mut self, id: u32, callback: Callback, args: &[u64]) -> Result<Action, Error> {
+    fn stream_callback(&mut self, id: u32, callback: Callback, args: &[u64], family: Family) -> Result<Action, Error> {
         self.stream_context(id)?;
         if self.failure.is_some() {
-            return self.fail_stream(id);
+            return self.fail_stream(id, family);
         }
         if !self.exports(callback, id) {
             return Ok(Action::Continue);
         }
         match self.invoke(callback, id, args) {
-            Ok(v) => Ok(if v as u32 == Action::Pause.raw() { Action::Pause } else { Action::Continue }),
-            Err(_) => self.fail_stream(id),
+            Ok(v) => {
+                let reply_sent = self.instance.host().call.reply_sent;
+                let allow = family == Family::Headers && self.allows_headers_stop_iteration(id);
+                Ok(family.action(v, reply_sent, allow))
+            }
+            Err(_) => self.fail_stream(id, family),
         }
     }
 
@@ -469,12 +607,25 @@ impl Vm {
         }) as u64
     }
 
+    /// Whether the plugin of stream `id` set [`PluginInfo::allow_on_headers_stop_iteration`].
+    fn allows_headers_stop_iteration(&mut self, id: u32) -> bool {
+        let host = self.instance.host();
+        let Some(root) = host.contexts.get(&id).map(|c| c.root) else { return false };
+        matches!(host.contexts.get(&root).map(|c| &c.kind), Some(ContextKind::Root(r)) if r.plugin.allow_on_headers_stop_iteration)
+    }
+
     fn headers_callback(&mut self, id: u32, map: MapType, end_of_stream: bool) -> Result<Action, Error> {
         let plugin = self.sanitizing(id, map);
         let s = self.stream_context(id)?;
         match map {
-            MapType::HttpRequestHeaders => s.phase.request_headers = true,
-            _ => s.phase.response_headers = true,
+            MapType::HttpRequestHeaders => {
+                s.phase.request_headers = true;
+                s.phase.arrived.request_headers = true;
+            }
+            _ => {
+                s.phase.response_headers = true;
+                s.phase.arrived.response_headers = true;
+            }
         }
         let n = Self::visible_len(&plugin, s.stream.map(map).map(|m| &*m));
         let legacy = self.abi_version() == AbiVersion::V010;
@@ -486,10 +637,26 @@ impl Vm {
             (false, true) => Callback::OnResponseHeadersV010,
         };
         let id64 = u64::from(id);
-        if legacy {
-            self.stream_callback(id, callback, &[id64, n])
+        let action = if legacy {
+            self.stream_callback(id, callback, &[id64, n], Family::Headers)?
         } else {
-            self.stream_callback(id, callback, &[id64, n, u64::from(end_of_stream)])
+            self.stream_callback(id, callback, &[id64, n, u64::from(end_of_stream)], Family::Headers)?
+        };
+        // Continued, the headers are no longer the plugin's (Envoy's decodeHeaders).
+        self.release_if_continued(id, action, |p| match map {
+            MapType::HttpRequestHeaders => &mut p.request_headers,
+            _ => &mut p.response_headers,
+        });
+        Ok(action)
+    }
+
+    /// After a stream callback: when it continued, the part it delivered (`part` of the phase)
+    /// is let go of, as Envoy clears its pointer when the callback answers continue.
+    fn release_if_continued(&mut self, id: u32, action: Action, part: impl FnOnce(&mut StreamPhase) -> &mut bool) {
+        if let Ok(s) = self.stream_context(id) {
+            if action == Action::Continue {
+                *part(&mut s.phase) = false;
+            }
         }
     }
 
@@ -509,12 +676,12 @@ impl Vm {
             BufferType::HttpRequestBody => {
                 s.phase.request_body = true;
                 // The last body callback may add trailers when the request has none.
-                s.phase.request_trailers |= end_of_stream;
+                s.phase.request_trailers_creatable = end_of_stream;
                 Callback::OnRequestBody
             }
             BufferType::HttpResponseBody => {
                 s.phase.response_body = true;
-                s.phase.response_trailers |= end_of_stream;
+                s.phase.response_trailers_creatable = end_of_stream;
                 Callback::OnResponseBody
             }
             BufferType::DownstreamData => {
@@ -527,10 +694,13 @@ impl Vm {
             }
         };
         let size = s.stream.buffer(buffer).map_or(0, |b| b.len()) as u64;
-        let action = self.stream_callback(id, callback, &[u64::from(id), size, u64::from(end_of_stream)])?;
+        let family = if s.tcp { Family::Network } else { Family::Body };
+        let action = self.stream_callback(id, callback, &[u64::from(id), size, u64::from(end_of_stream)], family)?;
         // The data stays reachable after its callback only while the plugin holds it.
         if let Ok(s) = self.stream_context(id) {
-            *s.phase.data_mut(buffer) = action == Action::Pause;
+            *s.phase.data_mut(buffer) = action.holds_data();
+            s.phase.request_trailers_creatable = false;
+            s.phase.response_trailers_creatable = false;
         }
         Ok(action)
     }
@@ -564,10 +734,16 @@ impl Vm {
             Callback::OnRequestTrailers
         } else {
             s.phase.response_trailers = true;
+            s.phase.arrived.response_trailers = true;
             Callback::OnResponseTrailers
         };
         let n = Self::visible_len(&plugin, s.stream.map(map).map(|m| &*m));
-        self.stream_callback(id, callback, &[u64::from(id), n])
+        let action = self.stream_callback(id, callback, &[u64::from(id), n], Family::Trailers)?;
+        self.release_if_continued(id, action, |p| match map {
+            MapType::HttpRequestTrailers => &mut p.request_trailers,
+            _ => &mut p.response_trailers,
+        });
+        Ok(action)
     }
 
     /// Request trailers arrived: `proxy_on_request_trailers`.
@@ -598,33 +774,32 @@ impl Vm {
         self.close_callback(id, Callback::OnUpstreamConnectionClose, peer)
     }
 
-    /// Ends a stream: `proxy_on_done`, `proxy_on_log` (all four maps readable), then
-    /// `proxy_on_delete`; drops its outstanding callouts and gives its data back.
+    /// Ends a stream in Envoy's order: an HTTP stream gets `proxy_on_log` (the access log runs
+    /// before the filter is destroyed; Envoy's `Context::log`, then `onDestroy`), then
+    /// `proxy_on_done` and `proxy_on_delete`; a TCP connection gets `proxy_on_done`,
+    /// `proxy_on_log`, `proxy_on_delete` (`Context::onCloseTCP`). Gives its data back. The
+    /// callouts it made go on: they belong to its root context.
     pub fn finish_stream(&mut self, id: u32) -> Result<Box<dyn Stream>, Error> {
-        self.stream_context(id)?;
+        let s = self.stream_context(id)?;
+        // The stream is over: the plugin holds no part of it any more. proxy_on_log reads the
+        // parts that arrived (the access-log maps); proxy_on_done and proxy_on_delete see none.
+        s.phase = StreamPhase { arrived: s.phase.arrived, local_reply: s.phase.local_reply, ..StreamPhase::default() };
+        let order = if s.tcp {
+            [Callback::OnDone, Callback::OnLog, Callback::OnDelete]
+        } else {
+            [Callback::OnLog, Callback::OnDone, Callback::OnDelete]
+        };
         let id64 = u64::from(id);
-        if self.failure.is_none() {
-            // Make every map that arrived readable in proxy_on_log.
-            let _ = self.call_optional(Callback::OnDone, id, &[id64], 1);
-            let _ = self.call_optional(Callback::OnLog, id, &[id64], 0);
-            let _ = self.call_optional(Callback::OnDelete, id, &[id64], 0);
-        }
-        let host = self.instance.host();
-        if !host.http_calls.is_empty() || !host.grpc_calls.is_empty() {
-            let token = host.token;
-            let dropped: Vec<u32> = host
-                .http_calls
-                .iter()
-                .filter(|(_, c)| **c == id)
-                .map(|(k, _)| *k)
-                .chain(host.grpc_calls.iter().filter(|(_, g)| g.context_id == id).map(|(k, _)| *k))
-                .collect();
-            for call in &dropped {
-                host.http_calls.remove(call);
-                host.grpc_calls.remove(call);
-                host.embedder.callout_dropped(token, *call);
+        for callback in order {
+            if self.failure.is_some() {
+                break;
             }
+            // proxy_on_done's answer is ignored for a stream, as Envoy ignores it.
+            let default = u64::from(callback == Callback::OnDone);
+            let _ = self.call_optional(callback, id, &[id64], default);
         }
+        // Its callouts belong to its root and go on (Envoy keeps them on the root context).
+        let host = self.instance.host();
         match host.contexts.remove(&id).map(|c| c.kind) {
             Some(ContextKind::Stream(s)) => Ok(s.stream),
             _ => Err(Error::BadContext(id)),
@@ -676,42 +851,42 @@ impl Vm {
         }
     }
 
-    /// The context an outstanding callout belongs to, removed from the table.
-    fn take_call(&mut self, id: u32, grpc_final: bool) -> Result<u32, Error> {
-        let host = self.instance.host();
-        if let Some(ctx) = host.http_calls.remove(&id) {
-            return Ok(ctx);
-        }
-        let g = host.grpc_calls.get(&id).copied().ok_or(Error::UnknownCall(id))?;
-        if grpc_final {
-            host.grpc_calls.remove(&id);
-        }
-        Ok(g.context_id)
+    /// An outstanding HTTP callout, removed from the table: it is answered once.
+    fn take_http_call(&mut self, id: u32) -> Result<Callout, Error> {
+        self.instance.host().http_calls.remove(&id).ok_or(Error::UnknownCall(id))
     }
 
-    /// Whether context `id` still exists (a callout answer for a finished stream is dropped).
-    fn has_context(&mut self, id: u32) -> bool {
-        self.instance.host().contexts.contains_key(&id)
+    /// An open gRPC call or stream (one the remote side closed gets no more events). It stays
+    /// known during its callbacks, as Envoy forgets it only after the callback.
+    fn grpc_call(&mut self, id: u32) -> Result<Callout, Error> {
+        match self.instance.host().grpc_calls.get(&id) {
+            Some(call) if !call.remote_closed => Ok(*call),
+            _ => Err(Error::UnknownCall(id)),
+        }
     }
 
-    fn callout_callback(&mut self, context: u32, callback: Callback, args: &[u64], data: CallData) -> Result<(), Error> {
-        if !self.has_context(context) {
+    /// Calls a callout's callback on the root context that owns it. An answer for a root that
+    /// is gone is dropped.
+    fn callout_callback(&mut self, call: Callout, callback: Callback, args: &[u64], data: CallData) -> Result<(), Error> {
+        if !self.has_context(call.root) {
             return Ok(());
         }
         if let Some(t) = &self.failure {
             return Err(Error::VmFailed(t.to_string()));
         }
-        if !self.exports(callback, context) {
+        if !self.exports(callback, call.root) {
             return Ok(());
         }
-        match self.invoke_with(callback, context, args, data) {
+        match self.invoke_with(callback, call.root, args, data) {
             Ok(_) => Ok(()),
             Err(trap) => {
-                // A stream waiting on this answer gets its plugin's failure policy. No action
-                // goes back to the embedder here, so a fail-open stream is resumed by effect
-                // (as Envoy continues a fail-open stream), or it would wait forever.
-                if self.stream_context(context).is_ok() && self.fail_stream(context)? == Action::Continue {
-                    let s = self.stream_context(context)?;
+                // The stream that made the call gets its plugin's failure policy at once (in
+                // Envoy it stays paused until its next event or timeout). No action goes back to
+                // the embedder here, so a fail-open stream is resumed by effect, or it would
+                // wait forever.
+                let origin = call.origin;
+                if origin != call.root && self.stream_context(origin).is_ok() && self.fail_stream(origin, Family::Headers)? == Action::Continue {
+                    let s = self.stream_context(origin)?;
                     let directions = if s.tcp {
                         [StreamType::Downstream, StreamType::Upstream]
                     } else {
@@ -726,75 +901,128 @@ impl Vm {
         }
     }
 
-    /// Answers the HTTP callout `call_id`: `proxy_on_http_call_response` on the context that
-    /// made it, with the answer's maps and body readable. `Err(reason)` is a failed call (reset,
-    /// timeout): the plugin sees no headers, and `proxy_get_status` gives the reason with code 11
-    /// (`BROKEN_CONNECTION`), as Envoy does for a reset callout.
+    /// Whether context `id` still exists.
+    fn has_context(&mut self, id: u32) -> bool {
+        self.instance.host().contexts.contains_key(&id)
+    }
+
+    /// Sets the status `proxy_get_status` answers on root `root` for one callback, then clears
+    /// its message and keeps its code, as Envoy does after the callback (`onHttpCallFailure`,
+    /// `onGrpcCloseWrapper`).
+    fn with_status(&mut self, root: u32, code: u32, message: Vec<u8>, call: impl FnOnce(&mut Self) -> Result<(), Error>) -> Result<(), Error> {
+        self.set_root_status(root, |status| *status = (code, message));
+        let result = call(self);
+        self.set_root_status(root, |status| status.1.clear());
+        result
+    }
+
+    fn set_root_status(&mut self, root: u32, f: impl FnOnce(&mut (u32, Vec<u8>))) {
+        if let Some(Context { kind: ContextKind::Root(r), .. }) = self.instance.host().contexts.get_mut(&root) {
+            f(&mut r.status);
+        }
+    }
+
+    /// Answers the HTTP callout `call_id`: `proxy_on_http_call_response` on the root context
+    /// that owns it (Envoy's `onHttpCallSuccess` / `onHttpCallFailure`), with the answer's maps
+    /// and body readable from any context of that root. `Err(_)` is a failed call (a reset, a
+    /// response over the buffer limit; a timeout is an answer, the router's 504): the callback
+    /// gets no headers, no body and no trailers, the call's maps and body do not exist, and
+    /// `proxy_get_status` answers (11 BROKEN_CONNECTION, "reset") during it and keeps 11 after.
+    /// A successful answer leaves the status as it was.
     pub fn on_http_call_response(&mut self, call_id: u32, response: Result<HttpCallResponse, String>) -> Result<(), Error> {
-        let context = self.take_call(call_id, true)?;
-        let plugin = self.sanitizing(context, MapType::HttpCallResponseHeaders);
-        let (data, nh, nb, nt) = match response {
+        let call = self.take_http_call(call_id)?;
+        let plugin = self.sanitizing(call.root, MapType::HttpCallResponseHeaders);
+        match response {
             Ok(mut r) => {
                 // The answer is the plugin's alone: hidden headers are dropped from it outright.
                 if let Some(p) = &plugin {
                     r.headers = p.policy.visible(&r.headers);
                     r.trailers = p.policy.visible(&r.trailers);
                 }
-                let status = r.headers.get(b":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok());
-                let sizes = (r.headers.len() as u64, r.body.len() as u64, r.trailers.len() as u64);
-                let data = CallData::HttpCallResponse {
-                    headers: r.headers,
-                    body: r.body,
-                    trailers: r.trailers,
-                    status: status.unwrap_or(0),
-                    message: Vec::new(),
-                };
-                (data, sizes.0, sizes.1, sizes.2)
+                let args = [
+                    u64::from(call.root),
+                    u64::from(call_id),
+                    r.headers.len() as u64,
+                    r.body.len() as u64,
+                    r.trailers.len() as u64,
+                ];
+                let data = CallData::HttpCallResponse { headers: r.headers, body: r.body, trailers: r.trailers };
+                self.callout_callback(call, Callback::OnHttpCallResponse, &args, data)
             }
-            Err(reason) => {
-                let data = CallData::HttpCallResponse {
-                    headers: HeaderMap::new(),
-                    body: Vec::new(),
-                    trailers: HeaderMap::new(),
-                    status: FAILED_CALLOUT_STATUS,
-                    message: reason.into_bytes(),
-                };
-                (data, 0, 0, 0)
+            Err(_) => {
+                let args = [u64::from(call.root), u64::from(call_id), 0, 0, 0];
+                self.with_status(call.root, FAILED_CALLOUT_STATUS, b"reset".to_vec(), |vm| {
+                    vm.callout_callback(call, Callback::OnHttpCallResponse, &args, CallData::HttpCallFailure)
+                })
             }
-        };
-        let args = [u64::from(context), u64::from(call_id), nh, nb, nt];
-        self.callout_callback(context, Callback::OnHttpCallResponse, &args, data)
+        }
     }
 
-    /// gRPC initial metadata for call or stream `call_id`.
+    /// gRPC initial metadata for stream `call_id`; a unary call has none (Envoy's
+    /// `GrpcCallClientHandler` reports only success or failure): [`Error::UnknownCall`].
     pub fn on_grpc_receive_initial_metadata(&mut self, call_id: u32, metadata: HeaderMap) -> Result<(), Error> {
-        let context = self.take_call(call_id, false)?;
-        let metadata = self.sanitized(context, MapType::GrpcReceiveInitialMetadata, metadata);
-        let args = [u64::from(context), u64::from(call_id), metadata.len() as u64];
-        self.callout_callback(context, Callback::OnGrpcReceiveInitialMetadata, &args, CallData::GrpcInitialMetadata(metadata))
+        let call = self.grpc_stream(call_id)?;
+        let metadata = self.sanitized(call.root, MapType::GrpcReceiveInitialMetadata, metadata);
+        let args = [u64::from(call.root), u64::from(call_id), metadata.len() as u64];
+        self.callout_callback(call, Callback::OnGrpcReceiveInitialMetadata, &args, CallData::GrpcInitialMetadata(metadata))
     }
 
-    /// A gRPC message for call or stream `call_id` (readable as GRPC_RECEIVE_BUFFER).
+    /// A gRPC message for call or stream `call_id` (readable, and writable, as
+    /// GRPC_RECEIVE_BUFFER). For a unary call it is the answer, and the call ends with it
+    /// (no close follows).
     pub fn on_grpc_receive(&mut self, call_id: u32, message: Vec<u8>) -> Result<(), Error> {
-        let context = self.take_call(call_id, false)?;
-        let args = [u64::from(context), u64::from(call_id), message.len() as u64];
-        self.callout_callback(context, Callback::OnGrpcReceive, &args, CallData::GrpcMessage(message))
+        let call = self.grpc_call(call_id)?;
+        let args = [u64::from(call.root), u64::from(call_id), message.len() as u64];
+        let result = self.callout_callback(call, Callback::OnGrpcReceive, &args, CallData::GrpcMessage(message));
+        // Envoy forgets an answered unary call after the callback (`onGrpcReceiveWrapper`).
+        if !call.stream {
+            self.instance.host().grpc_calls.remove(&call_id);
+        }
+        result
     }
 
-    /// gRPC trailing metadata for call or stream `call_id`.
+    /// gRPC trailing metadata for stream `call_id`; a unary call has none: [`Error::UnknownCall`].
     pub fn on_grpc_receive_trailing_metadata(&mut self, call_id: u32, metadata: HeaderMap) -> Result<(), Error> {
-        let context = self.take_call(call_id, false)?;
-        let metadata = self.sanitized(context, MapType::GrpcReceiveTrailingMetadata, metadata);
-        let args = [u64::from(context), u64::from(call_id), metadata.len() as u64];
-        self.callout_callback(context, Callback::OnGrpcReceiveTrailingMetadata, &args, CallData::GrpcTrailingMetadata(metadata))
+        let call = self.grpc_stream(call_id)?;
+        let metadata = self.sanitized(call.root, MapType::GrpcReceiveTrailingMetadata, metadata);
+        let args = [u64::from(call.root), u64::from(call_id), metadata.len() as u64];
+        self.callout_callback(call, Callback::OnGrpcReceiveTrailingMetadata, &args, CallData::GrpcTrailingMetadata(metadata))
     }
 
-    /// gRPC call or stream `call_id` finished with `status` (`proxy_get_status` gives it and
-    /// `message`).
+    /// The open gRPC stream `call_id`.
+    fn grpc_stream(&mut self, call_id: u32) -> Result<Callout, Error> {
+        match self.grpc_call(call_id)? {
+            call if call.stream => Ok(call),
+            _ => Err(Error::UnknownCall(call_id)),
+        }
+    }
+
+    /// gRPC call or stream `call_id` finished with `status` and `message`: the failure of a
+    /// unary call, or the remote close of a stream. `proxy_on_grpc_close` on the owning root,
+    /// during which `proxy_get_status` answers (status, message); after it the message is
+    /// cleared and the code stays (Envoy's `onGrpcCloseWrapper`; a plugin without
+    /// `proxy_on_grpc_close` leaves the status as it was). Afterwards a unary call is
+    /// forgotten, and so is a stream the plugin closed too; a stream the plugin has not closed
+    /// stays known (sending on it is OK) until it closes or cancels it, as Envoy's
+    /// `GrpcStreamClientHandler` keeps it.
     pub fn on_grpc_close(&mut self, call_id: u32, status: u32, message: Vec<u8>) -> Result<(), Error> {
-        let context = self.take_call(call_id, true)?;
-        let args = [u64::from(context), u64::from(call_id), u64::from(status)];
-        self.callout_callback(context, Callback::OnGrpcClose, &args, CallData::GrpcClose { status, message })
+        let call = self.grpc_call(call_id)?;
+        if let Some(c) = self.instance.host().grpc_calls.get_mut(&call_id) {
+            c.remote_closed = call.stream;
+        }
+        let args = [u64::from(call.root), u64::from(call_id), u64::from(status)];
+        let result = if self.instance.has(Callback::OnGrpcClose) {
+            self.with_status(call.root, status, message, |vm| {
+                vm.callout_callback(call, Callback::OnGrpcClose, &args, CallData::None)
+            })
+        } else {
+            Ok(())
+        };
+        let host = self.instance.host();
+        if host.grpc_calls.get(&call_id).is_some_and(|c| !c.stream || c.local_closed) {
+            host.grpc_calls.remove(&call_id);
+        }
+        result
     }
 
     /// Shuts the VM's plugins down: `proxy_on_done` on every root context; those that answer
@@ -808,8 +1036,7 @@ impl Vm {
             let done = self.call_optional(Callback::OnDone, id, &[u64::from(id)], 1)? != 0;
             if done {
                 self.call_optional(Callback::OnDelete, id, &[u64::from(id)], 0)?;
-                self.instance.host().contexts.remove(&id);
-                self.roots.retain(|(_, r)| *r != id);
+                self.delete_root(id);
             } else if let Some(Context { kind: ContextKind::Root(r), .. }) = self.instance.host().contexts.get_mut(&id) {
                 r.done_pending = true;
             }
@@ -948,9 +1175,53 @@ mod tests {
         assert_eq!(vm.on_request_headers(id, true).unwrap(), Action::Continue);
         assert_eq!(vm.on_response_headers(id, false).unwrap(), Action::Continue);
         vm.memory_stream(id).unwrap().response_started = true;
-        assert_eq!(vm.on_response_body(id, true).unwrap(), Action::Pause);
+        // A failed VM's body callbacks stop without buffering (the C++ host's CHECK_FAIL_HTTP).
+        assert_eq!(vm.on_response_body(id, true).unwrap(), Action::StopNoBuffer);
         // Too late for a reply: the stream is reset rather than held forever.
         assert_eq!(vm.memory_stream(id).unwrap().effects, [StreamEffect::Close(StreamType::HttpResponse)]);
+    }
+
+    #[test]
+    fn a_part_of_the_stream_is_let_go_of_when_its_callback_continues() {
+        let (mut vm, root) = fail_closed_vm(Callback::OnDelete);
+        let id = vm.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
+        assert_eq!(vm.on_request_headers(id, false).unwrap(), Action::Continue);
+        let p = vm.stream_context(id).unwrap().phase;
+        assert!(!p.request_headers, "released after CONTINUE, as Envoy's decodeHeaders");
+        assert!(p.arrived.request_headers, "still there for proxy_on_log");
+        assert_eq!(vm.on_response_body(id, true).unwrap(), Action::Continue);
+        let p = vm.stream_context(id).unwrap().phase;
+        assert!(!p.response_body && !p.response_trailers_creatable);
+    }
+
+    #[test]
+    fn raw_answers_read_as_envoy_reads_them() {
+        use Action::*;
+        // (family, raw, reply sent, allow_on_headers_stop_iteration, action)
+        let cases = [
+            (Family::Headers, 0, false, false, Continue),
+            (Family::Headers, 1, false, false, Pause),
+            (Family::Headers, 1, false, true, PauseHeaders),
+            (Family::Headers, 2, false, false, Continue),
+            (Family::Headers, 3, false, false, Pause),
+            (Family::Headers, 7, false, false, Pause),
+            (Family::Headers, 0xffff_ffff, false, false, Pause),
+            (Family::Headers, 0, true, false, Pause),
+            (Family::Body, 0, false, false, Continue),
+            (Family::Body, 1, false, false, Pause),
+            (Family::Body, 2, false, false, PauseWatermark),
+            (Family::Body, 3, false, false, StopNoBuffer),
+            (Family::Body, 9, false, false, StopNoBuffer),
+            (Family::Body, 0, true, false, StopNoBuffer),
+            (Family::Trailers, 0, false, false, Continue),
+            (Family::Trailers, 5, false, false, Pause),
+            (Family::Trailers, 0, true, false, Pause),
+            (Family::Network, 0, false, false, Continue),
+            (Family::Network, 2, false, false, Pause),
+        ];
+        for (family, raw, reply, allow, want) in cases {
+            assert_eq!(family.action(raw, reply, allow), want, "{family:?} {raw} reply {reply} allow {allow}");
+        }
     }
 
     #[test]

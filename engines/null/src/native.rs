@@ -148,34 +148,36 @@ macro_rules! native_type {
     (i64) => { i64 };
 }
 
-/// One native host function per `env` row; WASI rows have none (a native plugin uses the
-/// operating system, and names like `sched_yield` belong to libc).
+/// One native host function per `env` row with a status; WASI rows and the two `env` helpers
+/// (`pthread_equal`, `emscripten_notify_memory_growth`) have none: a native plugin uses the
+/// operating system, names like `sched_yield` and `pthread_equal` belong to libc, and the C++
+/// host's Null VM links nothing either.
 macro_rules! native_entry {
-    (env, $name:ident, ($($arg:ident : $kind:ident),*)) => {
+    (env, $name:ident, ($($arg:ident : $kind:ident),*), status) => {
         #[doc = concat!("`env.", stringify!($name), "` for native plugins: see the ABI reference.")]
         #[no_mangle]
         pub extern "C" fn $name($($arg: native_type!($kind)),*) -> u32 {
             host_call(HostFunctionId::$name, &[$($arg as u64),*])
         }
     };
-    (wasi, $name:ident, ($($arg:ident : $kind:ident),*)) => {};
+    ($module:ident, $name:ident, ($($arg:ident : $kind:ident),*), $ret:ident) => {};
 }
 
 /// The `env` host functions' addresses, in table order, for the shim.
 macro_rules! native_table {
     ($( { $module:ident, $name:ident, [$($ver:ident)*], ($($arg:ident : $kind:ident),*) -> $ret:ident } )*) => {
-        $( native_entry!($module, $name, ($($arg: $kind),*)); )*
+        $( native_entry!($module, $name, ($($arg: $kind),*), $ret); )*
 
         /// The address of every `env` host function, in table order.
-        #[allow(clippy::vec_init_then_push)] // WASI rows push nothing.
+        #[allow(clippy::vec_init_then_push)] // Rows without a native entry push nothing.
         fn host_function_table() -> Vec<*const ()> {
             let mut table = Vec::new();
-            $( native_table!(@push table, $module, $name); )*
+            $( native_table!(@push table, $module, $name, $ret); )*
             table
         }
     };
-    (@push $table:ident, env, $name:ident) => { $table.push($name as *const ()); };
-    (@push $table:ident, wasi, $name:ident) => {};
+    (@push $table:ident, env, $name:ident, status) => { $table.push($name as *const ()); };
+    (@push $table:ident, $module:ident, $name:ident, $ret:ident) => {};
 }
 abi::for_each_host_function!(native_table);
 

@@ -8,9 +8,10 @@ use crate::store::StoreData;
 use crate::trap;
 
 /// A trampoline's Wasm result: the status or errno, or the host's trap as the typed error (which
-/// [`trap::from_error`] gets back out); nothing for `proc_exit`, whose entry always traps.
+/// [`trap::from_error`] gets back out); a plain value for `env.pthread_equal`; nothing for a row without a
+/// result (`proc_exit`, `env.emscripten_notify_memory_growth`).
 macro_rules! wasm_result {
-    (never, $result:expr) => {
+    (none, $result:expr) => {
         $result.map(drop)
     };
     ($ret:ident, $result:expr) => {

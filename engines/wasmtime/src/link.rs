@@ -7,10 +7,10 @@ use wasmtime::{Caller, Engine, Linker};
 use crate::store::StoreData;
 use crate::trap;
 
-/// A trampoline's Wasm result: the status or errno; nothing for `proc_exit`, whose entry always
-/// traps.
+/// A trampoline's Wasm result: the status or errno, a plain value for `env.pthread_equal`;
+/// nothing for a row without a result (`proc_exit`, `env.emscripten_notify_memory_growth`).
 macro_rules! wasm_result {
-    (never, $result:expr) => {
+    (none, $result:expr) => {
         $result.map(drop)
     };
     ($ret:ident, $result:expr) => {

@@ -140,7 +140,13 @@ pub fn get_status() -> (u32, (u32, Vec<u8>)) {
 }
 
 pub fn http_call(upstream: &str, headers: &[u8], body: &str, trailers: &[u8], timeout_ms: u32) -> (u32, u32) {
-    let mut id = 0;
+    http_call_with_slot(upstream, headers, body, trailers, timeout_ms, 0)
+}
+
+/// [`http_call`] with the id's slot holding `slot` before the call: the status, and what the
+/// slot holds after it.
+pub fn http_call_with_slot(upstream: &str, headers: &[u8], body: &str, trailers: &[u8], timeout_ms: u32, slot: u32) -> (u32, u32) {
+    let mut id = slot;
     // SAFETY: pointers and lengths describe the slices; the out-pointer points at a local.
     let s = unsafe {
         proxy_http_call(
@@ -227,14 +233,16 @@ pub fn set_shared_data(key: &str, value: &str, cas: u32) -> u32 {
     unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) }
 }
 
-pub fn register_queue(name: &str) -> (u32, u32) {
+pub fn register_queue(name: impl AsRef<[u8]>) -> (u32, u32) {
+    let name = name.as_ref();
     let mut id = 0;
     // SAFETY: pointer and length describe `name`; the out-pointer points at a local.
     let s = unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), &mut id) };
     (s, id)
 }
 
-pub fn resolve_queue(vm_id: &str, name: &str) -> (u32, u32) {
+pub fn resolve_queue(vm_id: &str, name: impl AsRef<[u8]>) -> (u32, u32) {
+    let name = name.as_ref();
     let mut id = 0;
     // SAFETY: pointers and lengths describe the slices; the out-pointer points at a local.
     let s = unsafe { proxy_resolve_shared_queue(vm_id.as_ptr(), vm_id.len(), name.as_ptr(), name.len(), &mut id) };
@@ -250,7 +258,8 @@ pub fn dequeue(id: u32) -> Bytes {
     returning_bytes!(proxy_dequeue_shared_queue(id))
 }
 
-pub fn define_metric(t: u32, name: &str) -> (u32, u32) {
+pub fn define_metric(t: u32, name: impl AsRef<[u8]>) -> (u32, u32) {
+    let name = name.as_ref();
     let mut id = 0;
     // SAFETY: pointer and length describe `name`; the out-pointer points at a local.
     let s = unsafe { proxy_define_metric(t, name.as_ptr(), name.len(), &mut id) };
@@ -293,7 +302,15 @@ pub fn done() -> u32 {
     unsafe { proxy_done() }
 }
 
-pub fn call_foreign(name: &str, args: &[u8]) -> Bytes {
+pub fn call_foreign(name: impl AsRef<[u8]>, args: &[u8]) -> Bytes {
+    let name = name.as_ref();
     returning_bytes!(proxy_call_foreign_function(name.as_ptr(), name.len(), args.as_ptr(), args.len()))
+}
+
+/// [`call_foreign`] with both return pointers 0: the result is not wanted.
+pub fn call_foreign_unwanted(name: &str, args: &[u8]) -> u32 {
+    // SAFETY: pointers and lengths describe the slices; null return pointers are the ABI's
+    // "not wanted", which the host must not write through.
+    unsafe { proxy_call_foreign_function(name.as_ptr(), name.len(), args.as_ptr(), args.len(), null_mut(), null_mut()) }
 }
 

@@ -38,6 +38,13 @@ struct State {
     queue: u32,
     /// Streams seen (to tell the first from later ones).
     streams: u32,
+    /// The current stream's `:path`, for scenarios that act on it in later callbacks.
+    path: String,
+    /// Callouts made, with the context that made each, as the Go SDK keeps them per root
+    /// context (call id -> caller).
+    callers: Vec<(u32, u32)>,
+    /// Stream contexts deleted so far.
+    deleted: Vec<u32>,
 }
 
 static STATES: Mutex<BTreeMap<u64, State>> = Mutex::new(BTreeMap::new());
@@ -232,7 +239,16 @@ exports! {
 
     fn proxy_on_request_trailers(context_id: u32, num_trailers: usize) -> u32 {
         trap_if("proxy_on_request_trailers");
-        let _ = (context_id, num_trailers);
+        let _ = context_id;
+        if scenario() == "actions" {
+            return scenarios::actions_answer("trailers");
+        }
+        if scenario() == "availability" {
+            if num_trailers != 1 {
+                fail(format!("expected 1 request trailer, got {num_trailers}"));
+            }
+            bytes("a request trailer in its callback", map_value(REQUEST_TRAILERS, "rt"), b"1");
+        }
         CONTINUE
     }
 
@@ -280,6 +296,9 @@ exports! {
     fn proxy_on_done(context_id: u32) -> u32 {
         trap_if("proxy_on_done");
         let (scenario, root) = state(|s| (s.scenario.clone(), s.root));
+        if context_id != root {
+            scenarios::stream_end(&scenario, "proxy_on_done");
+        }
         u32::from(!(scenario == "deferred-done" && context_id == root))
     }
 
@@ -290,6 +309,9 @@ exports! {
 
     fn proxy_on_delete(context_id: u32) {
         trap_if("proxy_on_delete");
-        let _ = context_id;
+        state(|s| s.deleted.push(context_id));
+        if context_id != state(|s| s.root) {
+            scenarios::stream_end(&scenario(), "proxy_on_delete");
+        }
     }
 }

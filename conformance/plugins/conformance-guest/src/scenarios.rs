@@ -5,11 +5,21 @@
 //! - `lifecycle`: no host calls; shows the callbacks and their arguments.
 //! - `log`, `time`, `configuration`: logging and levels; the clock and ticks; the
 //!   configuration buffers in `proxy_on_vm_start` and `proxy_on_configure`.
-//! - `buffers`, `headers`, `trailers`: bodies, header maps, trailers.
+//! - `buffers`, `headers`, `trailers`: bodies, header maps, trailers; `header-values`: several
+//!   values under one key, pseudo-header order, read-only callout maps.
 //! - `stream-control`, `local-response`: resuming, closing, replying locally.
-//! - `http-call`, `grpc`: callouts and their answers.
+//! - `http-call`, `grpc`: callouts and their answers, which come to the root context;
+//!   `http-call-checks`: `proxy_http_call`'s refusals and ids; `grpc-unary`: a unary gRPC
+//!   call that fails; `get-status`: `proxy_get_status` during and after callout callbacks.
 //! - `shared-data`, `queue`, `queue-producer` / `queue-consumer`, `metrics`.
-//! - `properties`, `context`, `deferred-done`, `foreign`, `tcp`.
+//! - `properties`, `context`, `deferred-done`, `foreign`, `tcp`; `misc`: names as bytes,
+//!   properties on a root context, the empty property path, effective context 0, a foreign
+//!   function's unwanted result.
+//! - `actions`: the raw values a stream callback may answer, picked by the request's `:path`
+//!   (`/h2` headers answer 2, `/b3` bodies answer 3, `/t5` trailers 5, `/reply` a local reply
+//!   with CONTINUE, `/stop-all` headers 1 and a resume in the next tick).
+//! - `availability`: when each part of a stream is the plugin's (held from its callback until
+//!   it continues or the plugin resumes; the access log's maps; none in done and delete).
 //! - `wasi` (Wasm only): every WASI function through raw imports; `std` (wasip1 only): the
 //!   same through Rust's standard library.
 //! - `hidden-headers`, `hidden-properties`, `upstreams`, `restricted`: the security policy
@@ -32,7 +42,8 @@ pub fn vm_start(_root: u32, size: usize) -> bool {
         fail(format!("the VM configuration has {} bytes, proxy_on_vm_start said {size}", config.len()));
     }
     value("the VM configuration's status", buffer_status(VM_CONFIGURATION), (size, 0));
-    status("VM configuration from past its end", get_buffer(VM_CONFIGURATION, size + 1, 1).0, BAD_ARGUMENT);
+    // Past the end: OK with nothing (exports.cc get_buffer_bytes: "don't overread").
+    bytes("VM configuration from past its end", get_buffer(VM_CONFIGURATION, size + 1, 1), b"");
     status("plugin configuration in proxy_on_vm_start", get_buffer(PLUGIN_CONFIGURATION, 0, 1).0, NOT_FOUND);
     status("set the read-only VM configuration", set_buffer(VM_CONFIGURATION, 0, 0, b"x"), BAD_ARGUMENT);
     match config.as_slice() {
@@ -50,9 +61,10 @@ pub fn configure(scenario: &str, _root: u32, size: usize) -> bool {
             value("the plugin configuration's status", buffer_status(PLUGIN_CONFIGURATION), (size, 0));
             bytes("part of the plugin configuration", get_buffer(PLUGIN_CONFIGURATION, 3, 4), b"figu");
             bytes("the plugin configuration's end", get_buffer(PLUGIN_CONFIGURATION, size, 10), b"");
-            status("VM configuration in proxy_on_configure", get_buffer(VM_CONFIGURATION, 0, 1).0, NOT_FOUND);
+            // Envoy's getBuffer answers the VM configuration in every callback.
+            bytes("VM configuration in proxy_on_configure", get_buffer(VM_CONFIGURATION, 0, 2), b"vm");
         }
-        "time" | "stream-control" | "deferred-done" | "grpc" => {
+        "time" | "stream-control" | "deferred-done" | "get-status" | "availability" | "actions" => {
             status("set the tick period", set_tick_period(10), OK);
         }
         "queue-consumer" => {
@@ -60,9 +72,26 @@ pub fn configure(scenario: &str, _root: u32, size: usize) -> bool {
             status("register the consumer's queue", s, OK);
             state(|st| st.queue = id);
         }
+        "misc" => misc_configure(),
         _ => {}
     }
     true
+}
+
+/// `misc` in `proxy_on_configure` (a root context, no stream).
+fn misc_configure() {
+    // Envoy's setProperty needs a stream's info: NOT_FOUND on a root context.
+    status("set a property on the root context", set_property(b"x", b"1"), NOT_FOUND);
+    // An empty path names nothing Envoy can serialize.
+    status("get the empty property path", get_property(b"").0, SERIALIZATION_FAILURE);
+    // Names are bytes: a queue, a metric named "\xff"; a foreign function so named is none.
+    let (s, queue) = register_queue([0xff]);
+    status("register a queue named \\xff", s, OK);
+    value("resolve it", resolve_queue("", [0xff]), queue);
+    status("define a counter named \\xff", define_metric(COUNTER, [0xff]).0, OK);
+    status("call a foreign function named \\xff", call_foreign([0xff], b"").0, NOT_FOUND);
+    // A results pointer of 0: the result is not wanted, nothing is allocated.
+    status("call echo without wanting the result", call_foreign_unwanted("echo", b"x"), OK);
 }
 
 /// The value of request header `name`, or empty.
@@ -80,15 +109,35 @@ pub fn request_headers(scenario: &str, context: u32, num_headers: usize, _end_of
         }
         "configuration" => {
             status("plugin configuration in a stream", get_buffer(PLUGIN_CONFIGURATION, 0, 1).0, NOT_FOUND);
+            status("set the plugin configuration in a stream", set_buffer(PLUGIN_CONFIGURATION, 0, 0, b"x"), NOT_FOUND);
+            bytes("VM configuration in a stream", get_buffer(VM_CONFIGURATION, 0, 2), b"vm");
         }
         "headers" => headers(num_headers),
+        "header-values" => return header_values(context),
+        "availability" => state(|s| s.waiting = context),
+        "actions" => {
+            let path = request_header(":path");
+            state(|s| s.path = path.clone());
+            if path == "/stop-all" {
+                state(|s| s.waiting = context);
+            }
+            if path == "/reply" {
+                let none = encode_map(&[]);
+                status("a local reply, then CONTINUE", send_local_response(403, "stop", "", &none, -1), OK);
+                return CONTINUE;
+            }
+            return actions_answer("headers");
+        }
         "stream-control" => {
             state(|s| s.waiting = context);
             return PAUSE;
         }
         "local-response" => return local_response(),
         "http-call" => return http_call(context),
+        "http-call-checks" => http_call_checks(),
         "grpc" => return grpc_calls(context),
+        "grpc-unary" => return grpc_unary(context),
+        "get-status" => return get_status_calls(context),
         "shared-data" => shared_data(),
         "queue" => queue(),
         "queue-producer" => {
@@ -100,6 +149,7 @@ pub fn request_headers(scenario: &str, context: u32, num_headers: usize, _end_of
         "properties" => properties(),
         "context" => effective_context(context),
         "foreign" => foreign(),
+        "misc" => misc_stream(context),
         "wasi" => crate::wasi::all(),
         "std" => crate::wasi::std_io(),
         "hidden-headers" => return crate::security::hidden_headers(context, num_headers),
@@ -127,18 +177,20 @@ fn headers(num_headers: usize) {
     }
     bytes("get x-a", map_value(REQUEST_HEADERS, "x-a"), b"1");
     bytes("get X-A (case-insensitive)", map_value(REQUEST_HEADERS, "X-A"), b"1");
-    bytes("get x-multi (two values, joined)", map_value(REQUEST_HEADERS, "x-multi"), b"a, b");
+    // Envoy answers the first value (Context::getHeaderMapValue, entry[0]).
+    bytes("get x-multi (the first of two values)", map_value(REQUEST_HEADERS, "x-multi"), b"a");
     status("get a missing header", map_value(REQUEST_HEADERS, "x-missing").0, NOT_FOUND);
     status("get from map type 99", map_value(99, "x-a").0, BAD_ARGUMENT);
     status("get a response header during the request", map_value(RESPONSE_HEADERS, ":status").0, BAD_ARGUMENT);
     status("get a request trailer before any", map_value(REQUEST_TRAILERS, "x").0, BAD_ARGUMENT);
     let pairs = encode_map(&[(":path", "/a"), ("x-a", "1"), ("x-multi", "a"), ("x-multi", "b")]);
-    value("the map's size", map_size(REQUEST_HEADERS), pairs.len());
+    // Envoy's HeaderMapImpl::byteSize: key and value lengths added up, 5+2 + 3+1 + 7+1 + 7+1.
+    value("the map's size", map_size(REQUEST_HEADERS), 27);
     bytes("the map's pairs", map_pairs(REQUEST_HEADERS), &pairs);
     status("the size of map type 99", map_size(99).0, BAD_ARGUMENT);
     status("add x-added", add_map_value(REQUEST_HEADERS, "x-added", "1"), OK);
     status("add a second x-a", add_map_value(REQUEST_HEADERS, "x-a", "2"), OK);
-    bytes("x-a has both values", map_value(REQUEST_HEADERS, "x-a"), b"1, 2");
+    bytes("x-a keeps its first value", map_value(REQUEST_HEADERS, "x-a"), b"1");
     status("replace x-a", replace_map_value(REQUEST_HEADERS, "x-a", "3"), OK);
     bytes("x-a replaced", map_value(REQUEST_HEADERS, "x-a"), b"3");
     status("replace an absent header", replace_map_value(REQUEST_HEADERS, "x-new", "4"), OK);
@@ -150,6 +202,39 @@ fn headers(num_headers: usize) {
     status("remove from map type 99", remove_map_value(99, "k"), BAD_ARGUMENT);
 }
 
+/// `header-values`, request headers: a `:`-key added after regular headers goes in front (Envoy
+/// keeps pseudo-headers first), then a callout whose answer's maps are read-only.
+fn header_values(context: u32) -> u32 {
+    status("add a pseudo-header", add_map_value(REQUEST_HEADERS, ":x", "1"), OK);
+    bytes(
+        "the pseudo-header sits with the others",
+        map_pairs(REQUEST_HEADERS),
+        &encode_map(&[(":path", "/"), (":x", "1"), ("x-a", "1")]),
+    );
+    let (s, id) = crate::host::http_call("auth", &callout_headers(), "", &[], 1000);
+    status("a callout", s, OK);
+    state(|st| {
+        st.calls.push(id);
+        st.waiting = context;
+    });
+    PAUSE
+}
+
+/// `header-values`, the callout's answer: its maps read, but neither change nor have a size
+/// (Envoy's `Context::getMap` has no callout or gRPC map).
+fn header_values_answer() {
+    bytes("the answer's :status", map_value(CALL_RESPONSE_HEADERS, ":status"), b"200");
+    status("add to the answer's headers", add_map_value(CALL_RESPONSE_HEADERS, "x", "1"), BAD_ARGUMENT);
+    status("replace in the answer's headers", replace_map_value(CALL_RESPONSE_HEADERS, ":status", "1"), BAD_ARGUMENT);
+    status("remove from the answer's trailers", remove_map_value(CALL_RESPONSE_TRAILERS, "t"), BAD_ARGUMENT);
+    status("set the answer's headers", set_map_pairs(CALL_RESPONSE_HEADERS, &encode_map(&[])), BAD_ARGUMENT);
+    status("the size of the answer's headers", map_size(CALL_RESPONSE_HEADERS).0, BAD_ARGUMENT);
+    bytes("the answer's :status, unchanged", map_value(CALL_RESPONSE_HEADERS, ":status"), b"200");
+    let stream = state(|s| s.waiting);
+    status("act on the stream that called", set_effective_context(stream), OK);
+    status("resume the request", continue_stream(HTTP_REQUEST), OK);
+}
+
 /// `proxy_on_response_headers`.
 pub fn response_headers(scenario: &str, _context: u32, _num_headers: usize, _end_of_stream: bool) -> u32 {
     if scenario == "restricted" {
@@ -158,16 +243,41 @@ pub fn response_headers(scenario: &str, _context: u32, _num_headers: usize, _end
     if scenario == "hidden-headers" {
         crate::security::hidden_response_headers(_num_headers);
     }
+    if scenario == "availability" {
+        status("request headers in response headers", map_value(REQUEST_HEADERS, ":path").0, BAD_ARGUMENT);
+        bytes("response headers in their callback", map_value(RESPONSE_HEADERS, ":status"), b"200");
+        return PAUSE;
+    }
+    if scenario == "header-values" {
+        // Two set-cookie values: the first comes back whole (joining them would corrupt it).
+        bytes("get set-cookie", map_value(RESPONSE_HEADERS, "set-cookie"), b"a=1, Path=/");
+        bytes(
+            "both set-cookie values in the pairs",
+            map_pairs(RESPONSE_HEADERS),
+            &encode_map(&[(":status", "200"), ("set-cookie", "a=1, Path=/"), ("set-cookie", "b=2"), ("x-r", "1")]),
+        );
+        status("replace set-cookie", replace_map_value(RESPONSE_HEADERS, "set-cookie", "c=3"), OK);
+        bytes(
+            "one set-cookie, moved to the end",
+            map_pairs(RESPONSE_HEADERS),
+            &encode_map(&[(":status", "200"), ("x-r", "1"), ("set-cookie", "c=3")]),
+        );
+    }
     if scenario == "headers" {
+        // A malformed or oversize map reads as empty (PairsUtil::toPairs) and empties the map.
+        status("set a malformed map", set_map_pairs(RESPONSE_HEADERS, &[5, 0, 0, 0]), OK);
+        bytes("the map emptied by the malformed set", map_pairs(RESPONSE_HEADERS), b"");
+        let many: Vec<(&str, &str)> = vec![("k", "v"); 1025];
+        status("set 1025 pairs (over the limit)", set_map_pairs(RESPONSE_HEADERS, &encode_map(&many)), OK);
+        bytes("the map emptied by the oversize set", map_pairs(RESPONSE_HEADERS), b"");
         let pairs = encode_map(&[(":status", "201"), ("x-set", "1")]);
+        status("set map type 99", set_map_pairs(99, &pairs), BAD_ARGUMENT);
         status("set the response headers", set_map_pairs(RESPONSE_HEADERS, &pairs), OK);
         bytes("the new :status", map_value(RESPONSE_HEADERS, ":status"), b"201");
-        status("set a malformed map", set_map_pairs(RESPONSE_HEADERS, &[5, 0, 0, 0]), PARSE_FAILURE);
-        status("set map type 99", set_map_pairs(99, &pairs), BAD_ARGUMENT);
-        let many: Vec<(&str, &str)> = vec![("k", "v"); 1025];
-        status("set 1025 pairs (over the limit)", set_map_pairs(RESPONSE_HEADERS, &encode_map(&many)), BAD_ARGUMENT);
-        bytes("request headers stay readable", map_value(REQUEST_HEADERS, "x-a"), b"3");
-        status("response trailers during response headers", map_pairs(RESPONSE_TRAILERS).0, BAD_ARGUMENT);
+        // The request headers callback continued: Envoy let go of them (decodeHeaders).
+        status("request headers are gone after CONTINUE", map_value(REQUEST_HEADERS, "x-a").0, BAD_ARGUMENT);
+        // getHeaderMapPairs of a map that is not there: OK, nothing.
+        bytes("response trailers during response headers", map_pairs(RESPONSE_TRAILERS), b"");
     }
     CONTINUE
 }
@@ -176,6 +286,20 @@ pub fn response_headers(scenario: &str, _context: u32, _num_headers: usize, _end
 pub fn body(scenario: &str, _context: u32, buffer: u32, size: usize, end_of_stream: bool) -> u32 {
     match (scenario, buffer) {
         ("buffers", REQUEST_BODY) => return request_body(size, end_of_stream),
+        ("availability", REQUEST_BODY) => {
+            // The request headers callback continued: they are gone; pairs are OK and empty.
+            status("request headers in the body callback", map_value(REQUEST_HEADERS, ":path").0, BAD_ARGUMENT);
+            bytes("request header pairs in the body callback", map_pairs(REQUEST_HEADERS), b"");
+            // Trailers that have not arrived are not created by a read.
+            status("request trailers before they arrive", map_value(REQUEST_TRAILERS, "x").0, BAD_ARGUMENT);
+        }
+        ("actions", REQUEST_BODY) => {
+            log(INFO, &format!("body callback: {size} bytes, end_of_stream {end_of_stream}"));
+            return actions_answer("body");
+        }
+        ("availability", RESPONSE_BODY) => {
+            bytes("the response body in its callback", get_buffer(RESPONSE_BODY, 0, 10), b"r");
+        }
         ("buffers", RESPONSE_BODY) if end_of_stream => {
             status("append to the response body", set_buffer(RESPONSE_BODY, size, 0, b"!"), OK);
         }
@@ -183,8 +307,9 @@ pub fn body(scenario: &str, _context: u32, buffer: u32, size: usize, end_of_stre
             status("add a trailer in the last body callback", add_map_value(REQUEST_TRAILERS, "x-t", "1"), OK);
         }
         ("local-response", RESPONSE_BODY) => {
+            // Envoy answers OK and resets the stream, whose response already started.
             let none = encode_map(&[]);
-            status("a local reply after the response started", send_local_response(500, "late", "", &none, -1), BAD_ARGUMENT);
+            status("a local reply after the response started", send_local_response(500, "late", "", &none, -1), OK);
         }
         _ => {}
     }
@@ -200,25 +325,30 @@ fn request_body(size: usize, end_of_stream: bool) -> u32 {
         bytes("bytes 0..3", get_buffer(REQUEST_BODY, 0, 3), b"hel");
         bytes("bytes 2.. (capped at the end)", get_buffer(REQUEST_BODY, 2, 100), b"llo");
         bytes("from the end", get_buffer(REQUEST_BODY, 5, 1), b"");
-        status("from past the end", get_buffer(REQUEST_BODY, 6, 1).0, BAD_ARGUMENT);
+        // Past the end: OK with nothing, as the C++ host answers (the Rust SDK panics on 2).
+        bytes("from past the end", get_buffer(REQUEST_BODY, 6, 1), b"");
+        bytes("from far past the end, nothing asked", get_buffer(REQUEST_BODY, 100, 0), b"");
         status("buffer type 99", get_buffer(99, 0, 1).0, BAD_ARGUMENT);
         status("the status of buffer type 99", buffer_status(99).0, BAD_ARGUMENT);
-        status("the response body during the request", get_buffer(RESPONSE_BODY, 0, 1).0, NOT_FOUND);
-        status("the response body's status during the request", buffer_status(RESPONSE_BODY).0, NOT_FOUND);
+        // The response body exists but holds nothing during the request (Envoy's getBuffer).
+        bytes("the response body during the request", get_buffer(RESPONSE_BODY, 0, 1), b"");
+        value("the response body's status during the request", buffer_status(RESPONSE_BODY), (0, 0));
         status("a callout answer outside its callback", get_buffer(CALL_RESPONSE_BODY, 0, 1).0, NOT_FOUND);
         status("prepend", set_buffer(REQUEST_BODY, 0, 0, b"<"), OK);
-        status("append (start past the end)", set_buffer(REQUEST_BODY, 100, 0, b">"), OK);
-        status("replace in the middle", set_buffer(REQUEST_BODY, 1, 5, b"HELLO"), OK);
-        bytes("the edited chunk", get_buffer(REQUEST_BODY, 0, 100), b"<HELLO>");
+        // The Go SDK appends with start = MaxInt32 (appendToBuffer).
+        status("append (start past the end)", set_buffer(REQUEST_BODY, 0x7fff_ffff, 0, b">"), OK);
+        // Envoy's Buffer::copyFrom refuses a write in the middle.
+        status("replace in the middle", set_buffer(REQUEST_BODY, 1, 5, b"HELLO"), BAD_ARGUMENT);
+        bytes("the edited chunk", get_buffer(REQUEST_BODY, 0, 100), b"<hello>");
         status("set buffer type 99", set_buffer(99, 0, 0, b"x"), BAD_ARGUMENT);
-        status("set the response body during the request", set_buffer(RESPONSE_BODY, 0, 0, b"x"), NOT_FOUND);
+        status("set the response body during the request", set_buffer(RESPONSE_BODY, 0, 0, b"x"), BAD_ARGUMENT);
         return PAUSE;
     }
     // Paused: the second callback sees everything buffered so far.
     if size != 13 {
         fail(format!("paused, the body has 13 bytes buffered, the callback said {size}"));
     }
-    bytes("everything buffered", get_buffer(REQUEST_BODY, 0, 100), b"<HELLO> world");
+    bytes("everything buffered", get_buffer(REQUEST_BODY, 0, 100), b"<hello> world");
     status("replace it all", set_buffer(REQUEST_BODY, 0, 100, b"replaced"), OK);
     CONTINUE
 }
@@ -231,21 +361,35 @@ pub fn response_trailers(scenario: &str, _context: u32, num_trailers: usize) -> 
         }
         bytes("get a response trailer", map_value(RESPONSE_TRAILERS, "grpc-status"), b"0");
         status("replace it", replace_map_value(RESPONSE_TRAILERS, "grpc-status", "1"), OK);
-        value("the trailers' size", map_size(RESPONSE_TRAILERS), encode_map(&[("grpc-status", "1")]).len());
+        // Envoy's byteSize: "grpc-status" and "1".
+        value("the trailers' size", map_size(RESPONSE_TRAILERS), 12);
     }
     CONTINUE
 }
 
-/// `/deny`: a local reply (after a malformed one is refused); `/late`: continue, then try one
-/// in the response body.
+/// `/deny`: a local reply; `/malformed`: one with malformed headers, which go as none;
+/// `/late`: continue, then try one in the response body.
 fn local_response() -> u32 {
-    if request_header(":path") == "/late" {
-        return CONTINUE;
+    match request_header(":path").as_str() {
+        "/late" => CONTINUE,
+        "/malformed" => {
+            status("a local reply with malformed headers", send_local_response(403, "bad", "", &[5, 0, 0, 0], -1), OK);
+            PAUSE
+        }
+        "/details" => {
+            // White space in the details becomes `_`; a gRPC status outside 0..=16 is none;
+            // a second reply does nothing (the first wins).
+            let none = encode_map(&[]);
+            status("a local reply", send_local_response(401, "a b\tc\nd", "", &none, 99), OK);
+            status("a second local reply", send_local_response(402, "second", "", &none, -1), OK);
+            CONTINUE
+        }
+        _ => {
+            let headers = encode_map(&[("x-reason", "test")]);
+            status("a local reply", send_local_response(403, "guest-denied", "denied", &headers, 14), OK);
+            PAUSE
+        }
     }
-    let headers = encode_map(&[("x-reason", "test")]);
-    status("a local reply with malformed headers", send_local_response(403, "bad", "", &[5, 0, 0, 0], -1), PARSE_FAILURE);
-    status("a local reply", send_local_response(403, "guest-denied", "denied", &headers, 14), OK);
-    PAUSE
 }
 
 /// Callout headers.
@@ -253,22 +397,26 @@ fn callout_headers() -> Vec<u8> {
     encode_map(&[(":method", "GET"), (":path", "/check"), (":authority", "auth")])
 }
 
-/// `/`: refused callouts, then one that is answered; `/fail`: one that fails; `/gone`: one
-/// whose stream ends first.
+/// `/`: refused callouts, then one that is answered; `/fail`: one that fails (a reset);
+/// `/timeout`: one that times out (the router's 504); `/gone`: one whose stream ends first.
+/// Each call is remembered with its caller, as the Go SDK remembers it on the root context.
 fn http_call(context: u32) -> u32 {
     let path = request_header(":path");
     if path == "/" {
         let no_path = encode_map(&[(":method", "GET"), (":authority", "auth")]);
         status("a callout without :path", http_call_status("auth", &no_path), BAD_ARGUMENT);
         status("a callout to an unknown upstream", http_call_status("elsewhere", &callout_headers()), BAD_ARGUMENT);
-        status("a callout with malformed headers", http_call_status("auth", &[9, 0, 0, 0]), PARSE_FAILURE);
-        status("get_status outside a callout answer", get_status().0, NOT_FOUND);
+        // Malformed headers read as none: no :path.
+        status("a callout with malformed headers", http_call_status("auth", &[9, 0, 0, 0]), BAD_ARGUMENT);
+        // Always OK: the root's status, (0, "") at first.
+        value("get_status outside a callout answer", get_status(), (0, Vec::new()));
     }
     let trailers = encode_map(&[("t", "1")]);
     let (s, id) = crate::host::http_call("auth", &callout_headers(), "q", &trailers, 1500);
     status("a callout", s, OK);
     state(|st| {
         st.calls.push(id);
+        st.callers.push((id, context));
         st.waiting = context;
     });
     PAUSE
@@ -278,30 +426,85 @@ fn http_call_status(upstream: &str, headers: &[u8]) -> u32 {
     crate::host::http_call(upstream, headers, "", &[], 1000).0
 }
 
+/// `http-call-checks`: `proxy_http_call`'s checks in Envoy's order.
+fn http_call_checks() {
+    // A timeout of 2^31 ms or more is negative as a C int: BAD_ARGUMENT, checked before the
+    // upstream. The id slot holds 0 after every refusal (Envoy writes 0 first).
+    let (s, id) = crate::host::http_call_with_slot("elsewhere", &callout_headers(), "", &[], 0x8000_0000, u32::MAX);
+    status("a timeout of 2^31 ms", s, BAD_ARGUMENT);
+    value("the id slot after that refusal", (OK, id), 0);
+    let (s, id) = crate::host::http_call_with_slot("elsewhere", &callout_headers(), "", &[], 1000, u32::MAX);
+    status("an unknown upstream", s, BAD_ARGUMENT);
+    value("the id slot after that refusal", (OK, id), 0);
+    let no_authority = encode_map(&[(":method", "GET"), (":path", "/")]);
+    status("a callout without :authority", http_call_status("auth", &no_authority), BAD_ARGUMENT);
+    let no_method = encode_map(&[(":path", "/"), (":authority", "auth")]);
+    status("a callout without :method", http_call_status("auth", &no_method), BAD_ARGUMENT);
+    // Presence only: an empty :path passes; a timeout of 0 means none.
+    let empty_path = encode_map(&[(":method", "GET"), (":path", ""), (":authority", "auth")]);
+    let (s, first) = crate::host::http_call("auth", &empty_path, "", &[], 0);
+    status("an empty :path, no timeout", s, OK);
+    // Envoy's ids: HTTP calls 4, 8, 12, ... (low bits 0), one after the other.
+    let (s, second) = crate::host::http_call("auth", &callout_headers(), "", &[], 0x7fff_ffff);
+    status("a timeout of 2^31 - 1 ms", s, OK);
+    if first & 3 != 0 || second != first.wrapping_add(4) {
+        fail(format!("HTTP call ids {first} and {second}: expected low bits 0 and a step of 4"));
+    }
+}
+
 /// `proxy_on_http_call_response`.
 pub fn http_call_response(scenario: &str, context: u32, call_id: u32, num_headers: usize, body_size: usize, num_trailers: usize) {
     if scenario == "hidden-headers" {
         return crate::security::hidden_headers_answer(num_headers);
     }
+    if scenario == "header-values" {
+        return header_values_answer();
+    }
+    if scenario == "get-status" {
+        // A failed call: (11 BROKEN_CONNECTION, "reset") during the callback.
+        value("the failed call's status", get_status(), (11, b"reset".to_vec()));
+        return;
+    }
     if scenario != "http-call" {
         return;
     }
-    if !state(|s| s.calls.contains(&call_id)) {
-        fail(format!("an answer to call {call_id}, which this plugin did not make"));
+    // As the Go SDK: the answer comes to the root context, which finds the caller by call id.
+    if context != state(|s| s.root) {
+        fail(format!("an HTTP call's answer came to context {context}, not the root context"));
+        trap();
     }
-    if state(|s| s.waiting) != context {
-        fail("the answer came to another context than the one that called".into());
+    let Some(caller) = state(|s| s.callers.iter().find(|(id, _)| *id == call_id).map(|(_, c)| *c)) else {
+        fail(format!("an answer to call {call_id}, which this plugin did not make"));
+        return;
+    };
+    if state(|s| s.deleted.contains(&caller)) {
+        // The caller is gone: nothing to do (the Go SDK drops the answer).
+        log(INFO, &format!("call {call_id}: its stream {caller} is gone"));
+        return;
     }
     if num_headers == 0 {
-        // A failed call: no headers; the status is BROKEN_CONNECTION (11, as Envoy) and the
-        // message says why.
-        value("the failed call's status", get_status(), (11, b"timeout".to_vec()));
-        bytes("a failed call has an empty body", get_buffer(CALL_RESPONSE_BODY, 0, 10), b"");
+        // A failed call (a reset): no response exists, so no maps and no body; the root's
+        // status is (11, "reset") during the callback.
+        value("the failed call's status", get_status(), (11, b"reset".to_vec()));
+        status("a failed call's :status", map_value(CALL_RESPONSE_HEADERS, ":status").0, BAD_ARGUMENT);
+        bytes("a failed call's headers", map_pairs(CALL_RESPONSE_HEADERS), b"");
+        status("a failed call's body", get_buffer(CALL_RESPONSE_BODY, 0, 10).0, NOT_FOUND);
+        status("act on the caller", set_effective_context(caller), OK);
         let none = encode_map(&[]);
         status("reply 503", send_local_response(503, "callout-failed", "", &none, -1), OK);
         return;
     }
-    value("the call's status", get_status(), (200, Vec::new()));
+    if num_headers == 3 {
+        // A timeout: the router's 504, an answer. The status code of the earlier failure stays
+        // (Envoy's onHttpCallSuccess does not touch it); its message was cleared.
+        value("the status after an earlier failure", get_status(), (11, Vec::new()));
+        bytes("the router's :status", map_value(CALL_RESPONSE_HEADERS, ":status"), b"504");
+        bytes("the router's body", get_buffer(CALL_RESPONSE_BODY, 0, body_size), b"upstream request timeout");
+        status("act on the caller", set_effective_context(caller), OK);
+        status("resume the request", continue_stream(HTTP_REQUEST), OK);
+        return;
+    }
+    value("the status of a successful call", get_status(), (0, Vec::new()));
     if (num_headers, body_size, num_trailers) != (2, 7, 1) {
         fail(format!("expected 2 headers, 7 body bytes, 1 trailer; got {num_headers}, {body_size}, {num_trailers}"));
     }
@@ -314,29 +517,44 @@ pub fn http_call_response(scenario: &str, context: u32, call_id: u32, num_header
     bytes("the answer's body", get_buffer(CALL_RESPONSE_BODY, 0, body_size), b"allowed");
     bytes("the answer's trailer", map_value(CALL_RESPONSE_TRAILERS, "tr"), b"x");
     status("set the read-only answer body", set_buffer(CALL_RESPONSE_BODY, 0, 0, b"x"), BAD_ARGUMENT);
-    status("the request body in a callout answer", get_buffer(REQUEST_BODY, 0, 1).0, NOT_FOUND);
-    bytes("the stream's request headers", map_value(REQUEST_HEADERS, ":path"), b"/");
+    status("request headers from the root context", map_value(REQUEST_HEADERS, ":path").0, BAD_ARGUMENT);
+    status("act on the caller", set_effective_context(caller), OK);
+    bytes("the request body in a callout answer", get_buffer(REQUEST_BODY, 0, 1), b"");
+    bytes("the caller's request headers (still held)", map_value(REQUEST_HEADERS, ":path"), b"/");
     status("resume the request", continue_stream(HTTP_REQUEST), OK);
 }
 
-/// gRPC: refused calls, then a unary call and a stream that the steps answer.
+/// gRPC: refused calls, then a unary call and a stream that the steps answer. Ids follow
+/// Envoy's scheme: gRPC calls 5, 9, ... (low bits 1), streams 6, 10, ... (low bits 2).
 fn grpc_calls(context: u32) -> u32 {
     let metadata = encode_map(&[("k", "v")]);
     status("a call to an unknown upstream", grpc_call("nowhere", "svc.Echo", "Say", &metadata, "ping", 500).0, PARSE_FAILURE);
-    status("a call with malformed metadata", grpc_call("grpc", "svc.Echo", "Say", &[7, 0, 0, 0], "ping", 500).0, PARSE_FAILURE);
     let (s, call) = grpc_call("grpc", "svc.Echo", "Say", &metadata, "ping", 500);
     status("a unary call", s, OK);
     let (s, stream) = grpc_stream("grpc", "svc.Echo", "Chat", &encode_map(&[]));
     status("a stream", s, OK);
+    if call & 3 != 1 || stream & 3 != 2 {
+        fail(format!("a gRPC call id {call} (low bits not 1) or stream id {stream} (low bits not 2)"));
+    }
     status("send on the stream", grpc_send(stream, "m1", false), OK);
+    // Envoy's grpcSend, grpcCancel and grpcClose look at the id's type bits first.
     status("send on a unary call", grpc_send(call, "m", false), BAD_ARGUMENT);
-    status("send on an unknown id", grpc_send(999, "m", false), NOT_FOUND);
-    status("cancel an unknown id", grpc_cancel(999), NOT_FOUND);
-    status("close an unknown id", grpc_close(999), NOT_FOUND);
+    status("send on an unknown stream id", grpc_send(998, "m", false), NOT_FOUND);
+    status("send on an id of no gRPC kind", grpc_send(999, "m", false), BAD_ARGUMENT);
+    status("cancel an unknown call id", grpc_cancel(997), NOT_FOUND);
+    status("cancel an unknown stream id", grpc_cancel(998), NOT_FOUND);
+    status("cancel an id of no gRPC kind", grpc_cancel(999), BAD_ARGUMENT);
+    status("close an unknown stream id", grpc_close(998), NOT_FOUND);
+    status("close an HTTP call's id", grpc_close(4), BAD_ARGUMENT);
     let (s, cancelled) = grpc_call("grpc", "svc.Echo", "Slow", &metadata, "", 100);
     status("a third call", s, OK);
     status("cancel it", grpc_cancel(cancelled), OK);
     status("cancel it again", grpc_cancel(cancelled), NOT_FOUND);
+    // Malformed metadata reads as none (PairsUtil::toPairs): the call goes without it.
+    let (s, malformed) = grpc_call("grpc", "svc.Echo", "Say", &[7, 0, 0, 0], "ping", 500);
+    status("a call with malformed metadata", s, OK);
+    status("close that call (cancels it)", grpc_close(malformed), OK);
+    status("close it again", grpc_close(malformed), NOT_FOUND);
     state(|st| {
         st.calls = vec![call, stream];
         st.waiting = context;
@@ -344,11 +562,37 @@ fn grpc_calls(context: u32) -> u32 {
     PAUSE
 }
 
+/// `grpc-unary`: a unary call that fails. It gets no metadata, only `proxy_on_grpc_close`.
+fn grpc_unary(context: u32) -> u32 {
+    // Envoy reads an empty upstream as an empty GrpcService, which makes no client.
+    status("a call to an empty upstream", grpc_call("", "svc.Echo", "Say", &[], "", 0).0, BAD_ARGUMENT);
+    let (s, call) = grpc_call("grpc", "svc.Echo", "Say", &[], "ping", 0);
+    status("a unary call", s, OK);
+    state(|st| {
+        st.calls = vec![call];
+        st.waiting = context;
+    });
+    PAUSE
+}
+
+/// A gRPC callback's context must be the root context, which made or owns the call (Envoy
+/// calls back the root context; the Go SDK traps otherwise).
+fn on_root(what: &str, context: u32) {
+    if context != state(|s| s.root) {
+        fail(format!("{what} came to context {context}, not the root context"));
+        trap();
+    }
+}
+
 /// gRPC initial or trailing metadata.
-pub fn grpc_metadata(scenario: &str, _context: u32, call_id: u32, map: u32, num_elements: usize) {
+pub fn grpc_metadata(scenario: &str, context: u32, call_id: u32, map: u32, num_elements: usize) {
+    if scenario == "grpc-unary" {
+        fail(format!("metadata for unary call {call_id}"));
+    }
     if scenario != "grpc" {
         return;
     }
+    on_root("gRPC metadata", context);
     let (key, want) = if map == GRPC_INITIAL_METADATA { ("im", b"1") } else { ("tm", b"2") };
     if num_elements != 1 {
         fail(format!("expected 1 metadata element, got {num_elements}"));
@@ -356,19 +600,26 @@ pub fn grpc_metadata(scenario: &str, _context: u32, call_id: u32, map: u32, num_
     bytes("a metadata value", map_value(map, key), want);
     let other = if map == GRPC_INITIAL_METADATA { GRPC_TRAILING_METADATA } else { GRPC_INITIAL_METADATA };
     status("the other metadata map", map_value(other, key).0, BAD_ARGUMENT);
-    if !state(|s| s.calls.contains(&call_id)) {
-        fail(format!("metadata for call {call_id}, which this plugin did not make"));
+    if state(|s| s.calls.get(1) != Some(&call_id)) {
+        fail(format!("metadata for call {call_id}, which is not this plugin's stream"));
     }
 }
 
 /// A gRPC message.
-pub fn grpc_receive(scenario: &str, _context: u32, call_id: u32, size: usize) {
+pub fn grpc_receive(scenario: &str, context: u32, call_id: u32, size: usize) {
+    if scenario == "grpc-unary" {
+        fail(format!("a message for unary call {call_id}, which failed"));
+    }
     if scenario != "grpc" {
         return;
     }
+    on_root("a gRPC message", context);
     let (call, stream) = state(|s| (s.calls[0], s.calls[1]));
     if call_id == call {
+        // A unary call's answer; it ends the call, no close follows (the host forgets it once
+        // this callback returns). The status is untouched.
         bytes("the message", get_buffer(GRPC_MESSAGE, 0, size), b"pong");
+        value("the status during a unary answer", get_status(), (0, Vec::new()));
     } else if call_id == stream {
         bytes("the stream's message", get_buffer(GRPC_MESSAGE, 0, size), b"s1");
         status("send the last message", grpc_send(stream, "bye", true), OK);
@@ -379,21 +630,51 @@ pub fn grpc_receive(scenario: &str, _context: u32, call_id: u32, size: usize) {
 }
 
 /// A gRPC call or stream finished.
-pub fn grpc_closed(scenario: &str, _context: u32, call_id: u32, status_code: u32) {
-    if scenario != "grpc" {
-        return;
-    }
-    let (call, stream, waiting) = state(|s| (s.calls[0], s.calls[1], s.waiting));
-    if call_id == call {
-        value("the call's status", get_status(), (0, b"done".to_vec()));
-        if status_code != 0 {
-            fail(format!("the call closed with {status_code}, expected 0"));
+pub fn grpc_closed(scenario: &str, context: u32, call_id: u32, status_code: u32) {
+    match scenario {
+        "grpc" => {}
+        "grpc-unary" => {
+            on_root("a gRPC close", context);
+            value("the failed call's status", get_status(), (14, b"unavailable".to_vec()));
+            if status_code != 14 || state(|s| s.calls[0]) != call_id {
+                fail(format!("call {call_id} closed with {status_code}, expected the unary call with 14"));
+            }
+            // Still known during its close callback (Envoy forgets it afterwards).
+            status("cancel the failed call during its callback", grpc_cancel(call_id), OK);
+            status("cancel it again", grpc_cancel(call_id), NOT_FOUND);
+            status("act on the stream that made the call", set_effective_context(state(|s| s.waiting)), OK);
+            status("resume the request", continue_stream(HTTP_REQUEST), OK);
+            return;
         }
-    } else if call_id == stream {
-        value("the stream's status", get_status(), (1, b"cancelled".to_vec()));
-        status("act on the stream that made the calls", set_effective_context(waiting), OK);
-        status("resume the request", continue_stream(HTTP_REQUEST), OK);
+        "get-status" => {
+            value("the failed call's status", get_status(), (14, b"unavailable".to_vec()));
+            return;
+        }
+        _ => return,
     }
+    on_root("a gRPC close", context);
+    let (stream, waiting) = state(|s| (s.calls[1], s.waiting));
+    if call_id != stream || status_code != 1 {
+        fail(format!("call {call_id} closed with {status_code}, expected stream {stream} with 1"));
+    }
+    value("the stream's status", get_status(), (1, b"cancelled".to_vec()));
+    // The unary call was answered earlier: forgotten since that callback returned.
+    status("cancel the answered call", grpc_cancel(state(|s| s.calls[0])), NOT_FOUND);
+    status("act on the stream that made the calls", set_effective_context(waiting), OK);
+    status("resume the request", continue_stream(HTTP_REQUEST), OK);
+}
+
+/// `get-status`: `proxy_get_status` answers the root context's last callout status: (0, "")
+/// at first; during a failed HTTP call's callback (11, "reset"), then (11, ""); during a gRPC
+/// close its status and message, then the code with an empty message.
+fn get_status_calls(context: u32) -> u32 {
+    value("get_status before any callout", get_status(), (0, Vec::new()));
+    let (s, _) = crate::host::http_call("auth", &callout_headers(), "", &[], 1000);
+    status("a callout", s, OK);
+    let (s, _) = grpc_call("grpc", "svc.Echo", "Say", &[], "", 0);
+    status("a gRPC call", s, OK);
+    state(|st| st.waiting = context);
+    PAUSE
 }
 
 fn shared_data() {
@@ -431,7 +712,8 @@ fn queue() {
 }
 
 /// `proxy_on_queue_ready`.
-pub fn queue_ready(scenario: &str, _root: u32, queue_id: u32) {
+pub fn queue_ready(scenario: &str, root: u32, queue_id: u32) {
+    on_root("queue_ready", root);
     let id = state(|s| s.queue);
     if queue_id != id {
         fail(format!("queue_ready for queue {queue_id}, expected {id}"));
@@ -462,8 +744,19 @@ fn metrics() {
     let (s, histogram) = define_metric(HISTOGRAM, "sizes");
     status("define a histogram", s, OK);
     status("define metric type 9", define_metric(9, "bad").0, BAD_ARGUMENT);
-    value("define the counter again: the same metric", define_metric(COUNTER, "requests"), counter);
-    status("increment the counter", increment_metric(counter, 5), OK);
+    // Envoy's ids: per VM, typed by the low two bits, a step of 4.
+    if (counter & 3, gauge & 3, histogram & 3) != (0, 1, 2) {
+        fail(format!("metric ids {counter}, {gauge}, {histogram}: expected low bits 0, 1, 2"));
+    }
+    // Defining a name again gives a new id for the same metric.
+    let (s, again) = define_metric(COUNTER, "requests");
+    status("define the counter again", s, OK);
+    if again != counter.wrapping_add(4) {
+        fail(format!("the second counter id is {again}, expected {}", counter.wrapping_add(4)));
+    }
+    status("increment the counter through the new id", increment_metric(again, 2), OK);
+    value("the counter through the first id", get_metric(counter), 2);
+    status("increment the counter", increment_metric(counter, 3), OK);
     status("increment the counter by 0", increment_metric(counter, 0), BAD_ARGUMENT);
     status("decrement the counter", increment_metric(counter, -1), BAD_ARGUMENT);
     value("the counter", get_metric(counter), 5);
@@ -478,9 +771,17 @@ fn metrics() {
     status("record another", record_metric(histogram, 7), OK);
     status("increment the histogram", increment_metric(histogram, 1), BAD_ARGUMENT);
     status("get the histogram", get_metric(histogram).0, BAD_ARGUMENT);
+    // 12345 has a gauge's type bits: unknown, NOT_FOUND everywhere.
     status("get an unknown metric", get_metric(12345).0, NOT_FOUND);
     status("increment an unknown metric", increment_metric(12345, 1), NOT_FOUND);
     status("record an unknown metric", record_metric(12345, 1), NOT_FOUND);
+    // A histogram's type bits (12346) and type 3 (12347): increment and get look at the type
+    // first (BAD_ARGUMENT); record finds no such metric.
+    for id in [12346, 12347] {
+        status(&format!("increment {id}"), increment_metric(id, 1), BAD_ARGUMENT);
+        status(&format!("get {id}"), get_metric(id).0, BAD_ARGUMENT);
+        status(&format!("record {id}"), record_metric(id, 1), NOT_FOUND);
+    }
 }
 
 fn properties() {
@@ -490,8 +791,10 @@ fn properties() {
     bytes("request.path", get_property(b"request\0path"), b"/p");
     bytes("source.port (8 bytes, little-endian)", get_property(b"source\0port"), &8080u64.to_le_bytes());
     status("an unknown property", get_property(b"no\0such").0, NOT_FOUND);
-    status("set a property", set_property(b"my\0prop", b"v"), OK);
-    bytes("read it back", get_property(b"my\0prop"), b"v");
+    // A single-segment path: Envoy stores the set under `wasm.<path>` and looks up the first
+    // segment of a get, so only these read back there.
+    status("set a property", set_property(b"my_prop", b"v"), OK);
+    bytes("read it back", get_property(b"my_prop"), b"v");
 }
 
 fn effective_context(context: u32) {
@@ -504,10 +807,24 @@ fn effective_context(context: u32) {
     status("proxy_done with nothing pending", done(), NOT_FOUND);
 }
 
+/// `misc` in a stream's request headers.
+fn misc_stream(context: u32) {
+    // Envoy stores it, but reads answer the plugin's own value.
+    status("set plugin_name on a stream", set_property(b"plugin_name", b"other"), OK);
+    bytes("plugin_name after that", get_property(b"plugin_name"), b"misc");
+    status("act on the root context", set_effective_context(state(|s| s.root)), OK);
+    status("request headers from the root context", map_value(REQUEST_HEADERS, ":path").0, BAD_ARGUMENT);
+    // 0 goes back to the callback's own context.
+    status("effective context 0", set_effective_context(0), OK);
+    bytes("request headers again", map_value(REQUEST_HEADERS, ":path"), b"/");
+    let _ = context;
+}
+
 fn foreign() {
     bytes("call echo", call_foreign("echo", b"abc"), b"abc");
     status("call an unknown function", call_foreign("no-such-function", b"").0, NOT_FOUND);
-    status("foreign arguments outside proxy_on_foreign_function", get_buffer(FOREIGN_ARGUMENTS, 0, 1).0, NOT_FOUND);
+    // Envoy hands back the context's scratch buffer; we give it empty.
+    bytes("foreign arguments outside proxy_on_foreign_function", get_buffer(FOREIGN_ARGUMENTS, 0, 1), b"");
 }
 
 /// `proxy_on_foreign_function`.
@@ -520,6 +837,14 @@ pub fn foreign_function(scenario: &str, _root: u32, function_id: u32, size: usiz
     }
     bytes("the arguments", get_buffer(FOREIGN_ARGUMENTS, 0, size), b"xyz");
     status("set the read-only arguments", set_buffer(FOREIGN_ARGUMENTS, 0, 0, b"x"), BAD_ARGUMENT);
+}
+
+/// `proxy_on_done` and `proxy_on_delete` of a stream: no part of it is the plugin's any more.
+pub fn stream_end(scenario: &str, what: &str) {
+    if scenario == "availability" {
+        status(&format!("request headers in {what}"), map_value(REQUEST_HEADERS, ":path").0, BAD_ARGUMENT);
+        bytes(&format!("request header pairs in {what}"), map_pairs(REQUEST_HEADERS), b"");
+    }
 }
 
 /// `proxy_on_tick`.
@@ -537,34 +862,94 @@ pub fn tick(scenario: &str, _root: u32) {
         }
         "stream-control" => {
             let stream = state(|s| s.waiting);
-            status("resume from the root context", continue_stream(HTTP_REQUEST), BAD_ARGUMENT);
+            // Envoy's continueStream and sendLocalResponse answer OK without a stream to act on.
+            status("resume from the root context", continue_stream(HTTP_REQUEST), OK);
+            let none = encode_map(&[]);
+            status("a local reply from the root context", send_local_response(500, "root", "", &none, -1), OK);
             status("act on the paused stream", set_effective_context(stream), OK);
             status("stream type 99", continue_stream(99), BAD_ARGUMENT);
-            status("a TCP direction on an HTTP stream", continue_stream(DOWNSTREAM), BAD_ARGUMENT);
-            status("close a TCP direction on an HTTP stream", close_stream(UPSTREAM), BAD_ARGUMENT);
+            status("a TCP direction on an HTTP stream", continue_stream(DOWNSTREAM), OK);
+            status("resume the upstream side (never)", continue_stream(UPSTREAM), UNIMPLEMENTED);
+            status("close a TCP direction on an HTTP stream", close_stream(UPSTREAM), OK);
             status("close type 99", close_stream(99), BAD_ARGUMENT);
             status("resume the request", continue_stream(HTTP_REQUEST), OK);
             status("close the response", close_stream(HTTP_RESPONSE), OK);
             status("stop the ticks", set_tick_period(0), OK);
         }
+        "get-status" => {
+            // After the failed HTTP call, then after the gRPC close: the code stays, the
+            // message was cleared when the callback returned.
+            if ticks == 1 {
+                value("the status after a failed callout", get_status(), (11, Vec::new()));
+            } else {
+                value("the status after a gRPC close", get_status(), (14, Vec::new()));
+                status("act on the paused stream", set_effective_context(state(|s| s.waiting)), OK);
+                status("resume the request", continue_stream(HTTP_REQUEST), OK);
+                status("stop the ticks", set_tick_period(0), OK);
+            }
+        }
         "deferred-done" => {
             status("proxy_done: the deferred work is finished", done(), OK);
+            status("stop the ticks", set_tick_period(0), OK);
+        }
+        "actions" => {
+            let stream = state(|s| s.waiting);
+            if stream != 0 {
+                status("act on the stopped stream", set_effective_context(stream), OK);
+                status("resume the request", continue_stream(HTTP_REQUEST), OK);
+                state(|s| s.waiting = 0);
+            }
+            status("stop the ticks", set_tick_period(0), OK);
+        }
+        "availability" => {
+            let stream = state(|s| s.waiting);
+            status("act on the paused stream", set_effective_context(stream), OK);
+            bytes("held response headers", map_value(RESPONSE_HEADERS, ":status"), b"200");
+            status("resume the response", continue_stream(HTTP_RESPONSE), OK);
+            // Envoy's continueStream lets go of the request side only.
+            bytes("response headers after the resume", map_value(RESPONSE_HEADERS, ":status"), b"200");
+            bytes("the request body after the resume", get_buffer(REQUEST_BODY, 0, 1), b"");
             status("stop the ticks", set_tick_period(0), OK);
         }
         _ => {}
     }
 }
 
+/// `actions`: the raw value `callback` (`headers`, `body`, `trailers`) answers for the current
+/// stream's `:path`: `/h<N>` headers answer N (`/hneg` -1), `/b<N>` bodies and `/t<N>` trailers
+/// N, `/stop-all` headers 1; anything else 0.
+pub fn actions_answer(callback: &str) -> u32 {
+    let path = state(|s| s.path.clone());
+    let prefix = match callback {
+        "headers" => "/h",
+        "body" => "/b",
+        _ => "/t",
+    };
+    if callback == "headers" && path == "/stop-all" {
+        return PAUSE;
+    }
+    if callback == "headers" && path == "/hneg" {
+        return u32::MAX;
+    }
+    path.strip_prefix(prefix).and_then(|n| n.parse().ok()).unwrap_or(CONTINUE)
+}
+
 /// `proxy_on_downstream_data` and `proxy_on_upstream_data`.
 pub fn tcp_data(scenario: &str, _context: u32, buffer: u32, size: usize, end_of_stream: bool) -> u32 {
+    if scenario == "actions" {
+        // Any non-zero value stops a TCP direction (the C++ host's onDownstreamData).
+        return if buffer == DOWNSTREAM_DATA && size > 0 { 2 } else { CONTINUE };
+    }
     if scenario != "tcp" {
         return CONTINUE;
     }
     let other = if buffer == DOWNSTREAM_DATA { UPSTREAM_DATA } else { DOWNSTREAM_DATA };
-    status("the other direction's data", get_buffer(other, 0, 1).0, NOT_FOUND);
+    // Not held now, so empty (the downstream chunk was continued before the upstream data).
+    bytes("the other direction's data", get_buffer(other, 0, 1), b"");
     status("HTTP headers on a TCP connection", map_value(REQUEST_HEADERS, ":path").0, BAD_ARGUMENT);
-    status("an HTTP direction on a TCP connection", continue_stream(HTTP_REQUEST), BAD_ARGUMENT);
-    status("the HTTP request body on a TCP connection", get_buffer(REQUEST_BODY, 0, 1).0, NOT_FOUND);
+    status("an HTTP direction on a TCP connection", continue_stream(HTTP_REQUEST), OK);
+    status("resume the upstream side (never)", continue_stream(UPSTREAM), UNIMPLEMENTED);
+    bytes("the HTTP request body on a TCP connection", get_buffer(REQUEST_BODY, 0, 1), b"");
     if buffer == DOWNSTREAM_DATA {
         if !end_of_stream && size == 4 {
             bytes("the client's bytes", get_buffer(DOWNSTREAM_DATA, 0, size), b"ping");
@@ -582,8 +967,16 @@ pub fn tcp_data(scenario: &str, _context: u32, buffer: u32, size: usize, end_of_
     CONTINUE
 }
 
-/// `proxy_on_log`: every map that arrived is readable; writes are refused.
+/// `proxy_on_log`: the access log's maps (request headers, response headers and trailers that
+/// arrived; never the request trailers) are readable; writes and sizes are refused.
 pub fn on_log(scenario: &str, _context: u32) {
+    if scenario == "availability" {
+        bytes("request headers in proxy_on_log", map_value(REQUEST_HEADERS, ":path"), b"/");
+        bytes("response headers in proxy_on_log", map_value(RESPONSE_HEADERS, ":status"), b"200");
+        status("request trailers in proxy_on_log (they arrived)", map_value(REQUEST_TRAILERS, "rt").0, NOT_FOUND);
+        status("the request headers' size in proxy_on_log", map_size(REQUEST_HEADERS).0, BAD_ARGUMENT);
+        return;
+    }
     if scenario != "headers" {
         return;
     }

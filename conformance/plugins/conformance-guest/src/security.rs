@@ -42,7 +42,8 @@ pub fn hidden_headers(context: u32, num_headers: usize) -> u32 {
     status("the pairs", s, OK);
     no_secret("the pairs", &pairs);
     bytes("the pairs", (s, pairs.clone()), &encode_map(&[(":path", "/"), ("x-a", "1")]));
-    value("the map's size", map_size(REQUEST_HEADERS), pairs.len());
+    // Envoy's size: the visible keys' and values' bytes (":path" "/" "x-a" "1").
+    value("the map's size", map_size(REQUEST_HEADERS), ":path/x-a1".len());
     let (s, all) = get_property(b"request\0headers");
     no_secret("request.headers", &all);
     bytes("request.headers", (s, all), &encode_map(&[(":path", "/"), ("x-a", "1")]));
@@ -80,6 +81,9 @@ pub fn hidden_headers_answer(num_headers: usize) {
     let (s, pairs) = map_pairs(CALL_RESPONSE_HEADERS);
     no_secret("the answer's pairs", &pairs);
     bytes("the answer's pairs", (s, pairs), &encode_map(&[(":status", "200")]));
+    // The answer comes to the root context (as Envoy's): resume the caller's stream through it.
+    let caller = state(|st| st.waiting);
+    status("act on the calling stream", set_effective_context(caller), OK);
     status("resume the request", continue_stream(HTTP_REQUEST), OK);
 }
 

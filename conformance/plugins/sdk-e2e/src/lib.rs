@@ -18,6 +18,13 @@
 //! | `queue-consumer`         | registers queue `events`; logs `got <item>` for each item         |
 //! | `trap`                   | panics (traps) in request headers                                 |
 //! | `tcp`                    | a stream (TCP) context: uppercases each downstream chunk in place, logs upstream data sizes and both closes with their peer type |
+//! | `header-values`          | logs the response's `set-cookie` and all its headers, then sets `set-cookie: c=3` |
+//! | `body-offsets`           | reads each request body chunk at the offset of the bytes seen before it, and one byte past the chunk; continues |
+//! | `vm-configuration`       | logs `get_vm_configuration()` in `on_configure` and in each request's headers |
+//! | `headers-late`           | reads the request's `:path` again in `on_http_response_headers` (after the request headers continued) |
+//! | `late-local`             | sends a local 403 `late` from `on_http_response_body`, after the response started |
+//! | `resume-from-root`       | ticks every 10 ms; the first tick calls `resume_http_request` from the root context (no stream) |
+//! | `grpc-call`              | logs `get_grpc_status()` before any call, calls `svc.Echo/Say` on upstream `grpc`; its answer or failure logs the status and the message, then resumes |
 //!
 //! An empty or unknown configuration fails `on_configure`.
 
@@ -49,6 +56,13 @@ enum Scenario {
     QueueConsumer,
     Trap,
     Tcp,
+    HeaderValues,
+    BodyOffsets,
+    VmConfiguration,
+    HeadersLate,
+    LateLocal,
+    ResumeFromRoot,
+    GrpcCall,
 }
 
 impl Scenario {
@@ -73,6 +87,13 @@ impl Scenario {
             "queue-consumer" => Scenario::QueueConsumer,
             "trap" => Scenario::Trap,
             "tcp" => Scenario::Tcp,
+            "header-values" => Scenario::HeaderValues,
+            "body-offsets" => Scenario::BodyOffsets,
+            "vm-configuration" => Scenario::VmConfiguration,
+            "headers-late" => Scenario::HeadersLate,
+            "late-local" => Scenario::LateLocal,
+            "resume-from-root" => Scenario::ResumeFromRoot,
+            "grpc-call" => Scenario::GrpcCall,
             _ => return Err(format!("unknown scenario `{configuration}`")),
         };
         match argument {
@@ -128,6 +149,26 @@ impl Root {
             Scenario::QueueConsumer => {
                 let queue_id = self.register_shared_queue("events");
                 info!("queue-consumer: registered queue events as {queue_id}");
+            }
+            Scenario::ResumeFromRoot => {
+                self.set_tick_period(Duration::from_millis(10));
+            }
+            Scenario::VmConfiguration => {
+                let vm = self.get_vm_configuration().map(|b| String::from_utf8_lossy(&b).into_owned());
+                info!("vm-configuration: in on_configure {vm:?}");
+            }
+            Scenario::HeadersLate => {
+                // The SDK's own panic hook logs the panic's location, a path in the cargo
+                // registry that differs between machines; log only the message.
+                std::panic::set_hook(Box::new(|info| {
+                    let payload = info.payload();
+                    let message = payload
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| payload.downcast_ref::<&str>().copied())
+                        .unwrap_or("(no message)");
+                    let _ = hostcalls::log(LogLevel::Critical, &format!("panicked: {message}"));
+                }));
             }
             _ => {}
         }
@@ -216,6 +257,15 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        if self.scenario == Some(Scenario::ResumeFromRoot) {
+            // The root context has no stream: Envoy answers OK and does nothing (the SDK
+            // panics on anything else).
+            info!("resume-from-root: resuming from the root context");
+            let result = hostcalls::resume_http_request();
+            info!("resume-from-root: {result:?}");
+            self.set_tick_period(Duration::from_millis(0));
+            return;
+        }
         if self.scenario != Some(Scenario::Tick) {
             return;
         }
@@ -262,6 +312,13 @@ impl RootContext for Root {
             }),
             Scenario::Trap => Box::new(Trap),
             Scenario::Counter => Box::new(Counter),
+            Scenario::HeaderValues => Box::new(HeaderValues),
+            Scenario::BodyOffsets => Box::new(BodyOffsets { seen: 0 }),
+            Scenario::VmConfiguration => Box::new(VmConfiguration),
+            Scenario::HeadersLate => Box::new(HeadersLate),
+            Scenario::LateLocal => Box::new(LateLocal),
+            Scenario::ResumeFromRoot => Box::new(PassThrough),
+            Scenario::GrpcCall => Box::new(GrpcCall),
             Scenario::Tick | Scenario::QueueConsumer => Box::new(PassThrough),
             Scenario::Tcp => return None,
         };
@@ -305,6 +362,88 @@ impl HttpContext for Headers {
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         self.add_http_response_header("x-response", "yes");
         info!("headers: added x-response");
+        Action::Continue
+    }
+}
+
+/// Reads request body chunks at a running offset, as plugins written against the SDK do: the
+/// bytes seen in earlier chunks. Each chunk is continued, so the buffer holds only the new one
+/// and the reads run past it; the SDK panics on any status but OK and NOT_FOUND.
+struct BodyOffsets {
+    seen: usize,
+}
+
+impl Context for BodyOffsets {}
+
+impl HttpContext for BodyOffsets {
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let at = self.get_http_request_body(self.seen, body_size);
+        let past = self.get_http_request_body(body_size + 1, 1);
+        info!(
+            "body-offsets: {body_size} bytes, at {} {:?}, past the chunk {:?}, end_of_stream={end_of_stream}",
+            self.seen,
+            at.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            past.map(|b| String::from_utf8_lossy(&b).into_owned())
+        );
+        self.seen += body_size;
+        Action::Continue
+    }
+}
+
+/// Sends a local reply after the response started: Envoy answers OK and resets the stream.
+struct LateLocal;
+
+impl Context for LateLocal {}
+
+impl HttpContext for LateLocal {
+    fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        info!("late-local: {body_size} body bytes, replying 403");
+        self.send_http_response(403, vec![], Some(b"late"));
+        info!("late-local: the reply was accepted");
+        Action::Continue
+    }
+}
+
+/// Reads a request header in the response headers callback: Envoy has let go of the request
+/// headers by then (they continued), answers BAD_ARGUMENT, and the SDK panics.
+struct HeadersLate;
+
+impl Context for HeadersLate {}
+
+impl HttpContext for HeadersLate {
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        info!("headers-late: reading :path in the response headers");
+        let path = self.get_http_request_header(":path");
+        info!("headers-late: :path={path:?}");
+        Action::Continue
+    }
+}
+
+struct VmConfiguration;
+
+impl Context for VmConfiguration {}
+
+impl HttpContext for VmConfiguration {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let vm = hostcalls::get_buffer(proxy_wasm::types::BufferType::VmConfiguration, 0, usize::MAX)
+            .map(|b| b.map(|b| String::from_utf8_lossy(&b).into_owned()));
+        info!("vm-configuration: in a request {vm:?}");
+        Action::Continue
+    }
+}
+
+struct HeaderValues;
+
+impl Context for HeaderValues {}
+
+impl HttpContext for HeaderValues {
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let cookie = self.get_http_response_header("set-cookie");
+        info!("header-values: set-cookie={}", cookie.as_deref().unwrap_or("<none>"));
+        let all = self.get_http_response_headers();
+        info!("header-values: {} response headers {all:?}", all.len());
+        self.set_http_response_header("set-cookie", Some("c=3"));
+        info!("header-values: set set-cookie to c=3");
         Action::Continue
     }
 }
@@ -372,10 +511,21 @@ impl Context for Callout {
     fn on_http_call_response(
         &mut self,
         token_id: u32,
-        _num_headers: usize,
+        num_headers: usize,
         body_size: usize,
         _num_trailers: usize,
     ) {
+        if num_headers == 0 {
+            // A failed call (a reset): there is no response to read. The host's status says why.
+            let (code, message) = self.get_grpc_status();
+            info!(
+                "callout: context {} token {token_id}: the call failed (status {code}, {}), sending 503",
+                self.context_id,
+                message.as_deref().unwrap_or("<no message>")
+            );
+            self.send_http_response(503, vec![("x-auth", "failed")], Some(b"auth failed"));
+            return;
+        }
         let status = self.get_http_call_response_header(":status");
         info!(
             "callout: context {} token {token_id}: auth answered :status {} with {body_size} body bytes",
@@ -413,6 +563,41 @@ impl HttpContext for Callout {
                     Some(b"auth unavailable"),
                 );
                 Action::Pause
+            }
+        }
+    }
+}
+
+/// `grpc-call`: a unary gRPC call from the request headers; the request resumes on its answer
+/// or its failure.
+struct GrpcCall;
+
+impl Context for GrpcCall {
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        let (code, message) = self.get_grpc_status();
+        let body = self.get_grpc_call_response_body(0, response_size);
+        info!(
+            "grpc-call: token {token_id}: status_code {status_code}, get_grpc_status ({code}, {}), {} message bytes: {}",
+            message.as_deref().unwrap_or("<none>"),
+            response_size,
+            String::from_utf8_lossy(body.as_deref().unwrap_or_default())
+        );
+        self.resume_http_request();
+    }
+}
+
+impl HttpContext for GrpcCall {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let (code, message) = self.get_grpc_status();
+        info!("grpc-call: get_grpc_status before any call: ({code}, {})", message.as_deref().unwrap_or("<none>"));
+        match self.dispatch_grpc_call("grpc", "svc.Echo", "Say", vec![("k", b"v")], Some(b"ping"), Duration::from_secs(1)) {
+            Ok(token_id) => {
+                info!("grpc-call: dispatched token {token_id}");
+                Action::Pause
+            }
+            Err(status) => {
+                warn!("grpc-call: dispatch failed: {status:?}");
+                Action::Continue
             }
         }
     }

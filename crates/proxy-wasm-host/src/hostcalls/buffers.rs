@@ -1,18 +1,23 @@
 //! Buffers: bodies, TCP data, callout answers, configuration and foreign-function arguments.
 //!
-//! Which buffer a callback may reach is decided by [`VmHost::buffer`](crate::VmHost): a buffer
-//! not available now is `NotFound`.
+//! Which buffer a callback may reach is decided by [`VmHost::buffer`](crate::VmHost), as
+//! Envoy's `Context::getBuffer` decides it: bodies, TCP data and gRPC messages read as empty
+//! outside their callback; only the plugin configuration (outside `proxy_on_configure`) and a
+//! callout's body (outside a successful answer) are `NotFound`.
 
 use abi::{BufferType, Status};
 
 use crate::host::BufferRef;
 use crate::{return_bytes, HostCx, HostResult};
 
-/// `proxy_get_buffer_bytes`: returns bytes `start..min(start + max_size, length)` of the buffer.
+/// `proxy_get_buffer_bytes`: returns bytes `start..min(start + max_size, length)` of the buffer;
+/// a `start` at or past the end gives nothing, OK (`exports.cc` `get_buffer_bytes`: "don't
+/// overread"). The Rust SDK reads bodies at a running offset and panics on anything but OK or
+/// NOT_FOUND.
 ///
-/// `BadArgument` for an unknown type, a `start` past the end, or a `start + max_size` that
-/// overflows (as the C++ host); `NotFound` when the buffer is not available in this callback.
-/// An empty slice is returned as address 0 and length 0.
+/// `BadArgument` for an unknown type or a `start + max_size` that overflows 64 bits (only a
+/// native guest can make it; as the C++ host); `NotFound` when the buffer is absent. An empty
+/// slice is returned as address 0 and length 0, without calling the allocator.
 pub fn proxy_get_buffer_bytes(
     cx: &mut dyn HostCx,
     buffer_type: u32,
@@ -30,23 +35,24 @@ pub fn proxy_get_buffer_bytes(
         };
         let len = data.len() as u64;
         let end = start.checked_add(max_size).ok_or(Status::BadArgument)?;
-        if start > len {
-            return Err(Status::BadArgument.into());
-        }
         // Both are at most `len`, so they fit in usize.
-        let range = start as usize..end.min(len) as usize;
-        data.get(range).ok_or(Status::BadArgument)?.to_vec()
+        let range = start.min(len) as usize..end.min(len) as usize;
+        data.get(range).map_or_else(Vec::new, <[u8]>::to_vec)
     };
     return_bytes(cx, return_ptr, return_size, &bytes)
 }
 
-/// `proxy_set_buffer_bytes`: replaces bytes `s..e` of the buffer with the value, where
-/// `s = min(start, length)` and `e = min(s + size, length)`: start 0 size 0 prepends, a start
-/// at or past the end appends, start 0 and a size of at least the length replaces everything,
-/// anything else replaces or injects in the middle.
+/// `proxy_set_buffer_bytes`: changes the buffer as Envoy's `Buffer::copyFrom` does: `start` 0
+/// drains the first `size` bytes (all of them when `size` is at least the length) and prepends
+/// the value, so size 0 prepends and a size of at least the length replaces everything; a
+/// `start` at or past the end appends; a write in the middle (`0 < start < length`) is
+/// `BadArgument` and changes nothing.
 ///
-/// `BadArgument` for an unknown type or a read-only buffer (configuration, callout answers,
-/// foreign-function arguments); `NotFound` when the buffer is not available in this callback.
+/// Checks in the C++ host's order (`exports.cc` `set_buffer_bytes`): an unknown type is
+/// `BadArgument`; an absent buffer `NotFound` (before the value is read); the value outside
+/// memory `InvalidMemoryAccess`; then a read-only buffer (configuration, callout answers,
+/// foreign-function arguments) or one that holds nothing now (a body outside its callback) is
+/// `BadArgument`.
 pub fn proxy_set_buffer_bytes(
     cx: &mut dyn HostCx,
     buffer_type: u32,
@@ -57,16 +63,19 @@ pub fn proxy_set_buffer_bytes(
 ) -> HostResult {
     let buffer = BufferType::from_raw(buffer_type).ok_or(Status::BadArgument)?;
     let (mem, host) = cx.parts();
-    let data = match host.buffer(buffer)? {
-        BufferRef::Mutable(b) => b,
-        BufferRef::ReadOnly(_) => return Err(Status::BadArgument.into()),
-    };
+    let target = host.buffer(buffer)?;
     let value = mem.read(value_ptr, value_size)?;
+    let BufferRef::Mutable(data) = target else { return Err(Status::BadArgument.into()) };
     let len = data.len() as u64;
-    let s = start.min(len);
-    let e = s.saturating_add(size).min(len);
-    // Both are at most `len`, so they fit in usize.
-    data.splice(s as usize..e as usize, value.iter().copied());
+    if start == 0 {
+        // At most `len`, so it fits in usize.
+        let drained = size.min(len) as usize;
+        data.splice(..drained, value.iter().copied());
+    } else if start >= len {
+        data.extend_from_slice(value);
+    } else {
+        return Err(Status::BadArgument.into());
+    }
     Ok(())
 }
 
@@ -74,8 +83,8 @@ pub fn proxy_set_buffer_bytes(
 /// (always 0) as a `u32` to `return_flags`. Both destinations are checked before either is
 /// written.
 ///
-/// `BadArgument` for an unknown type; `NotFound` when the buffer is not available in this
-/// callback.
+/// `BadArgument` for an unknown type; `NotFound` when the buffer is absent (the same rule as
+/// [`proxy_get_buffer_bytes`]).
 pub fn proxy_get_buffer_status(
     cx: &mut dyn HostCx,
     buffer_type: u32,
@@ -169,8 +178,6 @@ mod tests {
             headers: HeaderMap::new(),
             body: b"call body".to_vec(),
             trailers: HeaderMap::new(),
-            status: 200,
-            message: Vec::new(),
         });
         assert_eq!(get(&mut cx, BufferType::HttpCallResponseBody), b"call body");
 
@@ -189,23 +196,31 @@ mod tests {
         assert_eq!(get(&mut cx, BufferType::PluginConfiguration), b"plugin-config");
     }
 
-    /// (callback, context, buffer type): none of these may be read.
-    const UNAVAILABLE: &[(Callback, u32, u32)] = &[
+    /// (callback, context, buffer type): buffers that exist but hold nothing here, so read as
+    /// empty (Envoy's `getBuffer` with no instance) and refuse writes.
+    const EMPTY_HERE: &[(Callback, u32, u32)] = &[
         // The body has not arrived in the request headers callback.
         (Callback::OnRequestHeaders, STREAM, BufferType::HttpRequestBody as u32),
         (Callback::OnRequestHeaders, STREAM, BufferType::HttpResponseBody as u32),
         // HTTP streams have no TCP data, TCP streams no bodies.
         (Callback::OnRequestBody, STREAM, BufferType::DownstreamData as u32),
         (Callback::OnDownstreamData, TCP, BufferType::HttpRequestBody as u32),
-        // Stream buffers from a root context, call data outside its callback.
+        // Stream buffers from a root context; a gRPC message or foreign-function arguments
+        // outside their callbacks.
         (Callback::OnTick, ROOT, BufferType::HttpRequestBody as u32),
-        (Callback::OnTick, ROOT, BufferType::HttpCallResponseBody as u32),
+        (Callback::OnTick, ROOT, BufferType::UpstreamData as u32),
         (Callback::OnTick, ROOT, BufferType::GrpcReceiveBuffer as u32),
         (Callback::OnTick, ROOT, BufferType::ForeignFunctionArguments as u32),
-        (Callback::OnTick, ROOT, BufferType::VmConfiguration as u32),
-        (Callback::OnVmStart, ROOT, BufferType::PluginConfiguration as u32),
-        (Callback::OnConfigure, ROOT, BufferType::VmConfiguration as u32),
         (Callback::OnLog, STREAM, BufferType::HttpResponseBody as u32),
+    ];
+
+    /// (callback, context, buffer type): the only buffers that can be absent (`NotFound`).
+    const ABSENT: &[(Callback, u32, u32)] = &[
+        (Callback::OnTick, ROOT, BufferType::HttpCallResponseBody as u32),
+        (Callback::OnRequestBody, STREAM, BufferType::HttpCallResponseBody as u32),
+        (Callback::OnVmStart, ROOT, BufferType::PluginConfiguration as u32),
+        (Callback::OnRequestHeaders, STREAM, BufferType::PluginConfiguration as u32),
+        (Callback::OnTick, ROOT, BufferType::PluginConfiguration as u32),
     ];
 
     /// Sets up `callback` on `context`, with the request body present in the body callback and
@@ -213,6 +228,9 @@ mod tests {
     fn enter(callback: Callback, context: u32) -> TestCx {
         let mut cx = TestCx::new();
         cx.enter(callback, context);
+        cx.stream(STREAM).request_body = b"body".to_vec();
+        cx.stream(STREAM).response_body = b"resp".to_vec();
+        cx.stream(TCP).upstream_data = b"up".to_vec();
         if callback == Callback::OnRequestBody {
             cx.phase(STREAM).request_body = true;
         }
@@ -224,12 +242,34 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_buffers_are_not_found_and_unknown_types_bad_arguments() {
-        for &(callback, context, t) in UNAVAILABLE {
+    fn buffers_that_hold_nothing_here_read_as_empty_and_refuse_writes() {
+        for &(callback, context, t) in EMPTY_HERE {
+            let mut cx = enter(callback, context);
+            let what = format!("{callback} on {context}, buffer {t}");
+            cx.put(RET_PTR, &[0xaa; 16]);
+            assert_eq!(status(proxy_get_buffer_bytes(&mut cx, t, 0, 10, RET_PTR, RET_SIZE)), Status::Ok, "{what}");
+            assert_eq!((cx.u32_at(RET_PTR), cx.u32_at(RET_SIZE)), (0, 0), "{what}");
+            assert_eq!(status(proxy_get_buffer_status(&mut cx, t, RET_PTR, RET_SCALAR)), Status::Ok, "{what}");
+            assert_eq!((cx.u32_at(RET_PTR), cx.u32_at(RET_SCALAR)), (0, 0), "{what}");
+            let (p, n) = cx.put(100, b"x");
+            assert_eq!(status(proxy_set_buffer_bytes(&mut cx, t, 0, 0, p, n)), Status::BadArgument, "{what}");
+            assert_eq!(cx.allocations, 0);
+        }
+        // Nothing changed behind the plugin's back.
+        let mut cx = enter(Callback::OnTick, ROOT);
+        let (p, n) = cx.put(100, b"x");
+        let _ = proxy_set_buffer_bytes(&mut cx, BufferType::HttpRequestBody.raw(), 0, 0, p, n);
+        assert_eq!(cx.stream(STREAM).request_body, b"body");
+    }
+
+    #[test]
+    fn absent_buffers_are_not_found_and_unknown_types_bad_arguments() {
+        for &(callback, context, t) in ABSENT {
             let mut cx = enter(callback, context);
             let what = format!("{callback} on {context}, buffer {t}");
             assert_eq!(status(proxy_get_buffer_bytes(&mut cx, t, 0, 1, RET_PTR, RET_SIZE)), Status::NotFound, "{what}");
-            assert_eq!(status(proxy_set_buffer_bytes(&mut cx, t, 0, 0, 100, 1)), Status::NotFound, "{what}");
+            // Absent before the value is read (exports.cc set_buffer_bytes).
+            assert_eq!(status(proxy_set_buffer_bytes(&mut cx, t, 0, 0, OOB, 1)), Status::NotFound, "{what}");
             assert_eq!(status(proxy_get_buffer_status(&mut cx, t, RET_PTR, RET_SCALAR)), Status::NotFound, "{what}");
             assert_eq!(cx.allocations, 0);
         }
@@ -246,11 +286,51 @@ mod tests {
     }
 
     #[test]
-    fn get_bytes_refuses_bad_ranges_and_bad_memory() {
+    fn a_failed_callout_has_no_body_and_no_maps() {
+        let mut cx = TestCx::new();
+        cx.enter(Callback::OnHttpCallResponse, ROOT);
+        cx.set_data(CallData::HttpCallFailure);
+        let t = BufferType::HttpCallResponseBody.raw();
+        assert_eq!(status(proxy_get_buffer_bytes(&mut cx, t, 0, 10, RET_PTR, RET_SIZE)), Status::NotFound);
+        assert_eq!(status(proxy_get_buffer_status(&mut cx, t, RET_PTR, RET_SCALAR)), Status::NotFound);
+        let (k, kn) = cx.put(100, b":status");
+        let headers = abi::MapType::HttpCallResponseHeaders.raw();
+        let got = crate::hostcalls::proxy_get_header_map_value(&mut cx, headers, k, kn, RET_PTR, RET_SIZE);
+        assert_eq!(status(got), Status::BadArgument);
+        let got = crate::hostcalls::proxy_get_header_map_pairs(&mut cx, headers, RET_PTR, RET_SIZE);
+        assert_eq!(status(got), Status::Ok);
+        assert_eq!((cx.u32_at(RET_PTR), cx.u32_at(RET_SIZE)), (0, 0));
+    }
+
+    #[test]
+    fn the_vm_configuration_is_there_in_every_callback() {
+        for (callback, context) in [(Callback::OnTick, ROOT), (Callback::OnRequestHeaders, STREAM), (Callback::OnConfigure, ROOT)] {
+            let mut cx = enter(callback, context);
+            let t = BufferType::VmConfiguration.raw();
+            assert_eq!(status(proxy_get_buffer_bytes(&mut cx, t, 0, 100, RET_PTR, RET_SIZE)), Status::Ok, "{callback}");
+            assert_eq!(cx.returned(RET_PTR, RET_SIZE), b"vm-config");
+        }
+    }
+
+    #[test]
+    fn get_bytes_past_the_end_is_ok_and_empty() {
+        // The SDK's running offset reads past a chunk: OK with nothing (exports.cc: "don't
+        // overread"), never BAD_ARGUMENT.
+        for (start, max) in [(12, 1), (100, 0), (u64::from(u32::MAX), 10), (4_294_967_280, 32)] {
+            let mut cx = in_request_body();
+            cx.put(RET_PTR, &[0xaa; 16]);
+            let got = status(proxy_get_buffer_bytes(&mut cx, BODY, start, max, RET_PTR, RET_SIZE));
+            assert_eq!(got, Status::Ok, "start {start} max {max}");
+            assert_eq!((cx.u32_at(RET_PTR), cx.u32_at(RET_SIZE)), (0, 0));
+            assert_eq!(cx.allocations, 0);
+        }
+    }
+
+    #[test]
+    fn get_bytes_refuses_overflow_and_bad_memory() {
         let cases: &[(u64, u64, u64, u64, Status)] = &[
-            // start past the end, or start + max_size overflowing.
-            (12, 1, RET_PTR, RET_SIZE, Status::BadArgument),
-            (u64::MAX, 0, RET_PTR, RET_SIZE, Status::BadArgument),
+            // start + max_size overflowing 64 bits (a native guest).
+            (u64::MAX, 1, RET_PTR, RET_SIZE, Status::BadArgument),
             (1, u64::MAX, RET_PTR, RET_SIZE, Status::BadArgument),
             (u64::MAX, u64::MAX, RET_PTR, RET_SIZE, Status::BadArgument),
             // Return pointers outside memory.
@@ -260,6 +340,7 @@ mod tests {
             (0, 5, RET_PTR, u64::MAX - 1, Status::InvalidMemoryAccess),
             // An empty result still needs valid return pointers.
             (11, 0, OOB, RET_SIZE, Status::InvalidMemoryAccess),
+            (12, 1, RET_PTR, OOB, Status::InvalidMemoryAccess),
         ];
         for &(start, max, ret_ptr, ret_size, expected) in cases {
             let mut cx = in_request_body();
@@ -284,8 +365,9 @@ mod tests {
     }
 
     #[test]
-    fn set_bytes_splices() {
-        // (start, size, value, result) on "hello world".
+    fn set_bytes_prepends_appends_or_replaces_as_envoy_buffer_copy_from() {
+        // (start, size, value, result) on "hello world": start 0 drains `size` bytes and
+        // prepends; a start at or past the end appends (Envoy's Buffer::copyFrom).
         let cases: &[(u64, u64, &[u8], &[u8])] = &[
             (0, 0, b">> ", b">> hello world"),
             (11, 0, b"!", b"hello world!"),
@@ -295,16 +377,21 @@ mod tests {
             (0, 11, b"bye", b"bye"),
             (0, 1000, b"bye", b"bye"),
             (0, u64::MAX, b"", b""),
-            (6, 5, b"there", b"hello there"),
-            (6, u64::MAX, b"you", b"hello you"),
-            (5, 0, b",", b"hello, world"),
             (0, 6, b"", b"world"),
+            (0, 5, b"HELLO", b"HELLO world"),
         ];
         for &(start, size, value, want) in cases {
             let mut cx = in_request_body();
             let (p, n) = cx.put(100, value);
             assert_eq!(status(proxy_set_buffer_bytes(&mut cx, BODY, start, size, p, n)), Status::Ok);
             assert_eq!(cx.stream(STREAM).request_body, want, "start {start} size {size}");
+        }
+        // A write in the middle is refused and changes nothing.
+        for (start, size) in [(6, 5), (6, u64::MAX), (5, 0), (1, 5), (10, 1)] {
+            let mut cx = in_request_body();
+            let (p, n) = cx.put(100, b"x");
+            assert_eq!(status(proxy_set_buffer_bytes(&mut cx, BODY, start, size, p, n)), Status::BadArgument);
+            assert_eq!(cx.stream(STREAM).request_body, b"hello world", "start {start} size {size}");
         }
     }
 
@@ -315,6 +402,8 @@ mod tests {
         let t = BufferType::DownstreamData.raw();
         assert_eq!(status(proxy_set_buffer_bytes(&mut cx, t, 1, 0, p, n)), Status::Ok);
         assert_eq!(cx.stream(TCP).downstream_data, b"xyz");
+        assert_eq!(status(proxy_set_buffer_bytes(&mut cx, t, 0, 1, p, n)), Status::Ok);
+        assert_eq!(cx.stream(TCP).downstream_data, b"yzyz");
     }
 
     #[test]
@@ -326,9 +415,18 @@ mod tests {
         assert_eq!(status(proxy_set_buffer_bytes(&mut cx, t, 0, 0, p, n)), Status::BadArgument);
         assert_eq!(cx.host.vm_configuration, b"vm-config");
 
+        // A gRPC message is the plugin's to change in its callback (Envoy hands its own buffer).
         cx.enter(Callback::OnGrpcReceive, ROOT);
         cx.set_data(CallData::GrpcMessage(b"m".to_vec()));
         let t = BufferType::GrpcReceiveBuffer.raw();
+        assert_eq!(status(proxy_set_buffer_bytes(&mut cx, t, 0, 0, p, n)), Status::Ok);
+        let CallData::GrpcMessage(m) = &cx.host.call.data else { panic!("the message went") };
+        assert_eq!(m, b"newm");
+
+        // Read-only buffers: the value is read first (InvalidMemoryAccess), then refused.
+        cx.enter(Callback::OnTick, ROOT);
+        let t = BufferType::VmConfiguration.raw();
+        assert_eq!(status(proxy_set_buffer_bytes(&mut cx, t, 0, 0, OOB, 1)), Status::InvalidMemoryAccess);
         assert_eq!(status(proxy_set_buffer_bytes(&mut cx, t, 0, 0, p, n)), Status::BadArgument);
 
         for (ptr, len) in

@@ -3,16 +3,20 @@
 
 use abi::Status;
 
-use super::callouts::guest_text;
 use crate::host::ContextKind;
 use crate::memory::return_bytes;
 use crate::{ForeignCx, HostCx, HostResult};
 
 /// `proxy_set_effective_context`: host functions act on `context_id` until the callback
-/// returns (or the plugin changes it again). [`Status::BadArgument`] for a context this VM does
-/// not have.
+/// returns (or the plugin changes it again); 0 goes back to the callback's own context (0 is
+/// the C++ host's VM context, which always exists: `exports.cc` `set_effective_context`,
+/// `contextOrEffectiveContext`). [`Status::BadArgument`] for a context this VM does not have.
 pub fn proxy_set_effective_context(cx: &mut dyn HostCx, context_id: u32) -> HostResult {
     let host = cx.host();
+    if context_id == 0 {
+        host.call.effective = host.call.context_id;
+        return Ok(());
+    }
     if !host.contexts.contains_key(&context_id) {
         return Err(Status::BadArgument.into());
     }
@@ -36,8 +40,12 @@ pub fn proxy_done(cx: &mut dyn HostCx) -> HostResult {
 
 /// `proxy_call_foreign_function`: calls the function the embedder registered as `name` with
 /// the arguments, and returns its result through the guest's allocator.
-/// [`Status::NotFound`] for no such function, [`Status::BadArgument`] for a name that is not
-/// UTF-8, and the function's own status when it fails.
+/// [`Status::NotFound`] for no such function (any bytes: a name that is not UTF-8 names none),
+/// and the function's own status when it fails. A results pointer of 0 means the plugin does
+/// not want the result: nothing is allocated or written there, though a non-zero size pointer
+/// still gets the size (`exports.cc` `call_foreign_function`). An empty result is address 0,
+/// length 0, without calling the allocator (a documented difference: the C++ host allocates
+/// whatever size the function asks, even 0).
 pub fn proxy_call_foreign_function(
     cx: &mut dyn HostCx,
     name_ptr: u64,
@@ -51,15 +59,30 @@ pub fn proxy_call_foreign_function(
         let (mem, host) = cx.parts();
         let name = mem.read(name_ptr, name_size)?;
         let args = mem.read(args_ptr, args_size)?;
-        mem.check_word(return_results_ptr)?;
-        mem.check_word(return_results_size)?;
-        let name = guest_text(name)?;
-        let function = host.services.foreign_function(&name).ok_or(Status::NotFound)?;
+        // A results pointer of 0 is "not wanted", not an address; then a size pointer of 0
+        // is too.
+        if return_results_ptr != 0 {
+            mem.check_word(return_results_ptr)?;
+        }
+        if return_results_ptr != 0 || return_results_size != 0 {
+            mem.check_word(return_results_size)?;
+        }
+        let function = std::str::from_utf8(name)
+            .ok()
+            .and_then(|name| host.services.foreign_function(name))
+            .ok_or(Status::NotFound)?;
         let context_id = host.effective();
         let stream = matches!(host.contexts.get(&context_id).map(|c| &c.kind), Some(ContextKind::Stream(_)));
         let caller = ForeignCx { plugin: host.plugin().map(|p| &**p), context_id, stream, vm: host.token() };
         function(&caller, args)?
     };
+    if return_results_ptr == 0 {
+        if return_results_size != 0 {
+            let (mut mem, _) = cx.parts();
+            mem.write_word(return_results_size, results.len() as u64)?;
+        }
+        return Ok(());
+    }
     return_bytes(cx, return_results_ptr, return_results_size, &results)
 }
 
@@ -82,7 +105,13 @@ mod tests {
             assert_eq!(cx.host.call.effective, id);
             assert_eq!(cx.host.call.context_id, STREAM, "the calling context stays");
         }
-        for id in [0, 4, 99, u32::MAX] {
+        // 0 goes back to the callback's own context.
+        assert_eq!(status(proxy_set_effective_context(&mut cx, 0)), Status::Ok);
+        assert_eq!(cx.host.call.effective, STREAM);
+        assert_eq!(status(proxy_set_effective_context(&mut cx, ROOT)), Status::Ok);
+        assert_eq!(status(proxy_set_effective_context(&mut cx, 0)), Status::Ok);
+        assert_eq!(cx.host.call.effective, STREAM);
+        for id in [4, 99, u32::MAX] {
             assert_eq!(
                 status(proxy_set_effective_context(&mut cx, id)),
                 Status::BadArgument,
@@ -171,6 +200,15 @@ mod tests {
         assert_eq!(call(&mut cx, b"empty", b"x"), Status::Ok);
         assert_eq!((cx.u32_at(RET_PTR), cx.u32_at(RET_SIZE)), (0, 0));
         assert_eq!(cx.allocations, 1);
+        // A results pointer of 0: the result is not wanted; only the size is written.
+        let (n, nn) = cx.put(NAME, b"upper");
+        let (a, an) = cx.put(ARGS, b"abc");
+        cx.put(RET_SIZE, &[0xaa; 4]);
+        assert_eq!(status(proxy_call_foreign_function(&mut cx, n, nn, a, an, 0, RET_SIZE)), Status::Ok);
+        assert_eq!(cx.u32_at(RET_SIZE), 3);
+        assert_eq!(status(proxy_call_foreign_function(&mut cx, n, nn, a, an, 0, 0)), Status::Ok);
+        assert_eq!(cx.allocations, 1);
+        assert_eq!(calls.load(Ordering::Relaxed), 4);
     }
 
     #[test]
@@ -179,7 +217,7 @@ mod tests {
         assert_eq!(call(&mut cx, b"missing", b""), Status::NotFound);
         assert_eq!(call(&mut cx, b"UPPER", b""), Status::NotFound);
         assert_eq!(call(&mut cx, b"fails", b"x"), Status::SerializationFailure);
-        assert_eq!(call(&mut cx, &[b'u', 0xff], b""), Status::BadArgument);
+        assert_eq!(call(&mut cx, &[b'u', 0xff], b""), Status::NotFound);
         cx.put(NAME, b"upper");
         cx.put(ARGS, b"abc");
         let bad = [

@@ -46,16 +46,16 @@ pub fn proxy_set_tick_period_milliseconds(cx: &mut dyn HostCx, period: u32) -> H
     Ok(())
 }
 
-/// `proxy_get_configuration` (0.1.0): the VM configuration during `proxy_on_vm_start`, the
-/// plugin configuration during `proxy_on_configure`, `NotFound` in any other callback. An
-/// empty configuration is returned as address 0 and length 0.
+/// `proxy_get_configuration` (0.1.0): the plugin configuration during `proxy_on_configure`,
+/// the VM configuration in every other callback, always OK (Envoy's
+/// `Context::getConfiguration` answers the plugin's while it is being configured, else the
+/// VM's). An empty configuration is returned as address 0 and length 0.
 pub fn proxy_get_configuration(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64) -> HostResult {
     let configuration = {
         let host = cx.host();
         let buffer = match host.current_callback() {
-            Some(Callback::OnVmStart) => BufferType::VmConfiguration,
             Some(Callback::OnConfigure) => BufferType::PluginConfiguration,
-            _ => return Err(Status::NotFound.into()),
+            _ => BufferType::VmConfiguration,
         };
         match host.buffer(buffer)? {
             BufferRef::ReadOnly(b) => b.to_vec(),
@@ -179,8 +179,9 @@ mod tests {
         let cases: &[(Callback, u32, Status, &[u8])] = &[
             (Callback::OnVmStart, ROOT, Status::Ok, b"vm-config"),
             (Callback::OnConfigure, ROOT, Status::Ok, b"plugin-config"),
-            (Callback::OnTick, ROOT, Status::NotFound, b""),
-            (Callback::OnRequestHeaders, STREAM, Status::NotFound, b""),
+            // Envoy's Context::getConfiguration: the VM configuration outside configuration.
+            (Callback::OnTick, ROOT, Status::Ok, b"vm-config"),
+            (Callback::OnRequestHeaders, STREAM, Status::Ok, b"vm-config"),
         ];
         for &(callback, context, expected, value) in cases {
             let mut cx = TestCx::with_version(AbiVersion::V010);

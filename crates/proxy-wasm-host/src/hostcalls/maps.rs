@@ -1,10 +1,11 @@
 //! Header maps: HTTP headers and trailers, callout answers and gRPC metadata.
 //!
 //! Which map a callback may reach, and whether it may change it, is decided by
-//! [`VmHost::map`](crate::VmHost): elsewhere `BadArgument` (as Envoy), and `NotFound` for a
-//! map that no longer exists in `proxy_on_log`. Keys match ASCII-case-insensitively and are
-//! stored lowercased. A malformed serialized map is `ParseFailure`, one over the size limits
-//! `BadArgument` ([`abi::MapError::status`]).
+//! [`VmHost::map`](crate::VmHost): elsewhere `BadArgument` (as Envoy's `Context::getMap` and
+//! `getConstMap` give no map), and `NotFound` for a map that no longer exists in `proxy_on_log`.
+//! The callout and gRPC maps (types 4 to 7) are read-only. Keys match ASCII-case-insensitively
+//! and are stored lowercased; pseudo-headers stay in front. A malformed or oversize serialized
+//! map reads as empty, with no error, as the C++ host reads it (`PairsUtil::toPairs`).
 //!
 //! Headers the plugin's [`PluginPolicy`](crate::PluginPolicy) hides (in a stream map; in a
 //! callout answer or gRPC metadata when it sanitises those too) are invisible here: reads
@@ -21,35 +22,47 @@ fn map_type(raw: u32) -> Result<MapType, Status> {
     MapType::from_raw(raw).ok_or(Status::BadArgument)
 }
 
-/// `proxy_get_header_map_size`: writes the size of the serialized map as a word.
+/// `proxy_get_header_map_size`: writes Envoy's size of the map as a word: every key's and
+/// value's length added up ([`HeaderMap::byte_size`](crate::HeaderMap::byte_size)), not the
+/// serialized size. Like Envoy (`Context::getHeaderMapSize` asks `getMap`), only a map the
+/// callback may change has one: types 4 to 7, and maps in `proxy_on_log`, are `BadArgument`.
 pub fn proxy_get_header_map_size(cx: &mut dyn HostCx, map_type: u32, return_size: u64) -> HostResult {
     let map = self::map_type(map_type)?;
     let (mut mem, host) = cx.parts();
     let policy = host.sanitizing(map);
-    let headers = host.map(map, false)?;
+    let headers = host.map(map, true)?;
     let size = match &policy {
-        Some(plugin) => plugin.policy.visible(headers).encoded_len(),
-        None => headers.encoded_len(),
+        Some(plugin) => plugin.policy.visible(headers).byte_size(),
+        None => headers.byte_size(),
     } as u64;
     mem.write_word(return_size, size)?;
     Ok(())
 }
 
-/// `proxy_get_header_map_pairs`: returns the whole map, serialized.
+/// `proxy_get_header_map_pairs`: returns the whole map, serialized. Always OK for a known map
+/// type: a map the callback cannot reach now is read as empty (Envoy's
+/// `Context::getHeaderMapPairs` serializes whatever `getConstMap` gives, null included). An
+/// empty map comes back as address 0 and size 0, without calling the guest allocator
+/// (`exports.cc` `get_header_map_pairs` hands back an empty string for no pairs).
 pub fn proxy_get_header_map_pairs(cx: &mut dyn HostCx, map_type: u32, return_ptr: u64, return_size: u64) -> HostResult {
     let map = self::map_type(map_type)?;
     let host = cx.host();
     let policy = host.sanitizing(map);
-    let headers = host.map(map, false)?;
-    let bytes = match &policy {
-        Some(plugin) => plugin.policy.visible(headers).encode(),
-        None => headers.encode(),
+    let bytes = match (host.map(map, false), &policy) {
+        (Ok(headers), Some(plugin)) => {
+            let shown = plugin.policy.visible(headers);
+            if shown.is_empty() { Vec::new() } else { shown.encode() }
+        }
+        (Ok(headers), None) if !headers.is_empty() => headers.encode(),
+        _ => Vec::new(),
     };
     return_bytes(cx, return_ptr, return_size, &bytes)
 }
 
 /// `proxy_set_header_map_pairs`: replaces the whole map with the serialized pairs (keys
-/// lowercased, order kept).
+/// lowercased, order kept, pseudo-headers in front). A malformed map, or one over the map
+/// limits, reads as no pairs and empties the map, with OK (`PairsUtil::toPairs`, then Envoy's
+/// `Context::setHeaderMapPairs`).
 pub fn proxy_set_header_map_pairs(cx: &mut dyn HostCx, map_type: u32, map_ptr: u64, map_size: u64) -> HostResult {
     let map = self::map_type(map_type)?;
     let (mem, host) = cx.parts();
@@ -57,7 +70,7 @@ pub fn proxy_set_header_map_pairs(cx: &mut dyn HostCx, map_type: u32, map_ptr: u
     let policy = host.sanitizing(map);
     let target = host.map(map, true)?;
     let bytes = mem.read(map_ptr, map_size)?;
-    let pairs = abi::decode_map(bytes, limits).map_err(|e| e.status())?;
+    let pairs = abi::decode_map_lenient(bytes, limits);
     match &policy {
         Some(plugin) => {
             let policy = &plugin.policy;
@@ -71,8 +84,9 @@ pub fn proxy_set_header_map_pairs(cx: &mut dyn HostCx, map_type: u32, map_ptr: u
     Ok(())
 }
 
-/// `proxy_get_header_map_value`: returns the value of a key; several values come back joined
-/// by `", "` (Envoy returns only the first, a weakness its own code notes).
+/// `proxy_get_header_map_value`: returns the value of a key; the first one when it has several
+/// (Envoy's `Context::getHeaderMapValue`, which notes the weakness; joining them would corrupt
+/// `set-cookie`).
 ///
 /// A missing key is `NotFound`, except for ABI 0.1.0 guests, which get OK and an empty value
 /// (address 0, length 0), as their SDKs expect. The return pointers are checked before the
@@ -90,12 +104,18 @@ pub fn proxy_get_header_map_value(
         let (mem, host) = cx.parts();
         let abi = host.abi_version();
         let policy = host.sanitizing(map);
-        let headers = host.map(map, false)?;
+        let headers = match host.map(map, false) {
+            Ok(headers) => Some(headers),
+            // A map gone in proxy_on_log: NOT_FOUND, or OK and empty for 0.1.0 (Envoy's
+            // getHeaderMapValue in the access-log phase).
+            Err(Status::NotFound) if abi == AbiVersion::V010 => None,
+            Err(status) => return Err(status.into()),
+        };
         let key = mem.read(key_ptr, key_size)?;
         mem.check_word(return_ptr)?;
         mem.check_word(return_size)?;
         let hidden = policy.is_some_and(|plugin| plugin.policy.hides_header(key));
-        match headers.get(key).filter(|_| !hidden) {
+        match headers.and_then(|h| h.get(key)).filter(|_| !hidden) {
             Some(v) => v.into_owned(),
             None if abi == AbiVersion::V010 => Vec::new(),
             None => return Err(Status::NotFound.into()),
@@ -104,8 +124,8 @@ pub fn proxy_get_header_map_value(
     return_bytes(cx, return_ptr, return_size, &value)
 }
 
-/// `proxy_add_header_map_value`: appends a value for the key (lowercased), keeping the values
-/// it already has.
+/// `proxy_add_header_map_value`: adds a value for the key (lowercased), keeping the values it
+/// already has: at the end, or after the last pseudo-header for a `:`-key.
 pub fn proxy_add_header_map_value(
     cx: &mut dyn HostCx,
     map_type: u32,
@@ -126,8 +146,9 @@ pub fn proxy_add_header_map_value(
     Ok(())
 }
 
-/// `proxy_replace_header_map_value`: sets the key (lowercased) to exactly this value, in place
-/// of its first value, dropping the others; appended when absent.
+/// `proxy_replace_header_map_value`: sets the key (lowercased) to exactly this value: every
+/// value it had is removed and the pair added at the end (Envoy's `HeaderMapImpl::setCopy`), so
+/// a present key moves.
 pub fn proxy_replace_header_map_value(
     cx: &mut dyn HostCx,
     map_type: u32,
@@ -222,7 +243,8 @@ mod tests {
         assert_eq!(status(proxy_get_header_map_pairs(&mut cx, REQ, RET_PTR, RET_SIZE)), Status::Ok);
         assert_eq!(cx.returned(RET_PTR, RET_SIZE), REQUEST_HEADERS);
         assert_eq!(status(proxy_get_header_map_size(&mut cx, REQ, RET_SCALAR)), Status::Ok);
-        assert_eq!(cx.u32_at(RET_SCALAR) as usize, REQUEST_HEADERS.len());
+        let unsanitized = request_headers(&mut TestCx::new()).byte_size();
+        assert_eq!(cx.u32_at(RET_SCALAR) as usize, unsanitized, "Envoy's byte size, without the hidden headers");
         // An ABI 0.1.0 guest gets what it gets for any absent header: OK and an empty value.
         let mut old = TestCx::with_version(AbiVersion::V010);
         old.set_policy(crate::PluginPolicy::default().hide_headers(["authorization"]));
@@ -257,8 +279,6 @@ mod tests {
             headers: HeaderMap::from_pairs([(":status", "200"), ("set-cookie", "s=1"), ("authorization", "t")]),
             body: Vec::new(),
             trailers: HeaderMap::new(),
-            status: 200,
-            message: Vec::new(),
         };
         let map = MapType::HttpCallResponseHeaders as u32;
         for (callout_responses, want) in [(false, Status::Ok), (true, Status::NotFound)] {
@@ -274,22 +294,26 @@ mod tests {
     }
 
     #[test]
-    fn size_and_pairs_serialize_the_map() {
+    fn size_is_envoys_byte_size_and_pairs_serialize_the_map() {
         let mut cx = TestCx::new();
         assert_eq!(status(proxy_get_header_map_size(&mut cx, REQ, RET_SCALAR)), Status::Ok);
-        assert_eq!(cx.u32_at(RET_SCALAR) as usize, REQUEST_HEADERS.len());
+        // ":path" "/" "x-a" "1": 5 + 1 + 3 + 1 (HeaderMapImpl::byteSize), not the serialized size.
+        assert_eq!(cx.u32_at(RET_SCALAR), 10);
         assert_eq!(status(proxy_get_header_map_pairs(&mut cx, REQ, RET_PTR, RET_SIZE)), Status::Ok);
         assert_eq!(cx.returned(RET_PTR, RET_SIZE), REQUEST_HEADERS);
     }
 
     #[test]
-    fn pairs_of_an_empty_map_are_a_lone_count() {
+    fn pairs_of_an_empty_map_are_nothing_and_allocate_nothing() {
         let mut cx = TestCx::new();
         cx.stream(STREAM).request_headers = HeaderMap::new();
         assert_eq!(status(proxy_get_header_map_size(&mut cx, REQ, RET_SCALAR)), Status::Ok);
-        assert_eq!(cx.u32_at(RET_SCALAR), 4);
+        assert_eq!(cx.u32_at(RET_SCALAR), 0);
+        cx.put(RET_PTR, &[0xaa; 16]);
         assert_eq!(status(proxy_get_header_map_pairs(&mut cx, REQ, RET_PTR, RET_SIZE)), Status::Ok);
-        assert_eq!(cx.returned(RET_PTR, RET_SIZE), [0, 0, 0, 0]);
+        // Address 0, size 0, as the C++ host hands back an empty string for no pairs.
+        assert_eq!((cx.u32_at(RET_PTR), cx.u32_at(RET_SIZE)), (0, 0));
+        assert_eq!(cx.allocations, 0);
     }
 
     #[test]
@@ -297,7 +321,8 @@ mod tests {
         let mut cx = TestCx::new();
         let (p, n) = cx.put(100, &abi::encode_map(&[("X-B", "2"), (":path", "/new"), ("x-b", "3")]));
         assert_eq!(status(proxy_set_header_map_pairs(&mut cx, REQ, p, n)), Status::Ok);
-        assert_eq!(request_headers(&mut cx), HeaderMap::from_pairs([("x-b", "2"), (":path", "/new"), ("x-b", "3")]));
+        // Pseudo-headers go in front, as in Envoy's header list.
+        assert_eq!(request_headers(&mut cx), HeaderMap::from_pairs([(":path", "/new"), ("x-b", "2"), ("x-b", "3")]));
         // Every spelling of an empty map empties it.
         for empty in [&[][..], &[0][..], &[0, 0, 0, 0][..]] {
             let mut cx = TestCx::new();
@@ -308,7 +333,7 @@ mod tests {
     }
 
     #[test]
-    fn set_pairs_refuses_malformed_and_oversized_maps() {
+    fn set_pairs_of_a_malformed_or_oversized_map_empties_the_map() {
         let mut truncated = abi::encode_map(&[("a", "1")]);
         truncated.pop();
         let mut long_key = abi::encode_map(&[("a", "1")]);
@@ -316,21 +341,21 @@ mod tests {
         let mut trailing = abi::encode_map(&[("a", "1")]);
         trailing.push(9);
         let too_many = abi::encode_map(&vec![("k", "v"); 1025]);
-        let cases: &[(&[u8], Status)] = &[
-            (&truncated, Status::ParseFailure),
-            (&long_key, Status::ParseFailure),
-            (&trailing, Status::ParseFailure),
-            (&[1, 0, 0, 0], Status::ParseFailure),
-            (&[1, 0], Status::ParseFailure),
-            (&[0xff, 0xff, 0xff, 0xff], Status::BadArgument),
-            (&too_many, Status::BadArgument),
-        ];
-        for (i, &(bytes, expected)) in cases.iter().enumerate() {
+        let cases: &[&[u8]] =
+            &[&truncated, &long_key, &trailing, &[1, 0, 0, 0], &[1, 0], &[0xff, 0xff, 0xff, 0xff], &too_many];
+        for (i, bytes) in cases.iter().enumerate() {
             let mut cx = TestCx::new();
             let (p, n) = cx.put(100, bytes);
-            assert_eq!(status(proxy_set_header_map_pairs(&mut cx, REQ, p, n)), expected, "case {i}");
-            assert_eq!(request_headers(&mut cx).encode(), REQUEST_HEADERS, "case {i} changed the map");
+            // PairsUtil::toPairs reads it as no pairs; setHeaderMapPairs then empties the map.
+            assert_eq!(status(proxy_set_header_map_pairs(&mut cx, REQ, p, n)), Status::Ok, "case {i}");
+            assert!(request_headers(&mut cx).is_empty(), "case {i} left the map");
         }
+        // Exactly 1024 pairs is within the limit.
+        let mut cx = TestCx::new();
+        cx.mem.resize(1 << 20, 0);
+        let (p, n) = cx.put(100_000, &abi::encode_map(&vec![("k", "v"); 1024]));
+        assert_eq!(status(proxy_set_header_map_pairs(&mut cx, REQ, p, n)), Status::Ok);
+        assert_eq!(request_headers(&mut cx).len(), 1024);
     }
 
     #[test]
@@ -338,16 +363,16 @@ mod tests {
         let mut cx = TestCx::new();
         cx.host.map_limits.max_bytes = 16;
         let (p, n) = cx.put(100, &abi::encode_map(&[("key", "value")]));
-        assert_eq!(status(proxy_set_header_map_pairs(&mut cx, REQ, p, n)), Status::BadArgument);
-        assert_eq!(request_headers(&mut cx).encode(), REQUEST_HEADERS);
+        assert_eq!(status(proxy_set_header_map_pairs(&mut cx, REQ, p, n)), Status::Ok);
+        assert!(request_headers(&mut cx).is_empty());
     }
 
     #[test]
-    fn get_value_matches_case_insensitively_and_joins_values() {
+    fn get_value_matches_case_insensitively_and_answers_the_first_value() {
         let mut cx = TestCx::new();
         cx.stream(STREAM).request_headers.add(b"X-A", b"2");
         cx.stream(STREAM).request_headers.add(b"empty", b"");
-        let cases: &[(&[u8], &[u8])] = &[(b"x-a", b"1, 2"), (b"X-A", b"1, 2"), (b":PATH", b"/")];
+        let cases: &[(&[u8], &[u8])] = &[(b"x-a", b"1"), (b"X-A", b"1"), (b":PATH", b"/")];
         for &(key, want) in cases {
             let (k, kn) = cx.put(100, key);
             assert_eq!(status(proxy_get_header_map_value(&mut cx, REQ, k, kn, RET_PTR, RET_SIZE)), Status::Ok);
@@ -425,6 +450,12 @@ mod tests {
         let (r, rn) = cx.put(400, b"9");
         assert_eq!(status(proxy_replace_header_map_value(&mut cx, REQ, k, kn, r, rn)), Status::Ok);
         assert_eq!(request_headers(&mut cx), HeaderMap::from_pairs([(":path", "/"), ("x-a", "9")]));
+        // Replacing moves the key to the end (Envoy's setCopy: remove, then add).
+        let (o, on) = cx.put(600, b"other");
+        assert_eq!(status(proxy_add_header_map_value(&mut cx, REQ, o, on, v, vn)), Status::Ok);
+        assert_eq!(status(proxy_replace_header_map_value(&mut cx, REQ, k, kn, r, rn)), Status::Ok);
+        assert_eq!(request_headers(&mut cx), HeaderMap::from_pairs([(":path", "/"), ("other", "2"), ("x-a", "9")]));
+        assert_eq!(status(proxy_remove_header_map_value(&mut cx, REQ, o, on)), Status::Ok);
         let (n, nn) = cx.put(500, b"new");
         assert_eq!(status(proxy_replace_header_map_value(&mut cx, REQ, n, nn, e, en)), Status::Ok);
         assert_eq!(request_headers(&mut cx), HeaderMap::from_pairs([(":path", "/"), ("x-a", "9"), ("new", "")]));
@@ -514,7 +545,8 @@ mod tests {
     }
 
     /// (callback, context, map, status of reads, status of writes): maps a callback may not
-    /// touch at all.
+    /// touch at all. Reads are `get` (value) and `size` (which Envoy answers from the writable
+    /// map); `pairs` is always OK, with nothing.
     const UNAVAILABLE: &[(Callback, u32, MapType, Status, Status)] = &[
         // Stream maps from a root context.
         (Callback::OnTick, ROOT, MapType::HttpRequestHeaders, Status::BadArgument, Status::BadArgument),
@@ -548,8 +580,15 @@ mod tests {
             let mut cx = TestCx::new();
             cx.enter(callback, context);
             for (name, r) in call_each(&mut cx, map.raw()) {
-                let expected = if ["size", "pairs", "get"].contains(&name) { read } else { write };
+                let expected = match name {
+                    "get" => read,
+                    "pairs" => Status::Ok,
+                    _ => write,
+                };
                 assert_eq!(status(r), expected, "{name} of {map} in {callback} on {context}");
+                if name == "pairs" {
+                    assert_eq!((cx.u32_at(RET_PTR), cx.u32_at(RET_SIZE)), (0, 0), "pairs of {map}");
+                }
             }
             assert_eq!(cx.allocations, 0);
             // Availability is checked before memory.
@@ -567,7 +606,7 @@ mod tests {
         assert_eq!(
             statuses,
             vec![
-                ("size", Status::Ok),
+                ("size", Status::BadArgument),
                 ("pairs", Status::Ok),
                 ("set", Status::BadArgument),
                 ("get", Status::Ok),
@@ -587,8 +626,6 @@ mod tests {
             headers: HeaderMap::from_pairs([(":status", "200")]),
             body: Vec::new(),
             trailers: HeaderMap::from_pairs([("t", "1")]),
-            status: 200,
-            message: Vec::new(),
         });
         let (k, kn) = cx.put(100, b":status");
         let map = MapType::HttpCallResponseHeaders.raw();
@@ -601,8 +638,70 @@ mod tests {
         cx.enter(Callback::OnGrpcReceiveInitialMetadata, ROOT);
         cx.set_data(CallData::GrpcInitialMetadata(HeaderMap::from_pairs([("m", "1")])));
         let map = MapType::GrpcReceiveInitialMetadata.raw();
-        assert_eq!(status(proxy_get_header_map_size(&mut cx, map, RET_SCALAR)), Status::Ok);
-        assert_eq!(cx.u32_at(RET_SCALAR), 4 + 8 + 2 + 2);
+        let (m, mn) = cx.put(100, b"m");
+        assert_eq!(status(proxy_get_header_map_value(&mut cx, map, m, mn, RET_PTR, RET_SIZE)), Status::Ok);
+        assert_eq!(cx.returned(RET_PTR, RET_SIZE), b"1");
+    }
+
+    #[test]
+    fn callout_and_grpc_maps_are_read_only() {
+        let mut cx = TestCx::new();
+        cx.enter(Callback::OnGrpcReceiveTrailingMetadata, ROOT);
+        cx.set_data(CallData::GrpcTrailingMetadata(HeaderMap::from_pairs([("x-a", "1")])));
+        let results = call_each(&mut cx, MapType::GrpcReceiveTrailingMetadata.raw());
+        let statuses: Vec<_> = results.into_iter().map(|(name, r)| (name, status(r))).collect();
+        // Envoy's getMap has none of them: size and every write are BAD_ARGUMENT.
+        assert_eq!(
+            statuses,
+            vec![
+                ("size", Status::BadArgument),
+                ("pairs", Status::Ok),
+                ("set", Status::BadArgument),
+                ("get", Status::Ok),
+                ("add", Status::BadArgument),
+                ("replace", Status::BadArgument),
+                ("remove", Status::BadArgument),
+            ]
+        );
+        let CallData::GrpcTrailingMetadata(m) = &cx.host.call.data else { panic!("the call data changed") };
+        assert_eq!(m, &HeaderMap::from_pairs([("x-a", "1")]));
+    }
+
+    #[test]
+    fn in_proxy_on_log_request_trailers_never_read_and_v010_gets_an_empty_value() {
+        let mut cx = TestCx::new();
+        cx.enter(Callback::OnLog, STREAM);
+        cx.phase(STREAM).request_trailers = true;
+        cx.stream(STREAM).request_trailers.add(b"t", b"1");
+        let (k, kn) = cx.put(100, b"t");
+        let trailers = MapType::HttpRequestTrailers.raw();
+        // Envoy's access log has no request trailers, even when they arrived.
+        assert_eq!(status(proxy_get_header_map_value(&mut cx, trailers, k, kn, RET_PTR, RET_SIZE)), Status::NotFound);
+        let mut cx = TestCx::with_version(AbiVersion::V010);
+        cx.enter(Callback::OnLog, STREAM);
+        let (k, kn) = cx.put(100, b"t");
+        cx.put(RET_PTR, &[0xaa; 16]);
+        assert_eq!(status(proxy_get_header_map_value(&mut cx, trailers, k, kn, RET_PTR, RET_SIZE)), Status::Ok);
+        assert_eq!((cx.u32_at(RET_PTR), cx.u32_at(RET_SIZE)), (0, 0));
+    }
+
+    #[test]
+    fn trailers_are_created_by_a_write_in_the_last_body_callback_not_by_a_read() {
+        let mut cx = TestCx::new();
+        cx.enter(Callback::OnRequestBody, STREAM);
+        cx.phase(STREAM).request_trailers_creatable = true;
+        let trailers = MapType::HttpRequestTrailers.raw();
+        let (k, kn) = cx.put(100, b"x-t");
+        assert_eq!(status(proxy_get_header_map_value(&mut cx, trailers, k, kn, RET_PTR, RET_SIZE)), Status::BadArgument);
+        assert_eq!(status(proxy_get_header_map_pairs(&mut cx, trailers, RET_PTR, RET_SIZE)), Status::Ok);
+        assert_eq!(status(proxy_add_header_map_value(&mut cx, trailers, k, kn, k, kn)), Status::Ok);
+        assert_eq!(status(proxy_get_header_map_value(&mut cx, trailers, k, kn, RET_PTR, RET_SIZE)), Status::Ok);
+        assert_eq!(cx.stream(STREAM).request_trailers, HeaderMap::from_pairs([("x-t", "x-t")]));
+        // Not the last body callback: no trailers to create.
+        let mut cx = TestCx::new();
+        cx.enter(Callback::OnRequestBody, STREAM);
+        let (k, kn) = cx.put(100, b"x-t");
+        assert_eq!(status(proxy_add_header_map_value(&mut cx, trailers, k, kn, k, kn)), Status::BadArgument);
     }
 
     #[test]

@@ -3,10 +3,14 @@
 //! The entry points below are generated from [`abi::for_each_host_function!`]: one `pub fn` per
 //! row, named as the import, taking a [`HostCx`] and the row's parameters in their
 //! pointer-width-neutral [`abi::host_type!`]s, and returning the raw status (or errno) for the
-//! guest, or a [`Trap`] that fails the VM. A host function the VM's
-//! [`CapabilityRestriction`](crate::CapabilityRestriction) does not allow is refused here, before
+//! guest (the plain value of `env.pthread_equal`; 0 for a row without a result), or a [`Trap`]
+//! that fails the VM. While the start functions or the guest allocator run, a call Envoy's V8
+//! runtime does not allow then is a [`TrapKind::Restricted`](crate::TrapKind::Restricted) trap
+//! ([`abi::HostFunctionId::allowed_in`]). A host function the VM's
+//! [`CapabilityRestriction`](crate::CapabilityRestriction) does not allow is then refused, before
 //! its implementation runs, with the reference host's answer (see [`crate::capabilities`]). An
-//! engine trampoline only converts values and calls the entry. The implementations live beside their siblings in one file per ABI section.
+//! engine trampoline only converts values and calls the entry. The implementations live beside
+//! their siblings in one file per ABI section.
 
 use crate::security::deny_host_call;
 use crate::{HostCx, HostError, HostResult, Trap, WordSize};
@@ -14,6 +18,7 @@ use crate::{HostCx, HostError, HostResult, Trap, WordSize};
 mod buffers;
 mod callouts;
 mod context;
+mod helpers;
 mod log;
 mod maps;
 mod metrics;
@@ -34,6 +39,7 @@ mod imp {
     pub(super) use super::buffers::*;
     pub(super) use super::callouts::*;
     pub(super) use super::context::*;
+    pub(super) use super::helpers::*;
     pub(super) use super::log::*;
     pub(super) use super::maps::*;
     pub(super) use super::metrics::*;
@@ -55,17 +61,19 @@ pub fn finish(result: HostResult) -> Result<i32, Trap> {
     }
 }
 
-/// A `never` row (`proc_exit`) does not return to the guest: an implementation that returned
-/// becomes a trap, so every engine stops the guest there.
-macro_rules! finish_row {
-    (never, $name:ident, $result:expr) => {
-        match $result {
-            Ok(_) => Err(Trap::guest(concat!("`", stringify!($name), "` returned"))),
-            Err(trap) => Err(trap),
-        }
+/// Calls a row's implementation and turns its result into what the guest receives. A `status`
+/// or `errno` row's implementation returns a [`HostResult`] ([`finish`] makes it a number); an
+/// `i32` row's returns its value (`pthread_equal`); a `none` row's returns nothing (`proc_exit`,
+/// `emscripten_notify_memory_growth`), so its entry answers 0, which no trampoline passes on.
+macro_rules! call_imp {
+    (i32, $call:expr) => {
+        $call
     };
-    ($ret:ident, $name:ident, $result:expr) => {
-        $result
+    (none, $call:expr) => {
+        $call.map(|()| 0)
+    };
+    ($ret:ident, $call:expr) => {
+        finish($call)
     };
 }
 
@@ -101,17 +109,23 @@ macro_rules! define_entries {
             pub fn $name(cx: &mut dyn HostCx $(, $arg: abi::host_type!($kind))*) -> Result<i32, Trap> {
                 const ID: abi::HostFunctionId = abi::HostFunctionId::$name;
                 let host = cx.host();
+                let (restricted, traced) = (host.restricted, host.trace.is_some());
                 let allowed = host.capabilities.allows(ID);
-                let result = if host.trace.is_none() {
-                    if allowed { finish(imp::$name(cx $(, $arg)*)) } else { Ok(deny_host_call(cx.host(), ID)) }
+                if !traced {
+                    if let Some(phase) = restricted {
+                        restrict(ID, phase)?;
+                    }
+                    if allowed { call_imp!($ret, imp::$name(cx $(, $arg)*)) } else { Ok(deny_host_call(cx.host(), ID)) }
                 } else {
                     // Every argument widened to u64 (signed ones sign-extended), for the trace.
                     let args: &[u64] = &[$($arg as u64),*];
                     crate::trace::traced_host_call(cx, stringify!($name), args, |cx| {
-                        if allowed { finish(imp::$name(cx $(, $arg)*)) } else { Ok(deny_host_call(cx.host(), ID)) }
+                        if let Some(phase) = restricted {
+                            restrict(ID, phase)?;
+                        }
+                        if allowed { call_imp!($ret, imp::$name(cx $(, $arg)*)) } else { Ok(deny_host_call(cx.host(), ID)) }
                     })
-                };
-                finish_row!($ret, $name, result)
+                }
             }
         )*
 
@@ -142,13 +156,38 @@ abi::for_each_host_function!(define_entries);
 /// Each argument holds the parameter's value in its low bits: for `ptr` and `size` parameters
 /// the low 32 bits of a wasm32 guest ([`WordSize::W32`]; the bits above are ignored) or all 64
 /// of a native one; for `u32` and `i32` the low 32 bits; for `u64` and `i64` all 64. The answer
-/// is the status (or WASI errno) for the guest, or the [`Trap`] that fails the VM (always a trap
-/// for `proc_exit`). An unknown row or a wrong number of arguments is a trap naming it, never a
+/// is the status (or WASI errno) for the guest, the plain value of an `i32` row
+/// (`pthread_equal`), 0 for a row without a result (`proc_exit`,
+/// `emscripten_notify_memory_growth`: the engine passes nothing back), or the [`Trap`] that
+/// fails the VM. An unknown row or a wrong number of arguments is a trap naming it, never a
 /// panic.
 pub fn call_row(row: usize, word: WordSize, cx: &mut dyn HostCx, args: &[u64]) -> Result<i32, Trap> {
     match RAW_ENTRIES.get(row) {
         Some(entry) => entry(cx, word, args),
         None => Err(Trap::guest(format!("the engine called host function row {row}; the ABI table has {}", RAW_ENTRIES.len()))),
+    }
+}
+
+/// The trap for a call of `id` in `phase` when the C++ host's V8 runtime does not allow it
+/// there ([`abi::HostFunctionId::allowed_in`]).
+#[inline]
+fn restrict(id: abi::HostFunctionId, phase: abi::RestrictedPhase) -> Result<(), Trap> {
+    if id.allowed_in(phase) {
+        Ok(())
+    } else {
+        Err(restricted(id, phase))
+    }
+}
+
+#[cold]
+fn restricted(id: abi::HostFunctionId, phase: abi::RestrictedPhase) -> Trap {
+    Trap {
+        kind: crate::TrapKind::Restricted,
+        message: format!(
+            "`{}` is not allowed {} (Envoy's V8 runtime traps it as a restricted callback)",
+            id.info().name,
+            phase.describe()
+        ),
     }
 }
 
@@ -163,7 +202,7 @@ mod tests {
 
     use super::call_row;
     use crate::hostcalls::testing::{status, TestCx, RET_SCALAR};
-    use crate::{TrapKind, WordSize};
+    use crate::WordSize;
 
     #[test]
     fn the_raw_entry_reaches_the_row_with_its_arguments() {
@@ -200,10 +239,49 @@ mod tests {
     }
 
     #[test]
-    fn proc_exit_through_the_raw_entry_is_an_exit_trap() {
+    fn restricted_phases_trap_calls_the_reference_refuses() {
+        use abi::RestrictedPhase;
         let mut cx = TestCx::new();
-        let trap = call_row(HostFunctionId::proc_exit.row(), WordSize::W32, &mut cx, &[7]).unwrap_err();
-        assert_eq!(trap.kind, TrapKind::Exit(7));
+        let (p, n) = cx.put(100, b"x");
+        cx.host.restricted = Some(RestrictedPhase::Allocator);
+        assert_eq!(status(crate::hostcalls::proxy_log(&mut cx, 2, p, n)), Status::Ok);
+        let trap = crate::hostcalls::proxy_done(&mut cx).unwrap_err();
+        assert_eq!(trap.kind, crate::TrapKind::Restricted);
+        assert!(trap.message.contains("`proxy_done` is not allowed inside the guest allocator"), "{trap}");
+        // The raw entry checks too.
+        let trap = call_row(HostFunctionId::proxy_done.row(), WordSize::W32, &mut cx, &[]).unwrap_err();
+        assert_eq!(trap.kind, crate::TrapKind::Restricted);
+        cx.host.restricted = Some(RestrictedPhase::Start);
+        assert_eq!(call_row(HostFunctionId::fd_fdstat_set_flags.row(), WordSize::W32, &mut cx, &[1, 0]), Ok(52));
+        let trap = crate::hostcalls::proxy_get_property(&mut cx, p, n, RET_SCALAR, RET_SCALAR + 4).unwrap_err();
+        assert!(trap.message.contains("while the module's start functions run"), "{trap}");
+        assert_eq!(cx.embedder.seen.lock().unwrap().logs.len(), 1, "only the allowed proxy_log ran");
+        cx.host.restricted = None;
+        assert_eq!(status(crate::hostcalls::proxy_done(&mut cx)), Status::NotFound);
+    }
+
+    #[test]
+    fn the_allocator_phase_is_set_while_the_allocator_runs_and_restored() {
+        let mut cx = TestCx::new();
+        cx.host.restricted = Some(abi::RestrictedPhase::Start);
+        cx.record_phase = true;
+        crate::return_bytes(&mut cx, RET_SCALAR, RET_SCALAR + 4, b"abc").unwrap();
+        assert_eq!(cx.phases_seen, vec![Some(abi::RestrictedPhase::Allocator)]);
+        assert_eq!(cx.host.restricted, Some(abi::RestrictedPhase::Start));
+    }
+
+    #[test]
+    fn rows_without_a_status_answer_their_value_through_the_raw_entry() {
+        let mut cx = TestCx::new();
+        // proc_exit returns to the guest (as in the C++ host); no result.
+        assert_eq!(call_row(HostFunctionId::proc_exit.row(), WordSize::W32, &mut cx, &[7]), Ok(0));
+        let equal = HostFunctionId::pthread_equal.row();
+        assert_eq!(call_row(equal, WordSize::W32, &mut cx, &[3, 3]), Ok(1));
+        assert_eq!(call_row(equal, WordSize::W32, &mut cx, &[3, 4]), Ok(0));
+        // Only the low 32 bits of a u32 count.
+        assert_eq!(call_row(equal, WordSize::W32, &mut cx, &[1 << 32 | 5, 5]), Ok(1));
+        let growth = HostFunctionId::emscripten_notify_memory_growth.row();
+        assert_eq!(call_row(growth, WordSize::W32, &mut cx, &[0]), Ok(0));
     }
 
     #[test]

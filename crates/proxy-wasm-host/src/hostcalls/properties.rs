@@ -2,9 +2,10 @@
 //!
 //! A path is the raw bytes the plugin sent (segments joined by 0 bytes); one trailing 0 byte,
 //! which some SDKs add, is dropped. The core answers `plugin_name`, `plugin_root_id` and
-//! `plugin_vm_id` itself, read-only. Anything else goes to the effective context first (a
-//! stream's [`Stream::property`](crate::Stream::property), a root context's own properties),
-//! then to the [`Embedder`](crate::Embedder).
+//! `plugin_vm_id` itself. Anything else goes to the effective stream first
+//! ([`Stream::property`](crate::Stream::property)), then to the [`Embedder`](crate::Embedder).
+//! As in Envoy (`Context::getProperty`, `setProperty`), properties are set on a stream only:
+//! a root context has no stream info to hold them.
 
 use abi::Status;
 
@@ -70,8 +71,7 @@ fn lookup_unfiltered(host: &VmHost, path: &[u8]) -> Result<Vec<u8>, Status> {
     let effective = host.effective();
     let local = match host.contexts.get(&effective).map(|c| &c.kind) {
         Some(ContextKind::Stream(s)) => s.stream.property(path),
-        Some(ContextKind::Root(r)) => r.properties.get(path).cloned(),
-        None => None,
+        _ => None,
     };
     if let Some(value) = local {
         return Ok(value);
@@ -85,7 +85,8 @@ fn lookup_unfiltered(host: &VmHost, path: &[u8]) -> Result<Vec<u8>, Status> {
 ///
 /// `NotFound` when neither the core, the effective context nor the embedder knows it (the
 /// `plugin_*` ones and the embedder need a plugin: `NotFound` before any root context);
-/// whatever else the embedder answers (`SerializationFailure`, ...) is returned as is. The
+/// whatever else the embedder answers (`SerializationFailure`, ...) is returned as is. An
+/// empty path names no value, which Envoy cannot serialize: `SerializationFailure`. The
 /// return pointers are checked before the lookup.
 pub fn proxy_get_property(
     cx: &mut dyn HostCx,
@@ -99,6 +100,9 @@ pub fn proxy_get_property(
         let path = trim(mem.read(path_ptr, path_size)?);
         mem.check_word(return_value_ptr)?;
         mem.check_word(return_value_size)?;
+        if path.is_empty() {
+            return Err(Status::SerializationFailure.into());
+        }
         lookup(host, path)?
     };
     return_bytes(cx, return_value_ptr, return_value_size, &value)
@@ -106,10 +110,12 @@ pub fn proxy_get_property(
 
 /// `proxy_set_property`: sets the property at the path.
 ///
-/// The `plugin_*` properties are read-only: `NotFound`. On a stream context the stream's
-/// [`Stream::set_property`](crate::Stream::set_property) decides, or hands the property to the
-/// embedder; a root context keeps it among its own properties (then readable there with
-/// `proxy_get_property`). Without a plugin: `NotFound`.
+/// On a stream context the stream's [`Stream::set_property`](crate::Stream::set_property)
+/// decides, or hands the property to the embedder. A root context has no stream to hold it:
+/// `NotFound` (Envoy's `Context::setProperty` without stream info; the Rust SDK panics there
+/// as it does in Envoy). Setting a `plugin_*` property on a stream is OK and changes nothing:
+/// Envoy stores it, but its reads answer the plugin's own values first. Without a plugin:
+/// `NotFound`.
 pub fn proxy_set_property(
     cx: &mut dyn HostCx,
     path_ptr: u64,
@@ -120,21 +126,17 @@ pub fn proxy_set_property(
     let (mem, host) = cx.parts();
     let path = trim(mem.read(path_ptr, path_size)?);
     let value = mem.read(value_ptr, value_size)?;
-    if PluginField::of(path).is_some() {
-        return Err(Status::NotFound.into());
-    }
     let effective = host.effective();
     match host.contexts.get_mut(&effective).map(|c| &mut c.kind) {
-        Some(ContextKind::Root(r)) => {
-            r.properties.insert(path.to_vec(), value.to_vec());
-            return Ok(());
-        }
         Some(ContextKind::Stream(s)) => {
+            if PluginField::of(path).is_some() {
+                return Ok(());
+            }
             if let Some(result) = s.stream.set_property(path, value) {
                 return Ok(result?);
             }
         }
-        None => {}
+        _ => return Err(Status::NotFound.into()),
     }
     let plugin = host.plugin().ok_or(Status::NotFound)?;
     host.embedder.set_property(PropertyCx { plugin, context_id: effective, vm: host.token() }, path, value)?;
@@ -226,7 +228,9 @@ mod tests {
             (ROOT, b"node\0id\0", OK, b"n1"),
             (ROOT, b"request\0path", NOT_FOUND, b""),
             (STREAM, b"node", NOT_FOUND, b""),
-            (STREAM, b"", NOT_FOUND, b""),
+            // An empty path: nothing to serialize.
+            (STREAM, b"", Status::SerializationFailure, b""),
+            (ROOT, b"\0", Status::SerializationFailure, b""),
             // Only one trailing 0 is dropped.
             (ROOT, b"node\0id\0\0", NOT_FOUND, b""),
             (99, b"node\0id", NOT_FOUND, b""),
@@ -313,16 +317,14 @@ mod tests {
     }
 
     #[test]
-    fn set_on_a_root_context_keeps_the_property_there() {
+    fn set_on_a_root_context_is_not_found() {
+        // No stream info to hold it (Envoy's setProperty), whatever the path.
         let mut cx = on(ROOT);
-        assert_eq!(set(&mut cx, b"mine", b"1"), Status::Ok);
-        assert_eq!(set(&mut cx, b"node\0id\0", b"own"), Status::Ok);
-        assert_eq!(cx.root().properties.get(&b"mine"[..]), Some(&b"1".to_vec()));
-        assert_eq!(get(&mut cx, b"mine"), (Status::Ok, b"1".to_vec()));
-        // The root's own value hides the embedder's.
-        assert_eq!(get(&mut cx, b"node\0id"), (Status::Ok, b"own".to_vec()));
-        assert_eq!(set(&mut cx, b"empty-value", b""), Status::Ok);
-        assert_eq!(cx.root().properties.get(&b"empty-value"[..]), Some(&Vec::new()));
+        for path in [&b"mine"[..], b"node\0id\0", b"plugin_name"] {
+            assert_eq!(set(&mut cx, path, b"1"), Status::NotFound);
+        }
+        assert_eq!(get(&mut cx, b"mine").0, Status::NotFound);
+        assert_eq!(get(&mut cx, b"node\0id"), (Status::Ok, b"n1".to_vec()));
     }
 
     #[test]
@@ -338,19 +340,19 @@ mod tests {
     }
 
     #[test]
-    fn set_refuses_plugin_properties_missing_plugins_and_bad_memory() {
-        for context in [ROOT, STREAM] {
-            for path in [&b"plugin_name"[..], b"plugin_root_id", b"plugin_vm_id\0"] {
-                let mut cx = on(context);
-                assert_eq!(set(&mut cx, path, b"x"), Status::NotFound);
-                assert_eq!(get(&mut cx, b"plugin_name"), (Status::Ok, b"test".to_vec()));
-                assert!(cx.root().properties.is_empty());
-                assert_eq!(cx.stream(STREAM).properties.len(), 2);
-            }
+    fn set_of_plugin_properties_on_a_stream_changes_nothing() {
+        for path in [&b"plugin_name"[..], b"plugin_root_id", b"plugin_vm_id\0"] {
+            let mut cx = on(STREAM);
+            assert_eq!(set(&mut cx, path, b"x"), Status::Ok);
+            assert_eq!(get(&mut cx, b"plugin_name"), (Status::Ok, b"test".to_vec()));
+            assert_eq!(cx.stream(STREAM).properties.len(), 2);
         }
         let mut cx = on(99);
         assert_eq!(set(&mut cx, b"node\0id", b"x"), Status::NotFound);
+    }
 
+    #[test]
+    fn set_refuses_bad_memory() {
         let ranges: &[(u64, u64)] = &[(OOB, 1), (MEM - 1, 2), (u64::MAX, 2), (100, u64::MAX), (u64::from(u32::MAX), 2)];
         for &(ptr, len) in ranges {
             for context in [ROOT, STREAM] {
@@ -358,10 +360,8 @@ mod tests {
                 let (p, n) = cx.put(100, b"key");
                 assert_eq!(status(proxy_set_property(&mut cx, ptr, len, p, n)), Status::InvalidMemoryAccess);
                 assert_eq!(status(proxy_set_property(&mut cx, p, n, ptr, len)), Status::InvalidMemoryAccess);
-                // Memory is checked before the read-only plugin properties.
                 let (q, qn) = cx.put(200, b"plugin_name");
                 assert_eq!(status(proxy_set_property(&mut cx, q, qn, ptr, len)), Status::InvalidMemoryAccess);
-                assert!(cx.root().properties.is_empty());
                 assert_eq!(cx.stream(STREAM).properties.len(), 2);
             }
         }

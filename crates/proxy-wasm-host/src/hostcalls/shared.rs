@@ -5,7 +5,6 @@
 
 use abi::Status;
 
-use super::callouts::guest_text;
 use crate::memory::return_bytes;
 use crate::{HostCx, HostResult};
 
@@ -51,8 +50,9 @@ pub fn proxy_set_shared_data(
 }
 
 /// `proxy_register_shared_queue`: creates or reopens the queue (this VM's id, `name`); the
-/// root of the effective context receives `proxy_on_queue_ready` for it. A name that is not
-/// UTF-8, or no effective context, is [`Status::BadArgument`].
+/// root of the effective context receives `proxy_on_queue_ready` for it. The name is bytes (the
+/// C++ host's `registerSharedQueue` takes any); no effective context is
+/// [`Status::BadArgument`].
 pub fn proxy_register_shared_queue(
     cx: &mut dyn HostCx,
     name_ptr: u64,
@@ -62,16 +62,15 @@ pub fn proxy_register_shared_queue(
     let (mut mem, host) = cx.parts();
     let name = mem.read(name_ptr, name_size)?;
     mem.check(return_queue_id, 4)?;
-    let name = guest_text(name)?;
     let root = host.contexts.get(&host.effective()).ok_or(Status::BadArgument)?.root;
-    let id = host.services.register_queue(host.vm_id(), &name, &host.mailbox, root);
+    let id = host.services.register_queue(host.vm_id(), name, &host.mailbox, root);
     mem.write_u32(return_queue_id, id)?;
     Ok(())
 }
 
 /// `proxy_resolve_shared_queue`: the id of the queue (`vm_id`, `name`); an empty `vm_id`
-/// means this VM's (as the C++ host). [`Status::NotFound`] when no such queue exists;
-/// [`Status::BadArgument`] when either name is not UTF-8.
+/// means this VM's (as the C++ host). Both are bytes. [`Status::NotFound`] when no such queue
+/// exists.
 pub fn proxy_resolve_shared_queue(
     cx: &mut dyn HostCx,
     vm_id_ptr: u64,
@@ -84,10 +83,8 @@ pub fn proxy_resolve_shared_queue(
     let vm_id = mem.read(vm_id_ptr, vm_id_size)?;
     let name = mem.read(name_ptr, name_size)?;
     mem.check(return_queue_id, 4)?;
-    let vm_id = guest_text(vm_id)?;
-    let name = guest_text(name)?;
-    let vm_id = if vm_id.is_empty() { host.vm_id() } else { &vm_id };
-    let id = host.services.resolve_queue(vm_id, &name)?;
+    let vm_id = if vm_id.is_empty() { host.vm_id().as_bytes() } else { vm_id };
+    let id = host.services.resolve_queue(vm_id, name)?;
     mem.write_u32(return_queue_id, id)?;
     Ok(())
 }
@@ -383,7 +380,6 @@ mod tests {
                 },
                 Status::InvalidMemoryAccess,
             ),
-            ("name not UTF-8", |cx| register(cx, &[b'q', 0xff]), Status::BadArgument),
             (
                 "no effective context",
                 |cx| {
@@ -398,7 +394,7 @@ mod tests {
             cx.put(RET_SCALAR, &[0xaa; 4]);
             assert_eq!(call(&mut cx), expected, "{name}");
             assert_eq!(
-                cx.host.services.resolve_queue("vm", "q"),
+                cx.host.services.resolve_queue(b"vm", b"q"),
                 Err(Status::NotFound),
                 "{name}"
             );
@@ -413,8 +409,12 @@ mod tests {
         cx.put(RET_SCALAR, &[0xaa; 4]);
         assert_eq!(resolve(&mut cx, b"vm", b"other"), Status::NotFound);
         assert_eq!(resolve(&mut cx, b"other-vm", b"jobs"), Status::NotFound);
-        assert_eq!(resolve(&mut cx, &[0xff], b"jobs"), Status::BadArgument);
-        assert_eq!(resolve(&mut cx, b"vm", &[0xc3, 0x28]), Status::BadArgument);
+        // Names are bytes: not UTF-8 names no queue here, but may name one.
+        assert_eq!(resolve(&mut cx, &[0xff], b"jobs"), Status::NotFound);
+        assert_eq!(resolve(&mut cx, b"vm", &[0xc3, 0x28]), Status::NotFound);
+        assert_eq!(register(&mut cx, &[0xc3, 0x28]), Status::Ok);
+        assert_eq!(resolve(&mut cx, b"vm", &[0xc3, 0x28]), Status::Ok);
+        cx.put(RET_SCALAR, &[0xaa; 4]);
         let (v, vn) = cx.put(VM_ID, b"vm");
         let (p, n) = cx.put(NAME, b"jobs");
         let bad = [

@@ -1,10 +1,12 @@
-//! Stream control: resume and close a direction, clear the route cache, send a local reply.
+//! Stream control: resume and close a direction, clear the route cache, send a local reply,
+//! as Envoy's `Context::continueStream`, `closeStream`, `clearRouteCache` and
+//! `sendLocalResponse` answer them.
 //!
-//! Every call acts on the effective context, which must be a stream context (else
-//! `BadArgument`). An HTTP stream takes the HTTP_REQUEST and HTTP_RESPONSE directions, a TCP
-//! connection DOWNSTREAM and UPSTREAM; the other family is `BadArgument`. What the stream
-//! answers to an effect (for example `Unimplemented` for a direction it cannot resume) is
-//! returned to the plugin.
+//! Every call acts on the effective context. An HTTP stream takes the HTTP_REQUEST and
+//! HTTP_RESPONSE directions, a TCP connection DOWNSTREAM and UPSTREAM. A known stream type on a
+//! context without it (a root context, or the other family) is OK and does nothing, as Envoy
+//! has no filter callbacks to act on there; an unknown type is `BadArgument`; resuming UPSTREAM
+//! is always `Unimplemented`. The Rust SDK panics on anything but OK from these calls.
 
 use abi::{BufferType, Status, StreamType};
 
@@ -12,19 +14,21 @@ use crate::host::StreamContext;
 use crate::{HeaderMap, HostCx, HostResult, LocalReply, StreamEffect};
 
 /// The effective context's stream, if it is an HTTP stream (`tcp == false`) or a TCP
-/// connection (`tcp == true`) as asked; `BadArgument` otherwise.
-fn stream(cx: &mut dyn HostCx, tcp: bool) -> Result<&mut StreamContext, Status> {
-    match cx.host().stream_mut() {
-        Some(s) if s.tcp == tcp => Ok(s),
-        _ => Err(Status::BadArgument),
-    }
+/// connection (`tcp == true`) as asked.
+fn stream(cx: &mut dyn HostCx, tcp: bool) -> Option<&mut StreamContext> {
+    cx.host().stream_mut().filter(|s| s.tcp == tcp)
 }
 
-/// Applies `Continue` or `Close` of a raw stream type to the effective stream.
+/// Applies `Continue` or `Close` of a raw stream type to the effective stream, if it has that
+/// direction. What the stream answers to the effect is returned to the plugin.
 fn direction(cx: &mut dyn HostCx, stream_type: u32, effect: fn(StreamType) -> StreamEffect) -> HostResult {
     let t = StreamType::from_raw(stream_type).ok_or(Status::BadArgument)?;
+    if t == StreamType::Upstream && matches!(effect(t), StreamEffect::Continue(_)) {
+        // Envoy's continueStream cannot resume the upstream side of a connection.
+        return Err(Status::Unimplemented.into());
+    }
     let tcp = matches!(t, StreamType::Downstream | StreamType::Upstream);
-    let s = stream(cx, tcp)?;
+    let Some(s) = stream(cx, tcp) else { return Ok(()) };
     s.stream.effect(effect(t))?;
     // Resumed or reset, the direction's buffered data is no longer the plugin's to read.
     let buffer = match t {
@@ -34,43 +38,69 @@ fn direction(cx: &mut dyn HostCx, stream_type: u32, effect: fn(StreamType) -> St
         StreamType::Upstream => BufferType::UpstreamData,
     };
     *s.phase.data_mut(buffer) = false;
+    // Envoy's Context::continueStream lets go of the whole request side for either HTTP
+    // direction, and of nothing on the response side (its headers stay readable).
+    if !tcp {
+        s.phase.request_headers = false;
+        s.phase.request_body = false;
+        s.phase.request_trailers = false;
+    }
     Ok(())
 }
 
-/// `proxy_continue_stream` (0.2.x): resumes a paused direction of the effective stream.
+/// `proxy_continue_stream` (0.2.x): resumes a paused direction of the effective stream, after
+/// the callback returns (the embedder sees the effect).
 pub fn proxy_continue_stream(cx: &mut dyn HostCx, stream_type: u32) -> HostResult {
     direction(cx, stream_type, StreamEffect::Continue)
 }
 
-/// `proxy_close_stream` (0.2.x): resets a direction of the effective stream.
+/// `proxy_close_stream` (0.2.x): resets a direction of the effective stream (either HTTP
+/// direction resets the whole stream; a TCP direction closes the connection).
 pub fn proxy_close_stream(cx: &mut dyn HostCx, stream_type: u32) -> HostResult {
     direction(cx, stream_type, StreamEffect::Close)
 }
 
-/// `proxy_continue_request` (0.1.0): resumes the request of the effective HTTP stream.
+/// `proxy_continue_request` (0.1.0): resumes the request of the effective HTTP stream; OK and
+/// nothing without one.
 pub fn proxy_continue_request(cx: &mut dyn HostCx) -> HostResult {
     direction(cx, StreamType::HttpRequest.raw(), StreamEffect::Continue)
 }
 
-/// `proxy_continue_response` (0.1.0): resumes the response of the effective HTTP stream.
+/// `proxy_continue_response` (0.1.0): resumes the response of the effective HTTP stream; OK
+/// and nothing without one.
 pub fn proxy_continue_response(cx: &mut dyn HostCx) -> HostResult {
     direction(cx, StreamType::HttpResponse.raw(), StreamEffect::Continue)
 }
 
 /// `proxy_clear_route_cache` (0.1.0): tells the effective HTTP stream that routing inputs
-/// changed.
+/// changed; OK and nothing without one (`exports.cc` `clear_route_cache` always answers OK).
 pub fn proxy_clear_route_cache(cx: &mut dyn HostCx) -> HostResult {
-    stream(cx, false)?.stream.effect(StreamEffect::ClearRouteCache)?;
+    if let Some(s) = stream(cx, false) {
+        s.stream.effect(StreamEffect::ClearRouteCache)?;
+    }
     Ok(())
 }
 
+/// The response code details as Envoy keeps them: every space, tab, form feed, vertical tab,
+/// newline and carriage return becomes `_` (`StringUtil::replaceAllEmptySpace`).
+fn details_text(details: &[u8]) -> String {
+    let replaced: Vec<u8> =
+        details.iter().map(|&b| if matches!(b, b' ' | b'\t' | 0x0c | 0x0b | b'\n' | b'\r') { b'_' } else { b }).collect();
+    String::from_utf8_lossy(&replaced).into_owned()
+}
+
 /// `proxy_send_local_response`: replies from the proxy instead of the upstream on the
-/// effective HTTP stream, which then ends. `grpc_status` -1 means none.
+/// effective HTTP stream, which then ends. Always OK once the three inputs are read
+/// (`InvalidMemoryAccess` otherwise), as `exports.cc` `send_local_response` and Envoy's
+/// `Context::sendLocalResponse` answer; the Rust SDK panics on anything else.
 ///
-/// The three inputs are read first (`InvalidMemoryAccess`), then the headers decoded
-/// (`ParseFailure` malformed, `BadArgument` over the limits), then the context checked
-/// (`BadArgument` unless an HTTP stream), as the C++ host does. The stream's refusal (for
-/// example after response headers went downstream) is returned and the stream does not end.
+/// Headers that do not decode read as none (`PairsUtil::toPairs`). A `grpc_status` outside
+/// 0 to 16 means none (the SDKs pass -1). The details have their white space replaced by `_`.
+/// Without an HTTP stream nothing happens. The first reply of a stream wins: a later one does
+/// nothing (Envoy queues it, and it finds the response started; the client has the first). A
+/// stream that refuses the reply because its response already went downstream is reset
+/// instead (Envoy's `DownstreamFilterManager::sendLocalReply`), and the plugin still gets OK.
+/// The callback that sent the reply answers stop, whatever it returns.
 #[allow(clippy::too_many_arguments)]
 pub fn proxy_send_local_response(
     cx: &mut dyn HostCx,
@@ -87,21 +117,28 @@ pub fn proxy_send_local_response(
         let (mem, host) = cx.parts();
         let details = mem.read(details_ptr, details_size)?;
         let body = mem.read(body_ptr, body_size)?;
-        let headers = mem.read(headers_ptr, headers_size)?;
-        let pairs = abi::decode_map(headers, host.map_limits).map_err(|e| e.status())?;
+        let headers_bytes = mem.read(headers_ptr, headers_size)?;
         let mut headers = HeaderMap::new();
-        headers.set_all(pairs);
+        headers.set_all(abi::decode_map_lenient(headers_bytes, host.map_limits));
         LocalReply {
             status: status_code,
-            details: String::from_utf8_lossy(details).into_owned(),
+            details: details_text(details),
             body: body.to_vec(),
             headers,
-            grpc_status: if grpc_status == -1 { None } else { Some(grpc_status) },
+            grpc_status: (0..=16).contains(&grpc_status).then_some(grpc_status),
         }
     };
-    let s = stream(cx, false)?;
-    s.stream.effect(StreamEffect::LocalReply(reply))?;
+    // The callback that sent it answers stop, whatever it returns (exports.cc
+    // send_local_response: stopNextIteration).
+    cx.host().call.reply_sent = true;
+    let Some(s) = stream(cx, false) else { return Ok(()) };
+    if s.phase.local_reply {
+        return Ok(());
+    }
     s.phase.local_reply = true;
+    if s.stream.effect(StreamEffect::LocalReply(reply)).is_err() {
+        let _ = s.stream.effect(StreamEffect::Close(StreamType::HttpResponse));
+    }
     Ok(())
 }
 
@@ -129,44 +166,53 @@ mod tests {
     }
 
     #[test]
-    fn continue_and_close_record_effects_on_the_right_family() {
-        // (context, stream type, status)
-        let cases: &[(u32, u32, Status)] = &[
-            (STREAM, StreamType::HttpRequest as u32, Status::Ok),
-            (STREAM, StreamType::HttpResponse as u32, Status::Ok),
-            (STREAM, StreamType::Downstream as u32, Status::BadArgument),
-            (STREAM, StreamType::Upstream as u32, Status::BadArgument),
-            (TCP, StreamType::Downstream as u32, Status::Ok),
-            (TCP, StreamType::Upstream as u32, Status::Ok),
-            (TCP, StreamType::HttpRequest as u32, Status::BadArgument),
-            (TCP, StreamType::HttpResponse as u32, Status::BadArgument),
-            (ROOT, StreamType::HttpRequest as u32, Status::BadArgument),
-            (ROOT, StreamType::Downstream as u32, Status::BadArgument),
-            (99, StreamType::HttpRequest as u32, Status::BadArgument),
-            (STREAM, 4, Status::BadArgument),
-            (TCP, u32::MAX, Status::BadArgument),
+    fn continue_and_close_act_on_their_family_and_are_ok_elsewhere() {
+        // (context, stream type, status, whether the stream gets the effect): Envoy's
+        // continueStream and closeStream answer OK for a known type without filter callbacks
+        // to act on; resuming UPSTREAM is UNIMPLEMENTED.
+        let cases: &[(u32, u32, Status, bool)] = &[
+            (STREAM, StreamType::HttpRequest as u32, Status::Ok, true),
+            (STREAM, StreamType::HttpResponse as u32, Status::Ok, true),
+            (STREAM, StreamType::Downstream as u32, Status::Ok, false),
+            (TCP, StreamType::Downstream as u32, Status::Ok, true),
+            (TCP, StreamType::HttpRequest as u32, Status::Ok, false),
+            (TCP, StreamType::HttpResponse as u32, Status::Ok, false),
+            (ROOT, StreamType::HttpRequest as u32, Status::Ok, false),
+            (ROOT, StreamType::Downstream as u32, Status::Ok, false),
+            (99, StreamType::HttpRequest as u32, Status::Ok, false),
+            (STREAM, 4, Status::BadArgument, false),
+            (TCP, u32::MAX, Status::BadArgument, false),
         ];
-        for &(context, raw, expected) in cases {
+        for &(context, raw, expected, effect) in cases {
             for close in [false, true] {
                 let mut cx = on(context);
                 let r = if close { proxy_close_stream(&mut cx, raw) } else { proxy_continue_stream(&mut cx, raw) };
                 assert_eq!(status(r), expected, "close {close} type {raw} on {context}");
-                if context == STREAM || context == TCP {
-                    let effects = cx.stream(context).effects.clone();
-                    if expected == Status::Ok {
+                for stream in [STREAM, TCP] {
+                    let effects = cx.stream(stream).effects.clone();
+                    if effect && stream == context {
                         let t = StreamType::from_raw(raw).unwrap();
                         let want = if close { StreamEffect::Close(t) } else { StreamEffect::Continue(t) };
                         assert_eq!(effects, vec![want]);
                     } else {
-                        assert!(effects.is_empty());
+                        assert!(effects.is_empty(), "close {close} type {raw} on {context}");
                     }
                 }
             }
         }
+        // UPSTREAM: closing works on a TCP connection (OK elsewhere); resuming never does.
+        for context in [TCP, STREAM, ROOT] {
+            let mut cx = on(context);
+            assert_eq!(status(proxy_continue_stream(&mut cx, StreamType::Upstream.raw())), Status::Unimplemented);
+            assert_eq!(status(proxy_close_stream(&mut cx, StreamType::Upstream.raw())), Status::Ok);
+        }
+        let mut cx = on(TCP);
+        assert_eq!(status(proxy_close_stream(&mut cx, StreamType::Upstream.raw())), Status::Ok);
+        assert_eq!(cx.stream(TCP).effects, vec![StreamEffect::Close(StreamType::Upstream)]);
     }
 
     #[test]
-    fn v010_continue_and_route_cache_act_on_http_streams_only() {
+    fn v010_continue_and_route_cache_act_on_http_streams_and_are_ok_elsewhere() {
         type Call = fn(&mut TestCx) -> Result<i32, crate::Trap>;
         let calls: [(Call, StreamEffect); 3] = [
             (|cx| proxy_continue_request(cx), StreamEffect::Continue(StreamType::HttpRequest)),
@@ -179,7 +225,7 @@ mod tests {
             assert_eq!(cx.stream(STREAM).effects, vec![effect.clone()]);
             for context in [TCP, ROOT, 99] {
                 let mut cx = on(context);
-                assert_eq!(status(call(&mut cx)), Status::BadArgument, "{effect:?} on {context}");
+                assert_eq!(status(call(&mut cx)), Status::Ok, "{effect:?} on {context}");
             }
             let mut cx = on(TCP);
             let _ = call(&mut cx);
@@ -198,13 +244,15 @@ mod tests {
 
     #[test]
     fn local_response_records_the_reply_and_ends_the_stream() {
-        for (grpc, want) in [(-1, None), (0, Some(0)), (16, Some(16)), (-2, Some(-2))] {
+        // A gRPC status outside 0..=16 means none (Envoy's sendLocalResponse).
+        for (grpc, want) in [(-1, None), (0, Some(0)), (16, Some(16)), (17, None), (-2, None)] {
             let mut cx = on(STREAM);
             let [(d, dn), (b, bn), (h, hn)] = reply_inputs(&mut cx);
             assert_eq!(status(proxy_send_local_response(&mut cx, 403, d, dn, b, bn, h, hn, grpc)), Status::Ok);
             let reply = LocalReply {
                 status: 403,
-                details: "denied by \u{fffd}plugin".into(),
+                // White space becomes `_` (StringUtil::replaceAllEmptySpace).
+                details: "denied_by_\u{fffd}plugin".into(),
                 body: b"go away".to_vec(),
                 headers: HeaderMap::from_pairs([("x-why", "test"), ("x-why", "again")]),
                 grpc_status: want,
@@ -229,6 +277,35 @@ mod tests {
     }
 
     #[test]
+    fn continuing_either_http_direction_lets_go_of_the_request_side() {
+        for direction in [StreamType::HttpRequest, StreamType::HttpResponse] {
+            let mut cx = on(STREAM);
+            let p = cx.phase(STREAM);
+            (p.request_headers, p.request_body, p.request_trailers, p.response_headers) = (true, true, true, true);
+            assert_eq!(status(proxy_continue_stream(&mut cx, direction.raw())), Status::Ok);
+            let p = *cx.phase(STREAM);
+            assert!(!p.request_headers && !p.request_body && !p.request_trailers, "{direction}");
+            // Envoy's continueStream does not touch the response side's headers.
+            assert!(p.response_headers, "{direction}");
+        }
+    }
+
+    #[test]
+    fn a_local_reply_with_malformed_or_oversized_headers_goes_without_them() {
+        let mut truncated = abi::encode_map(&[("a", "1")]);
+        truncated.pop();
+        let too_many = abi::encode_map(&vec![("k", "v"); 1025]);
+        for headers in [&truncated[..], &too_many[..], &[5, 0, 0, 0][..]] {
+            let mut cx = on(STREAM);
+            let [(d, dn), (b, bn), _] = reply_inputs(&mut cx);
+            let (h, hn) = cx.put(2000, headers);
+            assert_eq!(status(proxy_send_local_response(&mut cx, 403, d, dn, b, bn, h, hn, -1)), Status::Ok);
+            let reply = cx.stream(STREAM).local_reply().cloned().expect("a reply");
+            assert_eq!((reply.status, reply.headers), (403, HeaderMap::new()));
+        }
+    }
+
+    #[test]
     fn local_response_refusals() {
         let bad_ranges: &[(u64, u64)] =
             &[(OOB, 1), (MEM - 1, 2), (u64::MAX, 2), (1, u64::MAX), (u64::from(u32::MAX), 1)];
@@ -240,18 +317,9 @@ mod tests {
                 cases.push((ROOT, input, range, Status::InvalidMemoryAccess));
             }
         }
-        let mut truncated = abi::encode_map(&[("a", "1")]);
-        truncated.pop();
-        let too_many = abi::encode_map(&vec![("k", "v"); 1025]);
-        let malformed = (1000, truncated.len() as u64);
-        let oversized = (2000, too_many.len() as u64);
-        cases.push((STREAM, 2, malformed, Status::ParseFailure));
-        cases.push((STREAM, 2, oversized, Status::BadArgument));
         for (context, input, range, expected) in cases {
             let mut cx = on(context);
             let mut inputs = reply_inputs(&mut cx);
-            cx.put(1000, &truncated);
-            cx.put(2000, &too_many);
             inputs[input] = range;
             let [(d, dn), (b, bn), (h, hn)] = inputs;
             let got = status(proxy_send_local_response(&mut cx, 403, d, dn, b, bn, h, hn, -1));
@@ -259,22 +327,36 @@ mod tests {
             assert!(cx.stream(STREAM).effects.is_empty());
             assert!(!cx.phase(STREAM).local_reply);
         }
-        // Valid inputs outside an HTTP stream.
+        // Valid inputs outside an HTTP stream: OK, nothing happens.
         for context in [TCP, ROOT, 99] {
             let mut cx = on(context);
             let [(d, dn), (b, bn), (h, hn)] = reply_inputs(&mut cx);
-            assert_eq!(status(proxy_send_local_response(&mut cx, 403, d, dn, b, bn, h, hn, -1)), Status::BadArgument);
+            assert_eq!(status(proxy_send_local_response(&mut cx, 403, d, dn, b, bn, h, hn, -1)), Status::Ok);
             assert!(cx.stream(TCP).effects.is_empty());
+            assert!(cx.stream(STREAM).effects.is_empty());
         }
     }
 
     #[test]
-    fn local_response_after_response_started_is_refused_by_the_stream() {
+    fn the_first_local_reply_wins() {
+        let mut cx = on(STREAM);
+        let [(d, dn), (b, bn), (h, hn)] = reply_inputs(&mut cx);
+        assert_eq!(status(proxy_send_local_response(&mut cx, 403, d, dn, b, bn, h, hn, -1)), Status::Ok);
+        assert_eq!(status(proxy_send_local_response(&mut cx, 500, d, dn, b, bn, h, hn, -1)), Status::Ok);
+        let effects = cx.stream(STREAM).effects.clone();
+        assert_eq!(effects.len(), 1);
+        assert!(matches!(&effects[0], StreamEffect::LocalReply(r) if r.status == 403));
+        assert!(cx.host.call.reply_sent);
+    }
+
+    #[test]
+    fn a_local_reply_after_the_response_started_resets_the_stream_and_is_ok() {
         let mut cx = on(STREAM);
         cx.stream(STREAM).response_started = true;
         let [(d, dn), (b, bn), (h, hn)] = reply_inputs(&mut cx);
-        assert_eq!(status(proxy_send_local_response(&mut cx, 403, d, dn, b, bn, h, hn, -1)), Status::BadArgument);
-        assert!(cx.stream(STREAM).effects.is_empty());
-        assert!(!cx.phase(STREAM).local_reply);
+        assert_eq!(status(proxy_send_local_response(&mut cx, 403, d, dn, b, bn, h, hn, -1)), Status::Ok);
+        // Envoy's sendLocalReply resets a stream whose headers went downstream.
+        assert_eq!(cx.stream(STREAM).effects, vec![StreamEffect::Close(StreamType::HttpResponse)]);
+        assert!(cx.phase(STREAM).local_reply);
     }
 }

@@ -112,6 +112,10 @@ pub struct TestCx {
     /// When set, the allocator traps.
     pub alloc_traps: bool,
     pub allocations: u32,
+    /// Whether the allocator records the host's restricted phase it runs in.
+    pub record_phase: bool,
+    /// The restricted phase of each allocation, when recorded.
+    pub phases_seen: Vec<Option<abi::RestrictedPhase>>,
     pub embedder: Arc<RecordingEmbedder>,
     /// The guest's word size (wasm32 unless a test says otherwise).
     pub word: WordSize,
@@ -124,6 +128,9 @@ impl HostCx for TestCx {
 
     fn allocate(&mut self, size: u64) -> Result<u64, Trap> {
         self.allocations += 1;
+        if self.record_phase {
+            self.phases_seen.push(self.host.restricted);
+        }
         if self.alloc_traps {
             return Err(Trap::guest("allocator trapped"));
         }
@@ -136,6 +143,12 @@ impl HostCx for TestCx {
         }
         self.next += size.max(1);
         Ok(at)
+    }
+}
+
+impl Default for TestCx {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -162,6 +175,7 @@ impl TestCx {
             configuration: b"plugin-config".to_vec(),
             fail_open: false,
             policy: Default::default(),
+            allow_on_headers_stop_iteration: false,
         });
         host.contexts.insert(
             ROOT,
@@ -172,7 +186,7 @@ impl TestCx {
                     tick_period_ms: 0,
                     done_pending: false,
                     done_called: false,
-                    properties: Default::default(),
+                    status: (0, Vec::new()),
                 })),
             },
         );
@@ -186,7 +200,11 @@ impl TestCx {
                 kind: ContextKind::Stream(StreamContext {
                     stream: Box::new(stream),
                     tcp: false,
-                    phase: StreamPhase { request_headers: true, ..Default::default() },
+                    phase: StreamPhase {
+                        request_headers: true,
+                        arrived: crate::host::Arrived { request_headers: true, ..Default::default() },
+                        ..Default::default()
+                    },
                 }),
             },
         );
@@ -208,6 +226,8 @@ impl TestCx {
             alloc_answer: None,
             alloc_traps: false,
             allocations: 0,
+            record_phase: false,
+            phases_seen: Vec::new(),
             embedder,
             word: WordSize::W32,
         };
@@ -225,7 +245,7 @@ impl TestCx {
 
     /// Arranges the running call from a fuzzer's choices: `callback` on `context` (any id, known
     /// or not), the HTTP stream's phase from the bits of `phase`, and the call data picked by
-    /// `data` (none, an HTTP callout answer, gRPC metadata, message or close, foreign-function
+    /// `data` (none, an HTTP callout answer or failure, gRPC metadata or message, foreign-function
     /// arguments), each with a little content.
     pub fn arrange(&mut self, callback: Callback, context: u32, phase: u16, data: u8) {
         use crate::HeaderMap;
@@ -240,23 +260,20 @@ impl TestCx {
             response_trailers: bit(5),
             downstream_data: false,
             upstream_data: false,
+            request_trailers_creatable: bit(9),
+            response_trailers_creatable: bit(10),
+            arrived: crate::host::Arrived { request_headers: bit(0), response_headers: bit(3), response_trailers: bit(5) },
             local_reply: bit(6),
         };
         *self.phase(TCP) = StreamPhase { downstream_data: bit(7), upstream_data: bit(8), ..Default::default() };
         let headers = || HeaderMap::from_pairs([(":status", "200"), ("x-b", "2")]);
         self.host.call.data = match data % 7 {
             0 => CallData::None,
-            1 => CallData::HttpCallResponse {
-                headers: headers(),
-                body: b"body".to_vec(),
-                trailers: headers(),
-                status: 200,
-                message: b"m".to_vec(),
-            },
+            1 => CallData::HttpCallResponse { headers: headers(), body: b"body".to_vec(), trailers: headers() },
             2 => CallData::GrpcInitialMetadata(headers()),
             3 => CallData::GrpcTrailingMetadata(headers()),
             4 => CallData::GrpcMessage(b"message".to_vec()),
-            5 => CallData::GrpcClose { status: 3, message: b"closed".to_vec() },
+            5 => CallData::HttpCallFailure,
             _ => CallData::ForeignArguments(b"args".to_vec()),
         };
         let stream = self.stream(STREAM);
