@@ -13,7 +13,7 @@ use abi::{Action, Callback, LogLevel, StreamType};
 use proxy_wasm_conformance::guest;
 use proxy_wasm_harness::{engines, run_exchange, Exchange, Outcome, ScriptedEmbedder, Step};
 use proxy_wasm_host::{
-    CompiledModule, Engine, Error, MemoryStream, MetricValue, PluginHost, PluginInfo, Trace, TrapKind, VmConfig,
+    CompiledModule, Engine, Error, FailurePolicy, MemoryStream, MetricValue, PluginHost, PluginInfo, Trace, TrapKind, VmConfig,
 };
 
 /// Makes the engine a case runs on.
@@ -66,7 +66,7 @@ on_every_engine! {
     sdk_plugin_ticks_and_counts_in_shared_data_and_metrics
     sdk_plugin_records_metrics
     sdk_plugins_pass_items_through_a_queue_between_two_vms
-    sdk_plugin_trap_fails_the_vm_and_the_next_stream_gets_a_fresh_one
+    sdk_plugin_trap_fails_the_vm_and_its_policy_answers_the_streams
     sdk_plugin_rejecting_its_configuration_is_refused_with_the_reason
     raw_abi_rust_plugin_adds_a_header
     callbacks_come_in_the_documented_order
@@ -80,7 +80,7 @@ on_every_engine! {
 /// A host on the engine `make` makes that traces its VMs (so outcomes list their callbacks).
 fn host(make: Make) -> (PluginHost, Arc<ScriptedEmbedder>) {
     let embedder = ScriptedEmbedder::new();
-    (PluginHost::new(make(), embedder.clone()).with_trace(Trace::new()), embedder)
+    (PluginHost::new(make(), embedder.clone()).with_trace(Trace::new()).with_clock(embedder.clock()), embedder)
 }
 
 fn plugin(configuration: &str) -> PluginInfo {
@@ -89,7 +89,7 @@ fn plugin(configuration: &str) -> PluginInfo {
         root_id: String::new(),
         vm_id: String::new(),
         configuration: configuration.as_bytes().to_vec(),
-        fail_open: false,
+        ..Default::default()
     }
 }
 
@@ -263,13 +263,13 @@ fn sdk_plugins_pass_items_through_a_queue_between_two_vms(make: Make) {
     assert!(logs.iter().any(|l| l.message == "got /two"), "{logs:?}");
 }
 
-fn sdk_plugin_trap_fails_the_vm_and_the_next_stream_gets_a_fresh_one(make: Make) {
+fn sdk_plugin_trap_fails_the_vm_and_its_policy_answers_the_streams(make: Make) {
     let (host, embedder) = host(make);
+    let sandboxed = host.engine().capabilities().sandboxed;
     let code = host.load(&guest("sdk_e2e")).unwrap();
-    for fail_open in [false, true] {
-        let vm = host
-            .add_plugin(&code, VmConfig { vm_id: format!("trap-{fail_open}"), ..Default::default() }, PluginInfo { fail_open, ..plugin("trap") })
-            .unwrap();
+    for policy in FailurePolicy::ALL {
+        let config = VmConfig { vm_id: policy.name().to_string(), ..Default::default() };
+        let vm = host.add_plugin(&code, config, PluginInfo { failure_policy: Some(policy), ..plugin("trap") }).unwrap();
         let mut worker = vm.worker().unwrap();
         let root = worker.root("").unwrap();
         let s = worker.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
@@ -277,8 +277,12 @@ fn sdk_plugin_trap_fails_the_vm_and_the_next_stream_gets_a_fresh_one(make: Make)
         let trap = worker.vm().failure().cloned().expect("the VM failed");
         assert_eq!(trap.kind, TrapKind::Guest);
         assert!(trap.message.contains("unreachable"), "{}", trap.message);
+        if sandboxed {
+            assert!(!trap.backtrace.is_empty(), "a Wasm engine gives the frames: {trap:?}");
+        }
         let reply = worker.vm().memory_stream(s.id).unwrap().local_reply().cloned();
-        if fail_open {
+        let fails_open = policy == FailurePolicy::FailOpen;
+        if fails_open {
             assert_eq!(action, Action::Continue);
             assert_eq!(reply, None);
         } else {
@@ -287,22 +291,37 @@ fn sdk_plugin_trap_fails_the_vm_and_the_next_stream_gets_a_fresh_one(make: Make)
         }
         // Later callbacks of that stream follow the same policy without entering the guest.
         let again = worker.vm().on_response_headers(s.id, true).unwrap();
-        assert_eq!(again, if fail_open { Action::Continue } else { Action::Pause });
+        assert_eq!(again, if fails_open { Action::Continue } else { Action::Pause });
 
+        // The next stream: FAIL_CLOSED and FAIL_OPEN keep the failed VM and answer it the same
+        // way; FAIL_RELOAD answers it fail-closed until its backoff (1 s) has passed, then gives
+        // it a fresh VM.
         let next = worker.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
-        assert_eq!(worker.restarts(), 1);
-        assert_ne!(next.vm, s.vm, "a fresh VM");
-        assert!(!worker.vm().is_failed());
+        assert_eq!(next.vm, s.vm, "no new VM at once");
+        let next_action = worker.vm_of(next).unwrap().on_request_headers(next.id, true).unwrap();
+        assert_eq!(next_action, if fails_open { Action::Continue } else { Action::Pause });
+        worker.finish_stream(next).unwrap();
+        embedder.advance(1_000_000_000);
+        let later = worker.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
+        if policy == FailurePolicy::FailReload {
+            assert_eq!(worker.restarts(), 1);
+            assert_ne!(later.vm, s.vm, "a fresh VM");
+            assert!(!worker.vm().is_failed());
+        } else {
+            assert_eq!(worker.restarts(), 0);
+            assert_eq!(later.vm, s.vm, "still the failed VM");
+        }
         // The old stream still finishes in its (failed) VM.
         worker.finish_stream(s).unwrap();
-        worker.finish_stream(next).unwrap();
+        worker.finish_stream(later).unwrap();
     }
     let logs = embedder.logs();
     assert!(logs.iter().any(|l| l.level == LogLevel::Critical && l.message.contains("boom")), "the SDK logs its panic: {logs:?}");
-    assert!(
-        logs.iter().any(|l| l.level == LogLevel::Error && l.message.contains("trapped in proxy_on_request_headers")),
-        "the host logs the crash with the callback: {logs:?}"
-    );
+    let stats = host.render_stats();
+    for policy in ["FAIL_CLOSED", "FAIL_OPEN", "FAIL_RELOAD"] {
+        let line = format!("proxy_wasm_plugin_failures_total{{plugin=\"trap\",vm=\"{policy}\",engine=\"{}\",kind=\"trap\"}} 1", host.engine().name());
+        assert!(stats.contains(&line), "no `{line}` in\n{stats}");
+    }
 }
 
 fn sdk_plugin_rejecting_its_configuration_is_refused_with_the_reason(make: Make) {
@@ -504,3 +523,4 @@ fn modules_are_cached_by_sha256(make: Make) {
     assert!(Arc::ptr_eq(&a, &b));
     assert_eq!(a.sha256_hex().len(), 64);
 }
+

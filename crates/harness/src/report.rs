@@ -24,6 +24,8 @@ fn pairs(map: &HeaderMap) -> Value {
 /// - `grpc_calls`: each gRPC call's `upstream`, `service`, `method`, `metadata`, `message`;
 /// - `logs`: `level`, `message`, `plugin`; `metrics`: name to value (a histogram's samples as
 ///   a list);
+/// - `stats`: every stat of the host ([`PluginHost::stats`](proxy_wasm_host::PluginHost::stats)),
+///   each `name`, `labels` (an object) and `value`, in the order rendered;
 /// - `trap`: the engine's message, or null;
 /// - `callbacks`: `callback`, `context_id`, `args`, and `result` (a number) or `trap`;
 /// - `actions`: each stream step's index (from 0) and the action the plugin answered;
@@ -70,6 +72,11 @@ pub fn outcome_json(out: &Outcome) -> Value {
         })).collect::<Vec<_>>(),
         "logs": out.logs.iter().map(|l| json!({"level": l.level.name(), "message": l.message, "plugin": l.plugin})).collect::<Vec<_>>(),
         "metrics": metrics,
+        "stats": out.stats.iter().map(|s| json!({
+            "name": s.name,
+            "labels": s.labels.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<Map<String, Value>>(),
+            "value": s.value,
+        })).collect::<Vec<_>>(),
         "trap": out.trap,
         "callbacks": out.callbacks.iter().map(|c| {
             let mut v = json!({"callback": c.callback.name(), "context_id": c.context_id, "args": c.args});

@@ -8,6 +8,9 @@
 //! - [`Vm`], [`PluginHost`]: the plugin, VM and context lifecycle, fault handling.
 //! - [`Embedder`], [`Stream`]: what a proxy implements; [`MemoryStream`] is an in-memory stream.
 //! - [`Services`]: shared data, queues, metrics and foreign functions shared across VMs.
+//! - [`policy`]: what happens when a plugin fails (failure policy, reload backoff, crash-loop
+//!   limit), the VM models and the clock the policy reads; the stats
+//!   ([`PluginHost::render_stats`]).
 
 pub use abi::{self, Action, BufferType, Callback, LogLevel, MapType, Status, StreamType};
 
@@ -19,7 +22,9 @@ mod host;
 pub mod hostcalls;
 mod memory;
 mod plugin;
+pub mod policy;
 mod services;
+mod stats;
 mod trace;
 mod vm;
 
@@ -36,3 +41,7 @@ pub use services::{ForeignFunction, Mailbox, MetricValue, Notification, Services
 pub use plugin::{module_binary, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
 pub use trace::{quote, quote_map, trap_text, CallbackRecord, Trace, ALLOC};
 pub use vm::{vm_failed_reply, HttpCallResponse, Vm};
+pub use policy::{
+    Backoff, Clock, CrashLoop, FailureKind, FailurePolicy, ManualClock, ReloadConfig, SystemClock, VmModel,
+};
+pub use stats::StatSample;

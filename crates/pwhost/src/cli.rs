@@ -246,7 +246,9 @@ fn cmd_run(args: RunArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {
 
     let embedder = ScriptedEmbedder::new();
     let trace = Trace::new();
-    let host = PluginHost::new(engine.clone(), embedder.clone()).with_trace(trace.clone());
+    // The failure policy reads the exchange's clock (moved by `advance` steps), and reload
+    // jitter is seeded so that a run repeats exactly.
+    let host = PluginHost::new(engine.clone(), embedder.clone()).with_trace(trace.clone()).with_clock(embedder.clock()).with_seed(0);
     let json = args.json;
     let code = match host.load(&bytes) {
         Ok(code) => code,
@@ -265,7 +267,11 @@ fn cmd_run(args: RunArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {
             return Ok(1);
         }
     };
-    match run_exchange(&host, &embedder, &code, &exchange) {
+    // The host's own diagnostics (a plugin's failure, the crash-loop state) go through
+    // `tracing`; here they end on stderr, after the run.
+    let (result, diagnostics) = with_diagnostics(|| run_exchange(&host, &embedder, &code, &exchange));
+    let _ = cx.err.write_all(diagnostics.as_bytes());
+    match result {
         Ok(out) => {
             if json {
                 let mut v = report::outcome_json(&out);
@@ -290,6 +296,7 @@ fn cmd_run(args: RunArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {
                 callouts: embedder.http_calls(),
                 grpc_calls: embedder.grpc_calls(),
                 metrics: host.services().metrics(),
+                stats: host.stats(),
                 callbacks: trace.callbacks(),
                 trap: match &e {
                     Error::Trap { trap, .. } => Some(trap.to_string()),
@@ -306,6 +313,33 @@ fn cmd_run(args: RunArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {
             Ok(1)
         }
     }
+}
+
+/// Runs `f` with the host's `tracing` diagnostics (error level and above) written to a
+/// string, returned beside `f`'s result.
+fn with_diagnostics<R>(f: impl FnOnce() -> R) -> (R, String) {
+    #[derive(Clone, Default)]
+    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .with_max_level(tracing::Level::ERROR)
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let bytes = sink.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    (result, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// A plugin that was refused or did not start: with `--json`, the usual object (with what
@@ -366,9 +400,18 @@ fn print_summary(cx: &mut Out<'_>, out: &Outcome) {
         };
         say!(cx, "metric {name}: {value}");
     }
+    for sample in out.stats.iter().filter(|s| policy_stat(s)) {
+        say!(cx, "stat {} {}", sample.series(), sample.value);
+    }
     if let Some(t) = &out.trap {
         say!(cx, "{:<18} {t}", "trap:");
     }
+}
+
+/// A stat of the failure policy worth a line in the summary: a plugin's failures, restarts,
+/// failed streams or crash-loop state, when not zero (`--json` has every stat).
+fn policy_stat(s: &proxy_wasm_host::StatSample) -> bool {
+    s.name.starts_with("proxy_wasm_plugin_") && !s.name.starts_with("proxy_wasm_plugin_callback_duration") && s.value != 0.0
 }
 
 fn cmd_inspect(args: InspectArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {

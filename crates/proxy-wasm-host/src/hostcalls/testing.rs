@@ -157,7 +157,7 @@ impl TestCx {
             root_id: "root".into(),
             vm_id: "vm".into(),
             configuration: b"plugin-config".to_vec(),
-            fail_open: false,
+            ..Default::default()
         });
         host.contexts.insert(
             ROOT,

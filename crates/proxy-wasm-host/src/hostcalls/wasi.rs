@@ -285,10 +285,7 @@ pub fn args_get(_cx: &mut dyn HostCx, _argv_ptr: u64, _argv_buf_ptr: u64) -> Hos
 
 /// `proc_exit`: ends the VM with a trap that names the exit code.
 pub fn proc_exit(_cx: &mut dyn HostCx, code: u32) -> HostResult {
-    Err(HostError::Trap(Trap {
-        kind: TrapKind::Exit(code),
-        message: format!("plugin called proc_exit({code})"),
-    }))
+    Err(HostError::Trap(Trap::new(TrapKind::Exit(code), format!("plugin called proc_exit({code})"))))
 }
 
 /// `sched_yield`: returns at once.
