@@ -37,6 +37,8 @@ struct State {
     queue: u32,
     /// Streams seen (to tell the first from later ones).
     streams: u32,
+    /// Requests seen by this VM (`count`, `trap-every:<n>`).
+    requests: u32,
 }
 
 static STATES: Mutex<BTreeMap<u64, State>> = Mutex::new(BTreeMap::new());
