@@ -72,7 +72,7 @@ impl Instance for FakeInstance {
             Callback::OnRequestHeaders => {
                 self.requests += 1;
                 match self.script.fail_every {
-                    Some(n) if self.requests % n == 0 => {
+                    Some(n) if self.requests.is_multiple_of(n) => {
                         Err(Trap::new(kind, format!("request {}", self.requests)).with_backtrace(vec!["on_request".into(), "handler".into()]))
                     }
                     _ => Ok(0),
