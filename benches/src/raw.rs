@@ -25,7 +25,8 @@ trait Baselines {
 /// A raw engine, without our layer: Wasmtime with the same configuration as our Wasmtime
 /// engine (so the same machine code), in stores that never reach their epoch deadline; Wasmer
 /// with a plain compiler (Cranelift for `wasmer`, Singlepass for `wasmer-singlepass`), without
-/// the stop-check middleware and the memory-limiting tunables.
+/// the stop-check middleware and the memory-limiting tunables; WAMR through its C API, not our
+/// wrapper of it; V8 through the engine's shim, without the proxy-wasm layer.
 pub struct Raw(Box<dyn Baselines>);
 
 impl Raw {
@@ -43,6 +44,10 @@ impl Raw {
             "wasmer-singlepass" => if_engine!(wasmer_singlepass {
                 Some(Raw(Box::new(wasmer_raw::RawWasmer(wasmer::sys::Singlepass::new().into()))))
             } else { None }),
+            "wamr" => if_engine!(wamr {
+                Some(Raw(Box::new(wamr_raw::RawWamr(proxy_wasm_harness::proxy_wasm_wamr::WamrEngine::default()))))
+            } else { None }),
+            "v8" => if_engine!(v8 { Some(Raw(Box::new(v8_raw::RawV8))) } else { None }),
             _ => None,
         }
     }
@@ -74,7 +79,7 @@ impl Raw {
     }
 }
 
-if_engine!(wasmtime | wasmer | wasmer_singlepass {
+if_engine!(wasmtime | wasmer | wasmer_singlepass | wamr | v8 {
     /// The request headers the raw lookups look in.
     fn headers() -> Vec<(Vec<u8>, Vec<u8>)> {
         crate::workload::REQUEST_HEADERS.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
@@ -91,4 +96,12 @@ if_engine!(wasmtime {
 
 if_engine!(wasmer | wasmer_singlepass {
     mod wasmer_raw;
+});
+
+if_engine!(wamr {
+    mod wamr_raw;
+});
+
+if_engine!(v8 {
+    mod v8_raw;
 });

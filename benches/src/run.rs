@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use proxy_wasm_host::{
-    Embedder, Engine, HttpCall, LogLevel, MemoryStream, PluginHost, PluginInfo, PluginVm, RootId, Status, VmConfig,
+    Embedder, Engine, HttpCall, Limits, LogLevel, MemoryStream, PluginHost, PluginInfo, PluginVm, RootId, Status, VmConfig,
     WorkerVm,
 };
 
@@ -179,13 +179,16 @@ pub struct Loaded {
 
 impl Loaded {
     /// Loads `code` (Wasm or WAT bytes; for the Null VM a static plugin's name or a shared
-    /// library) on `engine`, configured with `configuration`, and makes one worker.
+    /// library) on `engine`, configured with `configuration`, and makes one worker. Without a
+    /// CPU deadline: the workloads measure the host's bookkeeping, and the `deadline` workload
+    /// measures what arming the deadline adds to a call.
     pub fn new(engine: Arc<dyn Engine>, code: &[u8], configuration: &str) -> Loaded {
         let embedder = Arc::new(BenchEmbedder::default());
         let host = PluginHost::new(engine, embedder.clone());
         let code = host.load(code).unwrap_or_else(|e| panic!("the plugin loads: {e}"));
         let info = PluginInfo { name: "bench".into(), configuration: configuration.as_bytes().to_vec(), ..Default::default() };
-        let plugin = host.add_plugin(&code, VmConfig::default(), info).unwrap_or_else(|e| panic!("the plugin starts: {e}"));
+        let config = VmConfig { limits: Limits { call_deadline: None, ..Limits::default() }, ..VmConfig::default() };
+        let plugin = host.add_plugin(&code, config, info).unwrap_or_else(|e| panic!("the plugin starts: {e}"));
         let mut worker = plugin.worker().unwrap();
         let root = worker.root("").unwrap();
         Loaded { host, embedder, plugin, worker, root }

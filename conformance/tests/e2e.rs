@@ -95,8 +95,8 @@ fn plugin(configuration: &str) -> PluginInfo {
     }
 }
 
-fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+fn headers(pairs: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pairs.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
 }
 
 fn request(path: &str) -> Step {
@@ -279,8 +279,9 @@ fn sdk_plugin_trap_fails_the_vm_and_its_policy_answers_the_streams(make: Make) {
         let trap = worker.vm().failure().cloned().expect("the VM failed");
         assert_eq!(trap.kind, TrapKind::Guest);
         assert!(trap.message.contains("unreachable"), "{}", trap.message);
-        if sandboxed {
-            assert!(!trap.backtrace.is_empty(), "a Wasm engine gives the frames: {trap:?}");
+        // Wasmtime and Wasmer give the Wasm frames; WAMR and V8 give a message only.
+        if sandboxed && host.engine().name().starts_with("wasm") {
+            assert!(!trap.backtrace.is_empty(), "the engine gives the frames: {trap:?}");
         }
         let reply = worker.vm().memory_stream(s.id).unwrap().local_reply().cloned();
         let fails_open = policy == FailurePolicy::FailOpen;

@@ -3,7 +3,8 @@
 //! input (one line on stderr, exit code 2), and the example exchanges and README commands,
 //! so that the documentation cannot rot.
 //!
-//! Files the tests write go under `target/pwhost-tests/<test>/`.
+//! The examples run on every Wasm engine built in; the other `run` tests on the first, or on the
+//! one `PWHOST_TEST_ENGINE` names. Files the tests write go under `target/pwhost-tests/<test>/`.
 
 use std::path::PathBuf;
 
@@ -35,9 +36,9 @@ impl Ran {
 
 fn pwhost(args: &[&str]) -> Ran {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = pwhost::cli::main(&args, &mut out, &mut err);
-    Ran { code, out: String::from_utf8(out).expect("stdout is UTF-8"), err: String::from_utf8(err).expect("stderr is UTF-8") }
+    let (out, err) = (pwhost::cli::Capture::new(), pwhost::cli::Capture::new());
+    let code = pwhost::cli::main(&args, out.clone(), err.clone());
+    Ran { code, out: out.text(), err: err.text() }
 }
 
 /// The Wasm engines built in (the Null VM runs native code, not these `.wasm` files).
@@ -47,8 +48,18 @@ fn wasm_engines() -> Vec<&'static str> {
     wasm
 }
 
+/// The engine the `run` tests use: `PWHOST_TEST_ENGINE` if set (one of the Wasm engines built
+/// in), else the first Wasm engine built in.
 fn engine() -> &'static str {
-    wasm_engines()[0]
+    let engines = wasm_engines();
+    match std::env::var("PWHOST_TEST_ENGINE") {
+        Ok(wanted) if !wanted.is_empty() => engines
+            .iter()
+            .copied()
+            .find(|e| *e == wanted)
+            .unwrap_or_else(|| panic!("PWHOST_TEST_ENGINE={wanted}: not a Wasm engine built in ({engines:?})")),
+        _ => engines[0],
+    }
 }
 
 fn root() -> PathBuf {
@@ -131,10 +142,11 @@ steps:
     assert_eq!(
         keys,
         [
-            "actions", "callbacks", "callouts", "connection", "error", "grpc_calls", "local_reply", "logs", "metrics",
-            "request", "response", "stats", "transcript", "trap"
+            "actions", "callbacks", "callouts", "connection", "error", "foreign", "grpc_calls", "local_reply", "logs",
+            "metrics", "request", "response", "stats", "transcript", "trap"
         ]
     );
+    assert_eq!(v["foreign"], json!([]), "the plugin called no proxy-specific foreign function");
     assert!(has_pair(&v["request"]["headers"], ":path", "/private"), "{}", v["request"]);
     assert_eq!(v["request"]["body"], "");
     assert_eq!(v["response"]["headers"], json!([]), "the upstream response never came");
@@ -533,4 +545,100 @@ fn the_readme_commands_run_and_name_every_example() {
             assert!(root().join(named).is_file(), "the README names {named}, which does not exist");
         }
     }
+}
+
+/// Bytes that are not UTF-8 go in as `{hex: ...}` / `{base64: ...}` and come out exact: the
+/// SDK plugin rewrites `foo` to `bar` inside a binary body, and `--json` gives the result as
+/// base64 (never U+FFFD), a binary header value likewise; the text output escapes them.
+#[test]
+fn bytes_that_are_not_utf8_pass_exactly() {
+    let exchange = file(
+        "bytes",
+        "binary.yaml",
+        r#"
+plugin: {name: body, configuration: body}
+steps:
+  - request_headers: [[":path", /upload], [":method", POST], [x-bin, {hex: "61c0a7ff7a"}]]
+  - request_body: {hex: "00ff666f6fc0"}
+    end_of_stream: true
+"#,
+    );
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &sdk(), "--exchange", &exchange, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    let v = r.json();
+    assert_eq!(v["request"]["body"], json!({"base64": "AP9iYXLA"}), "00 ff 'bar' c0");
+    let headers = v["request"]["headers"].as_array().unwrap();
+    assert!(headers.contains(&json!(["x-bin", {"base64": "YcCn/3o="}])), "{headers:?}");
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &sdk(), "--exchange", &exchange]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains(r#"request body:      "\0\xffbar\xc0""#), "{}", r.out);
+    assert!(r.out.contains(r#""x-bin": "a\xc0\xa7\xffz""#), "{}", r.out);
+    assert!(!r.out.contains('\u{fffd}'), "{}", r.out);
+}
+
+/// A plugin that loops forever cannot hang `pwhost run`: the default CPU deadline (5 s) stops
+/// it when the exchange sets none, `--call-deadline-ms` replaces the exchange's, and `none` is
+/// accepted (and refused when it is not a number or `none`).
+#[test]
+fn a_plugin_looping_forever_is_stopped_by_the_default_deadline() {
+    let plugin = file(
+        "deadline",
+        "loop.wat",
+        r#"(module
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 1024))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (loop $forever (br $forever))
+    (i32.const 0)))"#,
+    );
+    let exchange = file("deadline", "loop.yaml", "steps:\n  - request_headers: {\":path\": /}\n");
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &plugin, "--exchange", &exchange]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    assert!(r.out.contains("proxy_on_request_headers(context_id=2, num_headers=1, end_of_stream=true) -> trap: deadline"), "{}", r.out);
+    assert!(r.err.contains("ran longer than its 5s deadline"), "{}", r.err);
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &plugin, "--exchange", &exchange, "--call-deadline-ms", "50"]);
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    assert!(r.err.contains("ran longer than its 50ms deadline"), "{}", r.err);
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &plugin, "--exchange", &exchange, "--call-deadline-ms", "soon"]);
+    assert_eq!(r.code, 2);
+    assert!(r.err_line().contains("`soon` is not a number of milliseconds or `none`"), "{}", r.err);
+    // `none` parses (not run: nothing would stop the loop).
+    let none = file("deadline", "none.yaml", "limits: {call_deadline_ms: none}\nsteps: [tick]\n");
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &plugin, "--exchange", &none]);
+    assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+}
+
+/// Calls `declare_property` (name "p", readonly, type Protobuf, schema 0xff 0x00) and
+/// `clear_route_cache` from its request headers.
+const FOREIGN_WAT: &str = r#"(module
+  (import "env" "proxy_call_foreign_function" (func $call (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) (i32.const 0x1000))
+  (data (i32.const 0x100) "declare_property")
+  (data (i32.const 0x120) "clear_route_cache")
+  (data (i32.const 0x200) "\0a\01p\10\01\18\03\22\02\ff\00")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $call (i32.const 0x100) (i32.const 16) (i32.const 0x200) (i32.const 11) (i32.const 0x10) (i32.const 0x14)))
+    (drop (call $call (i32.const 0x120) (i32.const 17) (i32.const 0) (i32.const 0) (i32.const 0x10) (i32.const 0x14)))
+    (i32.const 0)))
+"#;
+
+#[test]
+fn run_json_lists_the_proxy_specific_foreign_calls_with_exact_bytes() {
+    let module = file("run_json_foreign", "foreign.wat", FOREIGN_WAT);
+    let exchange = file("run_json_foreign", "headers.yaml", HEADERS);
+    let r = pwhost(&["run", "--engine", engine(), "--plugin", &module, "--exchange", &exchange, "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = r.json();
+    assert_eq!(
+        v["foreign"],
+        json!([
+            {"function": "declare_property", "context_id": 2, "arguments": {
+                "name": "p", "readonly": "true", "type": "Protobuf", "schema": {"base64": "/wA="}, "span": "FilterChain"}},
+            {"function": "clear_route_cache", "context_id": 2, "arguments": {}},
+        ])
+    );
+    assert!(v["transcript"].as_str().unwrap().contains("< foreign clear_route_cache context=2\n"), "{}", v["transcript"]);
 }

@@ -20,7 +20,8 @@ pub struct Cli {
 /// A subcommand.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
-    /// Install what the tests need (Rust targets wasm32-unknown-unknown and wasm32-wasip1)
+    /// Install what the tests need (Rust targets, Debian packages for the C/C++ guests, WAMR and
+    /// V8, Debian's libnode unpacked into target/libnode or LIBNODE_ROOT, Node.js check)
     Setup,
     /// Setup, then build the guest plugins in conformance/plugins into
     /// target/guest/wasm32-unknown-unknown/release/ (and wasip1, native)

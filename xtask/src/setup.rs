@@ -1,8 +1,9 @@
 //! What the tests need on the machine: Rust targets, the Debian packages the C and C++ guest
-//! plugins build with, and Node.js with npm for the AssemblyScript ones.
+//! plugins and the engines built from C or C++ need, and Node.js with npm for the
+//! AssemblyScript plugins.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cmd::{describe_exit, Cmd};
@@ -13,17 +14,164 @@ use crate::step;
 /// Rust targets guest plugins are built for.
 pub const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown", "wasm32-wasip1"];
 
-/// Debian packages the tests need: clang, lld, wasi-libc and libc++ for wasm32, for the C and
-/// C++ guest plugins (`guest_plugins::sdk`).
-pub const DEBIAN_PACKAGES: &[&str] = guest_plugins::sdk::DEBIAN_PACKAGES;
+/// Debian packages the guest plugins need: clang, lld, wasi-libc and libc++ for wasm32, for the
+/// C and C++ guest plugins (`guest_plugins::sdk`).
+pub const GUEST_PACKAGES: &[&str] = guest_plugins::sdk::DEBIAN_PACKAGES;
+
+/// Debian packages the WAMR engine needs: `engines/wamr` (through `wamrx-sys`) is built from C
+/// with CMake, and its bindings are made by bindgen, which loads libclang and needs clang's own
+/// headers (without `libclang-common-14-dev` it fails on `stdbool.h`). Nothing is downloaded
+/// while building. gcc is assumed (the Null VM's shim needs it too).
+pub const WAMR_PACKAGES: &[&str] = &["cmake", "libclang1-14", "libclang-common-14-dev"];
+
+/// Debian packages the V8 engine needs: the C++ compiler for its shim, and the run-time
+/// libraries of libnode108 (its `Depends` less the `node-*` JavaScript packages, which V8 does
+/// not need).
+pub const V8_PACKAGES: &[&str] =
+    &["g++", "libc-ares2", "libuv1", "libicu72", "libnghttp2-14", "libbrotli1", "libssl3", "zlib1g"];
+
+/// The packages unpacked (not installed) for the V8 engine: V8 10.2 as a shared library, and its
+/// headers. `apt-get install libnode108` is refused beside a `nodejs` package from elsewhere, and
+/// nothing but the V8 engine's build uses them, so they are unpacked into a folder of the
+/// build's.
+pub const LIBNODE_PACKAGES: &[&str] = &["libnode108", "libnode-dev"];
 
 /// `cargo xtask setup`: installs what is missing, printing each step.
 pub fn run(root: &Path) -> anyhow::Result<()> {
     ensure_rust_targets(root, RUST_TARGETS)?;
-    if !DEBIAN_PACKAGES.is_empty() {
-        ensure_debian_packages(DEBIAN_PACKAGES)?;
-    }
+    ensure_debian_packages(&[GUEST_PACKAGES, WAMR_PACKAGES, V8_PACKAGES].concat())?;
+    ensure_libnode(&libnode_root(root))?;
     ensure_node()
+}
+
+/// Where libnode is unpacked: `LIBNODE_ROOT` if set, else `target/libnode` in
+/// the workspace (where `engines/v8/build.rs` looks by default).
+pub fn libnode_root(root: &Path) -> PathBuf {
+    match std::env::var_os("LIBNODE_ROOT") {
+        Some(dir) => PathBuf::from(dir),
+        None => root.join("target").join("libnode"),
+    }
+}
+
+/// What an unpacked libnode must have: V8's headers and the library.
+pub fn libnode_files(dir: &Path) -> [PathBuf; 3] {
+    [
+        dir.join("usr/include/node/v8.h"),
+        dir.join("usr/include/node/v8-version.h"),
+        dir.join("usr/lib/x86_64-linux-gnu/libnode.so.108"),
+    ]
+}
+
+/// The V8 version `v8-version.h` declares, as (major, minor).
+pub fn v8_version(header: &str) -> Option<(u32, u32)> {
+    let num = |name: &str| {
+        header.lines().find_map(|l| {
+            l.strip_prefix("#define ")?
+                .strip_prefix(name)?
+                .trim()
+                .parse::<u32>()
+                .ok()
+        })
+    };
+    Some((num("V8_MAJOR_VERSION")?, num("V8_MINOR_VERSION")?))
+}
+
+/// Makes sure libnode (V8 10.2) is unpacked in `dir`: if not, fetches
+/// [`LIBNODE_PACKAGES`] with `apt-get download` and unpacks them there with
+/// `dpkg -x`; then checks the version and that the library finds every
+/// run-time library it needs (`ldd`).
+pub fn ensure_libnode(dir: &Path) -> anyhow::Result<()> {
+    step(format_args!("setup: checking libnode (V8 10.2) in {}", dir.display()));
+    let [_, version_header, library] = libnode_files(dir);
+    if libnode_files(dir).iter().all(|f| f.is_file()) {
+        step("setup: libnode already unpacked");
+    } else {
+        let debs = dir.with_file_name(format!(
+            "{}-debs",
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("libnode")
+        ));
+        let _ = std::fs::remove_dir_all(&debs);
+        std::fs::create_dir_all(&debs)
+            .and_then(|()| std::fs::create_dir_all(dir))
+            .map_err(|e| anyhow!("cannot create {} or {}: {e}", debs.display(), dir.display()))?;
+        // apt-get downloads as the user `_apt` where it can write the folder (otherwise it
+        // warns and downloads as root).
+        let _ = std::process::Command::new("chown")
+            .arg("_apt")
+            .arg(&debs)
+            .stderr(std::process::Stdio::null())
+            .status();
+        if is_root() && !APT_UPDATED.load(Ordering::Relaxed) {
+            apt_get_update().run("`apt-get update`")?;
+            APT_UPDATED.store(true, Ordering::Relaxed);
+        }
+        apt_get_download(LIBNODE_PACKAGES)
+            .current_dir(&debs)
+            .run("downloading libnode (`apt-get download`)")?;
+        let mut unpacked = 0;
+        let entries = std::fs::read_dir(&debs)
+            .map_err(|e| anyhow!("cannot read {}: {e}", debs.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "deb") {
+                Cmd::new("dpkg")
+                    .arg("-x")
+                    .arg(path.display().to_string())
+                    .arg(dir.display().to_string())
+                    .run("unpacking libnode (`dpkg -x`)")?;
+                unpacked += 1;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&debs);
+        if unpacked != LIBNODE_PACKAGES.len() {
+            bail!(
+                "`apt-get download {}` gave {unpacked} packages, not {}",
+                LIBNODE_PACKAGES.join(" "),
+                LIBNODE_PACKAGES.len()
+            );
+        }
+    }
+    let header = std::fs::read_to_string(&version_header).unwrap_or_default();
+    match v8_version(&header) {
+        Some((10, 2)) => {}
+        other => {
+            bail!(
+                "{} declares V8 {other:?}, not 10.2 (the V8 engine's shim is written for V8 10.2 of libnode108); remove {} and run setup again",
+                version_header.display(),
+                dir.display()
+            )
+        }
+    }
+    let ldd = Cmd::new("ldd").arg(library.display().to_string());
+    let output = ldd.output().map_err(|e| ldd.spawn_error("checking libnode's libraries", &e))?;
+    let missing = missing_libraries(&String::from_utf8_lossy(&output.stdout));
+    if !missing.is_empty() {
+        bail!(
+            "libnode.so.108 cannot find {}: install the Debian packages {}",
+            missing.join(", "),
+            V8_PACKAGES.join(" ")
+        );
+    }
+    step("setup: libnode (V8 10.2) ready");
+    Ok(())
+}
+
+/// `apt-get download <packages>`: fetches the candidate versions' `.deb` files
+/// into the current directory, without installing them.
+pub fn apt_get_download(packages: &[&str]) -> Cmd {
+    Cmd::new("apt-get")
+        .arg("download")
+        .args(packages.iter().copied())
+        .env("DEBIAN_FRONTEND", "noninteractive")
+}
+
+/// The libraries `ldd` output says are "not found".
+pub fn missing_libraries(ldd_output: &str) -> Vec<String> {
+    ldd_output
+        .lines()
+        .filter(|line| line.contains("not found"))
+        .filter_map(|line| line.split_whitespace().next().map(str::to_string))
+        .collect()
 }
 
 /// Checks that Node.js and npm run (the AssemblyScript plugins are built with the npm packages
@@ -342,5 +490,27 @@ mod tests {
         let removed = "Package: cmake\nStatus: deinstall ok config-files\n";
         assert!(!dpkg_says_installed(removed));
         assert!(!dpkg_says_installed(""));
+    }
+
+    #[test]
+    fn reads_the_v8_version() {
+        let header = "#define V8_MAJOR_VERSION 10\n#define V8_MINOR_VERSION 2\n#define V8_BUILD_NUMBER 154\n";
+        assert_eq!(v8_version(header), Some((10, 2)));
+        assert_eq!(v8_version("#define V8_MAJOR_VERSION 11\n"), None);
+    }
+
+    #[test]
+    fn finds_libraries_ldd_cannot() {
+        let ldd = "\tlibuv.so.1 => /lib/x86_64-linux-gnu/libuv.so.1 (0x1)\n\tlibcares.so.2 => not found\n";
+        assert_eq!(missing_libraries(ldd), ["libcares.so.2"]);
+        assert!(missing_libraries("\tlibc.so.6 => /lib/libc.so.6 (0x2)\n").is_empty());
+    }
+
+    #[test]
+    fn downloads_libnode_without_installing() {
+        assert_eq!(
+            apt_get_download(LIBNODE_PACKAGES).argv(),
+            ["apt-get", "download", "libnode108", "libnode-dev"]
+        );
     }
 }

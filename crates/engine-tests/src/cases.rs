@@ -341,6 +341,47 @@ pub fn growing_past_the_modules_own_maximum_answers_minus_one(make: MakeEngine<'
     assert_eq!(vm.memory_size(), 2 * 65536);
 }
 
+/// The limit applies per instance: growing within it works; past it `memory.grow` answers -1
+/// and the refusal (the size asked for, in bytes) reaches the host; past the module's own
+/// declared maximum -1 too, but that refusal is not the host's limit and is not noted.
+pub fn the_memory_limit_is_per_instance(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let grow = r#"(module (memory (export "memory") 1)
+             (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (memory.grow (local.get 1))))"#;
+    let module = f.compile(grow);
+    let mut small = f.instantiate(&module, Limits { max_memory_bytes: 2 << 16, ..Limits::default() }).unwrap();
+    let mut large = f.instantiate(&module, Limits { max_memory_bytes: 8 << 16, ..Limits::default() }).unwrap();
+    assert_eq!(large.call(Callback::OnVmStart, &[1, 4]), Ok(1), "grew from 1 page to 5");
+    assert_eq!(small.call(Callback::OnVmStart, &[1, 1]), Ok(1), "grew from 1 page to 2");
+    assert_eq!(small.host().memory_refused(), None);
+    assert_eq!(small.call(Callback::OnVmStart, &[1, 1]), Ok(u64::from(u32::MAX)), "refused: -1");
+    assert_eq!(small.host().memory_refused(), Some(3 << 16));
+    assert_eq!(small.memory_size(), 2 << 16);
+    assert_eq!(large.memory_size(), 5 << 16);
+    assert_eq!(large.host().memory_refused(), None);
+    let mut own = f.instance(&grow.replace("(memory (export \"memory\") 1)", "(memory (export \"memory\") 1 2)"), Limits {
+        max_memory_bytes: 8 << 16,
+        ..Limits::default()
+    });
+    assert_eq!(own.call(Callback::OnVmStart, &[1, 4]), Ok(u64::from(u32::MAX)), "past the module's maximum");
+    assert_eq!(own.host().memory_refused(), None, "the module's own maximum is not the host's limit");
+}
+
+/// A start section that grows memory past the limit gets -1 there, as any other code; the
+/// instance is made, its memory within the limit. Within the limit the same grow works.
+pub fn a_start_function_past_the_memory_limit_gets_minus_one(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let module = f.compile(
+        r#"(module (memory (export "memory") 1)
+             (func $s (if (i32.ne (memory.grow (i32.const 4)) (i32.const -1)) (then unreachable)))
+             (start $s))"#,
+    );
+    let mut vm = f.instantiate(&module, Limits { max_memory_bytes: 2 << 16, ..Limits::default() }).unwrap();
+    assert_eq!(vm.memory_size(), 1 << 16);
+    let err = f.instantiate(&module, Limits { max_memory_bytes: 8 << 16, ..Limits::default() }).err().unwrap();
+    assert!(err.to_string().contains("unreachable"), "within the limit the grow works: {err}");
+}
+
 /// A guest whose allocator makes host calls itself (as the C++ host's `bad_malloc` test), and
 /// whose `proxy_on_vm_start` reads shared data (the host copies the value through the
 /// allocator) and logs it.

@@ -38,6 +38,8 @@ macro_rules! engine_contract_tests {
             interrupt_from_another_thread_stops_an_endless_loop
             a_memory_bomb_hits_the_memory_limit
             growing_past_the_modules_own_maximum_answers_minus_one
+            the_memory_limit_is_per_instance
+            a_start_function_past_the_memory_limit_gets_minus_one
             a_host_function_calls_the_allocator_reentrantly
             a_trapping_allocator_fails_the_call
             an_i64_argument_passes_through

@@ -78,6 +78,17 @@ fn make(name: &str) -> Option<Result<Arc<dyn Engine>, EngineError>> {
         "wasmer" => Some(Ok(Arc::new(proxy_wasm_wasmer::WasmerEngine::cranelift()))),
         #[cfg(feature = "wasmer-singlepass")]
         "wasmer-singlepass" => Some(Ok(Arc::new(proxy_wasm_wasmer::WasmerEngine::singlepass()))),
+        #[cfg(feature = "wamr")]
+        "wamr" => Some(match proxy_wasm_wamr::WamrEngine::new() {
+            Ok(engine) => Ok(Arc::new(engine)),
+            Err(e) => Err(EngineError::Setup(e.to_string())),
+        }),
+        #[cfg(feature = "v8")]
+        "v8" => Some(
+            proxy_wasm_v8::V8Engine::new(proxy_wasm_v8::V8Config::default())
+                .map(|e| Arc::new(e) as Arc<dyn Engine>)
+                .map_err(|e| EngineError::Setup(e.to_string())),
+        ),
         #[cfg(feature = "null")]
         "null" => Some(Ok(Arc::new(proxy_wasm_null::NullVm::new()))),
         _ => None,

@@ -18,10 +18,14 @@
 //!   environment: {KEY: value}  # what WASI environ_get shows
 //! limits:                      # optional
 //!   memory_bytes: 16777216     # linear memory at most
-//!   call_deadline_ms: 100      # CPU time per callback at most
-//! properties:                  # optional; segments joined by '.'
-//!   request.path: /a           # a string is its UTF-8 bytes
-//!   source.port: 8080          # an integer is 8 bytes little-endian, a boolean 1 byte
+//!   call_deadline_ms: 100      # time per callback at most, or `none` (default 5000)
+//! properties:                  # optional; segments joined by '.'; added to and overriding
+//!   request.path: /a           #   Envoy's attributes (see `attributes`). A string is its
+//!   source.port: 8080          #   UTF-8 bytes, an integer 8 bytes little-endian, a boolean 1 byte
+//!                              # or a list: [{path: [filter_metadata, envoy.filters.http.lua, k], value: x}]
+//! connection:                  # optional: what connection.*, source.*, destination.* answer
+//!   source_address: 192.0.2.1:52000
+//!   destination_address: 192.0.2.2:8080
 //! upstreams: [auth]            # optional: callouts to others fail (default: any upstream)
 //! others:                      # optional: more plugins of the same module, started before the steps
 //!   - {name: consumer, vm_id: q, configuration: consumer}
@@ -62,8 +66,11 @@ use std::time::Duration;
 
 use proxy_wasm_host::abi::PeerType;
 use proxy_wasm_host::{FailurePolicy, Limits, PluginInfo, ReloadConfig, VmConfig, VmModel};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde_norway::{Mapping, Value};
 
+use crate::attributes::Connection;
 use crate::scripted::{Exchange, Step};
 
 /// What is wrong with an exchange file: one line naming the place and the problem.
@@ -85,7 +92,7 @@ fn err<T>(message: impl Into<String>) -> Result<T> {
 }
 
 /// The top-level keys of an exchange file.
-pub const KEYS: &[&str] = &["plugin", "limits", "properties", "upstreams", "others", "steps"];
+pub const KEYS: &[&str] = &["plugin", "limits", "properties", "connection", "upstreams", "others", "steps"];
 
 /// Parses an exchange file's text.
 pub fn parse(text: &str) -> Result<Exchange> {
@@ -118,6 +125,9 @@ pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
     }
     if let Some(p) = m.get("properties") {
         exchange.properties = properties(p)?;
+    }
+    if let Some(c) = m.get("connection") {
+        exchange.connection = connection(c)?;
     }
     if let Some(u) = m.get("upstreams") {
         let Value::Sequence(names) = u else { return err("`upstreams` must be a list of names") };
@@ -159,6 +169,25 @@ fn text(value: &Value, what: &str) -> Result<String> {
     }
 }
 
+/// Bytes: a string is its UTF-8 bytes (numbers and booleans as YAML writes them); any bytes at
+/// all are written `{base64: "..."}` (standard alphabet, padded) or `{hex: "..."}`.
+pub(crate) fn bytes(value: &Value, what: &str) -> Result<Vec<u8>> {
+    let Value::Mapping(m) = value else { return Ok(text(value, what)?.into_bytes()) };
+    let mut entries = m.iter();
+    let (Some((key, encoded)), None) = (entries.next(), entries.next()) else {
+        return err(format!("{what}: bytes are a string, {{base64: ...}} or {{hex: ...}}, found {}", show(value)));
+    };
+    let encoded = text(encoded, what)?;
+    match key_str(key)? {
+        "base64" => BASE64
+            .decode(encoded.as_bytes())
+            .map_err(|e| ExchangeError(format!("{what}: `{encoded}` is not valid base64: {e}"))),
+        "hex" => hex::decode(encoded.split_whitespace().collect::<String>())
+            .map_err(|e| ExchangeError(format!("{what}: `{encoded}` is not valid hex: {e}"))),
+        other => err(format!("{what}: bytes are a string, {{base64: ...}} or {{hex: ...}}, found `{other}`")),
+    }
+}
+
 fn boolean(value: &Value, what: &str) -> Result<bool> {
     value.as_bool().ok_or_else(|| ExchangeError(format!("{what} must be true or false, found {}", show(value))))
 }
@@ -178,8 +207,8 @@ fn plugin_section(value: &Value, what: &str) -> Result<(PluginInfo, VmConfig)> {
             "name" => plugin.name = text(v, &at)?,
             "root_id" => plugin.root_id = text(v, &at)?,
             "vm_id" => plugin.vm_id = text(v, &at)?,
-            "configuration" => plugin.configuration = text(v, &at)?.into_bytes(),
-            "vm_configuration" => vm.configuration = text(v, &at)?.into_bytes(),
+            "configuration" => plugin.configuration = bytes(v, &at)?,
+            "vm_configuration" => vm.configuration = bytes(v, &at)?,
             "fail_open" => plugin.fail_open = boolean(v, &at)?,
             "failure_policy" => {
                 let name = text(v, &at)?;
@@ -291,45 +320,122 @@ fn limits(value: &Value) -> Result<Limits> {
     for (key, v) in m {
         match key_str(key)? {
             "memory_bytes" => limits.max_memory_bytes = unsigned(v, "`limits.memory_bytes`")?,
-            "call_deadline_ms" => {
-                limits.call_deadline = Some(Duration::from_millis(unsigned(v, "`limits.call_deadline_ms`")?))
-            }
+            "call_deadline_ms" => limits.call_deadline = call_deadline(v, "`limits.call_deadline_ms`")?,
             other => return err(format!("unknown key `{other}` in `limits`; it has memory_bytes, call_deadline_ms")),
         }
     }
     Ok(limits)
 }
 
-/// Properties: dotted paths to values, as the host stores them (segments joined by 0 bytes).
-fn properties(value: &Value) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let Value::Mapping(m) = value else { return err("`properties` must be a mapping of path to value") };
-    let mut out = Vec::new();
-    for (key, v) in m {
-        let path = key_str(key)?;
-        let bytes = match v {
-            Value::String(s) => s.clone().into_bytes(),
-            Value::Bool(b) => vec![u8::from(*b)],
-            Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-                (Some(i), _) => i.to_le_bytes().to_vec(),
-                (None, Some(u)) => u.to_le_bytes().to_vec(),
-                _ => return err(format!("property `{path}`: {n} is not an integer")),
-            },
-            other => return err(format!("property `{path}` must be a string, integer or boolean, found {}", show(other))),
-        };
-        out.push((path.replace('.', "\0").into_bytes(), bytes));
+/// A CPU deadline in milliseconds, or `none` for no deadline.
+fn call_deadline(value: &Value, what: &str) -> Result<Option<Duration>> {
+    match value {
+        Value::String(s) if s == "none" => Ok(None),
+        v => match unsigned(v, what) {
+            Ok(ms) => Ok(Some(Duration::from_millis(ms))),
+            Err(_) => err(format!("{what} must be milliseconds or `none`, found {}", show(v))),
+        },
     }
-    Ok(out)
 }
 
-/// Headers as a mapping (`{name: value}`) or a list of `[name, value]` pairs.
-fn headers(value: &Value, what: &str) -> Result<Vec<(String, String)>> {
+/// Properties, as the host stores them (segments joined by 0 bytes): a mapping of dotted paths
+/// to values (`request.path: /a`), or a list of `{path, value}` where `path` is dotted or a list
+/// of segments, for segments that contain dots (`[filter_metadata, envoy.filters.http.lua, k]`).
+fn properties(value: &Value) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    match value {
+        Value::Mapping(m) => m
+            .iter()
+            .map(|(key, v)| {
+                let path = key_str(key)?;
+                Ok((path.replace('.', "\0").into_bytes(), property_value(v, path)?))
+            })
+            .collect(),
+        Value::Sequence(entries) => entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let at = format!("`properties[{i}]`");
+                let Value::Mapping(e) = entry else { return err(format!("{at} must be {{path, value}}")) };
+                for key in e.keys() {
+                    let key = key_str(key)?;
+                    if key != "path" && key != "value" {
+                        return err(format!("unknown key `{key}` in {at}; it has path, value"));
+                    }
+                }
+                let segments: Vec<String> = match e.get("path") {
+                    Some(Value::Sequence(s)) if !s.is_empty() => s.iter().map(|v| text(v, &at)).collect::<Result<_>>()?,
+                    Some(Value::String(dotted)) => dotted.split('.').map(str::to_string).collect(),
+                    _ => return err(format!("{at}: `path` must be a dotted path or a list of segments")),
+                };
+                let shown = segments.join(".");
+                let value = e.get("value").ok_or_else(|| ExchangeError(format!("{at}: `value` is missing")))?;
+                Ok((segments.join("\0").into_bytes(), property_value(value, &shown)?))
+            })
+            .collect(),
+        _ => err("`properties` must be a mapping of path to value, or a list of {path, value}"),
+    }
+}
+
+/// A property's value: a string is its UTF-8 bytes, an integer 8 bytes little-endian, a boolean
+/// one byte, and any bytes `{base64: ...}` or `{hex: ...}`.
+fn property_value(v: &Value, path: &str) -> Result<Vec<u8>> {
+    Ok(match v {
+        Value::String(s) => s.clone().into_bytes(),
+        Value::Bool(b) => vec![u8::from(*b)],
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.to_le_bytes().to_vec(),
+            (None, Some(u)) => u.to_le_bytes().to_vec(),
+            _ => return err(format!("property `{path}`: {n} is not an integer")),
+        },
+        Value::Mapping(_) => bytes(v, &format!("property `{path}`"))?,
+        other => return err(format!("property `{path}` must be a string, integer, boolean or bytes, found {}", show(other))),
+    })
+}
+
+/// The connection streams run on: `source_address`, `destination_address` (`ip:port`), `mtls`,
+/// `requested_server_name`, `tls_version`, `protocol`; the rest as [`Connection::default`].
+fn connection(value: &Value) -> Result<Connection> {
+    let Value::Mapping(m) = value else { return err("`connection` must be a mapping") };
+    let mut c = Connection::default();
+    for (key, v) in m {
+        let key = key_str(key)?;
+        let at = format!("`connection.{key}`");
+        match key {
+            "source_address" => c.source_address = address(v, &at)?,
+            "destination_address" => c.destination_address = address(v, &at)?,
+            "mtls" => c.mtls = boolean(v, &at)?,
+            "requested_server_name" => c.requested_server_name = text(v, &at)?,
+            "tls_version" => c.tls_version = text(v, &at)?,
+            "protocol" => c.protocol = text(v, &at)?,
+            other => {
+                return err(format!(
+                    "unknown key `{other}` in `connection`; it has source_address, destination_address, mtls, requested_server_name, tls_version, protocol"
+                ))
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// An `ip:port` address.
+fn address(value: &Value, what: &str) -> Result<String> {
+    let text = text(value, what)?;
+    match text.rsplit_once(':').map(|(ip, port)| (ip, port.parse::<u16>())) {
+        Some((ip, Ok(_))) if !ip.is_empty() => Ok(text),
+        _ => err(format!("{what} must be `ip:port`, found `{text}`")),
+    }
+}
+
+/// Headers as a mapping (`{name: value}`) or a list of `[name, value]` pairs; names and values
+/// are [`bytes`].
+fn headers(value: &Value, what: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     match value {
         Value::Null => Ok(Vec::new()),
-        Value::Mapping(m) => m.iter().map(|(k, v)| Ok((text(k, what)?, text(v, what)?))).collect(),
+        Value::Mapping(m) => m.iter().map(|(k, v)| Ok((bytes(k, what)?, bytes(v, what)?))).collect(),
         Value::Sequence(pairs) => pairs
             .iter()
             .map(|pair| match pair {
-                Value::Sequence(kv) if kv.len() == 2 => Ok((text(&kv[0], what)?, text(&kv[1], what)?)),
+                Value::Sequence(kv) if kv.len() == 2 => Ok((bytes(&kv[0], what)?, bytes(&kv[1], what)?)),
                 other => err(format!("{what}: each pair must be [name, value], found {}", show(other))),
             })
             .collect(),
@@ -438,7 +544,7 @@ fn to_step(step: &RawStep<'_>, later: &[RawStep<'_>]) -> Result<Step> {
             }
         }
     };
-    let body = || -> Result<Vec<u8>> { Ok(text(input, what)?.into_bytes()) };
+    let body = || bytes(input, what);
     let field = |m: &Mapping, key: &str| m.get(key).cloned().unwrap_or(Value::Null);
     let fields = |allowed: &[&str]| -> Result<Mapping> {
         match input {
@@ -480,7 +586,7 @@ fn to_step(step: &RawStep<'_>, later: &[RawStep<'_>]) -> Result<Step> {
             let m = fields(&["headers", "body", "trailers"])?;
             Step::HttpCallResponse {
                 headers: headers(&field(&m, "headers"), "`headers`")?,
-                body: text(&field(&m, "body"), "`body`")?.into_bytes(),
+                body: bytes(&field(&m, "body"), "`body`")?,
                 trailers: headers(&field(&m, "trailers"), "`trailers`")?,
             }
         }
@@ -507,13 +613,13 @@ fn to_step(step: &RawStep<'_>, later: &[RawStep<'_>]) -> Result<Step> {
                 v => u32::try_from(unsigned(&v, "`function_id`")?)
                     .map_err(|_| ExchangeError("`function_id` is too large".into()))?,
             };
-            Step::ForeignFunction { function_id, arguments: text(&field(&m, "arguments"), "`arguments`")?.into_bytes() }
+            Step::ForeignFunction { function_id, arguments: bytes(&field(&m, "arguments"), "`arguments`")? }
         }
         "shutdown" => Step::Shutdown,
         "advance" => Step::Advance(duration(input, "advance")?),
         "reload_configuration" => Step::ReloadConfiguration(match input {
             Value::Null => None,
-            v => Some(text(v, what)?.into_bytes()),
+            v => Some(bytes(v, what)?),
         }),
         other => return err(format!("unknown step `{other}`; the steps are {}", STEP_NAMES.join(", "))),
     })
@@ -523,8 +629,89 @@ fn to_step(step: &RawStep<'_>, later: &[RawStep<'_>]) -> Result<Step> {
 mod tests {
     use super::*;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    fn pairs(p: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        p.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_written_in_base64_or_hex() {
+        let e = parse(
+            r#"
+plugin: {configuration: {hex: "00 ff 7f"}, vm_configuration: {base64: "AP8="}}
+steps:
+  - request_headers: [[x-bin, {hex: "61c0a7ff7a"}], [{base64: "eC1r"}, plain]]
+  - request_body: {base64: "3q2+7w=="}
+  - request_trailers: {t: {hex: ""}}
+  - http_call_response: {body: {hex: "ff"}}
+  - foreign_function: {arguments: {base64: ""}}
+"#,
+        )
+        .unwrap();
+        assert_eq!(e.plugin.configuration, [0x00, 0xff, 0x7f]);
+        assert_eq!(e.vm.configuration, [0x00, 0xff]);
+        assert_eq!(
+            e.steps[0],
+            Step::RequestHeaders {
+                headers: vec![(b"x-bin".to_vec(), b"a\xc0\xa7\xffz".to_vec()), (b"x-k".to_vec(), b"plain".to_vec())],
+                end_of_stream: false
+            }
+        );
+        assert_eq!(e.steps[1], Step::RequestBody { body: vec![0xde, 0xad, 0xbe, 0xef], end_of_stream: false });
+        assert_eq!(e.steps[2], Step::RequestTrailers(vec![(b"t".to_vec(), Vec::new())]));
+        assert!(matches!(&e.steps[3], Step::HttpCallResponse { body, .. } if body == &[0xff]));
+        assert!(matches!(&e.steps[4], Step::ForeignFunction { arguments, .. } if arguments.is_empty()));
+    }
+
+    #[test]
+    fn properties_take_segments_with_dots_and_the_connection_its_addresses() {
+        let e = parse(
+            r#"
+properties:
+  - {path: [filter_metadata, envoy.filters.http.lua, key], value: x}
+  - {path: request.path, value: /a}
+  - {path: [bin], value: {hex: "00ff"}}
+connection: {source_address: "10.0.0.1:1234", mtls: true, tls_version: TLSv1.3, protocol: HTTP/2}
+steps: []
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            e.properties,
+            vec![
+                (b"filter_metadata\0envoy.filters.http.lua\0key".to_vec(), b"x".to_vec()),
+                (b"request\0path".to_vec(), b"/a".to_vec()),
+                (b"bin".to_vec(), vec![0, 0xff]),
+            ]
+        );
+        assert_eq!(e.connection.source_address, "10.0.0.1:1234");
+        assert_eq!(e.connection.destination_address, Connection::default().destination_address);
+        assert!(e.connection.mtls);
+        assert_eq!((e.connection.tls_version.as_str(), e.connection.protocol.as_str()), ("TLSv1.3", "HTTP/2"));
+        for (yaml, expected) in [
+            ("properties: [{path: a}]", "`properties[0]`: `value` is missing"),
+            ("properties: [{path: [], value: 1}]", "`path` must be a dotted path or a list of segments"),
+            ("properties: [{path: a, value: 1, extra: 2}]", "unknown key `extra` in `properties[0]`"),
+            ("properties: [1]", "`properties[0]` must be {path, value}"),
+            ("connection: {source_address: nowhere}", "`connection.source_address` must be `ip:port`, found `nowhere`"),
+            ("connection: {sauce: x}", "unknown key `sauce` in `connection`"),
+        ] {
+            let error = parse(&format!("{yaml}\nsteps: []")).unwrap_err().to_string();
+            assert!(error.contains(expected), "{yaml}: {error}");
+        }
+    }
+
+    #[test]
+    fn bad_byte_forms_are_refused_naming_the_place() {
+        for (yaml, expected) in [
+            ("steps: [{request_body: {base64: '!!'}}]", "step 1 (`request_body`): the input: `!!` is not valid base64"),
+            ("steps: [{request_body: {hex: 'abc'}}]", "`abc` is not valid hex"),
+            ("steps: [{request_body: {utf16: 'a'}}]", "bytes are a string, {base64: ...} or {hex: ...}, found `utf16`"),
+            ("steps: [{request_body: {hex: 'aa', base64: 'qg=='}}]", "bytes are a string, {base64: ...} or {hex: ...}"),
+            ("plugin: {configuration: {hex: zz}}\nsteps: []", "`plugin.configuration`: `zz` is not valid hex"),
+        ] {
+            let error = parse(yaml).unwrap_err().to_string();
+            assert!(error.contains(expected), "{yaml}: {error}");
+        }
     }
 
     #[test]

@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use abi::{Action, LogLevel, PeerType, Status};
+use crate::attributes::{Connection, ScriptedStream};
+use crate::foreign::ForeignEffect;
 use proxy_wasm_host::{
-    quote, quote_map, trap_text, CallbackRecord, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall,
+    quote, quote_map, trap_text, CallbackRecord, CompiledModule, Embedder, Error, ForeignCx, GrpcCall, HeaderMap, HttpCall,
     HttpCallResponse, LocalReply, ManualClock, MemoryStream, MetricValue, PluginHost, PluginInfo, PluginVm, PropertyCx,
     StatSample, StreamEffect, StreamRef, Trace, Vm, VmConfig, VmToken, WorkerVm,
 };
@@ -37,6 +39,7 @@ pub struct LogRecord {
 pub struct ScriptedEmbedder {
     logs: Mutex<Vec<LogRecord>>,
     http_calls: Mutex<Vec<HttpCall>>,
+    foreign: Arc<Mutex<Vec<ForeignEffect>>>,
     pending: Mutex<VecDeque<(VmToken, u32)>>,
     grpc_calls: Mutex<Vec<GrpcCall>>,
     properties: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
@@ -51,6 +54,7 @@ impl Default for ScriptedEmbedder {
         ScriptedEmbedder {
             logs: Mutex::default(),
             http_calls: Mutex::default(),
+            foreign: Arc::default(),
             pending: Mutex::default(),
             grpc_calls: Mutex::default(),
             properties: Mutex::default(),
@@ -106,6 +110,12 @@ impl ScriptedEmbedder {
     /// Every HTTP callout sent so far.
     pub fn http_calls(&self) -> Vec<HttpCall> {
         lock(&self.http_calls).clone()
+    }
+
+    /// Every proxy-specific foreign function call so far (`set_envoy_filter_state`,
+    /// `declare_property`, `clear_route_cache`: see [`crate::foreign`]).
+    pub fn foreign_effects(&self) -> Vec<ForeignEffect> {
+        lock(&self.foreign).clone()
     }
 
     /// Every gRPC call or stream opened so far.
@@ -186,7 +196,7 @@ pub enum Step {
     /// Request headers arrive.
     RequestHeaders {
         /// The headers.
-        headers: Vec<(String, String)>,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
         /// Whether the request ends here.
         end_of_stream: bool,
     },
@@ -198,11 +208,11 @@ pub enum Step {
         end_of_stream: bool,
     },
     /// Request trailers arrive.
-    RequestTrailers(Vec<(String, String)>),
+    RequestTrailers(Vec<(Vec<u8>, Vec<u8>)>),
     /// Response headers arrive.
     ResponseHeaders {
         /// The headers.
-        headers: Vec<(String, String)>,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
         /// Whether the response ends here.
         end_of_stream: bool,
     },
@@ -214,7 +224,7 @@ pub enum Step {
         end_of_stream: bool,
     },
     /// Response trailers arrive.
-    ResponseTrailers(Vec<(String, String)>),
+    ResponseTrailers(Vec<(Vec<u8>, Vec<u8>)>),
     /// A TCP connection opens: `proxy_on_new_connection`.
     NewConnection,
     /// Bytes from the client arrive on the TCP connection.
@@ -240,20 +250,20 @@ pub enum Step {
     /// The oldest pending HTTP callout gets this answer.
     HttpCallResponse {
         /// Response headers.
-        headers: Vec<(String, String)>,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
         /// Response body.
         body: Vec<u8>,
         /// Response trailers.
-        trailers: Vec<(String, String)>,
+        trailers: Vec<(Vec<u8>, Vec<u8>)>,
     },
     /// The oldest pending HTTP callout fails (reset or timeout) for this reason.
     HttpCallFailure(String),
     /// The oldest open gRPC call or stream receives initial metadata.
-    GrpcInitialMetadata(Vec<(String, String)>),
+    GrpcInitialMetadata(Vec<(Vec<u8>, Vec<u8>)>),
     /// The oldest open gRPC call or stream receives a message.
     GrpcMessage(Vec<u8>),
     /// The oldest open gRPC call or stream receives trailing metadata.
-    GrpcTrailingMetadata(Vec<(String, String)>),
+    GrpcTrailingMetadata(Vec<(Vec<u8>, Vec<u8>)>),
     /// The oldest open gRPC call or stream finishes with this status and message.
     GrpcClose {
         /// The gRPC status code.
@@ -313,7 +323,7 @@ impl Step {
 
     /// The step as a transcript shows it: its name and its input.
     fn describe(&self) -> String {
-        let map = |pairs: &[(String, String)]| quote_map(&map(pairs));
+        let map = |pairs: &[(Vec<u8>, Vec<u8>)]| quote_map(&map(pairs));
         let eos = |end: bool| if end { " end_of_stream" } else { "" };
         let detail = match self {
             Step::RequestHeaders { headers, end_of_stream } | Step::ResponseHeaders { headers, end_of_stream } => {
@@ -380,6 +390,9 @@ pub struct Exchange {
     pub properties: Vec<(Vec<u8>, Vec<u8>)>,
     /// The upstreams callouts may go to; `None` accepts any.
     pub upstreams: Option<Vec<String>>,
+    /// The connection every stream runs on (Envoy's `connection.*`, `source.*`, `destination.*`
+    /// attributes).
+    pub connection: Connection,
     /// More plugins of the same module, each added to this host before the steps, as a proxy
     /// adds plugins: one with another vm_id or VM configuration gets VMs of its own (for
     /// example the consumer of a queue the plugin fills), one with the same joins the first
@@ -414,10 +427,12 @@ pub struct Outcome {
     /// The host's stats at the end ([`PluginHost::stats`]): the failure policy's counts, VMs,
     /// callback times, memory, and the plugins' own metrics.
     pub stats: Vec<StatSample>,
+    /// The proxy-specific foreign functions the plugin called, in order.
+    pub foreign: Vec<ForeignEffect>,
 }
 
-fn map(pairs: &[(String, String)]) -> HeaderMap {
-    HeaderMap::from_pairs(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
+fn map(pairs: &[(Vec<u8>, Vec<u8>)]) -> HeaderMap {
+    HeaderMap::from_pairs(pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
 }
 
 /// The function id and name of the foreign function [`run_exchange`] registers: `echo`
@@ -433,6 +448,8 @@ struct Run<'a> {
     workers: Vec<WorkerVm>,
     /// Their VMs' templates, in the same order (for configuration reloads).
     plugin_vms: Vec<Arc<PluginVm>>,
+    /// Streams made so far (each gets the next `connection.id`).
+    streams: u64,
     stream: Option<StreamRef>,
     /// Effects of the current stream already noted.
     effects_seen: usize,
@@ -443,6 +460,7 @@ struct Run<'a> {
     forwarded: [Vec<u8>; 4],
     held: [bool; 4],
     callouts_seen: usize,
+    foreign_seen: usize,
     grpc_seen: usize,
     /// Open gRPC calls and streams, oldest first: (VM, id).
     grpc_open: VecDeque<(VmToken, u32)>,
@@ -468,7 +486,8 @@ pub fn run_exchange(
     if let Some(upstreams) = &exchange.upstreams {
         embedder.set_upstreams(upstreams.clone());
     }
-    host.services().register_foreign_function(ECHO_FUNCTION, Arc::new(|args: &[u8]| Ok(args.to_vec())));
+    host.services().register_foreign_function(ECHO_FUNCTION, Arc::new(|_: &ForeignCx<'_>, args: &[u8]| Ok(args.to_vec())));
+    crate::foreign::register(host.services(), embedder.foreign.clone());
     // Without the host's trace, notes go to one nobody reads.
     let trace = host.trace().cloned().unwrap_or_default();
     let mut run = Run {
@@ -477,11 +496,13 @@ pub fn run_exchange(
         trace,
         workers: Vec::new(),
         plugin_vms: Vec::new(),
+        streams: 0,
         stream: None,
         effects_seen: 0,
         forwarded: Default::default(),
         held: [false; 4],
         callouts_seen: 0,
+        foreign_seen: 0,
         grpc_seen: 0,
         grpc_open: VecDeque::new(),
         out: Outcome::default(),
@@ -502,6 +523,7 @@ pub fn run_exchange(
     out.callouts = embedder.http_calls();
     out.grpc_calls = embedder.grpc_calls();
     out.logs = embedder.logs();
+    out.foreign = embedder.foreign_effects();
     out.metrics = host.services().metrics();
     out.callbacks = run.trace.callbacks();
     out.stats = host.stats();
@@ -521,13 +543,15 @@ impl Run<'_> {
         }
         let mut memory = MemoryStream::new();
         memory.properties.extend(self.exchange.properties.iter().cloned());
+        self.streams += 1;
+        let stream = Box::new(ScriptedStream::new(memory, self.exchange.connection.clone(), self.streams));
         let worker = &mut self.workers[0];
         let root_id = worker.root(&self.exchange.plugin.root_id)?;
         let (s, action) = if tcp {
-            let (s, action) = worker.create_tcp_stream(root_id, Box::new(memory))?;
+            let (s, action) = worker.create_tcp_stream(root_id, stream)?;
             (s, Some(action))
         } else {
-            (worker.create_http_stream(root_id, Box::new(memory))?, None)
+            (worker.create_http_stream(root_id, stream)?, None)
         };
         self.stream = Some(s);
         self.effects_seen = 0;
@@ -544,7 +568,9 @@ impl Run<'_> {
             let s = self.stream(matches!(step, Step::NewConnection))?;
             let (held, forwarded) = (&mut self.held, &mut self.forwarded);
             let vm = self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).ok_or(Error::BadContext(s.id))?;
-            let memory = vm.memory_stream(s.id).ok_or(Error::BadContext(s.id))?;
+            let scripted = scripted_stream(vm, s.id).ok_or(Error::BadContext(s.id))?;
+            scripted.step(step, self.embedder.now_nanos());
+            let memory = &mut scripted.memory;
             if memory.local_reply().is_some() {
                 // A local reply ended the stream: later stream data never reaches the plugin.
                 self.trace.note("(the stream has ended with a local reply)");
@@ -572,8 +598,8 @@ impl Run<'_> {
                 Step::ResponseHeaders { headers, end_of_stream } => {
                     memory.response_headers = map(headers);
                     let a = vm.on_response_headers(s.id, *end_of_stream)?;
-                    if let Some(m) = vm.memory_stream(s.id) {
-                        m.response_started = a == Action::Continue;
+                    if let Some(m) = scripted_stream(vm, s.id) {
+                        m.memory.response_started = a == Action::Continue;
                     }
                     Some(a)
                 }
@@ -714,6 +740,11 @@ impl Run<'_> {
             ));
         }
         self.callouts_seen = calls.len();
+        let foreign = self.embedder.foreign_effects();
+        for effect in &foreign[self.foreign_seen.min(foreign.len())..] {
+            self.trace.note(format!("< {}", effect.describe()));
+        }
+        self.foreign_seen = foreign.len();
         let grpc = self.embedder.grpc_calls();
         for call in &grpc[self.grpc_seen.min(grpc.len())..] {
             self.trace.note(format!(
@@ -746,7 +777,8 @@ impl Run<'_> {
         let Some(s) = self.stream else { return };
         let (trace, seen) = (self.trace.clone(), &mut self.effects_seen);
         let seen_now = *seen;
-        let Some(memory) = self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).and_then(|vm| vm.memory_stream(s.id))
+        let Some(memory) =
+            self.workers.iter_mut().find_map(|w| w.vm_with(s.vm)).and_then(|vm| scripted_stream(vm, s.id)).map(|s| &mut s.memory)
         else {
             return;
         };
@@ -767,7 +799,7 @@ impl Run<'_> {
         }
         let worker = self.workers.iter_mut().find(|w| w.owns(s.vm)).ok_or(Error::BadContext(s.id))?;
         let mut data = worker.finish_stream(s)?;
-        if let Some(m) = data.as_any_mut().downcast_mut::<MemoryStream>() {
+        if let Some(m) = data.as_any_mut().downcast_mut::<ScriptedStream>().map(|s| &mut s.memory) {
             // Effects of proxy_on_done, proxy_on_log and proxy_on_delete.
             note_new_effects(&self.trace, self.effects_seen, &m.effects);
             // Everything passed on, then what was still buffered.
@@ -794,6 +826,11 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// The stream of context `id` in `vm`, as the runner made it.
+fn scripted_stream(vm: &mut Vm, id: u32) -> Option<&mut ScriptedStream> {
+    vm.stream_mut(id)?.as_any_mut().downcast_mut()
 }
 
 /// The data direction a step adds to: the index of its buffer in [`data_buffer`] (the same

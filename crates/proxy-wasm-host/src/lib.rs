@@ -17,6 +17,7 @@ pub use abi::{self, Action, BufferType, Callback, LogLevel, MapType, Status, Str
 mod embedder;
 pub mod engine;
 mod error;
+pub mod foreign;
 mod headers;
 mod host;
 pub mod hostcalls;
@@ -37,9 +38,9 @@ pub use error::{Error, Trap, TrapKind};
 pub use headers::HeaderMap;
 pub use host::{VmHost, VmHostConfig};
 pub use memory::{read_vec, return_bytes, GuestMemory, HostCx, HostError, HostResult, WordSize};
-pub use services::{ForeignFunction, Mailbox, MetricValue, Notification, Services};
+pub use services::{ForeignCx, ForeignFunction, Mailbox, MetricValue, Notification, Services};
 pub use plugin::{module_binary, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
-pub use trace::{quote, quote_map, trap_text, CallbackRecord, Trace, ALLOC};
+pub use trace::{quote, quote_map, quote_whole, trap_text, CallbackRecord, Trace, ALLOC};
 pub use vm::{vm_failed_reply, HttpCallResponse, Vm};
 pub use policy::{
     Backoff, Clock, CrashLoop, FailureKind, FailurePolicy, ManualClock, ReloadConfig, SystemClock, VmModel,

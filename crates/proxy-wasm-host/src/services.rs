@@ -16,8 +16,22 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A foreign function the embedder offers to plugins through `proxy_call_foreign_function`.
-pub type ForeignFunction = Arc<dyn Fn(&[u8]) -> Result<Vec<u8>, Status> + Send + Sync>;
+/// A foreign function offered to plugins through `proxy_call_foreign_function`: given who calls
+/// and the arguments, its result bytes, or the status the plugin gets.
+pub type ForeignFunction = Arc<dyn Fn(&ForeignCx<'_>, &[u8]) -> Result<Vec<u8>, Status> + Send + Sync>;
+
+/// Who calls a [`ForeignFunction`].
+#[derive(Clone, Copy, Debug)]
+pub struct ForeignCx<'a> {
+    /// The plugin whose code calls (none before its root context exists).
+    pub plugin: Option<&'a crate::PluginInfo>,
+    /// The effective context (a root or stream context id).
+    pub context_id: u32,
+    /// Whether that context is a stream (an HTTP stream or TCP connection), not a root context.
+    pub stream: bool,
+    /// The VM.
+    pub vm: crate::VmToken,
+}
 
 /// Notifications for one VM, delivered on that VM's own thread when its embedder calls
 /// [`Vm::deliver`](crate::Vm::deliver).
@@ -118,9 +132,12 @@ struct MetricTable {
 }
 
 impl Services {
-    /// Empty services.
+    /// Services with no data yet, and Envoy's built-in foreign functions that need no proxy
+    /// (`compress`, `uncompress`, `verify_signature`: see [`crate::foreign`]).
     pub fn new() -> Arc<Self> {
-        Arc::new(Services::default())
+        let services = Services::default();
+        crate::foreign::register_builtins(&services);
+        Arc::new(services)
     }
 
     /// A fresh token for a new VM.

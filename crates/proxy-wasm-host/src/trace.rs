@@ -46,6 +46,14 @@ struct Log {
     vms: Vec<String>,
     /// How many callbacks and host calls are open now.
     depth: usize,
+    /// Where lines go as they happen, when the trace streams ([`Trace::stream_to`]).
+    live: Option<Live>,
+}
+
+/// A streaming trace's renderer and the sink of its lines.
+struct Live {
+    renderer: Renderer,
+    sink: Box<dyn FnMut(&str) + Send>,
 }
 
 struct Event {
@@ -96,6 +104,7 @@ impl Trace {
         let mut log = lock(&self.log);
         let depth = log.depth;
         log.events.push(Event { depth, vm: None, kind: EventKind::Note(line.into()) });
+        log.stream_last();
     }
 
     /// Every callback recorded so far, in call order.
@@ -122,46 +131,41 @@ impl Trace {
     pub fn render(&self) -> String {
         let log = lock(&self.log);
         let mut out = String::new();
-        let mut current_vm = None;
-        // Calls whose nested events are being printed: (depth, closing line).
-        let mut open: Vec<(usize, Option<String>)> = Vec::new();
+        let mut sink = |line: &str| {
+            out.push_str(line);
+            out.push('\n');
+        };
+        let mut renderer = Renderer::new(log.vms.len() > 1);
+        // Replays the events: a call ends before the next event at its depth or above.
+        let mut open: Vec<usize> = Vec::new();
         for (i, event) in log.events.iter().enumerate() {
-            while open.last().is_some_and(|(d, _)| *d >= event.depth) {
-                close(&mut out, open.pop());
+            while let Some(o) = open.pop_if(|o| log.events[*o].depth >= event.depth) {
+                renderer.end(&mut sink, result_text(&log.events[o].kind));
             }
-            if let (0, Some(vm)) = (event.depth, event.vm) {
-                if current_vm != Some(vm) && log.vms.len() > 1 {
-                    let label = log.vms.get(vm as usize).map_or("", String::as_str);
-                    let _ = writeln!(out, "[vm {}: {label}]", vm + 1);
-                }
-                current_vm = Some(vm);
-            }
-            let (line, result) = match &event.kind {
-                EventKind::Note(line) => (line.clone(), None),
-                EventKind::HostCall { call, result } => {
-                    (call.clone(), Some(result.clone().unwrap_or_else(|| "(did not return)".into())))
-                }
-                EventKind::Callback(record) => (render_callback(record), callback_result(record)),
-            };
-            let indent = "  ".repeat(event.depth);
-            let nested = log.events.get(i + 1).is_some_and(|next| next.depth > event.depth);
-            match (nested, result) {
-                (true, result) => {
-                    let _ = writeln!(out, "{indent}{line}");
-                    open.push((event.depth, result.map(|r| format!("{indent}  => {r}"))));
-                }
-                (false, Some(result)) => {
-                    let _ = writeln!(out, "{indent}{line} -> {result}");
-                }
-                (false, None) => {
-                    let _ = writeln!(out, "{indent}{line}");
-                }
+            renderer.event(&mut sink, &log.vms, event);
+            if !matches!(event.kind, EventKind::Note(_)) {
+                open.push(i);
             }
         }
-        while let Some(call) = open.pop() {
-            close(&mut out, Some(call));
+        while let Some(o) = open.pop() {
+            renderer.end(&mut sink, result_text(&log.events[o].kind));
         }
         out
+    }
+
+    /// Streams the transcript: from now on each line goes to `sink` as soon as it is known (a
+    /// call's line once its first nested event starts or it returns), in the order and form of
+    /// [`render`](Self::render), VM labels always shown. For tools that must show what happened
+    /// before the process could die (a native plugin that aborts). [`finish_stream`](Self::finish_stream) ends it.
+    pub fn stream_to(&self, sink: impl FnMut(&str) + Send + 'static) {
+        lock(&self.log).live = Some(Live { renderer: Renderer::new(true), sink: Box::new(sink) });
+    }
+
+    /// Ends streaming: calls still open are closed as unfinished, and the sink is dropped.
+    pub fn finish_stream(&self) {
+        if let Some(mut live) = lock(&self.log).live.take() {
+            live.renderer.finish(&mut *live.sink);
+        }
     }
 
     pub(crate) fn register_vm(&self, label: String) -> TraceHandle {
@@ -171,11 +175,100 @@ impl Trace {
     }
 }
 
-/// Prints the closing `=> result` line of a call whose nested events ended.
-fn close(out: &mut String, call: Option<(usize, Option<String>)>) {
-    if let Some((_, Some(line))) = call {
-        out.push_str(&line);
-        out.push('\n');
+/// The result a finished (or never finished) call shows: a callback's per [`callback_result`],
+/// a host call's status, or `(did not return)`; `None` for a note or a callback without one.
+fn result_text(kind: &EventKind) -> Option<String> {
+    match kind {
+        EventKind::Note(_) => None,
+        EventKind::HostCall { result, .. } => Some(result.clone().unwrap_or_else(|| "(did not return)".into())),
+        EventKind::Callback(record) => callback_result(record),
+    }
+}
+
+/// Turns events into transcript lines as soon as each line is known: the one renderer of both
+/// [`Trace::render`] (replaying the record) and a streaming trace (live).
+struct Renderer {
+    /// Whether `[vm N: label]` lines are shown.
+    labels: bool,
+    current_vm: Option<u32>,
+    /// Calls begun and not ended, innermost last.
+    open: Vec<Open>,
+}
+
+struct Open {
+    indent: String,
+    line: String,
+    /// Whether its line is out (something nested began).
+    shown: bool,
+}
+
+impl Renderer {
+    fn new(labels: bool) -> Self {
+        Renderer { labels, current_vm: None, open: Vec::new() }
+    }
+
+    /// An event begins (a note is whole at once).
+    fn event(&mut self, sink: &mut dyn FnMut(&str), vms: &[String], event: &Event) {
+        self.show_parent(sink);
+        if let (0, Some(vm)) = (event.depth, event.vm) {
+            if self.current_vm != Some(vm) && self.labels {
+                let label = vms.get(vm as usize).map_or("", String::as_str);
+                sink(&format!("[vm {}: {label}]", vm + 1));
+            }
+            self.current_vm = Some(vm);
+        }
+        let indent = "  ".repeat(event.depth);
+        match &event.kind {
+            EventKind::Note(line) => sink(&format!("{indent}{line}")),
+            EventKind::HostCall { call, .. } => self.open.push(Open { indent, line: call.clone(), shown: false }),
+            EventKind::Callback(record) => {
+                self.open.push(Open { indent, line: render_callback(record), shown: false })
+            }
+        }
+    }
+
+    /// The innermost open call ends with `result`.
+    fn end(&mut self, sink: &mut dyn FnMut(&str), result: Option<String>) {
+        let Some(call) = self.open.pop() else { return };
+        match (call.shown, result) {
+            (true, Some(result)) => sink(&format!("{}  => {result}", call.indent)),
+            (true, None) => {}
+            (false, Some(result)) => sink(&format!("{}{} -> {result}", call.indent, call.line)),
+            (false, None) => sink(&format!("{}{}", call.indent, call.line)),
+        }
+    }
+
+    /// Shows the line of the innermost open call, if not yet shown: something nests in it.
+    fn show_parent(&mut self, sink: &mut dyn FnMut(&str)) {
+        if let Some(parent) = self.open.last_mut().filter(|p| !p.shown) {
+            parent.shown = true;
+            sink(&format!("{}{}", parent.indent, parent.line));
+        }
+    }
+
+    /// Closes every open call as unfinished.
+    fn finish(&mut self, sink: &mut dyn FnMut(&str)) {
+        while !self.open.is_empty() {
+            self.end(sink, Some("(did not return)".into()));
+        }
+    }
+}
+
+impl Log {
+    /// Streams the event just recorded, when the trace streams.
+    fn stream_last(&mut self) {
+        let Log { events, vms, live, .. } = self;
+        if let (Some(live), Some(event)) = (live.as_mut(), events.last()) {
+            live.renderer.event(&mut *live.sink, vms, event);
+        }
+    }
+
+    /// Streams the end of the call recorded as `index`, when the trace streams.
+    fn stream_end(&mut self, index: usize) {
+        let Log { events, live, .. } = self;
+        if let (Some(live), Some(event)) = (live.as_mut(), events.get(index)) {
+            live.renderer.end(&mut *live.sink, result_text(&event.kind));
+        }
     }
 }
 
@@ -185,6 +278,7 @@ impl TraceHandle {
         let depth = log.depth;
         log.depth += 1;
         log.events.push(Event { depth, vm: Some(self.vm), kind });
+        log.stream_last();
         log.events.len() - 1
     }
 
@@ -202,6 +296,7 @@ impl TraceHandle {
         if let Some(Event { kind: EventKind::Callback(record), .. }) = log.events.get_mut(index) {
             record.result = Some(result.as_ref().map(|v| *v).map_err(trap_text));
         }
+        log.stream_end(index);
     }
 
     /// Records the start of a host call, with its arguments decoded from guest memory.
@@ -229,6 +324,7 @@ impl TraceHandle {
         if let Some(Event { kind: EventKind::HostCall { result, .. }, .. }) = log.events.get_mut(index) {
             *result = Some(text);
         }
+        log.stream_end(index);
     }
 }
 
@@ -397,8 +493,17 @@ fn read_shaped(mem: &GuestMemory<'_>, ptr: u64, len: u64, shape: Shape) -> Strin
 /// Bytes as transcripts show them: a quoted string with escapes for quotes, backslashes,
 /// control and non-ASCII bytes, cut after 160 bytes with the full length given.
 pub fn quote(bytes: &[u8]) -> String {
+    let mut out = quote_whole(&bytes[..bytes.len().min(SHOWN_BYTES)]);
+    if bytes.len() > SHOWN_BYTES {
+        let _ = write!(out, "...({} bytes)", bytes.len());
+    }
+    out
+}
+
+/// [`quote`] without the cut: every byte, escaped the same way (a final state shows whole bodies).
+pub fn quote_whole(bytes: &[u8]) -> String {
     let mut out = String::from("\"");
-    for &b in bytes.iter().take(SHOWN_BYTES) {
+    for &b in bytes {
         match b {
             b'"' => out.push_str("\\\""),
             b'\\' => out.push_str("\\\\"),
@@ -413,9 +518,6 @@ pub fn quote(bytes: &[u8]) -> String {
         }
     }
     out.push('"');
-    if bytes.len() > SHOWN_BYTES {
-        let _ = write!(out, "...({} bytes)", bytes.len());
-    }
     out
 }
 
@@ -622,5 +724,36 @@ mod tests {
         assert_eq!(names, [Callback::OnRequestHeaders, Callback::OnMemoryAllocate, Callback::OnLog, Callback::OnDone]);
         assert_eq!(records[0].args, vec![3, 1]);
         assert_eq!(records[3].result, Some(Err("deadline".into())));
+    }
+
+    #[test]
+    fn a_streamed_transcript_is_the_rendered_one_line_by_line() {
+        let trace = Trace::new();
+        let streamed = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = streamed.clone();
+        trace.stream_to(move |line| sink.lock().unwrap().push(line.to_string()));
+        let a = trace.register_vm("a".into());
+        let b = trace.register_vm("b".into());
+        trace.note("> step");
+        let i = a.begin_callback(Callback::OnRequestHeaders, 2, &[2, 3, 1]);
+        // The callback's line is out as soon as something nests in it.
+        assert_eq!(streamed.lock().unwrap().len(), 2, "the note and the VM label");
+        let j = a.begin_callback(Callback::OnMemoryAllocate, 0, &[4]);
+        assert_eq!(streamed.lock().unwrap().last().unwrap(), "proxy_on_request_headers(context_id=2, num_headers=3, end_of_stream=true)");
+        a.end_callback(j, &Ok(0));
+        trace.note("< an effect");
+        a.end_callback(i, &Ok(1));
+        let i = b.begin_callback(Callback::OnLog, 2, &[2]);
+        b.end_callback(i, &Ok(0));
+        let i = b.begin_callback(Callback::OnDone, 2, &[2]);
+        b.end_callback(i, &Err(Trap::deadline("slow")));
+        // A call still running when the stream ends is shown unfinished.
+        let k = a.begin_callback(Callback::OnTick, 2, &[2]);
+        let _ = k;
+        trace.finish_stream();
+        let streamed = streamed.lock().unwrap().join("\n") + "\n";
+        let rendered = trace.render();
+        assert_eq!(streamed.strip_suffix("[vm 1: a]\nproxy_on_tick(context_id=2) -> (did not return)\n"), rendered.strip_suffix("[vm 1: a]\nproxy_on_tick(context_id=2)\n"), "{streamed}\n---\n{rendered}");
+        assert!(rendered.contains("  alloc(size=4) -> 0\n  < an effect\n  => PAUSE\n"), "{rendered}");
     }
 }

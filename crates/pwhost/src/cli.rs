@@ -5,14 +5,14 @@
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context as _};
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueHint};
 use proxy_wasm_harness::{engines, exchange, report, run_exchange, transcript_error, Outcome, ScriptedEmbedder};
-use proxy_wasm_host::{quote, quote_map, validate, Capabilities, Engine, Error, ExternKind, MetricValue, PluginHost, Trace};
+use proxy_wasm_host::{quote, quote_map, quote_whole, validate, Capabilities, Engine, Error, ExternKind, MetricValue, PluginHost, Trace};
 
 /// What the exit codes mean, shown at the end of `pwhost help`.
 const EXIT_CODES: &str = "\
@@ -72,9 +72,28 @@ struct RunArgs {
     /// Replaces the exchange's plugin configuration with the bytes of FILE
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     config_file: Option<PathBuf>,
+    /// The longest one callback may run, in milliseconds, or `none`: replaces the exchange's
+    /// `limits.call_deadline_ms` (default 5000, so a plugin looping forever fails instead of
+    /// hanging the run)
+    #[arg(long, value_name = "MS|none", value_parser = deadline)]
+    call_deadline_ms: Option<Deadline>,
     /// Print one JSON object instead of the transcript and final state
     #[arg(long)]
     json: bool,
+}
+
+/// A deadline on the command line: milliseconds, or no deadline.
+#[derive(Clone, Copy, Debug)]
+struct Deadline(Option<std::time::Duration>);
+
+fn deadline(value: &str) -> Result<Deadline, String> {
+    match value {
+        "none" => Ok(Deadline(None)),
+        ms => ms
+            .parse::<u64>()
+            .map(|ms| Deadline(Some(std::time::Duration::from_millis(ms))))
+            .map_err(|_| format!("`{ms}` is not a number of milliseconds or `none`")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -106,13 +125,14 @@ impl TypedValueParser for EngineName {
 }
 
 /// Runs the command line `args` (without the program name), writing results to `out` and
-/// errors to `err`, and returns the exit code.
-pub fn main<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> u8
+/// errors to `err`, and returns the exit code. `run`'s transcript goes to `out` line by line as
+/// it happens (flushed), so what happened before a native plugin kills the process is shown.
+pub fn main<I, T>(args: I, out: impl Write + Send + 'static, err: impl Write + Send + 'static) -> u8
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let mut cx = Out { out, err };
+    let mut cx = Out { out: Shared::new(out), err: Shared::new(err) };
     let args = std::iter::once(OsString::from("pwhost")).chain(args.into_iter().map(Into::into));
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -129,7 +149,7 @@ where
 
 /// What clap said about the command line: help on stdout (exit 0); help when no command was
 /// given on stderr (exit 2); a usage error as one line on stderr (exit 2).
-fn usage(e: &clap::Error, cx: &mut Out<'_>) -> u8 {
+fn usage(e: &clap::Error, cx: &mut Out) -> u8 {
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = write!(cx.out, "{}", e.render());
@@ -192,9 +212,56 @@ pub fn one_line(message: &str) -> String {
 }
 
 /// Where a command writes.
-struct Out<'a> {
-    out: &'a mut dyn Write,
-    err: &'a mut dyn Write,
+struct Out {
+    out: Shared,
+    err: Shared,
+}
+
+/// An output stream that a streaming transcript also writes to.
+#[derive(Clone)]
+struct Shared(Arc<Mutex<dyn Write + Send>>);
+
+impl Shared {
+    fn new(w: impl Write + Send + 'static) -> Self {
+        Shared(Arc::new(Mutex::new(w)))
+    }
+}
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).flush()
+    }
+}
+
+/// What `main` wrote, for running `pwhost` in process (tests): a buffer every clone shares.
+#[derive(Clone, Default)]
+pub struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Capture {
+    /// A new, empty buffer.
+    pub fn new() -> Self {
+        Capture::default()
+    }
+
+    /// What was written, as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Writes a line to the results stream (a closed pipe is not an error worth reporting).
@@ -204,7 +271,7 @@ macro_rules! say {
 
 /// Runs a command: `Ok` with the exit code once it has reported (0, or 1 for a plugin that was
 /// refused, did not start or trapped); `Err` for bad input (exit 2).
-fn run(command: Command, cx: &mut Out<'_>) -> anyhow::Result<u8> {
+fn run(command: Command, cx: &mut Out) -> anyhow::Result<u8> {
     match command {
         Command::Run(args) => cmd_run(args, cx),
         Command::Inspect(args) => cmd_inspect(args, cx),
@@ -229,8 +296,11 @@ fn engine(name: &str) -> anyhow::Result<Arc<dyn Engine>> {
     Ok(engines::engine(name)?)
 }
 
-fn cmd_run(args: RunArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {
+fn cmd_run(args: RunArgs, cx: &mut Out) -> anyhow::Result<u8> {
     let engine = engine(&args.engine)?;
+    if !engine.capabilities().sandboxed {
+        crate::abort::note_native_aborts();
+    }
     let plugin_path = args.plugin.display();
     let exchange_path = args.exchange.display();
     let bytes = read(&args.plugin, "plugin")?;
@@ -243,6 +313,11 @@ fn cmd_run(args: RunArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {
     if let Some(f) = &args.config_file {
         exchange.plugin.configuration = read(f, "configuration file")?;
     }
+    if let Some(Deadline(deadline)) = args.call_deadline_ms {
+        for vm in std::iter::once(&mut exchange.vm).chain(exchange.others.iter_mut().map(|(_, vm)| vm)) {
+            vm.limits.call_deadline = deadline;
+        }
+    }
 
     let embedder = ScriptedEmbedder::new();
     let trace = Trace::new();
@@ -250,6 +325,14 @@ fn cmd_run(args: RunArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {
     // jitter is seeded so that a run repeats exactly.
     let host = PluginHost::new(engine.clone(), embedder.clone()).with_trace(trace.clone()).with_clock(embedder.clock()).with_seed(0);
     let json = args.json;
+    if !json {
+        // Each line out as it happens: a native plugin that aborts leaves what came before.
+        let mut out = cx.out.clone();
+        trace.stream_to(move |line| {
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        });
+    }
     let code = match host.load(&bytes) {
         Ok(code) => code,
         // Not a module at all: bad input.
@@ -269,8 +352,7 @@ fn cmd_run(args: RunArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {
     };
     // The host's own diagnostics (a plugin's failure, the crash-loop state) go through
     // `tracing`; here they end on stderr, after the run.
-    let (result, diagnostics) = with_diagnostics(|| run_exchange(&host, &embedder, &code, &exchange));
-    let _ = cx.err.write_all(diagnostics.as_bytes());
+    let result = with_diagnostics(cx.err.clone(), || run_exchange(&host, &embedder, &code, &exchange));
     match result {
         Ok(out) => {
             if json {
@@ -278,7 +360,7 @@ fn cmd_run(args: RunArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {
                 v["transcript"] = serde_json::Value::String(trace.render());
                 say!(cx, "{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                let _ = write!(cx.out, "{}", trace.render());
+                trace.finish_stream();
                 print_summary(cx, &out);
             }
             match &out.trap {
@@ -306,7 +388,7 @@ fn cmd_run(args: RunArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {
             };
             let message = format!("plugin `{plugin_path}` could not start: {e}");
             if !json {
-                let _ = write!(cx.out, "{}", trace.render());
+                trace.finish_stream();
                 say!(cx, "! {}", transcript_error(&e));
             }
             report_failure(cx, json, &message, so_far, &trace);
@@ -315,36 +397,21 @@ fn cmd_run(args: RunArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {
     }
 }
 
-/// Runs `f` with the host's `tracing` diagnostics (error level and above) written to a
-/// string, returned beside `f`'s result.
-fn with_diagnostics<R>(f: impl FnOnce() -> R) -> (R, String) {
-    #[derive(Clone, Default)]
-    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl Write for Sink {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let sink = Sink::default();
-    let writer = sink.clone();
+/// Runs `f` with the host's `tracing` diagnostics (error level and above: a plugin's failure,
+/// the crash-loop state) written to `err` as they happen, one line each.
+fn with_diagnostics<R>(err: Shared, f: impl FnOnce() -> R) -> R {
     let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
+        .with_writer(move || err.clone())
         .with_ansi(false)
         .without_time()
         .with_max_level(tracing::Level::ERROR)
         .finish();
-    let result = tracing::subscriber::with_default(subscriber, f);
-    let bytes = sink.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    (result, String::from_utf8_lossy(&bytes).into_owned())
+    tracing::subscriber::with_default(subscriber, f)
 }
 
 /// A plugin that was refused or did not start: with `--json`, the usual object (with what
 /// happened so far) and `error`; always one line on stderr.
-fn report_failure(cx: &mut Out<'_>, json: bool, message: &str, so_far: Outcome, trace: &Trace) {
+fn report_failure(cx: &mut Out, json: bool, message: &str, so_far: Outcome, trace: &Trace) {
     if json {
         let mut v = report::outcome_json(&so_far);
         v["error"] = serde_json::Value::String(message.to_string());
@@ -356,9 +423,10 @@ fn report_failure(cx: &mut Out<'_>, json: bool, message: &str, so_far: Outcome, 
 
 /// The final state after the transcript: what the last stream holds (parts left empty are
 /// left out), the local reply, the metrics and the trap.
-fn print_summary(cx: &mut Out<'_>, out: &Outcome) {
+fn print_summary(cx: &mut Out, out: &Outcome) {
     let s = &out.stream;
-    let text = |b: &[u8]| format!("{:?}", String::from_utf8_lossy(b));
+    // Bodies as the transcript quotes them: non-UTF-8 bytes escaped, never replaced.
+    let text = |b: &[u8]| quote_whole(b);
     say!(cx, "---");
     let parts: [(&str, String, bool); 8] = [
         ("request headers", quote_map(&s.request_headers), s.request_headers.is_empty()),
@@ -414,7 +482,7 @@ fn policy_stat(s: &proxy_wasm_host::StatSample) -> bool {
     s.name.starts_with("proxy_wasm_plugin_") && !s.name.starts_with("proxy_wasm_plugin_callback_duration") && s.value != 0.0
 }
 
-fn cmd_inspect(args: InspectArgs, cx: &mut Out<'_>) -> anyhow::Result<u8> {
+fn cmd_inspect(args: InspectArgs, cx: &mut Out) -> anyhow::Result<u8> {
     let file = args.file.display();
     let name = match args.engine {
         Some(n) => n,

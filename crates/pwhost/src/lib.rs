@@ -4,4 +4,5 @@
 //! runner, the JSON report and the engines by name. The library is [`cli`], written against
 //! output streams so that tests run the command line in process.
 
+pub mod abort;
 pub mod cli;

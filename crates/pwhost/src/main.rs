@@ -2,6 +2,6 @@
 //! See `pwhost help` and the README.
 
 fn main() -> std::process::ExitCode {
-    let code = pwhost::cli::main(std::env::args_os().skip(1), &mut std::io::stdout(), &mut std::io::stderr());
+    let code = pwhost::cli::main(std::env::args_os().skip(1), std::io::stdout(), std::io::stderr());
     std::process::ExitCode::from(code)
 }

@@ -86,14 +86,23 @@ pub struct Limits {
     /// The most bytes of linear memory the instance may have: past it `memory.grow` answers -1,
     /// as the Wasm specification and the C++ host do, and the host notes the refusal.
     pub max_memory_bytes: u64,
-    /// The longest one callback may run before it is interrupted and the VM fails.
+    /// The longest one callback may run (wall-clock time) before it is interrupted and the VM
+    /// fails; `None` for no deadline.
     pub call_deadline: Option<Duration>,
 }
 
+impl Limits {
+    /// The default CPU deadline of one callback: 5 seconds. Far above what any plugin needs for
+    /// one callback, start functions included, even interpreted on a loaded machine; short
+    /// enough that a plugin looping forever fails in plain sight instead of hanging its worker.
+    /// (Envoy sets no deadline; set `call_deadline: None` for the same.)
+    pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(5);
+}
+
 impl Default for Limits {
-    /// 1 GiB of memory, as the C++ host; no CPU deadline.
+    /// 1 GiB of memory, as the C++ host, and the [default deadline](Self::DEFAULT_CALL_DEADLINE).
     fn default() -> Self {
-        Limits { max_memory_bytes: 1 << 30, call_deadline: None }
+        Limits { max_memory_bytes: 1 << 30, call_deadline: Some(Limits::DEFAULT_CALL_DEADLINE) }
     }
 }
 

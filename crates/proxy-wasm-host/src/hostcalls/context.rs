@@ -4,8 +4,9 @@
 use abi::Status;
 
 use super::callouts::guest_text;
+use crate::host::ContextKind;
 use crate::memory::return_bytes;
-use crate::{HostCx, HostResult};
+use crate::{ForeignCx, HostCx, HostResult};
 
 /// `proxy_set_effective_context`: host functions act on `context_id` until the callback
 /// returns (or the plugin changes it again). [`Status::BadArgument`] for a context this VM does
@@ -54,7 +55,10 @@ pub fn proxy_call_foreign_function(
         mem.check_word(return_results_size)?;
         let name = guest_text(name)?;
         let function = host.services.foreign_function(&name).ok_or(Status::NotFound)?;
-        function(args)?
+        let context_id = host.effective();
+        let stream = matches!(host.contexts.get(&context_id).map(|c| &c.kind), Some(ContextKind::Stream(_)));
+        let caller = ForeignCx { plugin: host.plugin().map(|p| &**p), context_id, stream, vm: host.token() };
+        function(&caller, args)?
     };
     return_bytes(cx, return_results_ptr, return_results_size, &results)
 }
@@ -68,7 +72,7 @@ mod tests {
 
     use crate::hostcalls::testing::{status, TestCx, MEM, OOB, RET_PTR, RET_SIZE, ROOT, STREAM, TCP};
     use crate::hostcalls::{proxy_call_foreign_function, proxy_done, proxy_set_effective_context};
-    use crate::TrapKind;
+    use crate::{ForeignCx, TrapKind};
 
     #[test]
     fn set_effective_context_accepts_contexts_of_this_vm() {
@@ -131,17 +135,17 @@ mod tests {
         let c = calls.clone();
         cx.host.services.register_foreign_function(
             "upper",
-            Arc::new(move |args: &[u8]| {
+            Arc::new(move |_: &ForeignCx<'_>, args: &[u8]| {
                 c.fetch_add(1, Ordering::Relaxed);
                 Ok(args.to_ascii_uppercase())
             }),
         );
         cx.host
             .services
-            .register_foreign_function("empty", Arc::new(|_: &[u8]| Ok(Vec::new())));
+            .register_foreign_function("empty", Arc::new(|_: &ForeignCx<'_>, _: &[u8]| Ok(Vec::new())));
         cx.host
             .services
-            .register_foreign_function("fails", Arc::new(|_: &[u8]| Err(Status::SerializationFailure)));
+            .register_foreign_function("fails", Arc::new(|_: &ForeignCx<'_>, _: &[u8]| Err(Status::SerializationFailure)));
         (cx, calls)
     }
 
