@@ -194,6 +194,14 @@ fn final_state(t: &mut String, out: &Outcome) {
     for line in policy_stats(out) {
         let _ = writeln!(t, "{line}");
     }
+    if out.security != Default::default() {
+        let _ = writeln!(t, "security: {}", security_line(&out.security));
+    }
+}
+
+/// The security counters as one line: `host_calls_denied=N callbacks_skipped=N callouts_refused=N`.
+pub fn security_line(s: &proxy_wasm_host::SecurityStats) -> String {
+    format!("host_calls_denied={} callbacks_skipped={} callouts_refused={}", s.host_calls_denied, s.callbacks_skipped, s.callouts_refused)
 }
 
 /// The failure policy's stats as a transcript shows them: each plugin's failures, restarts,

@@ -143,7 +143,7 @@ steps:
         keys,
         [
             "actions", "callbacks", "callouts", "connection", "error", "foreign", "grpc_calls", "local_reply", "logs",
-            "metrics", "request", "response", "stats", "transcript", "trap"
+            "metrics", "request", "response", "security", "stats", "transcript", "trap"
         ]
     );
     assert_eq!(v["foreign"], json!([]), "the plugin called no proxy-specific foreign function");
@@ -389,12 +389,13 @@ fn help_completions_and_engines() {
         assert!(r.out.contains(&format!("\n  {command} ")), "help lists `{command}`:\n{}", r.out);
     }
     assert!(r.out.contains("Exit codes:") && r.out.contains("  2  bad input"), "help gives the exit codes:\n{}", r.out);
-    let usage = "Usage: pwhost run [OPTIONS] --engine <NAME> --plugin <FILE> --exchange <FILE.yaml>";
+    // --plugin is optional: the exchange's plugin.code may name the code instead.
+    let usage = "Usage: pwhost run [OPTIONS] --engine <NAME> --exchange <FILE.yaml>";
     for args in [&["help", "run"][..], &["run", "--help"]] {
         let r = pwhost(args);
         assert_eq!((r.code, r.err.as_str()), (0, ""), "{args:?}");
         assert!(r.out.contains(usage), "{args:?}:\n{}", r.out);
-        for option in ["--config <STRING>", "--config-file <FILE>", "--json"] {
+        for option in ["--plugin <FILE>", "--config <STRING>", "--config-file <FILE>", "--json"] {
             assert!(r.out.contains(option), "{args:?} lacks {option}:\n{}", r.out);
         }
     }
@@ -607,6 +608,104 @@ fn a_plugin_looping_forever_is_stopped_by_the_default_deadline() {
     let none = file("deadline", "none.yaml", "limits: {call_deadline_ms: none}\nsteps: [tick]\n");
     let r = pwhost(&["run", "--engine", engine(), "--plugin", &plugin, "--exchange", &none]);
     assert_eq!(r.code, 0, "{}{}", r.out, r.err);
+}
+
+/// `pwhost keygen`, `sign` and `verify`, then `run` on an exchange whose `plugin.code` names
+/// the signed module with its sha256 and the public key: it runs; a wrong sha256 is refused with
+/// both hashes, a module changed after signing is refused by its signature (exit 1, never run).
+#[test]
+fn signed_code_from_the_exchange_runs_and_changed_code_is_refused() {
+    let dir = root().join("target").join("pwhost-tests").join("signed_code");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let at = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let r = pwhost(&["keygen", "--out", &at("k")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = pwhost(&["keygen", "--out", &at("other")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = pwhost(&["sign", "--key", &at("k.key"), "--out", &at("signed.wasm"), &sdk()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = pwhost(&["verify", "--public-key", &at("k.pub"), &at("signed.wasm")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.out.starts_with("signature OK (Ed25519)"), "{}", r.out);
+    let r = pwhost(&["verify", "--public-key", &at("other.pub"), &at("signed.wasm")]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.err_line().contains("signature check failed"), "{}", r.err);
+
+    let signed = std::fs::read(at("signed.wasm")).unwrap();
+    let exchange = |name: &str, module: &str, sha: &str| {
+        let text = format!(
+            "plugin:\n  name: headers\n  configuration: headers\n  code:\n    local: {{filename: {module}}}\n    sha256: {sha}\n    signature: {{public_key_file: k.pub}}\nsteps:\n  - request_headers: {{\":path\": /a, x-a: \"1\"}}\n"
+        );
+        std::fs::write(dir.join(name), text).unwrap();
+        at(name)
+    };
+    let good = code_source::Digest::of(&signed).hex();
+    let r = pwhost(&["run", "--engine", engine(), "--exchange", &exchange("good.yaml", "signed.wasm", &good)]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.out.contains("proxy_on_request_headers("), "{}", r.out);
+
+    let wrong = "0".repeat(64);
+    let r = pwhost(&["run", "--engine", engine(), "--exchange", &exchange("wrong.yaml", "signed.wasm", &wrong)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let line = r.err_line();
+    assert!(line.contains(&format!("expected {wrong}, got {good}")), "{line}");
+    assert!(!r.out.contains("proxy_on_request_headers("), "a refused module never runs: {}", r.out);
+
+    // One byte of the code section changed after signing, with a matching sha256: the
+    // signature no longer covers it.
+    let mut changed = signed.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 0x01;
+    std::fs::write(dir.join("changed.wasm"), &changed).unwrap();
+    let sha = code_source::Digest::of(&changed).hex();
+    let r = pwhost(&["run", "--engine", engine(), "--exchange", &exchange("changed.yaml", "changed.wasm", &sha)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.err_line().contains("is refused"), "{}", r.err);
+    assert!(!r.out.contains("proxy_on_request_headers("), "a refused module never runs: {}", r.out);
+}
+
+/// `--precompiled-cache DIR`: the first run writes the compiled module, the second runs from
+/// it; a cache file changed since is refused by name (exit 1, never run), and a directory others
+/// can write is bad input.
+#[test]
+fn the_precompiled_cache_serves_the_next_run_and_refuses_a_changed_file() {
+    let dir = root().join("target").join("pwhost-tests").join("precompiled");
+    let _ = std::fs::remove_dir_all(&dir);
+    let cache = dir.join("cache");
+    let exchange = file("precompiled", "headers.yaml", HEADERS);
+    let wasmtime = "wasmtime";
+    if !engines::built_in().contains(&wasmtime) {
+        return;
+    }
+    let run = || {
+        pwhost(&["run", "--engine", wasmtime, "--plugin", &sdk(), "--exchange", &exchange, "--precompiled-cache", &cache.to_string_lossy()])
+    };
+    let r = run();
+    assert_eq!(r.code, 0, "{r:?}");
+    let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    assert!(entry.file_name().unwrap().to_string_lossy().starts_with("wasmtime-"), "{}", entry.display());
+    let r = run();
+    assert_eq!(r.code, 0, "{r:?}");
+    let mut bytes = std::fs::read(entry).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(entry, &bytes).unwrap();
+    let r = run();
+    assert_eq!(r.code, 1, "{r:?}");
+    let line = r.err_line();
+    assert!(line.contains(&format!("precompiled-module cache {}: its content does not match its checksum", entry.display())), "{line}");
+    assert!(!r.out.contains("proxy_on_request_headers("), "never run: {}", r.out);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let r = run();
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.err_line().contains("writable by its group or by everyone"), "{}", r.err);
+    }
 }
 
 /// Calls `declare_property` (name "p", readonly, type Protobuf, schema 0xff 0x00) and

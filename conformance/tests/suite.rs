@@ -50,3 +50,19 @@ fn the_golden_transcripts_exercise_every_host_function_and_callback() {
     let missing = coverage.missing();
     assert!(missing.is_empty(), "no case exercises:\n  {}", missing.join("\n  "));
 }
+
+/// In the golden transcripts of the security cases, the secret held by hidden headers appears in
+/// the steps (what the proxy received) and in the final state (what it forwards), never in what
+/// a host call handed the plugin (the indented lines). The golden transcript is what every
+/// engine must produce, so this holds on every engine.
+#[test]
+fn a_hidden_header_never_reaches_the_plugin_in_the_security_cases() {
+    let dir = cases_dir().join("security");
+    let transcript = std::fs::read_to_string(dir.join("hidden_headers.transcript")).unwrap();
+    let (calls, final_state) = transcript.split_once("== final ==").expect("a final section");
+    assert!(final_state.contains("\"authorization\": \"Bearer s3cret\""), "the proxy forwards the hidden header unchanged");
+    assert!(calls.contains("> request_headers") && calls.contains("s3cret"), "the steps hold the secret");
+    for line in calls.lines().filter(|l| l.starts_with(' ')) {
+        assert!(!line.contains("s3cret"), "a host call handed the plugin a hidden value: {line}");
+    }
+}

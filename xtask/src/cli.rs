@@ -27,7 +27,7 @@ pub enum Command {
     /// target/guest/wasm32-unknown-unknown/release/ (and wasip1, native)
     BuildPlugins,
     /// Setup, build-plugins, then every test in the workspace (cargo test --workspace
-    /// --all-targets)
+    /// --all-targets), then each fuzz target for 30 seconds
     Test,
     /// Setup, build-plugins, then every conformance case on every engine built in: prints the
     /// case x engine matrix, writes target/conformance/report.{md,json}, fails on any failing
@@ -37,6 +37,20 @@ pub enum Command {
     /// and memory per worker VM; writes target/bench-report/report.md (tables, goals) and
     /// report.svg (a bar chart) and prints the report
     Bench(BenchArgs),
+    /// Each fuzz target of fuzz/ (cargo fuzz, libFuzzer, AddressSanitizer) for a bounded time;
+    /// installs cargo-fuzz if missing; fails on a crash, naming the input that caused it
+    Fuzz(FuzzArgs),
+}
+
+/// `fuzz [--seconds N] [--target NAME]...`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct FuzzArgs {
+    /// How long each target runs, in seconds
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    pub seconds: u64,
+    /// Run this target only (repeatable); default: every target
+    #[arg(long = "target", value_name = "NAME", value_parser = PossibleValuesParser::new(crate::fuzz::TARGETS))]
+    pub target: Vec<String>,
 }
 
 /// `--engine NAME`, any number of times: one of the engines the harness knows.
@@ -159,7 +173,7 @@ mod tests {
             assert_eq!(help.kind(), ErrorKind::DisplayHelp, "{args:?}");
             assert_eq!(help.exit_code(), 0, "{args:?}");
             let text = help.to_string();
-            for subcommand in ["setup", "build-plugins", "test", "conformance", "bench", "help"] {
+            for subcommand in ["setup", "build-plugins", "test", "conformance", "bench", "fuzz", "help"] {
                 assert!(text.contains(&format!("  {subcommand} ")), "{args:?} lacks {subcommand}:\n{text}");
             }
         }
@@ -204,6 +218,17 @@ mod tests {
         };
         assert_eq!(args.pass_on(), ["--case", "sdk/", "--bless"]);
         assert_eq!(parse(["conformance", "--case"]).unwrap_err().kind(), ErrorKind::InvalidValue);
+    }
+
+    #[test]
+    fn fuzz_takes_seconds_and_targets() {
+        assert_eq!(parse(["fuzz"]).unwrap(), Command::Fuzz(FuzzArgs { seconds: 60, target: vec![] }));
+        assert_eq!(
+            parse(["fuzz", "--seconds", "5", "--target", "hostcalls"]).unwrap(),
+            Command::Fuzz(FuzzArgs { seconds: 5, target: vec!["hostcalls".into()] })
+        );
+        assert_eq!(parse(["fuzz", "--target", "nope"]).unwrap_err().exit_code(), 2);
+        assert_eq!(parse(["fuzz", "--seconds", "-1"]).unwrap_err().exit_code(), 2);
     }
 
     #[test]

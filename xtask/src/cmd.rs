@@ -71,7 +71,8 @@ impl Cmd {
         &self.program
     }
 
-    fn command(&self) -> Command {
+    /// The child as a [`Command`], for callers that wire its streams themselves.
+    pub fn command(&self) -> Command {
         let mut command = Command::new(&self.program);
         command.args(&self.args);
         for (key, value) in &self.env {

@@ -5,6 +5,7 @@
 //! - [`cli`]: the subcommands and their arguments (`clap`).
 //! - [`cmd`]: running a child process, printing it first, with errors that name it.
 //! - [`setup`]: Rust targets and Debian packages the tests need.
+//! - [`fuzz`]: the fuzz targets, each for a bounded time.
 //! - [`report`]: the benchmark report from the benches' manifests and criterion's estimates.
 //! - building the guest plugins is the `guest-plugins` crate's, shared with the tests.
 //!
@@ -19,6 +20,7 @@ use anyhow::Context as _;
 
 pub mod cli;
 pub mod cmd;
+pub mod fuzz;
 pub mod report;
 pub mod setup;
 
@@ -82,7 +84,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             build_plugins(&root)?;
             cargo(&root)
                 .args(["test", "--workspace", "--all-targets"])
-                .run("cargo test")
+                .run("cargo test")?;
+            fuzz::run(&root, &[], CI_FUZZ_SECONDS)
         }
         Command::Conformance(args) => {
             build_plugins(&root)?;
@@ -94,8 +97,12 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             build_plugins(&root)?;
             bench(&root, &args.engines(), args.quick)
         }
+        Command::Fuzz(args) => fuzz::run(&root, &args.target, args.seconds),
     }
 }
+
+/// How long `cargo xtask test` runs each fuzz target: a short bounded run that CI can afford.
+pub const CI_FUZZ_SECONDS: u64 = 30;
 
 /// Runs setup, then builds the guest plugins for every target and prints where they are.
 fn build_plugins(root: &Path) -> anyhow::Result<()> {

@@ -503,6 +503,43 @@ pub fn serialize_and_deserialize_round_trip(make: MakeEngine<'_>) {
     assert!(matches!(err, Error::Compile { .. }), "{err:?}");
 }
 
+/// A plugin host with a precompiled-module cache loads what an earlier host compiled (an
+/// engine that can serialize), and refuses a cache file whose content changed, naming it.
+pub fn the_precompiled_cache_serves_a_restart_and_refuses_a_changed_file(make: MakeEngine<'_>) {
+    let engine = make();
+    let dir = std::env::temp_dir().join(format!("pw-precompiled-{}-{}", engine.name(), std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cache = proxy_wasm_host::PrecompiledCache::open(&dir).unwrap();
+    let wat = r#"(module
+      (memory (export "memory") 1)
+      (func (export "proxy_abi_version_0_2_1"))
+      (func (export "malloc") (param i32) (result i32) (i32.const 1024))
+      (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1)))"#;
+    let host = || proxy_wasm_host::PluginHost::new(engine.clone(), Arc::new(proxy_wasm_host::DefaultEmbedder)).with_precompiled_cache(cache.clone());
+    let first = host().load(wat.as_bytes()).unwrap();
+    let sha = first.sha256();
+    let Some(path) = cache.entry_path(&*engine, &sha) else {
+        assert!(!engine.capabilities().precompiled || engine.version().is_empty(), "an engine that serializes and has a version is cached");
+        return;
+    };
+    assert!(path.is_file(), "{} was written", path.display());
+    let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+    // A restart: a new host loads from the cache (the file stays as it was) and runs it.
+    let second = host().load(wat.as_bytes()).unwrap();
+    assert_eq!(second.module().exports(), first.module().exports());
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), written);
+    let vm = host().add_plugin(&second, proxy_wasm_host::VmConfig::default(), proxy_wasm_host::PluginInfo::default());
+    assert!(vm.is_ok(), "{:?}", vm.err());
+    // One flipped byte in the machine code: refused by name, never run.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let e = host().load(wat.as_bytes()).err().unwrap().to_string();
+    assert!(e.starts_with(&format!("precompiled-module cache {}: its content does not match its checksum", path.display())), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A guest that counts its calls in a global and in memory; `proxy_on_vm_start` answers the count.
 const COUNTER: &str = r#"
 (module

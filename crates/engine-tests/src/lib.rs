@@ -45,6 +45,7 @@ macro_rules! engine_contract_tests {
             an_i64_argument_passes_through
             proc_exit_is_an_exit_trap
             serialize_and_deserialize_round_trip
+            the_precompiled_cache_serves_a_restart_and_refuses_a_changed_file
             an_instance_moves_between_threads
             a_vm_per_worker_thread
         );

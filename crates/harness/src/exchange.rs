@@ -71,6 +71,7 @@ use base64::Engine as _;
 use serde_norway::{Mapping, Value};
 
 use crate::attributes::Connection;
+use crate::policy;
 use crate::scripted::{Exchange, Step};
 
 /// What is wrong with an exchange file: one line naming the place and the problem.
@@ -85,20 +86,27 @@ impl fmt::Display for ExchangeError {
 
 impl std::error::Error for ExchangeError {}
 
-type Result<T> = std::result::Result<T, ExchangeError>;
+pub(crate) type Result<T> = std::result::Result<T, ExchangeError>;
 
-fn err<T>(message: impl Into<String>) -> Result<T> {
+pub(crate) fn err<T>(message: impl Into<String>) -> Result<T> {
     Err(ExchangeError(message.into()))
 }
 
 /// The top-level keys of an exchange file.
 pub const KEYS: &[&str] = &["plugin", "limits", "properties", "connection", "upstreams", "others", "steps"];
 
-/// Parses an exchange file's text.
+/// Parses an exchange file's text. A relative `plugin.code.signature.public_key_file` is read
+/// from the current directory; [`parse_in`] reads it from the exchange's.
 pub fn parse(text: &str) -> Result<Exchange> {
+    parse_in(text, None)
+}
+
+/// Parses an exchange file's text, reading a relative `plugin.code.signature.public_key_file`
+/// from `dir` (the exchange file's directory) when given.
+pub fn parse_in(text: &str, dir: Option<&std::path::Path>) -> Result<Exchange> {
     let value: Value = serde_norway::from_str(text).map_err(|e| ExchangeError(format!("not valid YAML: {e}")))?;
     match value {
-        Value::Mapping(m) => from_mapping(&m),
+        Value::Mapping(m) => from_mapping_in(&m, dir),
         Value::Null => err("the exchange is empty: it needs at least `steps`"),
         _ => err("the exchange must be a mapping with `steps` (and optionally `plugin`, `limits`, `properties`, `others`)"),
     }
@@ -106,6 +114,11 @@ pub fn parse(text: &str) -> Result<Exchange> {
 
 /// Builds an exchange from a parsed mapping that has only [`KEYS`].
 pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
+    from_mapping_in(m, None)
+}
+
+/// [`from_mapping`], reading a relative public key file from `dir` when given.
+pub fn from_mapping_in(m: &Mapping, dir: Option<&std::path::Path>) -> Result<Exchange> {
     for key in m.keys() {
         let key = key_str(key)?;
         if !KEYS.contains(&key) {
@@ -114,9 +127,10 @@ pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
     }
     let mut exchange = Exchange::default();
     if let Some(p) = m.get("plugin") {
-        let (plugin, vm) = plugin_section(p, "plugin")?;
+        let (plugin, vm, code) = plugin_section(p, "plugin", dir)?;
         exchange.plugin = plugin;
         exchange.vm = vm;
+        exchange.code = code;
     } else {
         exchange.plugin.name = "plugin".into();
     }
@@ -136,7 +150,10 @@ pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
     if let Some(o) = m.get("others") {
         let Value::Sequence(others) = o else { return err("`others` must be a list of plugin sections") };
         for (i, other) in others.iter().enumerate() {
-            let (plugin, mut vm) = plugin_section(other, &format!("others[{i}]"))?;
+            let (plugin, mut vm, code) = plugin_section(other, &format!("others[{i}]"), dir)?;
+            if code.is_some() {
+                return err(format!("`others[{i}].code`: the others run the first plugin's module; `code` goes in `plugin`"));
+            }
             vm.limits = exchange.vm.limits;
             exchange.others.push((plugin, vm));
         }
@@ -149,17 +166,17 @@ pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
     Ok(exchange)
 }
 
-fn key_str(key: &Value) -> Result<&str> {
+pub(crate) fn key_str(key: &Value) -> Result<&str> {
     key.as_str().ok_or_else(|| ExchangeError(format!("keys must be strings, found {}", show(key))))
 }
 
 /// A short rendering of a YAML value for messages.
-fn show(value: &Value) -> String {
+pub(crate) fn show(value: &Value) -> String {
     serde_norway::to_string(value).map_or_else(|_| "?".into(), |s| s.trim().replace('\n', " "))
 }
 
 /// A scalar as text: strings as they are, numbers and booleans as YAML writes them.
-fn text(value: &Value, what: &str) -> Result<String> {
+pub(crate) fn text(value: &Value, what: &str) -> Result<String> {
     match value {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
@@ -196,10 +213,19 @@ fn unsigned(value: &Value, what: &str) -> Result<u64> {
     value.as_u64().ok_or_else(|| ExchangeError(format!("{what} must be a non-negative integer, found {}", show(value))))
 }
 
-fn plugin_section(value: &Value, what: &str) -> Result<(PluginInfo, VmConfig)> {
+/// The keys of a plugin section.
+const PLUGIN_KEYS: &[&str] =
+    &["name", "root_id", "vm_id", "configuration", "vm_configuration", "failure_policy", "fail_open", "reload_config", "vm_model", "environment"];
+
+fn plugin_section(
+    value: &Value,
+    what: &str,
+    dir: Option<&std::path::Path>,
+) -> Result<(PluginInfo, VmConfig, Option<code_source::CodeSpec>)> {
     let Value::Mapping(m) = value else { return err(format!("`{what}` must be a mapping")) };
     let mut plugin = PluginInfo { name: "plugin".into(), ..Default::default() };
     let mut vm = VmConfig::default();
+    let mut code = None;
     for (key, v) in m {
         let key = key_str(key)?;
         let at = format!("`{what}.{key}`");
@@ -229,10 +255,15 @@ fn plugin_section(value: &Value, what: &str) -> Result<(PluginInfo, VmConfig)> {
                     vm.environment.push((text(k, &at)?, text(val, &at)?));
                 }
             }
+            "capability_restriction_config" => vm.capabilities = policy::capabilities(v, &at)?,
+            "sanitize" => plugin.policy = policy::sanitize(v, &at, std::mem::take(&mut plugin.policy))?,
+            "allowed_upstreams" => {
+                plugin.policy = policy::allowed_upstreams(v, &at, std::mem::take(&mut plugin.policy))?
+            }
+            "code" => code = Some(policy::code(v, &at, dir)?),
             other => {
-                return err(format!(
-                    "unknown key `{other}` in `{what}`; it has name, root_id, vm_id, configuration, vm_configuration, failure_policy, fail_open, reload_config, vm_model, environment"
-                ))
+                let keys: Vec<&str> = PLUGIN_KEYS.iter().chain(policy::KEYS).copied().collect();
+                return err(format!("unknown key `{other}` in `{what}`; it has {}", keys.join(", ")));
             }
         }
     }
@@ -240,7 +271,7 @@ fn plugin_section(value: &Value, what: &str) -> Result<(PluginInfo, VmConfig)> {
         return err(format!("`{what}.fail_open` is the older spelling of `failure_policy: FAIL_OPEN`: set one of them, not both"));
     }
     vm.vm_id = plugin.vm_id.clone();
-    Ok((plugin, vm))
+    Ok((plugin, vm, code))
 }
 
 /// Checks that a mapping has only `allowed` keys; `what` names it in messages.

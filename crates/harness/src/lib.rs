@@ -28,10 +28,12 @@ pub mod attributes;
 pub mod engines;
 pub mod exchange;
 pub mod foreign;
+pub mod policy;
 pub mod report;
 pub mod scripted;
 
 pub use attributes::{Connection, ScriptedStream};
+pub use code_source;
 pub use scripted::{run_exchange, transcript_error, Exchange, LogRecord, Outcome, ScriptedEmbedder, Step, ECHO_FUNCTION};
 
 /// The Wasmtime engine crate (built in by the `wasmtime` feature).

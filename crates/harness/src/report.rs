@@ -34,6 +34,8 @@ fn pairs(map: &HeaderMap) -> Value {
 ///   a list);
 /// - `stats`: every stat of the host ([`PluginHost::stats`](proxy_wasm_host::PluginHost::stats)),
 ///   each `name`, `labels` (an object) and `value`, in the order rendered;
+/// - `security`: the policy's refusals: `host_calls_denied`, `callbacks_skipped`,
+///   `callouts_refused`;
 /// - `trap`: the engine's message, or null;
 /// - `callbacks`: `callback`, `context_id`, `args`, and `result` (a number) or `trap`;
 /// - `foreign`: each proxy-specific foreign function called: `function`, `context_id`,
@@ -88,6 +90,11 @@ pub fn outcome_json(out: &Outcome) -> Value {
             "labels": s.labels.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<Map<String, Value>>(),
             "value": s.value,
         })).collect::<Vec<_>>(),
+        "security": {
+            "host_calls_denied": out.security.host_calls_denied,
+            "callbacks_skipped": out.security.callbacks_skipped,
+            "callouts_refused": out.security.callouts_refused,
+        },
         "trap": out.trap,
         "callbacks": out.callbacks.iter().map(|c| {
             let mut v = json!({"callback": c.callback.name(), "context_id": c.context_id, "args": c.args});

@@ -386,6 +386,9 @@ pub struct Exchange {
     pub plugin: PluginInfo,
     /// The VM configuration.
     pub vm: VmConfig,
+    /// Where the plugin's code comes from and the checks it must pass (`plugin.code`), when
+    /// the exchange says; else the runner is given the module.
+    pub code: Option<code_source::CodeSpec>,
     /// Properties (path segments joined by 0 bytes) every stream and root context can read.
     pub properties: Vec<(Vec<u8>, Vec<u8>)>,
     /// The upstreams callouts may go to; `None` accepts any.
@@ -420,6 +423,9 @@ pub struct Outcome {
     pub logs: Vec<LogRecord>,
     /// Metrics by name.
     pub metrics: Vec<(String, MetricValue)>,
+    /// What the security policy refused: host calls denied, callbacks skipped, callouts to
+    /// upstreams off the allow-list.
+    pub security: proxy_wasm_host::SecurityStats,
     /// The trap that failed a VM of the exchange, if any (the engine's message).
     pub trap: Option<String>,
     /// Every callback called in the plugin's worker VMs, with its result.
@@ -525,6 +531,7 @@ pub fn run_exchange(
     out.logs = embedder.logs();
     out.foreign = embedder.foreign_effects();
     out.metrics = host.services().metrics();
+    out.security = host.services().security().snapshot();
     out.callbacks = run.trace.callbacks();
     out.stats = host.stats();
     Ok(out)

@@ -39,6 +39,9 @@ pub struct PluginInfo {
     pub reload_config: ReloadConfig,
     /// Where the plugin's streams run.
     pub vm_model: VmModel,
+    /// What the plugin may not see (hidden headers and properties) and the upstreams it may
+    /// call out to.
+    pub policy: crate::PluginPolicy,
 }
 
 impl PluginInfo {

@@ -152,6 +152,14 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A precompiled-module cache directory or file failed a check, or could not be read or
+    /// written ([`PrecompiledCache`](crate::PrecompiledCache)).
+    Cache {
+        /// The directory or file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Error {
@@ -188,6 +196,7 @@ impl std::fmt::Display for Error {
             Error::Unsupported { engine, what } => write!(f, "{engine} does not support {what}"),
             Error::Io(m) => write!(f, "{m}"),
             Error::BadConfig { plugin, key, message } => write!(f, "plugin `{plugin}`: `{key}` {message}"),
+            Error::Cache { path, reason } => write!(f, "precompiled-module cache {path}: {reason}"),
         }
     }
 }

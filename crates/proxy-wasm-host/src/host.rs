@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use abi::{AbiVersion, BufferType, Callback, MapLimits, MapType, Status};
 
+use crate::capabilities::{CallbackSet, HostSet};
 use crate::trace::TraceHandle;
+use crate::CapabilityRestriction;
 use crate::{Embedder, HeaderMap, Limits, Mailbox, PluginInfo, Services, Stream, Trace, VmToken};
 
 /// The host state of one VM: its contexts, the callback running now, and handles to the
@@ -46,6 +48,12 @@ pub struct VmHost {
     /// What the VM reports to its plugins' fault state and stats; `None` for a VM made by hand
     /// (not by a [`PluginHost`](crate::PluginHost)).
     pub(crate) monitor: Option<crate::policy::VmMonitor>,
+    /// What the guest may call and be called with ([`CapabilityRestriction`]).
+    pub(crate) capabilities: CapabilityRestriction,
+    /// Host functions and callbacks whose first denial was logged already.
+    pub(crate) denials_logged: (HostSet, CallbackSet),
+    /// Whether a callout to an upstream outside the plugin's allow-list was logged already.
+    pub(crate) callout_refusal_logged: bool,
 }
 
 /// A map keyed by ids the host hands out (context, call ids): small integers, so a
@@ -88,6 +96,9 @@ pub struct VmHostConfig {
     /// The VM's memory and CPU limits, which the engine applies at instantiation and the host
     /// around each call.
     pub limits: Limits,
+    /// The host functions and callbacks the guest may use (Envoy's
+    /// `capability_restriction_config`); unrestricted by default.
+    pub capabilities: CapabilityRestriction,
 }
 
 impl VmHostConfig {
@@ -100,6 +111,7 @@ impl VmHostConfig {
             environment: Vec::new(),
             map_limits: MapLimits::default(),
             limits: Limits::default(),
+            capabilities: CapabilityRestriction::default(),
         }
     }
 
@@ -251,6 +263,9 @@ impl VmHost {
             limits: config.limits,
             memory_refused: None,
             monitor: None,
+            capabilities: config.capabilities,
+            denials_logged: (HostSet::EMPTY, CallbackSet::EMPTY),
+            callout_refusal_logged: false,
         }
     }
 
@@ -293,6 +308,11 @@ impl VmHost {
         self.trace = trace.map(|t| t.register_vm(label.into()));
     }
 
+    /// The host functions and callbacks this VM's guest may use.
+    pub fn capabilities(&self) -> &CapabilityRestriction {
+        &self.capabilities
+    }
+
     /// The ABI version of the guest.
     pub fn abi_version(&self) -> AbiVersion {
         self.abi
@@ -325,6 +345,13 @@ impl VmHost {
             ContextKind::Root(r) => Some(&r.plugin),
             ContextKind::Stream(_) => None,
         }
+    }
+
+    /// The effective context's plugin when its [`PluginPolicy`](crate::PluginPolicy) hides
+    /// headers in `map` (see [`PluginPolicy::sanitizes`](crate::PluginPolicy)); `None`, the
+    /// common case, when the plugin sees the map whole.
+    pub(crate) fn sanitizing(&self, map: MapType) -> Option<Arc<PluginInfo>> {
+        self.plugin().filter(|p| p.policy.sanitizes(map)).cloned()
     }
 
     /// The root context of the effective context.

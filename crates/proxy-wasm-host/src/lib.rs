@@ -11,9 +11,12 @@
 //! - [`policy`]: what happens when a plugin fails (failure policy, reload backoff, crash-loop
 //!   limit), the VM models and the clock the policy reads; the stats
 //!   ([`PluginHost::render_stats`]).
+//! - [`CapabilityRestriction`]: which host functions and callbacks a VM may use.
 
 pub use abi::{self, Action, BufferType, Callback, LogLevel, MapType, Status, StreamType};
 
+mod cache;
+pub mod capabilities;
 mod embedder;
 pub mod engine;
 mod error;
@@ -24,11 +27,14 @@ pub mod hostcalls;
 mod memory;
 mod plugin;
 pub mod policy;
+mod security;
 mod services;
 mod stats;
 mod trace;
 mod vm;
 
+pub use cache::PrecompiledCache;
+pub use capabilities::{group_names, CallbackSet, CapabilityError, CapabilityRestriction, HostSet, GROUPS, WASI_GROUP};
 pub use embedder::{
     DefaultEmbedder, Embedder, GrpcCall, HttpCall, LocalReply, MemoryStream, PluginInfo, PropertyCx, Stream,
     StreamEffect, VmToken,
@@ -38,6 +44,7 @@ pub use error::{Error, Trap, TrapKind};
 pub use headers::HeaderMap;
 pub use host::{VmHost, VmHostConfig};
 pub use memory::{read_vec, return_bytes, GuestMemory, HostCx, HostError, HostResult, WordSize};
+pub use security::{PluginPolicy, SecurityCounters, SecurityStats, CREDENTIAL_HEADERS};
 pub use services::{ForeignCx, ForeignFunction, Mailbox, MetricValue, Notification, Services};
 pub use plugin::{module_binary, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
 pub use trace::{quote, quote_map, quote_whole, trap_text, CallbackRecord, Trace, ALLOC};

@@ -20,6 +20,7 @@ use crate::{
     Clock, Embedder, Engine, Error, FailurePolicy, Limits, Module, PluginInfo, Services, StatSample, Stream, SystemClock,
     Trace, Vm, VmHost, VmHostConfig, VmModel,
 };
+use crate::{CapabilityRestriction, PrecompiledCache};
 
 /// A validated, compiled plugin module.
 pub struct CompiledModule {
@@ -116,6 +117,7 @@ fn make_vm(code: &CompiledModule, config: &VmConfig, env: &VmEnv, role: &str, wa
             environment: config.environment.clone(),
             map_limits: config.map_limits,
             limits: config.limits,
+            capabilities: config.capabilities.clone(),
         },
         code.abi,
         env.embedder.clone(),
@@ -144,12 +146,18 @@ pub struct VmConfig {
     pub limits: Limits,
     /// Limits on serialized maps from the guest.
     pub map_limits: MapLimits,
+    /// The host functions and callbacks the VM's guest may use (Envoy's
+    /// `capability_restriction_config`; unrestricted by default). Restrictions apply to the
+    /// whole VM, as in the reference host, so plugins with different restrictions never share
+    /// one: the restriction is part of the VM's key.
+    pub capabilities: CapabilityRestriction,
 }
 
 /// Loads plugins and makes their VMs. One per process (or per engine); share it with `Arc`.
 pub struct PluginHost {
     engine: Arc<dyn Engine>,
     env: VmEnv,
+    cache: Option<PrecompiledCache>,
     modules: Arc<Mutex<HashMap<[u8; 32], Arc<CompiledModule>>>>,
     vms: Mutex<HashMap<VmKey, Arc<PluginVm>>>,
 }
@@ -162,6 +170,7 @@ struct VmKey {
     code: [u8; 32],
     /// The plugin (model, name, root id) for a VM model of its own; `None` for a shared VM.
     own: Option<(VmModel, String, String)>,
+    capabilities: CapabilityRestriction,
 }
 
 /// A seed from the system's random source, for backoff jitter.
@@ -208,6 +217,7 @@ impl PluginHost {
                 clock: Arc::new(SystemClock::default()),
                 seed: random_seed(),
             },
+            cache: None,
             modules: Arc::default(),
             vms: Mutex::new(HashMap::new()),
         }
@@ -216,7 +226,11 @@ impl PluginHost {
     /// A host on the same engine that shares this one's compiled modules (so nothing is
     /// compiled twice) but nothing else: its own embedder, services, stats, VMs and no trace.
     pub fn sharing_modules(&self, embedder: Arc<dyn Embedder>) -> Self {
-        PluginHost { modules: self.modules.clone(), ..PluginHost::new(self.engine.clone(), embedder) }
+        PluginHost {
+            modules: self.modules.clone(),
+            cache: self.cache.clone(),
+            ..PluginHost::new(self.engine.clone(), embedder)
+        }
     }
 
     /// Records every VM this host makes from now on in `trace`: their callbacks, host calls
@@ -244,6 +258,14 @@ impl PluginHost {
     /// The clock the failure policy reads.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.env.clock
+    }
+
+    /// Keeps compiled modules in `cache` (for engines that can serialize them): [`load`](Self::load)
+    /// takes a module from there instead of compiling it, and writes what it compiles. See
+    /// [`PrecompiledCache`] for the trust rule.
+    pub fn with_precompiled_cache(mut self, cache: PrecompiledCache) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// The trace VMs of this host write to, if any.
@@ -274,15 +296,33 @@ impl PluginHost {
     }
 
     /// Compiles and validates a module, or returns the cached one with the same sha256 (of the
-    /// bytes as given). A module in the Wasm text format is turned into a binary first, here:
+    /// bytes as given): from memory, else from the [`PrecompiledCache`] when the host has one
+    /// (a cache file that fails its checks is an [`Error::Cache`] naming it). A module in the Wasm text format is turned into a binary first, here:
     /// engines receive binaries only ([`Engine::compile`]); see [`module_binary`].
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<CompiledModule>, Error> {
         let sha256: [u8; 32] = Sha256::digest(bytes).into();
         if let Some(m) = lock(&self.modules).get(&sha256) {
             return Ok(m.clone());
         }
-        let module = self.engine.compile(&module_binary(&*self.engine, bytes)?)?;
-        let abi = validate(&*module)?;
+        let cached = match &self.cache {
+            Some(cache) => cache.load(&*self.engine, &sha256)?,
+            None => None,
+        };
+        let (module, abi) = match cached {
+            Some(module) => {
+                let abi = validate(&*module)?;
+                (module, abi)
+            }
+            None => {
+                let module = self.engine.compile(&module_binary(&*self.engine, bytes)?)?;
+                let abi = validate(&*module)?;
+                // Only modules the host would run are written.
+                if let Some(cache) = &self.cache {
+                    cache.store(&*self.engine, &sha256, &*module)?;
+                }
+                (module, abi)
+            }
+        };
         let compiled = Arc::new(CompiledModule { module, abi, sha256, engine: self.engine.name() });
         lock(&self.modules).insert(sha256, compiled.clone());
         Ok(compiled)
@@ -320,6 +360,7 @@ impl PluginHost {
             configuration: config.configuration.clone(),
             code: code.sha256,
             own,
+            capabilities: config.capabilities.clone(),
         };
         let existing = lock(&self.vms).get(&key).cloned();
         let vm = match existing {

@@ -116,6 +116,7 @@ pub struct Services {
     metrics: RwLock<MetricTable>,
     foreign: RwLock<HashMap<String, ForeignFunction>>,
     next_vm: AtomicU64,
+    security: crate::SecurityCounters,
 }
 
 #[derive(Default)]
@@ -138,6 +139,11 @@ impl Services {
         let services = Services::default();
         crate::foreign::register_builtins(&services);
         Arc::new(services)
+    }
+
+    /// What the security policy refused so far, in every VM of these services.
+    pub fn security(&self) -> &crate::SecurityCounters {
+        &self.security
     }
 
     /// A fresh token for a new VM.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use abi::{AbiVersion, Action, BufferType, Callback, MapType, PeerType, StreamType};
 
 use crate::host::{CallData, Context, ContextKind, RootContext, StreamContext, StreamPhase};
+use crate::capabilities::CallbackSet;
 use crate::engine::{DeadlineSlot, Watchdog};
 use crate::{
     Error, HeaderMap, Instance, LocalReply, Mailbox, MemoryStream, Notification, PluginInfo, Stream, StreamEffect,
@@ -42,6 +43,8 @@ pub struct Vm {
     /// Root id -> root context id, in start order.
     roots: Vec<(String, u32)>,
     next_context: u32,
+    /// The callbacks the VM's capability restriction allows.
+    callbacks: CallbackSet,
 }
 
 /// What `proxy_get_status` answers for a callout that failed without a response: Envoy's
@@ -108,7 +111,9 @@ impl Vm {
             .limits
             .call_deadline
             .and_then(|d| instance.interrupt_handle().map(|i| Watchdog::global().slot(i, d)));
-        let mut vm = Vm { instance, deadline, engine, token, abi, failure: None, roots: Vec::new(), next_context: 0 };
+        let callbacks = instance.host().capabilities.callback_set();
+        let mut vm =
+            Vm { instance, deadline, engine, token, abi, failure: None, roots: Vec::new(), next_context: 0, callbacks };
         if vm.instance.has(Callback::Initialize) {
             vm.call_checked(Callback::Initialize, 0, &[])?;
             if vm.instance.has(Callback::Main) {
@@ -178,6 +183,21 @@ impl Vm {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Whether the host calls `callback` (on `context_id`): the module exports it and the VM's
+    /// [`CapabilityRestriction`](crate::CapabilityRestriction) allows it. An exported callback
+    /// the restriction does not allow is never called, as if it were not exported; the skip is
+    /// counted, and logged the first time.
+    fn exports(&mut self, callback: Callback, context_id: u32) -> bool {
+        if !self.instance.has(callback) {
+            return false;
+        }
+        if self.callbacks.contains(callback) {
+            return true;
+        }
+        crate::security::skip_callback(self.instance.host(), callback, context_id);
+        false
     }
 
     fn next_id(&mut self) -> u32 {
@@ -256,7 +276,7 @@ impl Vm {
 
     /// Calls an optional callback: skipped (answering `default`) when not exported.
     fn call_optional(&mut self, callback: Callback, context_id: u32, args: &[u64], default: u64) -> Result<u64, Error> {
-        if self.failure.is_none() && !self.instance.has(callback) {
+        if self.failure.is_none() && !self.exports(callback, context_id) {
             return Ok(default);
         }
         self.call_checked(callback, context_id, args)
@@ -451,7 +471,7 @@ impl Vm {
         if self.failure.is_some() || rejected {
             return self.fail_stream(id);
         }
-        if !self.instance.has(callback) {
+        if !self.exports(callback, id) {
             return Ok(Action::Continue);
         }
         match self.invoke(callback, id, args) {
@@ -460,13 +480,33 @@ impl Vm {
         }
     }
 
+    /// The plugin of context `id` (through its root context), when its
+    /// [`PluginPolicy`](crate::PluginPolicy) hides headers in `map`.
+    fn sanitizing(&mut self, id: u32, map: MapType) -> Option<Arc<PluginInfo>> {
+        let contexts = &self.instance.host().contexts;
+        let root = contexts.get(&id)?.root;
+        match &contexts.get(&root)?.kind {
+            ContextKind::Root(r) if r.plugin.policy.sanitizes(map) => Some(r.plugin.clone()),
+            _ => None,
+        }
+    }
+
+    /// The number of headers of `map` the plugin sees: its hidden headers are not counted.
+    fn visible_len(plugin: &Option<Arc<PluginInfo>>, map: Option<&HeaderMap>) -> u64 {
+        map.map_or(0, |m| match plugin {
+            Some(p) => p.policy.visible_len(m),
+            None => m.len(),
+        }) as u64
+    }
+
     fn headers_callback(&mut self, id: u32, map: MapType, end_of_stream: bool) -> Result<Action, Error> {
+        let plugin = self.sanitizing(id, map);
         let s = self.stream_context(id)?;
         match map {
             MapType::HttpRequestHeaders => s.phase.request_headers = true,
             _ => s.phase.response_headers = true,
         }
-        let n = s.stream.map(map).map_or(0, |m| m.len()) as u64;
+        let n = Self::visible_len(&plugin, s.stream.map(map).map(|m| &*m));
         let legacy = self.abi_version() == AbiVersion::V010;
         let request = map == MapType::HttpRequestHeaders;
         let callback = match (request, legacy) {
@@ -547,6 +587,7 @@ impl Vm {
     }
 
     fn trailers_callback(&mut self, id: u32, map: MapType) -> Result<Action, Error> {
+        let plugin = self.sanitizing(id, map);
         let s = self.stream_context(id)?;
         let callback = if map == MapType::HttpRequestTrailers {
             s.phase.request_trailers = true;
@@ -555,7 +596,7 @@ impl Vm {
             s.phase.response_trailers = true;
             Callback::OnResponseTrailers
         };
-        let n = s.stream.map(map).map_or(0, |m| m.len()) as u64;
+        let n = Self::visible_len(&plugin, s.stream.map(map).map(|m| &*m));
         self.stream_callback(id, callback, &[u64::from(id), n])
     }
 
@@ -625,7 +666,7 @@ impl Vm {
         if let Some(t) = &self.failure {
             return Err(Error::VmFailed(t.to_string()));
         }
-        if !self.instance.has(callback) {
+        if !self.exports(callback, root) {
             return Ok(());
         }
         self.invoke_with(callback, root, args, data).map(drop).map_err(|trap| Error::Trap { callback, trap })
@@ -656,6 +697,15 @@ impl Vm {
         Ok(n)
     }
 
+    /// `map` (a callout answer's, the plugin's alone) without the headers the plugin of
+    /// `context` may not see, when it sanitises callout answers.
+    fn sanitized(&mut self, context: u32, kind: MapType, map: HeaderMap) -> HeaderMap {
+        match self.sanitizing(context, kind) {
+            Some(p) => p.policy.visible(&map),
+            None => map,
+        }
+    }
+
     /// The context an outstanding callout belongs to, removed from the table.
     fn take_call(&mut self, id: u32, grpc_final: bool) -> Result<u32, Error> {
         let host = self.instance.host();
@@ -681,7 +731,7 @@ impl Vm {
         if let Some(t) = &self.failure {
             return Err(Error::VmFailed(t.to_string()));
         }
-        if !self.instance.has(callback) {
+        if !self.exports(callback, context) {
             return Ok(());
         }
         match self.invoke_with(callback, context, args, data) {
@@ -712,8 +762,14 @@ impl Vm {
     /// (`BROKEN_CONNECTION`), as Envoy does for a reset callout.
     pub fn on_http_call_response(&mut self, call_id: u32, response: Result<HttpCallResponse, String>) -> Result<(), Error> {
         let context = self.take_call(call_id, true)?;
+        let plugin = self.sanitizing(context, MapType::HttpCallResponseHeaders);
         let (data, nh, nb, nt) = match response {
-            Ok(r) => {
+            Ok(mut r) => {
+                // The answer is the plugin's alone: hidden headers are dropped from it outright.
+                if let Some(p) = &plugin {
+                    r.headers = p.policy.visible(&r.headers);
+                    r.trailers = p.policy.visible(&r.trailers);
+                }
                 let status = r.headers.get(b":status").and_then(|s| std::str::from_utf8(&s).ok()?.parse().ok());
                 let sizes = (r.headers.len() as u64, r.body.len() as u64, r.trailers.len() as u64);
                 let data = CallData::HttpCallResponse {
@@ -743,6 +799,7 @@ impl Vm {
     /// gRPC initial metadata for call or stream `call_id`.
     pub fn on_grpc_receive_initial_metadata(&mut self, call_id: u32, metadata: HeaderMap) -> Result<(), Error> {
         let context = self.take_call(call_id, false)?;
+        let metadata = self.sanitized(context, MapType::GrpcReceiveInitialMetadata, metadata);
         let args = [u64::from(context), u64::from(call_id), metadata.len() as u64];
         self.callout_callback(context, Callback::OnGrpcReceiveInitialMetadata, &args, CallData::GrpcInitialMetadata(metadata))
     }
@@ -757,6 +814,7 @@ impl Vm {
     /// gRPC trailing metadata for call or stream `call_id`.
     pub fn on_grpc_receive_trailing_metadata(&mut self, call_id: u32, metadata: HeaderMap) -> Result<(), Error> {
         let context = self.take_call(call_id, false)?;
+        let metadata = self.sanitized(context, MapType::GrpcReceiveTrailingMetadata, metadata);
         let args = [u64::from(context), u64::from(call_id), metadata.len() as u64];
         self.callout_callback(context, Callback::OnGrpcReceiveTrailingMetadata, &args, CallData::GrpcTrailingMetadata(metadata))
     }
@@ -807,6 +865,8 @@ mod tests {
         refuse_memory: bool,
         spin_in: Option<Callback>,
         interrupted: Arc<FakeInterrupt>,
+        /// Every callback called, in order.
+        called: Arc<std::sync::Mutex<Vec<Callback>>>,
     }
 
     #[derive(Default)]
@@ -820,7 +880,15 @@ mod tests {
 
     impl Fake {
         fn new(host: VmHost, exports: Vec<Callback>, trap_in: Callback) -> Self {
-            Fake { host, exports, trap_in, refuse_memory: false, spin_in: None, interrupted: Arc::default() }
+            Fake {
+                host,
+                exports,
+                trap_in,
+                refuse_memory: false,
+                spin_in: None,
+                interrupted: Arc::default(),
+                called: Arc::default(),
+            }
         }
     }
 
@@ -831,6 +899,7 @@ mod tests {
 
         fn call(&mut self, callback: Callback, _args: &[u64]) -> Result<u64, Trap> {
             use std::sync::atomic::Ordering;
+            self.called.lock().unwrap().push(callback);
             self.interrupted.0.store(false, Ordering::SeqCst);
             if self.spin_in == Some(callback) {
                 while !self.interrupted.0.load(Ordering::SeqCst) {
@@ -961,5 +1030,45 @@ mod tests {
         let root = vm.start_plugin(PluginInfo::default()).unwrap();
         let Error::Trap { trap, .. } = vm.on_tick(root).unwrap_err() else { panic!() };
         assert_eq!(trap.kind, TrapKind::Guest);
+    }
+
+    /// An embedder that keeps its log lines.
+    #[derive(Default)]
+    struct Logs(std::sync::Mutex<Vec<String>>);
+
+    impl crate::Embedder for Logs {
+        fn log(&self, _plugin: Option<&PluginInfo>, _level: abi::LogLevel, message: &str) {
+            self.0.lock().unwrap().push(message.to_string());
+        }
+    }
+
+    #[test]
+    fn a_callback_outside_the_restriction_is_never_called() {
+        let mut config = VmHostConfig::new("");
+        config.capabilities = crate::CapabilityRestriction::allow(["proxy_on_response_headers", "lifecycle"]).unwrap();
+        let logs = Arc::new(Logs::default());
+        let services = Services::new();
+        let host = VmHost::new(config, AbiVersion::V021, logs.clone(), services.clone());
+        let exports = vec![Callback::OnContextCreate, Callback::OnRequestHeaders, Callback::OnResponseHeaders, Callback::OnTick];
+        let fake = Fake::new(host, exports, Callback::OnDelete);
+        let called = fake.called.clone();
+        let mut vm = Vm::start(Box::new(fake), "fake").unwrap();
+        let root = vm.start_plugin(PluginInfo::default()).unwrap();
+        let id = vm.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
+        // Not allowed: the stream goes on as if the plugin did not export it.
+        assert_eq!(vm.on_request_headers(id, true).unwrap(), Action::Continue);
+        assert_eq!(vm.on_request_headers(id, true).unwrap(), Action::Continue);
+        assert_eq!(vm.on_response_headers(id, true).unwrap(), Action::Continue);
+        vm.on_tick(root).unwrap();
+        assert_eq!(
+            *called.lock().unwrap(),
+            [Callback::OnContextCreate, Callback::OnContextCreate, Callback::OnResponseHeaders],
+            "neither proxy_on_request_headers nor proxy_on_tick was called"
+        );
+        let logs = logs.0.lock().unwrap();
+        assert_eq!(logs.len(), 2, "one line per callback: {logs:?}");
+        assert!(logs[0].starts_with("callback `proxy_on_request_headers` not called: it is not among the VM's allowed capabilities (lifecycle, proxy_on_response_headers)"), "{}", logs[0]);
+        assert!(logs[1].starts_with("callback `proxy_on_tick` not called"), "{}", logs[1]);
+        assert_eq!(services.security().snapshot().callbacks_skipped, 3);
     }
 }

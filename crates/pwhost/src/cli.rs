@@ -11,7 +11,8 @@ use anyhow::{anyhow, bail, Context as _};
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueHint};
-use proxy_wasm_harness::{engines, exchange, report, run_exchange, transcript_error, Outcome, ScriptedEmbedder};
+use proxy_wasm_harness::code_source::{self, signature, Loader, SourceError};
+use proxy_wasm_harness::{engines, exchange, policy, report, run_exchange, transcript_error, Outcome, ScriptedEmbedder};
 use proxy_wasm_host::{quote, quote_map, quote_whole, validate, Capabilities, Engine, Error, ExternKind, MetricValue, PluginHost, Trace};
 
 /// What the exit codes mean, shown at the end of `pwhost help`.
@@ -46,6 +47,19 @@ enum Command {
     Inspect(InspectArgs),
     /// List the engines built into this binary
     Engines,
+    /// Sign a module with an Ed25519 key: in a `signature` custom section placed first
+    /// (--out), or as a detached signature file (--detached)
+    Sign(SignArgs),
+    /// Check a module's Ed25519 signature (embedded, or detached with --signature); exit 1 when
+    /// it does not hold
+    Verify(VerifyArgs),
+    /// Make an Ed25519 key pair: NAME.key (the secret seed, mode 0600) and NAME.pub, each 64
+    /// hexadecimal digits
+    Keygen {
+        /// Where to write: NAME.key and NAME.pub
+        #[arg(long, value_name = "NAME", value_hint = ValueHint::FilePath)]
+        out: PathBuf,
+    },
     /// Print a completion script for a shell, for example `pwhost completions bash >
     /// /etc/bash_completion.d/pwhost`
     Completions {
@@ -60,9 +74,10 @@ struct RunArgs {
     /// The engine, one of those built in (`pwhost engines`)
     #[arg(long, value_name = "NAME", value_parser = EngineName)]
     engine: String,
-    /// The plugin: a .wasm module (or the text format), or for the Null VM a native plugin
+    /// The plugin: a .wasm module (or the text format), or for the Null VM a native plugin;
+    /// required unless the exchange names its code (`plugin.code`)
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
-    plugin: PathBuf,
+    plugin: Option<PathBuf>,
     /// The exchange: a YAML file (see the README's exchange format)
     #[arg(long, value_name = "FILE.yaml", value_hint = ValueHint::FilePath)]
     exchange: PathBuf,
@@ -80,6 +95,43 @@ struct RunArgs {
     /// Print one JSON object instead of the transcript and final state
     #[arg(long)]
     json: bool,
+    /// Keep remote code (`plugin.code.remote`) in DIR, one file per SHA-256
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    cache_dir: Option<PathBuf>,
+    /// Keep compiled modules in DIR (engines that can serialize them), so the next run skips
+    /// compiling; DIR must be owned by this user and writable by no one else (see the README's
+    /// trust rule)
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    precompiled_cache: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct SignArgs {
+    /// The secret key file (64 hexadecimal digits, from `pwhost keygen`)
+    #[arg(long, value_name = "FILE.key", value_hint = ValueHint::FilePath)]
+    key: PathBuf,
+    /// Write the signed module here (its signature embedded)
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, required_unless_present = "detached", conflicts_with = "detached")]
+    out: Option<PathBuf>,
+    /// Write a detached signature here instead
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    detached: Option<PathBuf>,
+    /// The module (a Wasm binary)
+    #[arg(value_name = "MODULE", value_hint = ValueHint::FilePath)]
+    module: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// The public key file (64 hexadecimal digits)
+    #[arg(long, value_name = "FILE.pub", value_hint = ValueHint::FilePath)]
+    public_key: PathBuf,
+    /// A detached signature (else the module's embedded one is checked)
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    signature: Option<PathBuf>,
+    /// The module
+    #[arg(value_name = "MODULE", value_hint = ValueHint::FilePath)]
+    module: PathBuf,
 }
 
 /// A deadline on the command line: milliseconds, or no deadline.
@@ -275,6 +327,9 @@ fn run(command: Command, cx: &mut Out) -> anyhow::Result<u8> {
     match command {
         Command::Run(args) => cmd_run(args, cx),
         Command::Inspect(args) => cmd_inspect(args, cx),
+        Command::Sign(args) => cmd_sign(args, cx),
+        Command::Verify(args) => cmd_verify(args, cx),
+        Command::Keygen { out } => cmd_keygen(&out, cx),
         Command::Engines => {
             for name in engines::built_in() {
                 say!(cx, "{name}");
@@ -301,12 +356,33 @@ fn cmd_run(args: RunArgs, cx: &mut Out) -> anyhow::Result<u8> {
     if !engine.capabilities().sandboxed {
         crate::abort::note_native_aborts();
     }
-    let plugin_path = args.plugin.display();
     let exchange_path = args.exchange.display();
-    let bytes = read(&args.plugin, "plugin")?;
     let text = String::from_utf8(read(&args.exchange, "exchange")?)
         .map_err(|_| anyhow!("exchange `{exchange_path}` is not UTF-8 text"))?;
-    let mut exchange = exchange::parse(&text).with_context(|| format!("exchange `{exchange_path}` is not valid"))?;
+    let mut exchange = exchange::parse_in(&text, args.exchange.parent()).with_context(|| format!("exchange `{exchange_path}` is not valid"))?;
+    let (bytes, plugin_name) = match (&args.plugin, &mut exchange.code) {
+        (Some(path), None) => (read(path, "plugin")?, path.display().to_string()),
+        (None, Some(spec)) => {
+            policy::resolve_paths(spec, args.exchange.parent().unwrap_or(Path::new(".")));
+            let mut loader = Loader::new();
+            if let Some(dir) = &args.cache_dir {
+                loader = loader.with_cache_dir(dir);
+            }
+            match loader.load(spec) {
+                Ok(loaded) => (loaded.bytes, loaded.origin),
+                // The bytes are there but fail a check: the host refuses the plugin.
+                Err(e @ (SourceError::HashMismatch { .. } | SourceError::Signature { .. } | SourceError::CacheTampered { .. })) => {
+                    let message = format!("the plugin code of exchange `{exchange_path}` is refused: {e}");
+                    report_failure(cx, args.json, &message, Outcome::default(), &Trace::new());
+                    return Ok(1);
+                }
+                Err(e) => return Err(e).with_context(|| format!("exchange `{exchange_path}`: `plugin.code`")),
+            }
+        }
+        (Some(_), Some(_)) => bail!("exchange `{exchange_path}` names the plugin's code (`plugin.code`): give no --plugin"),
+        (None, None) => bail!("no plugin: give --plugin FILE, or name the code in the exchange (`plugin.code`)"),
+    };
+    let plugin_path = plugin_name.as_str();
     if let Some(c) = &args.config {
         exchange.plugin.configuration = c.as_bytes().to_vec();
     }
@@ -323,7 +399,10 @@ fn cmd_run(args: RunArgs, cx: &mut Out) -> anyhow::Result<u8> {
     let trace = Trace::new();
     // The failure policy reads the exchange's clock (moved by `advance` steps), and reload
     // jitter is seeded so that a run repeats exactly.
-    let host = PluginHost::new(engine.clone(), embedder.clone()).with_trace(trace.clone()).with_clock(embedder.clock()).with_seed(0);
+    let mut host = PluginHost::new(engine.clone(), embedder.clone()).with_trace(trace.clone()).with_clock(embedder.clock()).with_seed(0);
+    if let Some(dir) = &args.precompiled_cache {
+        host = host.with_precompiled_cache(proxy_wasm_host::PrecompiledCache::open(dir)?);
+    }
     let json = args.json;
     if !json {
         // Each line out as it happens: a native plugin that aborts leaves what came before.
@@ -468,6 +547,17 @@ fn print_summary(cx: &mut Out, out: &Outcome) {
         };
         say!(cx, "metric {name}: {value}");
     }
+    let s = &out.security;
+    if *s != Default::default() {
+        say!(
+            cx,
+            "{:<18} host_calls_denied={} callbacks_skipped={} callouts_refused={}",
+            "security:",
+            s.host_calls_denied,
+            s.callbacks_skipped,
+            s.callouts_refused
+        );
+    }
     for sample in out.stats.iter().filter(|s| policy_stat(s)) {
         say!(cx, "stat {} {}", sample.series(), sample.value);
     }
@@ -520,6 +610,65 @@ fn cmd_inspect(args: InspectArgs, cx: &mut Out) -> anyhow::Result<u8> {
             Ok(1)
         }
     }
+}
+
+fn cmd_sign(args: SignArgs, cx: &mut Out) -> anyhow::Result<u8> {
+    let key = code_source::read_secret_key(&args.key)?;
+    let module = read(&args.module, "module")?;
+    let what = |e: signature::SignatureError| anyhow!("cannot sign `{}`: {e}", args.module.display());
+    let (path, bytes) = match (&args.out, &args.detached) {
+        (_, Some(detached)) => (detached, signature::sign_detached(&module, &key).map_err(what)?),
+        (Some(out), None) => (out, signature::sign_embedded(&module, &key).map_err(what)?),
+        (None, None) => bail!("give --out FILE (embedded) or --detached FILE"),
+    };
+    std::fs::write(path, &bytes).with_context(|| format!("cannot write `{}`", path.display()))?;
+    say!(cx, "signed {} with key {} -> {} ({} bytes)", args.module.display(), key.public_key().to_hex(), path.display(), bytes.len());
+    Ok(0)
+}
+
+fn cmd_verify(args: VerifyArgs, cx: &mut Out) -> anyhow::Result<u8> {
+    let key = code_source::read_public_key(&args.public_key)?;
+    let module = read(&args.module, "module")?;
+    let detached = args.signature.as_ref().map(|p| read(p, "signature")).transpose()?;
+    match signature::verify(&module, detached.as_deref(), &key) {
+        Ok(payload) => {
+            say!(cx, "signature OK (Ed25519): {} signed by {}, covering sha256 {}", args.module.display(), key.to_hex(), signature::hex(&payload.hash));
+            Ok(0)
+        }
+        Err(e) => {
+            let what = match &args.signature {
+                Some(s) => format!("{} (detached signature {})", args.module.display(), s.display()),
+                None => args.module.display().to_string(),
+            };
+            let _ = writeln!(cx.err, "pwhost: {what}: signature check failed: {e}");
+            Ok(1)
+        }
+    }
+}
+
+fn cmd_keygen(out: &Path, cx: &mut Out) -> anyhow::Result<u8> {
+    let key = code_source::SecretKey::generate()?;
+    let secret = out.with_extension("key");
+    let public = out.with_extension("pub");
+    for path in [&secret, &public] {
+        if path.exists() {
+            bail!("`{}` exists; keygen does not overwrite keys", path.display());
+        }
+    }
+    write_private(&secret, format!("{}\n", key.to_hex()).as_bytes())?;
+    std::fs::write(&public, format!("{}\n", key.public_key().to_hex())).with_context(|| format!("cannot write `{}`", public.display()))?;
+    say!(cx, "wrote {} (secret, keep it) and {} (public {})", secret.display(), public.display(), key.public_key().to_hex());
+    Ok(0)
+}
+
+/// Writes a file only its owner can read (mode 0600 where the system has modes).
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot create `{}`", path.display()))?;
+    file.write_all(bytes).with_context(|| format!("cannot write `{}`", path.display()))
 }
 
 /// What the engine enforces, in words: the Null VM has no sandbox.

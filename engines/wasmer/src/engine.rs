@@ -126,9 +126,27 @@ impl WasmerEngine {
     }
 }
 
+/// The Wasmer release this crate runs (a test checks it against the workspace's Cargo.lock).
+pub const WASMER_VERSION: &str = "7.4.2";
+
+/// The revision of the code the stop-check middleware (`stop.rs`) adds to every function: bump
+/// it with any change to that code, so that precompiled modules made with another revision are
+/// never taken from a cache.
+pub const STOP_CHECKS_REVISION: u32 = 1;
+
 impl Engine for WasmerEngine {
     fn name(&self) -> &'static str {
         self.shared.name
+    }
+
+    /// Wasmer's version and compiler, this crate's version, and the revision of the stop checks
+    /// compiled into every module.
+    fn version(&self) -> String {
+        format!(
+            "wasmer {WASMER_VERSION} ({}), proxy-wasm-wasmer {}, stop checks r{STOP_CHECKS_REVISION}",
+            self.shared.name,
+            env!("CARGO_PKG_VERSION")
+        )
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -149,5 +167,16 @@ impl Engine for WasmerEngine {
         let module = unsafe { wasmer::Module::deserialize(&self.shared.engine, bytes) }
             .map_err(|e| Error::Compile { engine: self.shared.name, message: e.to_string() })?;
         Ok(Arc::new(WasmerModule::new(self.shared.clone(), module)))
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    /// The Wasmer version the engine reports is the one Cargo built.
+    #[test]
+    fn the_reported_wasmer_version_is_the_locked_one() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock")).unwrap();
+        let wanted = format!("name = \"wasmer\"\nversion = \"{}\"", super::WASMER_VERSION);
+        assert!(lock.contains(&wanted), "Cargo.lock has another wasmer than {}", super::WASMER_VERSION);
     }
 }

@@ -105,9 +105,29 @@ impl Default for WasmtimeEngine {
     }
 }
 
+/// The Wasmtime release this crate runs (a test checks it against the workspace's Cargo.lock).
+pub const WASMTIME_VERSION: &str = "48.0.0";
+
 impl Engine for WasmtimeEngine {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    /// Wasmtime's version, this crate's, and Wasmtime's own compatibility hash of the engine's
+    /// configuration (`Engine::precompile_compatibility_hash`: compiler settings, tunables such
+    /// as the memory reservation, features), so that code compiled under another configuration
+    /// has another cache key.
+    fn version(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        // SipHash with fixed keys: the same configuration gives the same number in every process
+        // built by the same compiler.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.shared.engine.precompile_compatibility_hash().hash(&mut hasher);
+        format!(
+            "wasmtime {WASMTIME_VERSION}, proxy-wasm-wasmtime {}, configuration {:016x}",
+            env!("CARGO_PKG_VERSION"),
+            hasher.finish()
+        )
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -136,5 +156,16 @@ impl Engine for WasmtimeEngine {
         let module = unsafe { wasmtime::Module::deserialize(&self.shared.engine, bytes) }
             .map_err(|e| Error::Compile { engine: NAME, message: format!("{e:#}") })?;
         Ok(Arc::new(WasmtimeModule::new(self.shared.clone(), module)))
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    /// The Wasmtime version the engine reports is the one Cargo built.
+    #[test]
+    fn the_reported_wasmtime_version_is_the_locked_one() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock")).unwrap();
+        let wanted = format!("name = \"wasmtime\"\nversion = \"{}\"", super::WASMTIME_VERSION);
+        assert!(lock.contains(&wanted), "Cargo.lock has another wasmtime than {}", super::WASMTIME_VERSION);
     }
 }

@@ -13,6 +13,7 @@
 
 mod host;
 mod scenarios;
+mod security;
 mod wasi;
 
 use std::collections::BTreeMap;

@@ -12,6 +12,8 @@
 //! - `properties`, `context`, `deferred-done`, `foreign`, `tcp`.
 //! - `wasi` (Wasm only): every WASI function through raw imports; `std` (wasip1 only): the
 //!   same through Rust's standard library.
+//! - `hidden-headers`, `hidden-properties`, `upstreams`, `restricted`: the security policy
+//!   (see `security.rs`).
 //! - `trap:<callback>`: traps in that callback; `reject-configuration`: refuses its
 //!   configuration. A VM configuration of `reject` makes `proxy_on_vm_start` refuse.
 //! - `count`: logs each request's number in this VM (`request 1 in this VM`, ...), so that a
@@ -125,6 +127,10 @@ pub fn request_headers(scenario: &str, context: u32, num_headers: usize, _end_of
         "foreign" => foreign(),
         "wasi" => crate::wasi::all(),
         "std" => crate::wasi::std_io(),
+        "hidden-headers" => return crate::security::hidden_headers(context, num_headers),
+        "hidden-properties" => crate::security::hidden_properties(),
+        "upstreams" => crate::security::upstreams(),
+        "restricted" => crate::security::restricted(),
         "count" => {
             count_request();
         }
@@ -192,6 +198,12 @@ fn headers(num_headers: usize) {
 
 /// `proxy_on_response_headers`.
 pub fn response_headers(scenario: &str, _context: u32, _num_headers: usize, _end_of_stream: bool) -> u32 {
+    if scenario == "restricted" {
+        crate::security::restricted_response_headers();
+    }
+    if scenario == "hidden-headers" {
+        crate::security::hidden_response_headers(_num_headers);
+    }
     if scenario == "headers" {
         let pairs = encode_map(&[(":status", "201"), ("x-set", "1")]);
         status("set the response headers", set_map_pairs(RESPONSE_HEADERS, &pairs), OK);
@@ -314,6 +326,9 @@ fn http_call_status(upstream: &str, headers: &[u8]) -> u32 {
 
 /// `proxy_on_http_call_response`.
 pub fn http_call_response(scenario: &str, context: u32, call_id: u32, num_headers: usize, body_size: usize, num_trailers: usize) {
+    if scenario == "hidden-headers" {
+        return crate::security::hidden_headers_answer(num_headers);
+    }
     if scenario != "http-call" {
         return;
     }

@@ -114,6 +114,15 @@ pub trait Engine: Send + Sync + 'static {
     /// What it can do.
     fn capabilities(&self) -> Capabilities;
 
+    /// What the engine's compiled code depends on besides the module, for the
+    /// [`PrecompiledCache`](crate::PrecompiledCache) key: the engine library's version, the
+    /// engine crate's, and any configuration that changes the machine code. Empty (the default)
+    /// means "do not cache". An engine crate must make it change whenever its compiled code
+    /// would.
+    fn version(&self) -> String {
+        String::new()
+    }
+
     /// Validates and compiles a binary module (the host parses the text format before it gets
     /// here). The error says why the bytes are not a valid module, in the engine's words.
     fn compile(&self, bytes: &[u8]) -> Result<Arc<dyn Module>, Error>;
@@ -124,7 +133,8 @@ pub trait Engine: Send + Sync + 'static {
     /// The bytes are run as machine code without validation: they must come from
     /// [`Module::serialize`] of the same engine (version and configuration) and have been kept
     /// out of anyone else's reach since (for example a cache file only this process writes).
-    /// Untrusted input goes through [`Engine::compile`].
+    /// Untrusted input goes through [`Engine::compile`]. In the host, the
+    /// [`PrecompiledCache`](crate::PrecompiledCache) is the one caller, under its trust rule.
     unsafe fn deserialize(&self, _bytes: &[u8]) -> Result<Arc<dyn Module>, Error> {
         Err(Error::Unsupported { engine: self.name(), what: "precompiled modules" })
     }

@@ -61,7 +61,9 @@ pub fn proxy_get_status(
 ///
 /// The headers must hold `:method`, `:path` and `:authority` ([`Status::BadArgument`]
 /// otherwise); the embedder answers [`Status::BadArgument`] for an unknown upstream and
-/// [`Status::InternalFailure`] when it cannot send.
+/// [`Status::InternalFailure`] when it cannot send. An upstream outside the plugin's allowed
+/// upstreams ([`PluginPolicy`](crate::PluginPolicy)) gets the same `BadArgument`, and is
+/// counted ([`SecurityStats::callouts_refused`](crate::SecurityStats)).
 #[allow(clippy::too_many_arguments)]
 pub fn proxy_http_call(
     cx: &mut dyn HostCx,
@@ -91,6 +93,7 @@ pub fn proxy_http_call(
             return Err(Status::BadArgument.into());
         }
     }
+    crate::security::check_upstream(host, &upstream, false)?;
     let call = HttpCall {
         id: host.next_callout_id(),
         vm: host.token(),
@@ -136,6 +139,7 @@ fn open_grpc(
     let method = guest_text(method)?;
     let metadata = decode_headers(metadata, host.map_limits)?;
     let stream = message.is_none();
+    crate::security::check_upstream(host, &upstream, true)?;
     let call = GrpcCall {
         id: host.next_callout_id(),
         vm: host.token(),
@@ -370,6 +374,28 @@ mod tests {
         assert_eq!(seen[1].body, b"");
         assert!(seen[1].trailers.is_empty());
         assert_eq!(cx.host.http_calls.len(), 2);
+    }
+
+    #[test]
+    fn callouts_outside_the_allowed_upstreams_get_the_unknown_cluster_status_and_are_counted() {
+        let mut cx = TestCx::new();
+        cx.set_policy(crate::PluginPolicy::default().allow_upstreams(["authz_cluster"]));
+        let a = http_args(&mut cx, &request_headers());
+        assert_eq!(http_call(&mut cx, &a), Status::Ok);
+        let other = HttpArgs { upstream: cx.put(UPSTREAM + 64, b"evil_cluster"), ..http_args(&mut cx, &request_headers()) };
+        cx.put(RET_SCALAR, &[0xaa; 4]);
+        assert_eq!(http_call(&mut cx, &other), Status::BadArgument);
+        assert_eq!(http_call(&mut cx, &other), Status::BadArgument);
+        assert_eq!(cx.u32_at(RET_SCALAR), 0xaaaa_aaaa, "no id written");
+        let g = grpc_args(&mut cx);
+        assert_eq!(grpc_call(&mut cx, &g), Status::ParseFailure);
+        assert_eq!(http_calls_seen(&cx).len(), 1);
+        assert!(grpc_calls_seen(&cx).is_empty());
+        assert_eq!(cx.host.services.security().snapshot().callouts_refused, 3);
+        let logs = cx.embedder.seen.lock().unwrap().logs.clone();
+        let refusals: Vec<_> = logs.iter().filter(|(_, m)| m.contains("refused")).collect();
+        assert_eq!(refusals.len(), 1, "logged once per VM: {logs:?}");
+        assert!(refusals[0].1.contains("upstream `evil_cluster`"), "{}", refusals[0].1);
     }
 
     #[test]

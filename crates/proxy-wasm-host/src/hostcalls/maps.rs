@@ -5,6 +5,13 @@
 //! map that no longer exists in `proxy_on_log`. Keys match ASCII-case-insensitively and are
 //! stored lowercased. A malformed serialized map is `ParseFailure`, one over the size limits
 //! `BadArgument` ([`abi::MapError::status`]).
+//!
+//! Headers the plugin's [`PluginPolicy`](crate::PluginPolicy) hides (in a stream map; in a
+//! callout answer or gRPC metadata when it sanitises those too) are invisible here: reads
+//! answer as for an absent header and leave them out of sizes and pairs, and writes leave them
+//! as they are (the proxy forwards them unchanged): adding, replacing or removing one is OK and
+//! does nothing, and `proxy_set_header_map_pairs` keeps them, dropping hidden names from the
+//! new pairs.
 
 use abi::{AbiVersion, MapType, Status};
 
@@ -18,7 +25,12 @@ fn map_type(raw: u32) -> Result<MapType, Status> {
 pub fn proxy_get_header_map_size(cx: &mut dyn HostCx, map_type: u32, return_size: u64) -> HostResult {
     let map = self::map_type(map_type)?;
     let (mut mem, host) = cx.parts();
-    let size = host.map(map, false)?.encoded_len() as u64;
+    let policy = host.sanitizing(map);
+    let headers = host.map(map, false)?;
+    let size = match &policy {
+        Some(plugin) => plugin.policy.visible(headers).encoded_len(),
+        None => headers.encoded_len(),
+    } as u64;
     mem.write_word(return_size, size)?;
     Ok(())
 }
@@ -26,7 +38,13 @@ pub fn proxy_get_header_map_size(cx: &mut dyn HostCx, map_type: u32, return_size
 /// `proxy_get_header_map_pairs`: returns the whole map, serialized.
 pub fn proxy_get_header_map_pairs(cx: &mut dyn HostCx, map_type: u32, return_ptr: u64, return_size: u64) -> HostResult {
     let map = self::map_type(map_type)?;
-    let bytes = cx.host().map(map, false)?.encode();
+    let host = cx.host();
+    let policy = host.sanitizing(map);
+    let headers = host.map(map, false)?;
+    let bytes = match &policy {
+        Some(plugin) => plugin.policy.visible(headers).encode(),
+        None => headers.encode(),
+    };
     return_bytes(cx, return_ptr, return_size, &bytes)
 }
 
@@ -36,10 +54,20 @@ pub fn proxy_set_header_map_pairs(cx: &mut dyn HostCx, map_type: u32, map_ptr: u
     let map = self::map_type(map_type)?;
     let (mem, host) = cx.parts();
     let limits = host.map_limits;
+    let policy = host.sanitizing(map);
     let target = host.map(map, true)?;
     let bytes = mem.read(map_ptr, map_size)?;
     let pairs = abi::decode_map(bytes, limits).map_err(|e| e.status())?;
-    target.set_all(pairs);
+    match &policy {
+        Some(plugin) => {
+            let policy = &plugin.policy;
+            let hidden: Vec<(Vec<u8>, Vec<u8>)> = target.pairs().iter().filter(|(k, _)| policy.hides_header(k)).cloned().collect();
+            let shown = pairs.into_iter().filter(|(k, _)| !policy.hides_header(k));
+            let kept: Vec<(Vec<u8>, Vec<u8>)> = shown.map(|(k, v)| (k.to_vec(), v.to_vec())).chain(hidden).collect();
+            target.set_all(kept);
+        }
+        None => target.set_all(pairs),
+    }
     Ok(())
 }
 
@@ -61,11 +89,13 @@ pub fn proxy_get_header_map_value(
     let value = {
         let (mem, host) = cx.parts();
         let abi = host.abi_version();
+        let policy = host.sanitizing(map);
         let headers = host.map(map, false)?;
         let key = mem.read(key_ptr, key_size)?;
         mem.check_word(return_ptr)?;
         mem.check_word(return_size)?;
-        match headers.get(key) {
+        let hidden = policy.is_some_and(|plugin| plugin.policy.hides_header(key));
+        match headers.get(key).filter(|_| !hidden) {
             Some(v) => v.into_owned(),
             None if abi == AbiVersion::V010 => Vec::new(),
             None => return Err(Status::NotFound.into()),
@@ -86,10 +116,13 @@ pub fn proxy_add_header_map_value(
 ) -> HostResult {
     let map = self::map_type(map_type)?;
     let (mem, host) = cx.parts();
+    let policy = host.sanitizing(map);
     let headers = host.map(map, true)?;
     let key = mem.read(key_ptr, key_size)?;
     let value = mem.read(value_ptr, value_size)?;
-    headers.add(key, value);
+    if !policy.is_some_and(|plugin| plugin.policy.hides_header(key)) {
+        headers.add(key, value);
+    }
     Ok(())
 }
 
@@ -105,10 +138,13 @@ pub fn proxy_replace_header_map_value(
 ) -> HostResult {
     let map = self::map_type(map_type)?;
     let (mem, host) = cx.parts();
+    let policy = host.sanitizing(map);
     let headers = host.map(map, true)?;
     let key = mem.read(key_ptr, key_size)?;
     let value = mem.read(value_ptr, value_size)?;
-    headers.replace(key, value);
+    if !policy.is_some_and(|plugin| plugin.policy.hides_header(key)) {
+        headers.replace(key, value);
+    }
     Ok(())
 }
 
@@ -116,9 +152,12 @@ pub fn proxy_replace_header_map_value(
 pub fn proxy_remove_header_map_value(cx: &mut dyn HostCx, map_type: u32, key_ptr: u64, key_size: u64) -> HostResult {
     let map = self::map_type(map_type)?;
     let (mem, host) = cx.parts();
+    let policy = host.sanitizing(map);
     let headers = host.map(map, true)?;
     let key = mem.read(key_ptr, key_size)?;
-    headers.remove(key);
+    if !policy.is_some_and(|plugin| plugin.policy.hides_header(key)) {
+        headers.remove(key);
+    }
     Ok(())
 }
 
@@ -161,6 +200,77 @@ mod tests {
             ("replace", proxy_replace_header_map_value(cx, map, k, kn, v, vn)),
             ("remove", proxy_remove_header_map_value(cx, map, k, kn)),
         ]
+    }
+
+    /// A TestCx whose plugin hides the credentials preset, with `Authorization` and `cookie`
+    /// among the request headers.
+    fn sanitizing() -> TestCx {
+        let mut cx = TestCx::new();
+        cx.set_policy(crate::PluginPolicy::default().hide_headers(crate::CREDENTIAL_HEADERS));
+        cx.stream(STREAM).request_headers.add(b"Authorization", b"Bearer s3cret");
+        cx.stream(STREAM).request_headers.add(b"cookie", b"c=1");
+        cx
+    }
+
+    #[test]
+    fn hidden_headers_read_as_absent_and_are_left_out_of_sizes_and_pairs() {
+        let mut cx = sanitizing();
+        for key in [&b"authorization"[..], b"AUTHORIZATION", b"Cookie"] {
+            let (k, kn) = cx.put(100, key);
+            assert_eq!(status(proxy_get_header_map_value(&mut cx, REQ, k, kn, RET_PTR, RET_SIZE)), Status::NotFound);
+        }
+        assert_eq!(status(proxy_get_header_map_pairs(&mut cx, REQ, RET_PTR, RET_SIZE)), Status::Ok);
+        assert_eq!(cx.returned(RET_PTR, RET_SIZE), REQUEST_HEADERS);
+        assert_eq!(status(proxy_get_header_map_size(&mut cx, REQ, RET_SCALAR)), Status::Ok);
+        assert_eq!(cx.u32_at(RET_SCALAR) as usize, REQUEST_HEADERS.len());
+        // An ABI 0.1.0 guest gets what it gets for any absent header: OK and an empty value.
+        let mut old = TestCx::with_version(AbiVersion::V010);
+        old.set_policy(crate::PluginPolicy::default().hide_headers(["authorization"]));
+        old.stream(STREAM).request_headers.add(b"authorization", b"x");
+        let (k, kn) = old.put(100, b"authorization");
+        assert_eq!(status(proxy_get_header_map_value(&mut old, REQ, k, kn, RET_PTR, RET_SIZE)), Status::Ok);
+        assert_eq!(old.u32_at(RET_SIZE), 0);
+    }
+
+    #[test]
+    fn writes_leave_hidden_headers_as_the_proxy_has_them() {
+        let mut cx = sanitizing();
+        let before = request_headers(&mut cx);
+        let (k, kn) = cx.put(100, b"authorization");
+        let (v, vn) = cx.put(200, b"forged");
+        assert_eq!(status(proxy_add_header_map_value(&mut cx, REQ, k, kn, v, vn)), Status::Ok);
+        assert_eq!(status(proxy_replace_header_map_value(&mut cx, REQ, k, kn, v, vn)), Status::Ok);
+        assert_eq!(status(proxy_remove_header_map_value(&mut cx, REQ, k, kn)), Status::Ok);
+        assert_eq!(request_headers(&mut cx), before);
+        // Set pairs replaces what the plugin sees and keeps the hidden ones.
+        let (m, mn) = cx.put(300, &abi::encode_map(&[("x-b", "2"), ("cookie", "forged")]));
+        assert_eq!(status(proxy_set_header_map_pairs(&mut cx, REQ, m, mn)), Status::Ok);
+        assert_eq!(
+            request_headers(&mut cx),
+            HeaderMap::from_pairs([("x-b", "2"), ("authorization", "Bearer s3cret"), ("cookie", "c=1")])
+        );
+    }
+
+    #[test]
+    fn callout_answers_are_sanitised_only_when_the_policy_says_so() {
+        let answer = || CallData::HttpCallResponse {
+            headers: HeaderMap::from_pairs([(":status", "200"), ("set-cookie", "s=1"), ("authorization", "t")]),
+            body: Vec::new(),
+            trailers: HeaderMap::new(),
+            status: 200,
+            message: Vec::new(),
+        };
+        let map = MapType::HttpCallResponseHeaders as u32;
+        for (callout_responses, want) in [(false, Status::Ok), (true, Status::NotFound)] {
+            let mut cx = TestCx::new();
+            let mut policy = crate::PluginPolicy::default().hide_headers(["authorization"]);
+            policy.sanitize_callout_responses = callout_responses;
+            cx.set_policy(policy);
+            cx.enter(Callback::OnHttpCallResponse, ROOT);
+            cx.set_data(answer());
+            let (k, kn) = cx.put(100, b"authorization");
+            assert_eq!(status(proxy_get_header_map_value(&mut cx, map, k, kn, RET_PTR, RET_SIZE)), want);
+        }
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //! The entry points below are generated from [`abi::for_each_host_function!`]: one `pub fn` per
 //! row, named as the import, taking a [`HostCx`] and the row's parameters in their
 //! pointer-width-neutral [`abi::host_type!`]s, and returning the raw status (or errno) for the
-//! guest, or a [`Trap`] that fails the VM. An engine trampoline only converts values and calls
-//! the entry. The implementations live beside their siblings in one file per ABI section.
+//! guest, or a [`Trap`] that fails the VM. A host function the VM's
+//! [`CapabilityRestriction`](crate::CapabilityRestriction) does not allow is refused here, before
+//! its implementation runs, with the reference host's answer (see [`crate::capabilities`]). An
+//! engine trampoline only converts values and calls the entry. The implementations live beside their siblings in one file per ABI section.
 
+use crate::security::deny_host_call;
 use crate::{HostCx, HostError, HostResult, Trap, WordSize};
 
 mod buffers;
@@ -19,8 +22,12 @@ mod shared;
 mod stream;
 mod wasi;
 
-#[cfg(test)]
-pub(crate) mod testing;
+/// A [`HostCx`] over a plain byte vector: the host crate's unit tests, and the fuzz targets
+/// (`fuzz/`, with the `fuzzing` feature). Not part of the API.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+#[allow(missing_docs)] // Test scaffolding, documented where it is used.
+pub mod testing;
 
 /// The implementations, by import name.
 mod imp {
@@ -92,12 +99,17 @@ macro_rules! define_entries {
             #[inline]
             #[allow(clippy::too_many_arguments)] // As many as the ABI function has.
             pub fn $name(cx: &mut dyn HostCx $(, $arg: abi::host_type!($kind))*) -> Result<i32, Trap> {
-                let result = if cx.host().trace.is_none() {
-                    finish(imp::$name(cx $(, $arg)*))
+                const ID: abi::HostFunctionId = abi::HostFunctionId::$name;
+                let host = cx.host();
+                let allowed = host.capabilities.allows(ID);
+                let result = if host.trace.is_none() {
+                    if allowed { finish(imp::$name(cx $(, $arg)*)) } else { Ok(deny_host_call(cx.host(), ID)) }
                 } else {
                     // Every argument widened to u64 (signed ones sign-extended), for the trace.
                     let args: &[u64] = &[$($arg as u64),*];
-                    crate::trace::traced_host_call(cx, stringify!($name), args, |cx| finish(imp::$name(cx $(, $arg)*)))
+                    crate::trace::traced_host_call(cx, stringify!($name), args, |cx| {
+                        if allowed { finish(imp::$name(cx $(, $arg)*)) } else { Ok(deny_host_call(cx.host(), ID)) }
+                    })
                 };
                 finish_row!($ret, $name, result)
             }
@@ -192,5 +204,46 @@ mod tests {
         let mut cx = TestCx::new();
         let trap = call_row(HostFunctionId::proc_exit.row(), WordSize::W32, &mut cx, &[7]).unwrap_err();
         assert_eq!(trap.kind, TrapKind::Exit(7));
+    }
+
+    #[test]
+    fn a_host_function_outside_the_restriction_answers_the_reference_stub_and_logs_once() {
+        let mut cx = TestCx::new();
+        cx.host.capabilities = crate::CapabilityRestriction::allow(["proxy_log"]).unwrap();
+        let (p, n) = cx.put(100, b"x");
+        assert_eq!(status(crate::hostcalls::proxy_log(&mut cx, 2, p, n)), Status::Ok);
+        // proxy_http_call: INTERNAL_FAILURE before anything is read or sent (the pointers here
+        // are out of bounds, which the implementation would answer INVALID_MEMORY_ACCESS).
+        let oob = crate::hostcalls::testing::OOB;
+        for _ in 0..2 {
+            let r = crate::hostcalls::proxy_http_call(&mut cx, oob, 1, oob, 1, oob, 1, oob, 1, 0, oob);
+            assert_eq!(status(r), Status::InternalFailure);
+        }
+        // A WASI function answers errno NOTCAPABLE (76), through the raw entry too.
+        assert_eq!(call_row(HostFunctionId::fd_write.row(), WordSize::W32, &mut cx, &[1, p, 1, RET_SCALAR]), Ok(76));
+        let seen = cx.embedder.seen.lock().unwrap();
+        assert!(seen.http_calls.is_empty());
+        let logs: Vec<&str> = seen.logs.iter().map(|(_, m)| m.as_str()).collect();
+        assert_eq!(logs.len(), 3, "{logs:?}");
+        assert_eq!(logs[0], "x");
+        assert_eq!(
+            logs[1],
+            "call to `proxy_http_call` refused: it is not among the VM's allowed capabilities (proxy_log) (further calls are refused silently)"
+        );
+        assert!(logs[2].starts_with("call to `fd_write` refused"), "{}", logs[2]);
+        assert_eq!(seen.logs[1].0, LogLevel::Error);
+        drop(seen);
+        assert_eq!(cx.host.services.security().snapshot().host_calls_denied, 3);
+    }
+
+    #[test]
+    fn a_denied_call_is_traced_with_its_answer() {
+        let mut cx = TestCx::new();
+        cx.host.capabilities = crate::CapabilityRestriction::allow(["metrics"]).unwrap();
+        let trace = crate::Trace::new();
+        cx.host.set_trace(Some(&trace), "test");
+        assert_eq!(status(crate::hostcalls::proxy_done(&mut cx)), Status::InternalFailure);
+        let text = trace.render();
+        assert!(text.contains("proxy_done() -> INTERNAL_FAILURE"), "{text}");
     }
 }

@@ -43,8 +43,26 @@ fn trim(path: &[u8]) -> &[u8] {
     path.strip_suffix(&[0]).unwrap_or(path)
 }
 
-/// The value of a property for the effective context.
+/// The value of a property for the effective context, as the plugin's
+/// [`PluginPolicy`](crate::PluginPolicy) lets it see it: a hidden property (or one above or
+/// below it) is `NotFound` whatever answers it, and with hidden headers the header-map
+/// properties lose them and the attributes taken from them are `NotFound`
+/// ([`PluginPolicy::sanitize_property`](crate::PluginPolicy)).
 fn lookup(host: &VmHost, path: &[u8]) -> Result<Vec<u8>, Status> {
+    let policy = host.plugin().map(|p| &p.policy).filter(|p| !p.is_empty());
+    // A hidden path is not even asked for.
+    if policy.is_some_and(|p| p.hides_property(path)) {
+        return Err(Status::NotFound);
+    }
+    let value = lookup_unfiltered(host, path)?;
+    match policy {
+        Some(policy) => policy.sanitize_property(path, value),
+        None => Ok(value),
+    }
+}
+
+/// The value of a property for the effective context, before the policy.
+fn lookup_unfiltered(host: &VmHost, path: &[u8]) -> Result<Vec<u8>, Status> {
     if let Some(field) = PluginField::of(path) {
         let plugin = host.plugin().ok_or(Status::NotFound)?;
         return Ok(field.value(plugin).as_bytes().to_vec());
@@ -218,6 +236,21 @@ mod tests {
             let what = format!("{:?} on {context}", String::from_utf8_lossy(path));
             assert_eq!(get(&mut cx, path), (want_status, want_value.to_vec()), "{what}");
         }
+    }
+
+    #[test]
+    fn hidden_properties_and_header_attributes_read_as_absent() {
+        let mut cx = on(STREAM);
+        cx.embedder.properties.lock().unwrap().insert(b"source\0address".to_vec(), b"192.0.2.1:5".to_vec());
+        let headers = abi::encode_map(&[(":path", "/"), ("authorization", "Bearer s3cret")]);
+        cx.stream(STREAM).properties.insert(b"request\0headers".to_vec(), headers);
+        cx.set_policy(crate::PluginPolicy::default().hide_headers(["authorization"]).hide_properties(["source.address"]));
+        assert_eq!(get(&mut cx, b"source\0address"), (Status::NotFound, Vec::new()));
+        assert_eq!(get(&mut cx, b"source\0address\0"), (Status::NotFound, Vec::new()));
+        assert_eq!(get(&mut cx, b"source"), (Status::NotFound, Vec::new()));
+        assert_eq!(get(&mut cx, b"request\0headers"), (Status::Ok, abi::encode_map(&[(":path", "/")])));
+        assert_eq!(get(&mut cx, b"request\0headers\0authorization").0, Status::NotFound);
+        assert_eq!(get(&mut cx, b"node\0id"), (Status::Ok, b"stream-node".to_vec()));
     }
 
     #[test]

@@ -113,11 +113,13 @@ pub struct TestCx {
     pub alloc_traps: bool,
     pub allocations: u32,
     pub embedder: Arc<RecordingEmbedder>,
+    /// The guest's word size (wasm32 unless a test says otherwise).
+    pub word: WordSize,
 }
 
 impl HostCx for TestCx {
     fn parts(&mut self) -> (GuestMemory<'_>, &mut VmHost) {
-        (GuestMemory::new(&mut self.mem, WordSize::W32), &mut self.host)
+        (GuestMemory::new(&mut self.mem, self.word), &mut self.host)
     }
 
     fn allocate(&mut self, size: u64) -> Result<u64, Trap> {
@@ -150,6 +152,7 @@ impl TestCx {
             environment: vec![("A".into(), "1".into()), ("BB".into(), "22".into())],
             map_limits: MapLimits::default(),
             limits: crate::Limits::default(),
+            capabilities: Default::default(),
         };
         let mut host = VmHost::new(config, abi, embedder.clone(), Services::new());
         let plugin = Arc::new(PluginInfo {
@@ -205,6 +208,7 @@ impl TestCx {
             alloc_traps: false,
             allocations: 0,
             embedder,
+            word: WordSize::W32,
         };
         cx.enter(Callback::OnRequestHeaders, STREAM);
         cx
@@ -218,13 +222,70 @@ impl TestCx {
         self.host.call.data = CallData::None;
     }
 
+    /// Arranges the running call from a fuzzer's choices: `callback` on `context` (any id, known
+    /// or not), the HTTP stream's phase from the bits of `phase`, and the call data picked by
+    /// `data` (none, an HTTP callout answer, gRPC metadata, message or close, foreign-function
+    /// arguments), each with a little content.
+    pub fn arrange(&mut self, callback: Callback, context: u32, phase: u16, data: u8) {
+        use crate::HeaderMap;
+        self.enter(callback, context);
+        let bit = |n: u16| phase & (1 << n) != 0;
+        *self.phase(STREAM) = StreamPhase {
+            request_headers: bit(0),
+            request_body: bit(1),
+            request_trailers: bit(2),
+            response_headers: bit(3),
+            response_body: bit(4),
+            response_trailers: bit(5),
+            downstream_data: false,
+            upstream_data: false,
+            local_reply: bit(6),
+            ..Default::default()
+        };
+        *self.phase(TCP) = StreamPhase { downstream_data: bit(7), upstream_data: bit(8), ..Default::default() };
+        let headers = || HeaderMap::from_pairs([(":status", "200"), ("x-b", "2")]);
+        self.host.call.data = match data % 7 {
+            0 => CallData::None,
+            1 => CallData::HttpCallResponse {
+                headers: headers(),
+                body: b"body".to_vec(),
+                trailers: headers(),
+                status: 200,
+                message: b"m".to_vec(),
+            },
+            2 => CallData::GrpcInitialMetadata(headers()),
+            3 => CallData::GrpcTrailingMetadata(headers()),
+            4 => CallData::GrpcMessage(b"message".to_vec()),
+            5 => CallData::GrpcClose { status: 3, message: b"closed".to_vec() },
+            _ => CallData::ForeignArguments(b"args".to_vec()),
+        };
+        let stream = self.stream(STREAM);
+        stream.request_body = b"request body".to_vec();
+        stream.response_headers.add(b":status", b"200");
+        stream.request_trailers.add(b"t", b"1");
+        self.stream(TCP).downstream_data = b"tcp".to_vec();
+    }
+
+    /// Restricts the VM's host functions and callbacks.
+    pub fn restrict(&mut self, capabilities: crate::CapabilityRestriction) {
+        self.host.capabilities = capabilities;
+    }
+
+    /// Gives the plugin of [`ROOT`] (and so of every context) this policy.
+    pub fn set_policy(&mut self, policy: crate::PluginPolicy) {
+        if let Some(ContextKind::Root(r)) = self.host.contexts.get_mut(&ROOT).map(|c| &mut c.kind) {
+            r.plugin = Arc::new(PluginInfo { policy, ..(*r.plugin).clone() });
+        }
+    }
+
     /// Sets the running call's data.
-    pub fn set_data(&mut self, data: CallData) {
+    #[cfg(test)]
+    pub(crate) fn set_data(&mut self, data: CallData) {
         self.host.call.data = data;
     }
 
     /// The phase of a stream context.
-    pub fn phase(&mut self, context: u32) -> &mut StreamPhase {
+    pub(crate) fn phase(&mut self, context: u32) -> &mut StreamPhase {
         match &mut self.host.contexts.get_mut(&context).unwrap().kind {
             ContextKind::Stream(s) => &mut s.phase,
             ContextKind::Root(_) => panic!("not a stream"),
@@ -240,7 +301,8 @@ impl TestCx {
     }
 
     /// The root context.
-    pub fn root(&mut self) -> &mut RootContext {
+    #[cfg(test)]
+    pub(crate) fn root(&mut self) -> &mut RootContext {
         match &mut self.host.contexts.get_mut(&ROOT).unwrap().kind {
             ContextKind::Root(r) => r,
             ContextKind::Stream(_) => panic!("not a root"),
