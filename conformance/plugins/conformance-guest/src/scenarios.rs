@@ -138,7 +138,7 @@ pub fn request_headers(scenario: &str, context: u32, num_headers: usize, _end_of
         other => {
             if let Some(n) = other.strip_prefix("trap-every:") {
                 let every: u32 = n.parse().unwrap_or(0);
-                if every != 0 && count_request() % every == 0 {
+                if every != 0 && count_request().is_multiple_of(every) {
                     trap();
                 }
             }
