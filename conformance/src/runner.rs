@@ -67,7 +67,8 @@ impl EngineRun {
         };
         let embedder = ScriptedEmbedder::new();
         let trace = Trace::new();
-        let host = self.base.sharing_modules(embedder.clone()).with_trace(trace.clone());
+        let host =
+            self.base.sharing_modules(embedder.clone()).with_trace(trace.clone()).with_clock(embedder.clock()).with_seed(0);
         let mut transcript = String::new();
         let outcome = match host.load(&bytes) {
             Err(e) => {
@@ -146,9 +147,7 @@ fn canary(host: &PluginHost, embedder: &ScriptedEmbedder, sandboxed: bool) -> Re
             root_id: "canary".into(),
             vm_id: "canary".into(),
             configuration: b"canary".to_vec(),
-            fail_open: false,
-            policy: Default::default(),
-            allow_on_headers_stop_iteration: false,
+            ..Default::default()
         },
         steps: vec![Step::RequestHeaders { headers: vec![(":path".into(), "/".into())], end_of_stream: true }],
         ..Default::default()
@@ -192,6 +191,9 @@ fn final_state(t: &mut String, out: &Outcome) {
         };
         let _ = writeln!(t, "metric {name}: {shown}");
     }
+    for line in policy_stats(out) {
+        let _ = writeln!(t, "{line}");
+    }
     if out.security != Default::default() {
         let _ = writeln!(t, "security: {}", security_line(&out.security));
     }
@@ -200,6 +202,26 @@ fn final_state(t: &mut String, out: &Outcome) {
 /// The security counters as one line: `host_calls_denied=N callbacks_skipped=N callouts_refused=N`.
 pub fn security_line(s: &proxy_wasm_host::SecurityStats) -> String {
     format!("host_calls_denied={} callbacks_skipped={} callouts_refused={}", s.host_calls_denied, s.callbacks_skipped, s.callouts_refused)
+}
+
+/// The failure policy's stats as a transcript shows them: each plugin's failures, restarts,
+/// failed streams and crash-loop state that are not zero, sorted, without the `engine` label
+/// (the same on every engine). VMs made are in the transcript already (`[vm N: ...]`), and
+/// times and memory differ from run to run.
+fn policy_stats(out: &Outcome) -> Vec<String> {
+    let mut lines: Vec<String> = out
+        .stats
+        .iter()
+        .filter(|s| {
+            s.name.starts_with("proxy_wasm_plugin_") && !s.name.starts_with("proxy_wasm_plugin_callback_duration") && s.value != 0.0
+        })
+        .map(|s| {
+            let labels: Vec<String> = s.labels.iter().filter(|(k, _)| k != "engine").map(|(k, v)| format!("{k}={v:?}")).collect();
+            format!("stat {}{{{}}} {}", s.name, labels.join(","), s.value)
+        })
+        .collect();
+    lines.sort();
+    lines
 }
 
 /// The first difference between the golden transcript and this one, with a little context.

@@ -144,7 +144,7 @@ steps:
         keys,
         [
             "actions", "callbacks", "callouts", "connection", "error", "foreign", "grpc_calls", "local_reply", "logs",
-            "metrics", "request", "response", "security", "transcript", "trap"
+            "metrics", "request", "response", "security", "stats", "transcript", "trap"
         ]
     );
     assert_eq!(v["foreign"], json!([]), "the plugin called no proxy-specific foreign function");
@@ -216,8 +216,23 @@ fn a_trapping_plugin_exits_1_with_the_trap_in_the_report() {
     let exchange = file("trap", "headers.yaml", HEADERS);
     let r = pwhost(&["run", "--engine", engine(), "--plugin", &sdk(), "--exchange", &exchange, "--json", "--config", "trap"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.err_line().contains("trapped: "), "{}", r.err);
+    // stderr: the host's own diagnostic of the failure (through `tracing`), then pwhost's line.
+    let lines: Vec<&str> = r.err.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.err);
+    for part in ["ERROR", "plugin `headers` failed in proxy_on_request_headers (trap)", "callback=\"proxy_on_request_headers\"", "kind=\"trap\"", "backtrace="] {
+        assert!(lines[0].contains(part), "no `{part}` in {}", lines[0]);
+    }
+    assert!(lines[1].contains("trapped: "), "{}", r.err);
     let v = r.json();
+    let failures: Vec<&Value> = v["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == "proxy_wasm_plugin_failures_total" && s["labels"]["kind"] == "trap")
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["value"], 1.0);
+    assert_eq!(failures[0]["labels"]["plugin"], "headers");
     let trap = v["trap"].as_str().expect("a trap");
     assert!(trap.contains("unreachable"), "a Rust panic is an `unreachable` trap: {trap}");
     let trapped: Vec<&Value> = v["callbacks"].as_array().unwrap().iter().filter(|c| c.get("trap").is_some()).collect();

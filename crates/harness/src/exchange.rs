@@ -7,7 +7,14 @@
 //!   vm_id: ""                  # plugin_vm_id
 //!   configuration: "..."       # handed to proxy_on_configure
 //!   vm_configuration: "..."    # handed to proxy_on_vm_start
-//!   fail_open: false           # when the VM fails: go on unfiltered (true) or reply 503
+//!   failure_policy: FAIL_RELOAD  # when the VM fails: FAIL_CLOSED (default: 503, TCP closed),
+//!                              # FAIL_OPEN (unfiltered) or FAIL_RELOAD (a new VM after a backoff)
+//!   fail_open: false           # the older spelling of FAIL_OPEN; not with failure_policy
+//!   reload_config:             # FAIL_RELOAD only; every key optional
+//!     backoff: {base_interval: 1s, max_interval: 10s}   # 10x the base by default
+//!     fail_open: false         # while waiting and when crash-looped: unfiltered, or 503 (default)
+//!     crash_loop: {max_failures: 10, window: 60s}       # then no more reloads until reloaded
+//!   vm_model: SHARED           # SHARED (a VM per worker and vm_id), PER_PLUGIN, EPHEMERAL (per stream)
 //!   allow_on_headers_stop_iteration: false  # headers answering 1 stop only the headers
 //!   environment: {KEY: value}  # what WASI environ_get shows
 //! limits:                      # optional
@@ -45,8 +52,13 @@
 //! (Envoy's router answers 504), `grpc_initial_metadata`,
 //! `grpc_message`, `grpc_trailing_metadata`, `grpc_close` (`status`, `message`; a message or a
 //! close answers the oldest open gRPC call or stream, and ends a unary call; metadata goes to
-//! the oldest open stream), `tick`, `foreign_function` (`function_id`, `arguments`) and
-//! `shutdown`. A step without input may be a bare name (`- tick`).
+//! the oldest open stream), `tick`, `foreign_function` (`function_id`, `arguments`),
+//! `shutdown`, `advance` (a duration: the wall clock and the failure policy's clock move on)
+//! and `reload_configuration` (the plugin's configuration is reloaded, with a new one when
+//! given: `reload_configuration: new-config`). A step without input may be a bare name
+//! (`- tick`).
+//!
+//! Durations are a number and a unit: `1500ms`, `1.5s`, `2m`.
 //!
 //! `end_of_stream` may follow headers, body and data steps. Left out, headers end the stream
 //! unless a body or trailers of the same direction come later (before `finish`), and a body
@@ -56,7 +68,7 @@ use std::fmt;
 use std::time::Duration;
 
 use proxy_wasm_host::abi::PeerType;
-use proxy_wasm_host::{Limits, PluginInfo, VmConfig};
+use proxy_wasm_host::{FailurePolicy, Limits, PluginInfo, ReloadConfig, VmConfig, VmModel};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_norway::{Mapping, Value};
@@ -206,7 +218,7 @@ fn unsigned(value: &Value, what: &str) -> Result<u64> {
 
 /// The keys of a plugin section.
 const PLUGIN_KEYS: &[&str] =
-    &["name", "root_id", "vm_id", "configuration", "vm_configuration", "fail_open", "allow_on_headers_stop_iteration", "environment"];
+    &["name", "root_id", "vm_id", "configuration", "vm_configuration", "failure_policy", "fail_open", "reload_config", "vm_model", "allow_on_headers_stop_iteration", "environment"];
 
 fn plugin_section(
     value: &Value,
@@ -228,6 +240,19 @@ fn plugin_section(
             "vm_configuration" => vm.configuration = bytes(v, &at)?,
             "fail_open" => plugin.fail_open = boolean(v, &at)?,
             "allow_on_headers_stop_iteration" => plugin.allow_on_headers_stop_iteration = boolean(v, &at)?,
+            "failure_policy" => {
+                let name = text(v, &at)?;
+                plugin.failure_policy = Some(FailurePolicy::from_name(&name).ok_or_else(|| {
+                    ExchangeError(format!("{at}: `{name}` is not a failure policy (FAIL_CLOSED, FAIL_OPEN, FAIL_RELOAD)"))
+                })?);
+            }
+            "reload_config" => plugin.reload_config = reload_config(v, &format!("{what}.{key}"))?,
+            "vm_model" => {
+                let name = text(v, &at)?;
+                plugin.vm_model = VmModel::from_name(&name).ok_or_else(|| {
+                    ExchangeError(format!("{at}: `{name}` is not a VM model (SHARED, PER_PLUGIN, EPHEMERAL)"))
+                })?;
+            }
             "environment" => {
                 let Value::Mapping(env) = v else { return err(format!("{at} must be a mapping")) };
                 for (k, val) in env {
@@ -246,8 +271,82 @@ fn plugin_section(
             }
         }
     }
+    if plugin.fail_open && plugin.failure_policy.is_some() {
+        return err(format!("`{what}.fail_open` is the older spelling of `failure_policy: FAIL_OPEN`: set one of them, not both"));
+    }
     vm.vm_id = plugin.vm_id.clone();
     Ok((plugin, vm, code))
+}
+
+/// Checks that a mapping has only `allowed` keys; `what` names it in messages.
+fn only_keys<'a>(value: &'a Value, what: &str, allowed: &[&str]) -> Result<&'a Mapping> {
+    let Value::Mapping(m) = value else { return err(format!("`{what}` must be a mapping with {}", allowed.join(", "))) };
+    for key in m.keys() {
+        let key = key_str(key)?;
+        if !allowed.contains(&key) {
+            return err(format!("unknown key `{key}` in `{what}`; it has {}", allowed.join(", ")));
+        }
+    }
+    Ok(m)
+}
+
+/// `reload_config`: `backoff` (`base_interval`, `max_interval`), `fail_open`, `crash_loop`
+/// (`max_failures`, `window`). Values are checked here, each error naming its key.
+fn reload_config(value: &Value, what: &str) -> Result<ReloadConfig> {
+    let m = only_keys(value, what, &["backoff", "fail_open", "crash_loop"])?;
+    let mut config = ReloadConfig::default();
+    if let Some(b) = m.get("backoff") {
+        let at = format!("{what}.backoff");
+        let b = only_keys(b, &at, &["base_interval", "max_interval"])?;
+        if let Some(v) = b.get("base_interval") {
+            config.backoff.base_interval = duration(v, &format!("{at}.base_interval"))?;
+        }
+        if let Some(v) = b.get("max_interval") {
+            config.backoff.max_interval = Some(duration(v, &format!("{at}.max_interval"))?);
+        }
+    }
+    if let Some(v) = m.get("fail_open") {
+        config.fail_open = boolean(v, &format!("`{what}.fail_open`"))?;
+    }
+    if let Some(c) = m.get("crash_loop") {
+        let at = format!("{what}.crash_loop");
+        let c = only_keys(c, &at, &["max_failures", "window"])?;
+        if let Some(v) = c.get("max_failures") {
+            let n = unsigned(v, &format!("`{at}.max_failures`"))?;
+            config.crash_loop.max_failures =
+                u32::try_from(n).map_err(|_| ExchangeError(format!("`{at}.max_failures` is too large: {n}")))?;
+        }
+        if let Some(v) = c.get("window") {
+            config.crash_loop.window = duration(v, &format!("{at}.window"))?;
+        }
+    }
+    // The host's own checks, with the key as this file spells it.
+    config.validate("").map_err(|e| match e {
+        proxy_wasm_host::Error::BadConfig { key, message, .. } => {
+            let key = key.strip_prefix("reload_config.").unwrap_or(&key).to_string();
+            ExchangeError(format!("`{what}.{key}` {message}"))
+        }
+        other => ExchangeError(other.to_string()),
+    })?;
+    Ok(config)
+}
+
+/// A duration: a number and a unit, `ms`, `s` or `m` (`1500ms`, `1.5s`, `2m`).
+fn duration(value: &Value, what: &str) -> Result<Duration> {
+    let text = text(value, &format!("`{what}`"))?;
+    let (number, unit) = match text.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(0) => return err(format!("`{what}`: `{text}` is not a duration like 1500ms, 1.5s, 2m")),
+        Some(i) => text.split_at(i),
+        None => return err(format!("`{what}` needs a unit (ms, s or m), found `{text}`")),
+    };
+    let scale = match unit {
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        _ => return err(format!("`{what}`: `{unit}` is not a unit (ms, s or m) in `{text}`")),
+    };
+    let n: f64 = number.parse().map_err(|_| ExchangeError(format!("`{what}`: `{text}` is not a duration like 1500ms, 1.5s, 2m")))?;
+    Duration::try_from_secs_f64(n * scale).map_err(|_| ExchangeError(format!("`{what}`: `{text}` is out of range")))
 }
 
 fn limits(value: &Value) -> Result<Limits> {
@@ -409,6 +508,8 @@ const STEP_NAMES: &[&str] = &[
     "tick",
     "foreign_function",
     "shutdown",
+    "advance",
+    "reload_configuration",
 ];
 
 static NULL: Value = Value::Null;
@@ -552,6 +653,11 @@ fn to_step(step: &RawStep<'_>, later: &[RawStep<'_>]) -> Result<Step> {
             Step::ForeignFunction { function_id, arguments: bytes(&field(&m, "arguments"), "`arguments`")? }
         }
         "shutdown" => Step::Shutdown,
+        "advance" => Step::Advance(duration(input, "advance")?),
+        "reload_configuration" => Step::ReloadConfiguration(match input {
+            Value::Null => None,
+            v => Some(bytes(v, what)?),
+        }),
         other => return err(format!("unknown step `{other}`; the steps are {}", STEP_NAMES.join(", "))),
     })
 }
@@ -711,6 +817,38 @@ steps:
     }
 
     #[test]
+    fn the_failure_policy_and_vm_model_parse() {
+        let e = parse(
+            r#"
+plugin:
+  failure_policy: FAIL_RELOAD
+  reload_config: {backoff: {base_interval: 250ms, max_interval: 1.5s}, fail_open: true, crash_loop: {max_failures: 3, window: 2m}}
+  vm_model: EPHEMERAL
+steps: [{advance: 1500ms}, reload_configuration, {reload_configuration: new}]
+"#,
+        )
+        .unwrap();
+        assert_eq!(e.plugin.failure_policy, Some(FailurePolicy::FailReload));
+        let r = e.plugin.reload_config;
+        assert_eq!(r.backoff.base_interval, Duration::from_millis(250));
+        assert_eq!(r.backoff.max_interval, Some(Duration::from_millis(1500)));
+        assert!(r.fail_open);
+        assert_eq!((r.crash_loop.max_failures, r.crash_loop.window), (3, Duration::from_secs(120)));
+        assert_eq!(e.plugin.vm_model, VmModel::Ephemeral);
+        assert_eq!(
+            e.steps,
+            vec![
+                Step::Advance(Duration::from_millis(1500)),
+                Step::ReloadConfiguration(None),
+                Step::ReloadConfiguration(Some(b"new".to_vec())),
+            ]
+        );
+        let d = parse("plugin: {fail_open: true}").unwrap();
+        assert_eq!((d.plugin.failure_policy, d.plugin.policy()), (None, FailurePolicy::FailOpen));
+        assert_eq!(parse("steps: []").unwrap().plugin.policy(), FailurePolicy::FailClosed);
+    }
+
+    #[test]
     fn end_of_stream_is_inferred_per_stream_and_can_be_given() {
         let e = parse("steps: [{request_headers: {}}, finish, {request_body: x}, {request_headers: {}, end_of_stream: false}]")
             .unwrap();
@@ -735,6 +873,21 @@ steps:
             ("[1, 2]", "the exchange must be a mapping"),
             ("{", "not valid YAML"),
             ("", "the exchange is empty"),
+            ("plugin: {failure_policy: FAIL_SOMETIMES}", "`plugin.failure_policy`: `FAIL_SOMETIMES` is not a failure policy"),
+            ("plugin: {failure_policy: FAIL_OPEN, fail_open: true}", "`plugin.fail_open` is the older spelling"),
+            ("plugin: {vm_model: PER_STREAM}", "`plugin.vm_model`: `PER_STREAM` is not a VM model"),
+            ("plugin: {reload_config: {backof: {}}}", "unknown key `backof` in `plugin.reload_config`"),
+            ("plugin: {reload_config: {backoff: {base_interval: 5}}}", "`plugin.reload_config.backoff.base_interval` needs a unit"),
+            ("plugin: {reload_config: {backoff: {base_interval: 5h}}}", "`h` is not a unit"),
+            ("plugin: {reload_config: {backoff: {base_interval: 0s}}}", "`plugin.reload_config.backoff.base_interval` must be at least 1ms"),
+            (
+                "plugin: {reload_config: {backoff: {base_interval: 2s, max_interval: 1s}}}",
+                "`plugin.reload_config.backoff.max_interval` (1s) must not be shorter than base_interval (2s)",
+            ),
+            ("plugin: {reload_config: {crash_loop: {max_failures: 0}}}", "`plugin.reload_config.crash_loop.max_failures` must be at least 1"),
+            ("others: [{reload_config: {crash_loop: {window: 0ms}}}]", "`others[0].reload_config.crash_loop.window` must be at least 1ms"),
+            ("steps: [{advance: soon}]", "step 1 (`advance`): `advance`: `soon` is not a duration like 1500ms, 1.5s, 2m"),
+            ("steps: [{advance: 5}]", "step 1 (`advance`): `advance` needs a unit (ms, s or m), found `5`"),
         ];
         for (text, expected) in cases {
             let e = parse(text).err().unwrap_or_else(|| panic!("{text} parsed"));

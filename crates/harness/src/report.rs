@@ -32,6 +32,8 @@ fn pairs(map: &HeaderMap) -> Value {
 /// - `grpc_calls`: each gRPC call's `upstream`, `service`, `method`, `metadata`, `message`;
 /// - `logs`: `level`, `message`, `plugin`; `metrics`: name to value (a histogram's samples as
 ///   a list);
+/// - `stats`: every stat of the host ([`PluginHost::stats`](proxy_wasm_host::PluginHost::stats)),
+///   each `name`, `labels` (an object) and `value`, in the order rendered;
 /// - `security`: the policy's refusals: `host_calls_denied`, `callbacks_skipped`,
 ///   `callouts_refused`;
 /// - `trap`: the engine's message, or null;
@@ -83,6 +85,11 @@ pub fn outcome_json(out: &Outcome) -> Value {
         })).collect::<Vec<_>>(),
         "logs": out.logs.iter().map(|l| json!({"level": l.level.name(), "message": l.message, "plugin": l.plugin})).collect::<Vec<_>>(),
         "metrics": metrics,
+        "stats": out.stats.iter().map(|s| json!({
+            "name": s.name,
+            "labels": s.labels.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<Map<String, Value>>(),
+            "value": s.value,
+        })).collect::<Vec<_>>(),
         "security": {
             "host_calls_denied": out.security.host_calls_denied,
             "callbacks_skipped": out.security.callbacks_skipped,

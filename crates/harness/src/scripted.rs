@@ -10,9 +10,9 @@ use abi::{LogLevel, PeerType, Status};
 use crate::attributes::{Connection, ScriptedStream};
 use crate::foreign::ForeignEffect;
 use proxy_wasm_host::{
-    quote, quote_map, trap_text, Action, CallbackRecord, ForeignCx, CompiledModule, Embedder, Error, GrpcCall, HeaderMap, HttpCall,
-    HttpCallResponse, LocalReply, MemoryStream, MetricValue, PluginHost, PluginInfo, PropertyCx, StreamEffect,
-    StreamRef, Trace, Vm, VmConfig, VmToken, WorkerVm,
+    quote, quote_map, trap_text, Action, CallbackRecord, CompiledModule, Embedder, Error, ForeignCx, GrpcCall, HeaderMap,
+    HttpCall, HttpCallResponse, LocalReply, ManualClock, MemoryStream, MetricValue, PluginHost, PluginInfo, PluginVm,
+    PropertyCx, StatSample, StreamEffect, StreamRef, Trace, Vm, VmConfig, VmToken, WorkerVm,
 };
 
 /// Locks a mutex, recovering the data if a thread panicked while holding it: each field here
@@ -32,8 +32,10 @@ pub struct LogRecord {
     pub message: String,
 }
 
-/// An [`Embedder`] that keeps everything in memory: logs, callouts sent, properties, and a
-/// clock that only moves when told.
+/// An [`Embedder`] that keeps everything in memory: logs, callouts sent, properties, and
+/// clocks that only move when told: the wall clock plugins read, and the clock of the host's
+/// failure policy ([`ScriptedEmbedder::clock`], which a host running exchanges is given with
+/// [`PluginHost::with_clock`]).
 pub struct ScriptedEmbedder {
     logs: Mutex<Vec<LogRecord>>,
     http_calls: Mutex<Vec<HttpCall>>,
@@ -46,6 +48,7 @@ pub struct ScriptedEmbedder {
     properties: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
     upstreams: Mutex<Option<Vec<String>>>,
     now: AtomicU64,
+    clock: Arc<ManualClock>,
     log_level: Mutex<LogLevel>,
 }
 
@@ -62,6 +65,7 @@ impl Default for ScriptedEmbedder {
             upstreams: Mutex::default(),
             // 2024-01-01T00:00:00Z: a fixed, plausible wall clock.
             now: AtomicU64::new(1_704_067_200_000_000_000),
+            clock: Arc::new(ManualClock::new()),
             log_level: Mutex::new(LogLevel::Trace),
         }
     }
@@ -89,9 +93,17 @@ impl ScriptedEmbedder {
         *lock(&self.log_level) = level;
     }
 
-    /// Moves the wall clock forward.
+    /// Moves the wall clock and the failure policy's clock forward.
     pub fn advance(&self, nanos: u64) {
         self.now.fetch_add(nanos, Ordering::Relaxed);
+        self.clock.advance(std::time::Duration::from_nanos(nanos));
+    }
+
+    /// The clock a host running exchanges reads for its failure policy (backoffs, the
+    /// crash-loop window): give it to the host with [`PluginHost::with_clock`], so that the
+    /// `advance` step moves it. It starts at 0.
+    pub fn clock(&self) -> Arc<ManualClock> {
+        self.clock.clone()
     }
 
     /// Every log line so far.
@@ -299,6 +311,12 @@ pub enum Step {
     /// The current stream ends, then every VM shuts down: `proxy_on_done` on each root
     /// context; those answering false stay until they call `proxy_done`.
     Shutdown,
+    /// Time passes: the embedder's wall clock and the host's policy clock move forward.
+    Advance(std::time::Duration),
+    /// The plugin's configuration is reloaded ([`PluginVm::reload`]), with a new plugin
+    /// configuration when given: a plugin that rejects it stays as it was; otherwise its
+    /// failures and crash-loop state are cleared and its next stream runs in a fresh VM.
+    ReloadConfiguration(Option<Vec<u8>>),
 }
 
 impl Step {
@@ -327,6 +345,8 @@ impl Step {
             Step::Tick => "tick",
             Step::ForeignFunction { .. } => "foreign_function",
             Step::Shutdown => "shutdown",
+            Step::Advance(_) => "advance",
+            Step::ReloadConfiguration(_) => "reload_configuration",
         }
     }
 
@@ -358,6 +378,8 @@ impl Step {
             Step::ForeignFunction { function_id, arguments } => {
                 format!("{function_id} {}", quote(arguments))
             }
+            Step::Advance(by) => format!("{by:?}"),
+            Step::ReloadConfiguration(configuration) => configuration.as_deref().map(quote).unwrap_or_default(),
             Step::NewConnection | Step::Finish | Step::Tick | Step::Shutdown | Step::HttpCallTimeout => String::new(),
         };
         if detail.is_empty() {
@@ -437,6 +459,9 @@ pub struct Outcome {
     pub trap: Option<String>,
     /// Every callback called in the plugin's worker VMs, with its result.
     pub callbacks: Vec<CallbackRecord>,
+    /// The host's stats at the end ([`PluginHost::stats`]): the failure policy's counts, VMs,
+    /// callback times, memory, and the plugins' own metrics.
+    pub stats: Vec<StatSample>,
     /// The proxy-specific foreign functions the plugin called, in order.
     pub foreign: Vec<ForeignEffect>,
 }
@@ -456,6 +481,8 @@ struct Run<'a> {
     trace: Trace,
     /// The plugin's worker first, then one per [`Exchange::others`].
     workers: Vec<WorkerVm>,
+    /// Their VMs' templates, in the same order (for configuration reloads).
+    plugin_vms: Vec<Arc<PluginVm>>,
     /// Streams made so far (each gets the next `connection.id`).
     streams: u64,
     stream: Option<StreamRef>,
@@ -512,6 +539,7 @@ pub fn run_exchange(
         embedder,
         trace,
         workers: Vec::new(),
+        plugin_vms: Vec::new(),
         streams: 0,
         stream: None,
         effects_seen: 0,
@@ -530,6 +558,7 @@ pub fn run_exchange(
     for (plugin, vm) in plugins {
         let plugin_vm = host.add_plugin(code, vm.clone(), plugin.clone())?;
         run.workers.push(plugin_vm.worker()?);
+        run.plugin_vms.push(plugin_vm);
     }
     for (i, step) in exchange.steps.iter().enumerate() {
         run.trace.note(step.describe());
@@ -545,6 +574,7 @@ pub fn run_exchange(
     out.metrics = host.services().metrics();
     out.security = host.services().security().snapshot();
     out.callbacks = run.trace.callbacks();
+    out.stats = host.stats();
     Ok(out)
 }
 
@@ -780,6 +810,15 @@ impl Run<'_> {
                 let vm = self.workers[0].vm();
                 let root = vm.root_context(&root_id).ok_or_else(|| Error::UnknownRoot(root_id.clone()))?;
                 let result = vm.on_foreign_function(root, *function_id, arguments.clone());
+                note_error(&self.trace, result);
+            }
+            Step::Advance(by) => self.embedder.advance(u64::try_from(by.as_nanos()).unwrap_or(u64::MAX)),
+            Step::ReloadConfiguration(configuration) => {
+                let mut plugin = self.exchange.plugin.clone();
+                if let Some(c) = configuration {
+                    plugin.configuration = c.clone();
+                }
+                let result = self.plugin_vms[0].reload(plugin);
                 note_error(&self.trace, result);
             }
             Step::Shutdown => {

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use abi::{BufferType, LogLevel, MapType, Status, StreamType};
 
-use crate::HeaderMap;
+use crate::{Error, FailurePolicy, HeaderMap, ReloadConfig, VmModel};
 
 /// Identifies one VM instance in the process, so that callout answers can be routed back to
 /// the VM that asked.
@@ -29,8 +29,16 @@ pub struct PluginInfo {
     pub vm_id: String,
     /// The plugin configuration handed to `proxy_on_configure`.
     pub configuration: Vec<u8>,
-    /// Whether streams go on unfiltered (true) or get a local 503 (false) when the VM fails.
+    /// The older spelling of [`FailurePolicy::FailOpen`] (Envoy's deprecated `fail_open`):
+    /// true may not be combined with a [`failure_policy`](Self::failure_policy).
     pub fail_open: bool,
+    /// What the plugin's streams get when its VM fails (Envoy's `failure_policy`); `None` is
+    /// unspecified: [`FailurePolicy::FailClosed`], or `FailOpen` with `fail_open`.
+    pub failure_policy: Option<FailurePolicy>,
+    /// How a [`FailurePolicy::FailReload`] plugin reloads (Envoy's `reload_config`).
+    pub reload_config: ReloadConfig,
+    /// Where the plugin's streams run.
+    pub vm_model: VmModel,
     /// What the plugin may not see (hidden headers and properties) and the upstreams it may
     /// call out to.
     pub policy: crate::PluginPolicy,
@@ -39,6 +47,41 @@ pub struct PluginInfo {
     /// resumes it (false, the default): Envoy's `PluginConfig.allow_on_headers_stop_iteration`
     /// (proxy-wasm-cpp-host `ContextBase::convertVmCallResultToFilterHeadersStatus`).
     pub allow_on_headers_stop_iteration: bool,
+}
+
+impl PluginInfo {
+    /// The policy in force: [`failure_policy`](Self::failure_policy), else `FailOpen` for
+    /// `fail_open`, else `FailClosed`.
+    pub fn policy(&self) -> FailurePolicy {
+        match (self.failure_policy, self.fail_open) {
+            (Some(p), _) => p,
+            (None, true) => FailurePolicy::FailOpen,
+            (None, false) => FailurePolicy::FailClosed,
+        }
+    }
+
+    /// Whether a failed VM's streams of this plugin go on unfiltered: `FAIL_OPEN`, or
+    /// `FAIL_RELOAD` with [`ReloadConfig::fail_open`].
+    pub fn fails_open(&self) -> bool {
+        match self.policy() {
+            FailurePolicy::FailOpen => true,
+            FailurePolicy::FailClosed => false,
+            FailurePolicy::FailReload => self.reload_config.fail_open,
+        }
+    }
+
+    /// Refuses `fail_open` together with a `failure_policy` (as Envoy does) and a bad reload
+    /// configuration, naming the key.
+    pub fn check_policy(&self) -> Result<(), Error> {
+        if self.fail_open && self.failure_policy.is_some() {
+            return Err(Error::BadConfig {
+                plugin: self.name.clone(),
+                key: "fail_open".into(),
+                message: "may not be set together with `failure_policy` (it is the older spelling of FAIL_OPEN)".into(),
+            });
+        }
+        self.reload_config.validate(&self.name)
+    }
 }
 
 /// Where a property is asked for.

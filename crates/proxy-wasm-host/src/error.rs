@@ -24,17 +24,34 @@ pub struct Trap {
     pub kind: TrapKind,
     /// The engine's or host's message.
     pub message: String,
+    /// The Wasm call stack when the guest stopped, innermost frame first, each frame the
+    /// function's name from the module's name section (or `wasm function N` without one).
+    /// Empty when the engine gives no backtrace (the Null VM, a host function's own trap) or
+    /// the trap did not come out of guest code. Logged with the failure, never shown in
+    /// transcripts (engines differ in the frames they see).
+    pub backtrace: Vec<String>,
 }
 
 impl Trap {
+    /// A trap of `kind` with this message and no backtrace.
+    pub fn new(kind: TrapKind, message: impl Into<String>) -> Self {
+        Trap { kind, message: message.into(), backtrace: Vec::new() }
+    }
+
     /// A guest trap with this message.
     pub fn guest(message: impl Into<String>) -> Self {
-        Trap { kind: TrapKind::Guest, message: message.into() }
+        Trap::new(TrapKind::Guest, message)
     }
 
     /// A deadline trap with this message.
     pub fn deadline(message: impl Into<String>) -> Self {
-        Trap { kind: TrapKind::Deadline, message: message.into() }
+        Trap::new(TrapKind::Deadline, message)
+    }
+
+    /// The same trap with this backtrace (innermost frame first; see [`Trap::backtrace`]).
+    pub fn with_backtrace(mut self, frames: Vec<String>) -> Self {
+        self.backtrace = frames;
+        self
     }
 }
 
@@ -127,6 +144,15 @@ pub enum Error {
     },
     /// Reading a plugin file failed.
     Io(String),
+    /// A plugin's configuration has a bad value (a failure policy, a backoff, a VM model).
+    BadConfig {
+        /// The plugin's name.
+        plugin: String,
+        /// The key at fault, for example `reload_config.backoff.base_interval`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A precompiled-module cache directory or file failed a check, or could not be read or
     /// written ([`PrecompiledCache`](crate::PrecompiledCache)).
     Cache {
@@ -170,6 +196,7 @@ impl std::fmt::Display for Error {
             ),
             Error::Unsupported { engine, what } => write!(f, "{engine} does not support {what}"),
             Error::Io(m) => write!(f, "{m}"),
+            Error::BadConfig { plugin, key, message } => write!(f, "plugin `{plugin}`: `{key}` {message}"),
             Error::Cache { path, reason } => write!(f, "precompiled-module cache {path}: {reason}"),
         }
     }

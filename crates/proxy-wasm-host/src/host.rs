@@ -51,6 +51,9 @@ pub struct VmHost {
     /// Bytes of linear memory the guest asked for and the engine refused at the memory limit
     /// during the running callback (the largest such request), if any.
     pub(crate) memory_refused: Option<u64>,
+    /// What the VM reports to its plugins' fault state and stats; `None` for a VM made by hand
+    /// (not by a [`PluginHost`](crate::PluginHost)).
+    pub(crate) monitor: Option<crate::policy::VmMonitor>,
     /// What the guest may call and be called with ([`CapabilityRestriction`]).
     pub(crate) capabilities: CapabilityRestriction,
     /// Host functions and callbacks whose first denial was logged already.
@@ -188,6 +191,11 @@ pub(crate) struct StreamPhase {
     pub arrived: Arrived,
     /// A local reply was sent, or the failure policy ended the stream: the stream has ended.
     pub local_reply: bool,
+    /// The failure policy answered the stream (counted once in the stats).
+    pub policy_applied: bool,
+    /// The stream was created while its plugin was failed: the policy answers every callback
+    /// and no guest code runs for it.
+    pub rejected: bool,
 }
 
 /// The parts of an HTTP stream `proxy_on_log` can read, if they arrived: Envoy hands the
@@ -328,6 +336,7 @@ impl VmHost {
             allocator: Callback::Malloc,
             limits: config.limits,
             memory_refused: None,
+            monitor: None,
             capabilities: config.capabilities,
             denials_logged: (HostSet::EMPTY, CallbackSet::EMPTY),
             callout_refusal_logged: false,

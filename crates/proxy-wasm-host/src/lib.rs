@@ -8,6 +8,9 @@
 //! - [`Vm`], [`PluginHost`]: the plugin, VM and context lifecycle, fault handling.
 //! - [`Embedder`], [`Stream`]: what a proxy implements; [`MemoryStream`] is an in-memory stream.
 //! - [`Services`]: shared data, queues, metrics and foreign functions shared across VMs.
+//! - [`policy`]: what happens when a plugin fails (failure policy, reload backoff, crash-loop
+//!   limit), the VM models and the clock the policy reads; the stats
+//!   ([`PluginHost::render_stats`]).
 //! - [`CapabilityRestriction`]: which host functions and callbacks a VM may use.
 
 pub use abi::{self, BufferType, Callback, LogLevel, MapType, Status, StreamType};
@@ -23,8 +26,10 @@ mod host;
 pub mod hostcalls;
 mod memory;
 mod plugin;
+pub mod policy;
 mod security;
 mod services;
+mod stats;
 mod trace;
 mod vm;
 
@@ -44,3 +49,7 @@ pub use services::{ForeignCx, ForeignFunction, Mailbox, MetricValue, Notificatio
 pub use plugin::{module_binary, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
 pub use trace::{quote, quote_map, quote_whole, trap_text, CallbackRecord, Trace, ALLOC};
 pub use vm::{vm_failed_reply, Action, HttpCallResponse, Vm};
+pub use policy::{
+    Backoff, Clock, CrashLoop, FailureKind, FailurePolicy, ManualClock, ReloadConfig, SystemClock, VmModel,
+};
+pub use stats::StatSample;

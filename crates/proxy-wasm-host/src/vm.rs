@@ -2,8 +2,9 @@
 //! every callback the host makes into it, in the documented order.
 //!
 //! A trap in any callback marks the VM failed: no guest code runs in it again. Its streams
-//! then go on per their plugin's policy: unfiltered when the plugin is fail-open, with a local
-//! 503 reply otherwise. [`WorkerVm`](crate::WorkerVm) gives the next stream a fresh VM.
+//! then go on per their plugin's policy ([`PluginInfo::fails_open`]): unfiltered, or with a
+//! local 503 reply. The failure is logged through `tracing` and reported to the plugin's fault
+//! state; [`WorkerVm`](crate::WorkerVm) applies the rest of the policy ([`crate::policy`]).
 
 use std::sync::Arc;
 
@@ -163,7 +164,7 @@ pub fn vm_failed_reply(grpc: bool) -> LocalReply {
 /// (the engine only knows it was interrupted).
 fn deadline_trap(trap: Trap, fired: bool, deadline: std::time::Duration) -> Trap {
     if fired && trap.kind == TrapKind::Deadline {
-        Trap::deadline(format!("the call ran longer than its {deadline:?} deadline"))
+        Trap::deadline(format!("the call ran longer than its {deadline:?} deadline")).with_backtrace(trap.backtrace)
     } else {
         trap
     }
@@ -173,13 +174,11 @@ fn deadline_trap(trap: Trap, fired: bool, deadline: std::time::Duration) -> Trap
 /// trapped on its own after `memory.grow` answered -1 (Rust's and C's allocators abort), so the
 /// VM failed for its memory limit.
 fn memory_limit_trap(trap: Trap, requested: u64, limit: u64) -> Trap {
-    Trap {
-        kind: TrapKind::MemoryLimit,
-        message: format!(
-            "the guest trapped ({}) after memory.grow to {requested} bytes was refused at the limit of {limit} bytes",
-            trap.message
-        ),
-    }
+    let message = format!(
+        "the guest trapped ({}) after memory.grow to {requested} bytes was refused at the limit of {limit} bytes",
+        trap.message
+    );
+    Trap::new(TrapKind::MemoryLimit, message).with_backtrace(trap.backtrace)
 }
 
 /// gRPC's UNAVAILABLE status code.
@@ -264,6 +263,12 @@ impl Vm {
         self.failure.is_some()
     }
 
+    /// When the VM failed, on the failure policy's clock (`None` if it has not, or was made
+    /// outside a [`PluginHost`](crate::PluginHost)).
+    pub(crate) fn failed_at(&mut self) -> Option<std::time::Duration> {
+        self.instance.host().monitor.as_ref().and_then(|m| m.failed_at())
+    }
+
     /// The instance, for engine-specific inspection (memory size, interrupt handle).
     pub fn instance(&mut self) -> &mut dyn Instance {
         &mut *self.instance
@@ -316,7 +321,7 @@ impl Vm {
     /// Calls a callback with its call state set, and fails the VM on a trap.
     fn invoke(&mut self, callback: Callback, context_id: u32, args: &[u64]) -> Result<u64, Trap> {
         if let Some(t) = &self.failure {
-            return Err(Trap { kind: t.kind.clone(), message: format!("VM failed earlier: {}", t.message) });
+            return Err(Trap::new(t.kind.clone(), format!("VM failed earlier: {}", t.message)));
         }
         let host = self.instance.host();
         host.call.callback = Some(callback);
@@ -328,6 +333,7 @@ impl Vm {
             let index = t.begin_callback(callback, context_id, args);
             (t, index)
         });
+        let started = host.monitor.is_some().then(std::time::Instant::now);
         let result = match &self.deadline {
             None => self.instance.call(callback, args),
             Some(slot) => match slot.arm() {
@@ -341,6 +347,9 @@ impl Vm {
         };
         let host = self.instance.host();
         host.call.callback = None;
+        if let Some(started) = started {
+            crate::policy::observe_callback(host, context_id, callback, started.elapsed());
+        }
         let result = match (result, host.memory_refused.take()) {
             (Err(trap), Some(requested)) if trap.kind == TrapKind::Guest => {
                 Err(memory_limit_trap(trap, requested, host.limits.max_memory_bytes))
@@ -387,22 +396,19 @@ impl Vm {
         self.call_checked(callback, context_id, args)
     }
 
+    /// Fails the VM: logged through `tracing` (the plugin, root id, vm_id, engine, callback,
+    /// kind, message and backtrace) and reported to the plugin's fault state and stats.
     fn fail(&mut self, callback: Callback, context_id: u32, trap: &Trap) {
         let host = self.instance.host();
-        let plugin = host
-            .contexts
-            .get(&context_id)
-            .and_then(|c| host.contexts.get(&c.root))
-            .and_then(|r| match &r.kind {
-                ContextKind::Root(r) => Some(r.plugin.clone()),
-                ContextKind::Stream(_) => None,
-            });
-        let name = plugin.as_ref().map_or("(no plugin yet)", |p| p.name.as_str());
-        let message = format!(
-            "plugin `{name}` trapped in {callback} (context {context_id}, {}): {trap}; the VM has failed",
-            self.engine
-        );
-        host.embedder.log(plugin.as_deref(), abi::LogLevel::Error, &message);
+        let root = host.contexts.get(&context_id).map(|c| c.root);
+        let plugin = root.and_then(|root| match host.contexts.get(&root).map(|r| &r.kind) {
+            Some(ContextKind::Root(r)) => Some((root, r.plugin.clone())),
+            _ => None,
+        });
+        crate::stats::log_failure(plugin.as_ref().map(|(_, p)| &**p), &host.vm_id, self.engine, callback, trap);
+        if let Some(monitor) = host.monitor.as_mut() {
+            monitor.failed(plugin.as_ref().map(|(root, p)| (*root, &**p)), crate::FailureKind::of_trap(&trap.kind));
+        }
         self.failure = Some(trap.clone());
     }
 
@@ -510,6 +516,20 @@ impl Vm {
         Ok(id)
     }
 
+    /// Creates a stream the failure policy answers whole (its plugin has failed on this
+    /// worker): no guest code runs for it, every callback gets the plugin's failure answer
+    /// (a TCP connection is answered at once, as `proxy_on_new_connection` would be).
+    pub(crate) fn create_rejected_stream(&mut self, root: u32, stream: Box<dyn Stream>, tcp: bool) -> Result<(u32, Option<Action>), Error> {
+        if !matches!(self.instance.host().contexts.get(&root), Some(Context { kind: ContextKind::Root(_), .. })) {
+            return Err(Error::BadContext(root));
+        }
+        let id = self.next_id();
+        let phase = StreamPhase { rejected: true, ..StreamPhase::default() };
+        self.instance.host().contexts.insert(id, Context { root, kind: ContextKind::Stream(StreamContext { stream, tcp, phase }) });
+        let action = if tcp { Some(self.fail_stream(id, Family::Network)?) } else { None };
+        Ok((id, action))
+    }
+
     /// Creates an HTTP stream context under the root context `root`
     /// (`proxy_on_context_create(id, root)`), with `stream` as its data.
     pub fn create_http_stream(&mut self, root: u32, stream: Box<dyn Stream>) -> Result<u32, Error> {
@@ -551,7 +571,17 @@ impl Vm {
     /// connection closed in both directions.
     fn fail_stream(&mut self, id: u32, family: Family) -> Result<Action, Error> {
         let root = self.instance.host().contexts.get(&id).map(|c| c.root).ok_or(Error::BadContext(id))?;
-        if self.root_plugin(root)?.fail_open {
+        let plugin = self.root_plugin(root)?;
+        let passed = plugin.fails_open();
+        let host = self.instance.host();
+        if let Some(Context { kind: ContextKind::Stream(s), .. }) = host.contexts.get_mut(&id) {
+            if !std::mem::replace(&mut s.phase.policy_applied, true) {
+                if let Some(monitor) = host.monitor.as_mut() {
+                    monitor.failed_stream(root, &plugin, passed);
+                }
+            }
+        }
+        if passed {
             return Ok(Action::Continue);
         }
         let s = self.stream_context(id)?;
@@ -571,8 +601,8 @@ impl Vm {
     }
 
     fn stream_callback(&mut self, id: u32, callback: Callback, args: &[u64], family: Family) -> Result<Action, Error> {
-        self.stream_context(id)?;
-        if self.failure.is_some() {
+        let rejected = self.stream_context(id)?.phase.rejected;
+        if self.failure.is_some() || rejected {
             return self.fail_stream(id, family);
         }
         if !self.exports(callback, id) {
@@ -757,8 +787,8 @@ impl Vm {
     }
 
     fn close_callback(&mut self, id: u32, callback: Callback, peer: PeerType) -> Result<(), Error> {
-        self.stream_context(id)?;
-        if self.failure.is_none() {
+        let rejected = self.stream_context(id)?.phase.rejected;
+        if self.failure.is_none() && !rejected {
             let _ = self.call_optional(callback, id, &[u64::from(id), u64::from(peer.raw())], 0);
         }
         Ok(())
@@ -781,6 +811,8 @@ impl Vm {
     /// callouts it made go on: they belong to its root context.
     pub fn finish_stream(&mut self, id: u32) -> Result<Box<dyn Stream>, Error> {
         let s = self.stream_context(id)?;
+        // A stream the failure policy rejected never reached the plugin: it gets no callback.
+        let rejected = s.phase.rejected;
         // The stream is over: the plugin holds no part of it any more. proxy_on_log reads the
         // parts that arrived (the access-log maps); proxy_on_done and proxy_on_delete see none.
         s.phase = StreamPhase { arrived: s.phase.arrived, local_reply: s.phase.local_reply, ..StreamPhase::default() };
@@ -791,7 +823,7 @@ impl Vm {
         };
         let id64 = u64::from(id);
         for callback in order {
-            if self.failure.is_some() {
+            if self.failure.is_some() || rejected {
                 break;
             }
             // proxy_on_done's answer is ignored for a stream, as Envoy ignores it.

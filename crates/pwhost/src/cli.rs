@@ -397,7 +397,9 @@ fn cmd_run(args: RunArgs, cx: &mut Out) -> anyhow::Result<u8> {
 
     let embedder = ScriptedEmbedder::new();
     let trace = Trace::new();
-    let mut host = PluginHost::new(engine.clone(), embedder.clone()).with_trace(trace.clone());
+    // The failure policy reads the exchange's clock (moved by `advance` steps), and reload
+    // jitter is seeded so that a run repeats exactly.
+    let mut host = PluginHost::new(engine.clone(), embedder.clone()).with_trace(trace.clone()).with_clock(embedder.clock()).with_seed(0);
     if let Some(dir) = &args.precompiled_cache {
         host = host.with_precompiled_cache(proxy_wasm_host::PrecompiledCache::open(dir)?);
     }
@@ -427,7 +429,10 @@ fn cmd_run(args: RunArgs, cx: &mut Out) -> anyhow::Result<u8> {
             return Ok(1);
         }
     };
-    match run_exchange(&host, &embedder, &code, &exchange) {
+    // The host's own diagnostics (a plugin's failure, the crash-loop state) go through
+    // `tracing`; here they end on stderr, after the run.
+    let result = with_diagnostics(cx.err.clone(), || run_exchange(&host, &embedder, &code, &exchange));
+    match result {
         Ok(out) => {
             if json {
                 let mut v = report::outcome_json(&out);
@@ -452,6 +457,7 @@ fn cmd_run(args: RunArgs, cx: &mut Out) -> anyhow::Result<u8> {
                 callouts: embedder.http_calls(),
                 grpc_calls: embedder.grpc_calls(),
                 metrics: host.services().metrics(),
+                stats: host.stats(),
                 callbacks: trace.callbacks(),
                 trap: match &e {
                     Error::Trap { trap, .. } => Some(trap.to_string()),
@@ -468,6 +474,18 @@ fn cmd_run(args: RunArgs, cx: &mut Out) -> anyhow::Result<u8> {
             Ok(1)
         }
     }
+}
+
+/// Runs `f` with the host's `tracing` diagnostics (error level and above: a plugin's failure,
+/// the crash-loop state) written to `err` as they happen, one line each.
+fn with_diagnostics<R>(err: Shared, f: impl FnOnce() -> R) -> R {
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || err.clone())
+        .with_ansi(false)
+        .without_time()
+        .with_max_level(tracing::Level::ERROR)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f)
 }
 
 /// A plugin that was refused or did not start: with `--json`, the usual object (with what
@@ -540,9 +558,18 @@ fn print_summary(cx: &mut Out, out: &Outcome) {
             s.callouts_refused
         );
     }
+    for sample in out.stats.iter().filter(|s| policy_stat(s)) {
+        say!(cx, "stat {} {}", sample.series(), sample.value);
+    }
     if let Some(t) = &out.trap {
         say!(cx, "{:<18} {t}", "trap:");
     }
+}
+
+/// A stat of the failure policy worth a line in the summary: a plugin's failures, restarts,
+/// failed streams or crash-loop state, when not zero (`--json` has every stat).
+fn policy_stat(s: &proxy_wasm_host::StatSample) -> bool {
+    s.name.starts_with("proxy_wasm_plugin_") && !s.name.starts_with("proxy_wasm_plugin_callback_duration") && s.value != 0.0
 }
 
 fn cmd_inspect(args: InspectArgs, cx: &mut Out) -> anyhow::Result<u8> {

@@ -3,15 +3,16 @@
 //! cause.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use guest_plugins::Target;
 use proxy_wasm_harness::{run_exchange, Exchange, ScriptedEmbedder, Step};
-use proxy_wasm_host::{Engine, Error, MemoryStream, PluginHost, PluginInfo, Trace, VmConfig};
+use proxy_wasm_host::{Engine, Error, FailurePolicy, MemoryStream, PluginHost, PluginInfo, Trace, VmConfig};
 use proxy_wasm_null::NullVm;
 
 fn host() -> (PluginHost, Arc<ScriptedEmbedder>) {
     let embedder = ScriptedEmbedder::new();
-    (PluginHost::new(Arc::new(NullVm::new()), embedder.clone()).with_trace(Trace::new()), embedder)
+    (PluginHost::new(Arc::new(NullVm::new()), embedder.clone()).with_trace(Trace::new()).with_clock(embedder.clock()), embedder)
 }
 
 fn plugin(name: &str, configuration: &str) -> PluginInfo {
@@ -83,21 +84,26 @@ fn a_static_plugin_runs_through_the_host_functions_and_its_panic_is_a_trap() {
     let (host, embedder) = host();
     let code = host.load(b"tiny").expect("the registered plugin loads");
     let exchange = Exchange {
-        plugin: plugin("tiny", ""),
-        steps: vec![request("/"), Step::ResponseHeaders { headers: vec![], end_of_stream: true }, Step::Finish, request("/again")],
+        plugin: PluginInfo { failure_policy: Some(FailurePolicy::FailReload), ..plugin("tiny", "") },
+        steps: vec![
+            request("/"),
+            Step::ResponseHeaders { headers: vec![], end_of_stream: true },
+            Step::Finish,
+            Step::Advance(Duration::from_secs(1)),
+            request("/again"),
+        ],
         ..Default::default()
     };
     let out = run_exchange(&host, &embedder, &code, &exchange).unwrap();
-    // The panic failed the first stream's VM (a 503: fail-closed); the second stream got a
-    // fresh VM and its header.
+    // The panic failed the first stream's VM (a 503: fail-closed); with FAIL_RELOAD, the second
+    // stream, 1 s later (the default backoff), got a fresh VM and its header.
     assert_eq!(out.stream.request_headers.get_str("x-tiny").as_deref(), Some("1"));
     let trap = host.trace().unwrap().callbacks().into_iter().find_map(|c| c.result.and_then(Result::err));
     assert_eq!(trap.as_deref(), Some("guest"));
-    let logs = embedder.logs();
-    assert!(
-        logs.iter().any(|l| l.message.contains("the plugin panicked: tiny panics in proxy_on_response_headers")),
-        "{logs:?}"
-    );
+    // The panic's message is the trap's (the host logs it through `tracing`, not to the plugin's log).
+    let message = out.trap.as_deref().unwrap_or_default();
+    assert!(message.contains("the plugin panicked: tiny panics in proxy_on_response_headers"), "{message}");
+    assert!(host.render_stats().contains("proxy_wasm_plugin_failures_total{plugin=\"tiny\",vm=\"\",engine=\"null\",kind=\"trap\"} 1"));
 }
 
 #[test]

@@ -12,25 +12,34 @@ use crate::stop::Stop;
 ///   the host's watchdog says whether the deadline passed);
 /// - any other Wasm trap is a guest trap with Wasmer's one-line reason and the innermost
 ///   function.
+///
+/// The trap carries Wasmer's frames as function names, innermost first ([`Trap::backtrace`]);
+/// a host [`Trap`] keeps its own.
 pub(crate) fn from_error(error: RuntimeError, stop: &Stop) -> Trap {
     if let Some(trap) = error.downcast_ref::<Trap>() {
         return trap.clone();
     }
-    let location = error
+    let frames: Vec<String> = error
         .trace()
-        .first()
+        .iter()
         .map(|frame| match frame.function_name() {
-            Some(name) => format!(" (in `{name}`)"),
-            None => format!(" (in wasm function {})", frame.func_index()),
+            Some(name) => name.to_string(),
+            None => format!("wasm function {}", frame.func_index()),
         })
+        .collect();
+    let location = frames
+        .first()
+        .map(|f| if f.starts_with("wasm function") { format!(" (in {f})") } else { format!(" (in `{f}`)") })
         .unwrap_or_default();
     let message = error.message();
     let code = error.to_trap();
-    if code == Some(TrapCode::UnreachableCodeReached) && stop.raised() {
-        return Trap::deadline(format!("interrupted by the host{location}"));
-    }
-    match code {
-        Some(_) => Trap::guest(format!("wasm trap: {message}{location}")),
-        None => Trap::guest(format!("{message}{location}")),
-    }
+    let trap = if code == Some(TrapCode::UnreachableCodeReached) && stop.raised() {
+        Trap::deadline(format!("interrupted by the host{location}"))
+    } else {
+        match code {
+            Some(_) => Trap::guest(format!("wasm trap: {message}{location}")),
+            None => Trap::guest(format!("{message}{location}")),
+        }
+    };
+    trap.with_backtrace(frames)
 }

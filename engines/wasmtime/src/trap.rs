@@ -10,19 +10,30 @@ use wasmtime::WasmBacktrace;
 /// - any other Wasm trap is a guest trap with Wasmtime's one-line reason and the innermost
 ///   function;
 /// - anything else is a guest trap with Wasmtime's message chain, without backtrace.
+///
+/// The trap carries Wasmtime's backtrace as function names, innermost first
+/// ([`Trap::backtrace`]); a host [`Trap`] keeps its own.
 pub(crate) fn from_error(error: wasmtime::Error) -> Trap {
     if let Some(trap) = error.downcast_ref::<Trap>() {
         return trap.clone();
     }
-    let location = error
+    let frames: Vec<String> = error
         .downcast_ref::<WasmBacktrace>()
-        .and_then(|bt| bt.frames().first())
-        .map(|frame| match frame.func_name() {
-            Some(name) => format!(" (in `{name}`)"),
-            None => format!(" (in wasm function {})", frame.func_index()),
+        .map(|bt| {
+            bt.frames()
+                .iter()
+                .map(|frame| match frame.func_name() {
+                    Some(name) => name.to_string(),
+                    None => format!("wasm function {}", frame.func_index()),
+                })
+                .collect()
         })
         .unwrap_or_default();
-    match error.downcast_ref::<wasmtime::Trap>() {
+    let location = frames
+        .first()
+        .map(|f| if f.starts_with("wasm function") { format!(" (in {f})") } else { format!(" (in `{f}`)") })
+        .unwrap_or_default();
+    let trap = match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => Trap::deadline(format!("interrupted by the host{location}")),
         Some(trap) => Trap::guest(format!("{trap}{location}")),
         None => {
@@ -30,5 +41,6 @@ pub(crate) fn from_error(error: wasmtime::Error) -> Trap {
                 error.chain().map(|e| e.to_string()).filter(|m| !m.contains("wasm backtrace:")).collect();
             Trap::guest(format!("{}{location}", chain.join(": ")))
         }
-    }
+    };
+    trap.with_backtrace(frames)
 }

@@ -45,6 +45,8 @@ struct State {
     callers: Vec<(u32, u32)>,
     /// Stream contexts deleted so far.
     deleted: Vec<u32>,
+    /// Requests seen by this VM (`count`, `trap-every:<n>`).
+    requests: u32,
 }
 
 static STATES: Mutex<BTreeMap<u64, State>> = Mutex::new(BTreeMap::new());

@@ -26,6 +26,14 @@
 //!   (see `security.rs`).
 //! - `trap:<callback>`: traps in that callback; `reject-configuration`: refuses its
 //!   configuration. A VM configuration of `reject` makes `proxy_on_vm_start` refuse.
+//! - `count`: logs each request's number in this VM (`request 1 in this VM`, ...), so that a
+//!   transcript shows what a VM remembers; `trap-every:<n>`: the same, and traps in
+//!   `proxy_on_request_headers` on every n-th request the VM sees (the failure policy's
+//!   subject).
+//! - `trap-on-restart`: traps in `proxy_on_configure` when the plugin starts for the third time
+//!   or later with this vm_id (after the base VM and the first worker VM: in every restart),
+//!   and in every `proxy_on_request_headers`. A VM configuration of `trap-on-restart` does the
+//!   same in `proxy_on_vm_start`. Starts are counted in shared data.
 
 use crate::host::*;
 use crate::{bytes, fail, state, status, trap, value};
@@ -49,7 +57,23 @@ pub fn vm_start(_root: u32, size: usize) -> bool {
     match config.as_slice() {
         b"trap" => trap(),
         b"reject" => false,
+        b"trap-on-restart" => {
+            trap_on_restart("vm_start");
+            true
+        }
         _ => true,
+    }
+}
+
+/// Counts a start in shared data (key `starts:<what>`) and traps from the third on: every
+/// restart after the base VM and the first worker VM.
+pub fn trap_on_restart(what: &str) {
+    let key = format!("starts:{what}");
+    let (s, old, cas) = get_shared_data(&key);
+    let n: u32 = if s == OK { String::from_utf8_lossy(&old).parse().unwrap_or(0) } else { 0 };
+    status("count the starts", set_shared_data(&key, &(n + 1).to_string(), cas), OK);
+    if n >= 2 {
+        trap();
     }
 }
 
@@ -73,6 +97,7 @@ pub fn configure(scenario: &str, _root: u32, size: usize) -> bool {
             state(|st| st.queue = id);
         }
         "misc" => misc_configure(),
+        "trap-on-restart" => trap_on_restart("configure"),
         _ => {}
     }
     true
@@ -156,9 +181,30 @@ pub fn request_headers(scenario: &str, context: u32, num_headers: usize, _end_of
         "hidden-properties" => crate::security::hidden_properties(),
         "upstreams" => crate::security::upstreams(),
         "restricted" => crate::security::restricted(),
-        _ => {}
+        "count" => {
+            count_request();
+        }
+        "trap-on-restart" => trap(),
+        other => {
+            if let Some(n) = other.strip_prefix("trap-every:") {
+                let every: u32 = n.parse().unwrap_or(0);
+                if every != 0 && count_request().is_multiple_of(every) {
+                    trap();
+                }
+            }
+        }
     }
     CONTINUE
+}
+
+/// Counts a request in this VM and logs its number.
+fn count_request() -> u32 {
+    let n = state(|s| {
+        s.requests += 1;
+        s.requests
+    });
+    status("log the request's number", log(INFO, &format!("request {n} in this VM")), OK);
+    n
 }
 
 fn log_levels() {

@@ -188,6 +188,7 @@ fn restricted(id: abi::HostFunctionId, phase: abi::RestrictedPhase) -> Trap {
             id.info().name,
             phase.describe()
         ),
+        backtrace: Vec::new(),
     }
 }
 

@@ -173,9 +173,7 @@ impl TestCx {
             root_id: "root".into(),
             vm_id: "vm".into(),
             configuration: b"plugin-config".to_vec(),
-            fail_open: false,
-            policy: Default::default(),
-            allow_on_headers_stop_iteration: false,
+            ..Default::default()
         });
         host.contexts.insert(
             ROOT,
@@ -264,6 +262,7 @@ impl TestCx {
             response_trailers_creatable: bit(10),
             arrived: crate::host::Arrived { request_headers: bit(0), response_headers: bit(3), response_trailers: bit(5) },
             local_reply: bit(6),
+            ..Default::default()
         };
         *self.phase(TCP) = StreamPhase { downstream_data: bit(7), upstream_data: bit(8), ..Default::default() };
         let headers = || HeaderMap::from_pairs([(":status", "200"), ("x-b", "2")]);
