@@ -844,8 +844,8 @@ steps: [{advance: 1500ms}, reload_configuration, {reload_configuration: new}]
             ]
         );
         let d = parse("plugin: {fail_open: true}").unwrap();
-        assert_eq!((d.plugin.failure_policy, d.plugin.policy()), (None, FailurePolicy::FailOpen));
-        assert_eq!(parse("steps: []").unwrap().plugin.policy(), FailurePolicy::FailClosed);
+        assert_eq!((d.plugin.failure_policy, d.plugin.failure_policy_in_force()), (None, FailurePolicy::FailOpen));
+        assert_eq!(parse("steps: []").unwrap().plugin.failure_policy_in_force(), FailurePolicy::FailClosed);
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub struct PluginInfo {
 impl PluginInfo {
     /// The policy in force: [`failure_policy`](Self::failure_policy), else `FailOpen` for
     /// `fail_open`, else `FailClosed`.
-    pub fn policy(&self) -> FailurePolicy {
+    pub fn failure_policy_in_force(&self) -> FailurePolicy {
         match (self.failure_policy, self.fail_open) {
             (Some(p), _) => p,
             (None, true) => FailurePolicy::FailOpen,
@@ -63,7 +63,7 @@ impl PluginInfo {
     /// Whether a failed VM's streams of this plugin go on unfiltered: `FAIL_OPEN`, or
     /// `FAIL_RELOAD` with [`ReloadConfig::fail_open`].
     pub fn fails_open(&self) -> bool {
-        match self.policy() {
+        match self.failure_policy_in_force() {
             FailurePolicy::FailOpen => true,
             FailurePolicy::FailClosed => false,
             FailurePolicy::FailReload => self.reload_config.fail_open,

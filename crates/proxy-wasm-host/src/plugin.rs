@@ -183,7 +183,7 @@ fn random_seed() -> u64 {
 
 /// The reload settings plugins sharing a VM must agree on (they fail and reload together).
 fn reload_policy(p: &PluginInfo) -> Option<(crate::Backoff, crate::CrashLoop)> {
-    (p.policy() == FailurePolicy::FailReload).then_some((p.reload_config.backoff, p.reload_config.crash_loop))
+    (p.failure_policy_in_force() == FailurePolicy::FailReload).then_some((p.reload_config.backoff, p.reload_config.crash_loop))
 }
 
 /// Refuses `plugin` beside `others` in one VM when they disagree on how the VM reloads.
@@ -194,9 +194,9 @@ fn check_agreement(others: &[PluginInfo], plugin: &PluginInfo, vm_id: &str) -> R
             "failure_policy",
             format!(
                 "({}) differs from that of plugin `{}` ({}) in the same VM (vm_id `{vm_id}`): plugins sharing a VM fail and reload together, so they must agree on FAIL_RELOAD and its reload_config.backoff and crash_loop; give this one `vm_model: PER_PLUGIN` or another vm_id",
-                plugin.policy().name(),
+                plugin.failure_policy_in_force().name(),
                 first.name,
-                first.policy().name()
+                first.failure_policy_in_force().name()
             ),
         )),
         _ => Ok(()),

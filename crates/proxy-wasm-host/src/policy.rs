@@ -425,7 +425,7 @@ impl FaultState {
     pub(crate) fn add_plugin(&self, plugin: &PluginInfo, stats: Arc<PluginStats>) {
         let mut inner = lock(&self.inner);
         if inner.plugins.is_empty() {
-            inner.reload = (plugin.policy() == FailurePolicy::FailReload).then_some(plugin.reload_config);
+            inner.reload = (plugin.failure_policy_in_force() == FailurePolicy::FailReload).then_some(plugin.reload_config);
         }
         if !inner.plugins.iter().any(|p| Arc::ptr_eq(p, &stats)) {
             inner.plugins.push(stats);
@@ -436,7 +436,7 @@ impl FaultState {
     /// failures, out of the crash-loop state, and a new generation.
     pub(crate) fn reset(&self, plugin: &PluginInfo) {
         let mut inner = lock(&self.inner);
-        inner.reload = (plugin.policy() == FailurePolicy::FailReload).then_some(plugin.reload_config);
+        inner.reload = (plugin.failure_policy_in_force() == FailurePolicy::FailReload).then_some(plugin.reload_config);
         inner.failures.clear();
         if inner.looped {
             inner.looped = false;
