@@ -499,6 +499,7 @@ impl Callback {
     pub const COUNT: usize = CALLBACKS.len();
 
     /// Its row in [`CALLBACKS`].
+    #[inline]
     pub fn info(self) -> &'static CallbackInfo {
         &CALLBACKS[self as usize]
     }
@@ -624,6 +625,7 @@ impl HostFunctionId {
     }
 
     /// Its row's description.
+    #[inline]
     pub fn info(self) -> &'static HostFunction {
         &HOST_FUNCTIONS[self as usize]
     }

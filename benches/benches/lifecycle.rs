@@ -10,52 +10,12 @@ use std::time::Duration;
 
 use abi::{AbiVersion, Callback};
 use criterion::Criterion;
-use proxy_wasm_benches::raw::{Iteration, Raw};
+use proxy_wasm_benches::cases::{self, empty_plugin, empty_stream, Pair};
+use proxy_wasm_benches::raw::Raw;
 use proxy_wasm_benches::run::{self, bench, Loaded, Manifest};
 use proxy_wasm_benches::EMPTY_PLUGIN_WAT;
-use proxy_wasm_harness::if_engine;
 use proxy_wasm_host::engine::Watchdog;
-use proxy_wasm_host::{DefaultEmbedder, Engine, MemoryStream, Services, VmHost, VmHostConfig, WorkerVm, RootId};
-
-/// The empty plugin for `engine`: the WAT, or for the Null VM the static plugin `empty`.
-fn empty_plugin(engine: &str) -> &'static [u8] {
-    if engine == "null" {
-        if_engine!(null { proxy_wasm_benches::register_empty_native(); });
-        b"empty"
-    } else {
-        EMPTY_PLUGIN_WAT.as_bytes()
-    }
-}
-
-/// One empty stream on a worker: create, request headers, finish.
-fn empty_stream(worker: &mut WorkerVm, root: RootId) {
-    let s = worker.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
-    worker.vm().on_request_headers(s.id, true).unwrap();
-    worker.finish_stream(s).unwrap();
-}
-
-if_engine!(null {
-    /// The Null VM's baseline: the five functions of the native empty plugin, called through
-    /// function pointers the optimiser cannot see through, as the Null VM calls them.
-    fn native_lifecycle() -> Iteration {
-        use std::hint::black_box;
-
-        use proxy_wasm_benches::empty_native as native;
-        let create = black_box(native::context_create as extern "C-unwind" fn(u32, u32));
-        let headers = black_box(native::request_headers as extern "C-unwind" fn(u32, usize, u32) -> u32);
-        let done = black_box(native::done as extern "C-unwind" fn(u32) -> u32);
-        let end = black_box(native::context_end as extern "C-unwind" fn(u32));
-        let mut id = 1u32;
-        Box::new(move || {
-            id = id.wrapping_add(1);
-            create(id, 1);
-            black_box(headers(id, 0, 1));
-            black_box(done(id));
-            end(id);
-            end(id);
-        })
-    }
-});
+use proxy_wasm_host::{DefaultEmbedder, Engine, Services, VmHost, VmHostConfig};
 
 fn lifecycle(c: &mut Criterion, m: &Manifest) {
     m.workload(
@@ -66,15 +26,9 @@ fn lifecycle(c: &mut Criterion, m: &Manifest) {
     );
     for name in run::engines() {
         let mut group = c.benchmark_group(format!("lifecycle/{name}"));
-        let mut loaded = Loaded::new(run::engine(name), empty_plugin(name), "");
-        let root = loaded.root;
-        bench(&mut group, "ours", &mut || empty_stream(&mut loaded.worker, root));
+        let Pair { mut ours, baseline } = cases::lifecycle(name);
+        bench(&mut group, "ours", &mut *ours);
         m.ours("lifecycle", name, &format!("lifecycle/{name}/ours"), 1);
-        let baseline: Option<Iteration> = match Raw::for_engine(name) {
-            Some(raw) => Some(raw.lifecycle()),
-            None if name == "null" => if_engine!(null { Some(native_lifecycle()) } else { None }),
-            None => None,
-        };
         match baseline {
             Some(mut baseline) => {
                 bench(&mut group, "baseline", &mut *baseline);
@@ -86,17 +40,19 @@ fn lifecycle(c: &mut Criterion, m: &Manifest) {
     }
 }
 
-/// A fresh worker VM for one stream, dropped after it, beside one long-lived worker VM.
+/// A fresh worker VM for one stream, dropped after it, beside the raw engine doing the same
+/// unavoidable work: a new instance with the three root callbacks (the `clone` baseline), then
+/// the stream's five calls (the `lifecycle` baseline).
 fn ephemeral(c: &mut Criterion, m: &Manifest) {
     m.workload(
         "ephemeral",
         "Ephemeral VM per stream: clone a worker VM (PluginVm::worker), one empty stream, drop it",
         "per stream",
-        "the same stream on a persistent worker VM",
+        "the raw engine: a new store and instance with the three root callbacks, then the stream's five export calls",
     );
     for name in run::engines() {
         let mut group = c.benchmark_group(format!("ephemeral/{name}"));
-        let mut loaded = Loaded::new(run::engine(name), empty_plugin(name), "");
+        let loaded = Loaded::new(run::engine(name), &empty_plugin(name), "");
         let plugin = loaded.plugin.clone();
         bench(&mut group, "ours", &mut || {
             let mut worker = plugin.worker().unwrap();
@@ -104,9 +60,18 @@ fn ephemeral(c: &mut Criterion, m: &Manifest) {
             empty_stream(&mut worker, root);
         });
         m.ours("ephemeral", name, &format!("ephemeral/{name}/ours"), 1);
-        let root = loaded.root;
-        bench(&mut group, "baseline", &mut || empty_stream(&mut loaded.worker, root));
-        m.baseline("ephemeral", name, &format!("ephemeral/{name}/baseline"), 1);
+        match Raw::for_engine(name) {
+            Some(raw) => {
+                let mut instantiate = raw.instantiate(&wat::parse_str(EMPTY_PLUGIN_WAT).unwrap());
+                let mut stream = raw.lifecycle();
+                bench(&mut group, "baseline", &mut || {
+                    instantiate();
+                    stream();
+                });
+                m.baseline("ephemeral", name, &format!("ephemeral/{name}/baseline"), 1);
+            }
+            None => m.skip("ephemeral", name, "no raw engine to instantiate (the Null VM's baseline would be nothing)"),
+        }
         group.finish();
     }
 }

@@ -18,25 +18,15 @@ use std::sync::Arc;
 use criterion::measurement::WallTime;
 use criterion::{BatchSize, BenchmarkGroup, Criterion};
 use guest_plugins::Target;
-use proxy_wasm_benches::modules::{big_plugin, lookup_plugin_wat, LOOKUPS_PER_CALL};
-use proxy_wasm_benches::raw::{Iteration, Raw};
+use proxy_wasm_benches::cases::{self, empty_plugin, Pair};
+use proxy_wasm_benches::modules::{big_plugin, LOOKUPS_PER_CALL};
+use proxy_wasm_benches::raw::Raw;
 use proxy_wasm_benches::run::{self, bench, request, Loaded, Manifest};
 use proxy_wasm_benches::{sha256, EMPTY_PLUGIN_WAT};
-use proxy_wasm_harness::if_engine;
 use proxy_wasm_host::{HeaderMap, HttpCallResponse, PluginHost, Stream};
 
 /// Why the Null VM sits out the workloads about Wasm code.
 const NULL_HAS_NO_WASM: &str = "the Null VM runs native code: there is no Wasm module to compile or 1 MiB plugin to clone";
-
-/// The empty plugin for `engine`: the WAT, or for the Null VM the static plugin `empty`.
-fn empty_plugin(engine: &str) -> Vec<u8> {
-    if engine == "null" {
-        if_engine!(null { proxy_wasm_benches::register_empty_native(); });
-        b"empty".to_vec()
-    } else {
-        EMPTY_PLUGIN_WAT.as_bytes().to_vec()
-    }
-}
 
 /// The bench guest for `engine`: the wasm32 module, or for the Null VM the shared library.
 fn bench_guest(engine: &str) -> Vec<u8> {
@@ -108,15 +98,6 @@ fn clone(c: &mut Criterion, m: &Manifest) {
     }
 }
 
-if_engine!(null {
-    /// The Null VM's header-lookup baseline: the same lookups through a plain Rust function.
-    fn native_lookups() -> Iteration {
-        use proxy_wasm_benches::native::lookup_native::{lookups, raw_get_header_map_value, GetHeader};
-        let get = black_box(raw_get_header_map_value as GetHeader);
-        Box::new(move || lookups(get))
-    }
-});
-
 fn header_lookup(c: &mut Criterion, m: &Manifest) {
     m.workload(
         "header-lookup",
@@ -124,27 +105,11 @@ fn header_lookup(c: &mut Criterion, m: &Manifest) {
         "per lookup",
         "a raw host function on the raw engine: find the header, call the guest's malloc, copy the value, write address and size; for the Null VM the same as a plain Rust function",
     );
-    let wat = lookup_plugin_wat();
     for name in run::engines() {
         let mut group = c.benchmark_group(format!("header-lookup/{name}"));
-        let code = if name == "null" {
-            if_engine!(null { proxy_wasm_benches::native::register_lookup_native(); });
-            b"lookup".to_vec()
-        } else {
-            wat.as_bytes().to_vec()
-        };
-        let mut loaded = Loaded::new(run::engine(name), &code, "");
-        let s = loaded.worker.create_http_stream(loaded.root, request(b"")).unwrap();
-        let vm = loaded.worker.vm();
-        bench(&mut group, "ours", &mut || {
-            vm.on_request_headers(s.id, true).unwrap();
-        });
+        let Pair { mut ours, baseline } = cases::lookup(name);
+        bench(&mut group, "ours", &mut *ours);
         m.ours("header-lookup", name, &format!("header-lookup/{name}/ours"), LOOKUPS_PER_CALL);
-        let baseline: Option<Iteration> = match Raw::for_engine(name) {
-            Some(raw) => Some(raw.lookup()),
-            None if name == "null" => if_engine!(null { Some(native_lookups()) } else { None }),
-            None => None,
-        };
         if let Some(mut baseline) = baseline {
             bench(&mut group, "baseline", &mut *baseline);
             m.baseline("header-lookup", name, &format!("header-lookup/{name}/baseline"), LOOKUPS_PER_CALL);

@@ -12,6 +12,7 @@
 //! - [`sha256`], [`workload`]: the bench guest's own source, compiled here too, so the native
 //!   baseline runs the same code and both sides send the same request.
 
+pub mod cases;
 pub mod modules;
 pub mod raw;
 pub mod run;

@@ -603,7 +603,10 @@ fn a_thousand_streams_on_two_workers_follow_the_failure_policy_exactly(make: Mak
     ];
     for (policy, reload_config, per_worker, failures, restarts) in cases {
         let embedder = ScriptedEmbedder::new();
-        let host = PluginHost::new(make(), embedder.clone()).with_clock(Arc::new(ThreadClock)).with_seed(1);
+        let host = PluginHost::new(make(), embedder.clone())
+            .with_clock(Arc::new(ThreadClock))
+            .with_seed(1)
+            .with_callback_timing(1);
         let code = host.load(&guest("conformance_guest")).unwrap();
         let info = PluginInfo { name: "every3".into(), failure_policy: Some(policy), reload_config, ..plugin("trap-every:3") };
         let vm = host.add_plugin(&code, VmConfig::default(), info).unwrap();

@@ -429,6 +429,12 @@ impl VmHost {
         self.plugin().filter(|p| p.policy.sanitizes(map)).cloned()
     }
 
+    /// [`sanitizing`](Self::sanitizing) without taking a reference on the plugin: for a
+    /// lookup that only asks whether one key is hidden.
+    pub(crate) fn hides_header_in(&self, map: MapType) -> Option<&PluginInfo> {
+        self.plugin().map(|p| &**p).filter(|p| p.policy.sanitizes(map))
+    }
+
     /// The root context of the effective context.
     pub(crate) fn root_mut(&mut self) -> Option<&mut RootContext> {
         let root = self.contexts.get(&self.call.effective)?.root;

@@ -46,7 +46,7 @@ pub use host::{VmHost, VmHostConfig};
 pub use memory::{read_vec, return_bytes, GuestMemory, HostCx, HostError, HostResult, WordSize};
 pub use security::{PluginPolicy, SecurityCounters, SecurityStats, CREDENTIAL_HEADERS};
 pub use services::{ForeignCx, ForeignFunction, Mailbox, MetricValue, Notification, Services};
-pub use plugin::{module_binary, validate, CompiledModule, PluginHost, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
+pub use plugin::{module_binary, validate, CompiledModule, PluginHost, DEFAULT_CALLBACK_TIMING, PluginVm, RootId, StreamRef, VmConfig, WorkerVm};
 pub use trace::{quote, quote_map, quote_whole, trap_text, CallbackRecord, Trace, ALLOC};
 pub use vm::{vm_failed_reply, Action, HttpCallResponse, Vm};
 pub use policy::{

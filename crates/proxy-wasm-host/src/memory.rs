@@ -224,26 +224,33 @@ pub type HostResult<T = ()> = Result<T, HostError>;
 /// address 0 and length 0 without calling the allocator. An allocator that answers 0 or an
 /// address whose range lies outside memory gives [`Status::InvalidMemoryAccess`].
 pub fn return_bytes(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64, data: &[u8]) -> HostResult {
+    let addr = return_space(cx, return_ptr, return_size, data.len() as u64)?;
+    let (mut mem, _) = cx.parts();
+    if addr != 0 {
+        mem.write(addr, data)?;
+    }
+    mem.write_word(return_ptr, addr)?;
+    mem.write_word(return_size, data.len() as u64)?;
+    Ok(())
+}
+
+/// The first half of [`return_bytes`] for data the host reads again after the allocator ran
+/// (so it need not copy it out first): checks the return words and allocates `len` bytes
+/// (address 0 for `len` 0, without calling the allocator). The caller then writes the data at
+/// the address and the address and `len` to the words.
+pub(crate) fn return_space(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64, len: u64) -> Result<u64, crate::HostError> {
     {
         let (mem, _) = cx.parts();
         mem.check_word(return_ptr)?;
         mem.check_word(return_size)?;
     }
-    let addr = if data.is_empty() {
-        0
-    } else {
-        let addr = allocate(cx, data.len() as u64)?;
-        if addr == 0 {
-            return Err(Status::InvalidMemoryAccess.into());
-        }
-        let (mut mem, _) = cx.parts();
-        mem.write(addr, data)?;
-        addr
-    };
-    let (mut mem, _) = cx.parts();
-    mem.write_word(return_ptr, addr)?;
-    mem.write_word(return_size, data.len() as u64)?;
-    Ok(())
+    if len == 0 {
+        return Ok(0);
+    }
+    match allocate(cx, len)? {
+        0 => Err(Status::InvalidMemoryAccess.into()),
+        addr => Ok(addr),
+    }
 }
 
 /// Calls the guest allocator through `cx`, recording the call when tracing is on. While it

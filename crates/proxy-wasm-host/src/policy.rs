@@ -520,13 +520,40 @@ pub(crate) struct VmMonitor {
     /// Plugin stats by root context id, resolved on first use.
     roots: Vec<(u32, Arc<PluginStats>)>,
     failed_at: Option<Duration>,
+    /// One callback in this many is timed; `untimed` counts down to the next.
+    timing: u32,
+    untimed: u32,
     _active: ActiveVm,
 }
 
 impl VmMonitor {
     /// The monitor of a VM just made (counted as created and active).
-    pub(crate) fn new(fault: Arc<FaultState>, stats: Arc<HostStats>, vm_stats: &VmStats, vm: String, engine: &'static str) -> Self {
-        VmMonitor { fault, stats, vm, engine, roots: Vec::new(), failed_at: None, _active: vm_stats.created() }
+    /// `timing`: one callback in this many is timed (see
+    /// [`PluginHost::with_callback_timing`](crate::PluginHost::with_callback_timing)).
+    pub(crate) fn new(
+        fault: Arc<FaultState>,
+        stats: Arc<HostStats>,
+        vm_stats: &VmStats,
+        vm: String,
+        engine: &'static str,
+        timing: u32,
+    ) -> Self {
+        let timing = timing.max(1);
+        VmMonitor { fault, stats, vm, engine, roots: Vec::new(), failed_at: None, timing, untimed: 0, _active: vm_stats.created() }
+    }
+
+    /// Whether to time the callback about to run: the first, then one in every `timing`.
+    pub(crate) fn times_next_callback(&mut self) -> bool {
+        match self.untimed.checked_sub(1) {
+            Some(left) => {
+                self.untimed = left;
+                false
+            }
+            None => {
+                self.untimed = self.timing - 1;
+                true
+            }
+        }
     }
 
     /// When the VM failed, on the host's clock.
@@ -572,8 +599,9 @@ impl VmMonitor {
     }
 }
 
-/// Times a callback for its plugin's stats (`proxy_wasm_plugin_callback_duration_seconds`):
-/// callbacks on no plugin's context (start functions) are not counted.
+/// Records a timed callback in its plugin's stats
+/// (`proxy_wasm_plugin_callback_duration_seconds`): callbacks on no plugin's context (start
+/// functions) are not counted.
 pub(crate) fn observe_callback(host: &mut VmHost, context_id: u32, callback: Callback, took: Duration) {
     let Some(root) = host.contexts.get(&context_id).map(|c| c.root) else { return };
     let Some(Context { kind: ContextKind::Root(r), .. }) = host.contexts.get(&root) else { return };
@@ -612,6 +640,22 @@ mod tests {
         assert_eq!(b.wait(2, 2_000_000_000), 4 * S, "the highest of the band");
         let flat = Backoff { base_interval: S, max_interval: Some(S) };
         assert!((0..70).all(|k| flat.wait(k, k.into()) == S), "max = base: no growth, no jitter");
+    }
+
+    #[test]
+    fn one_callback_in_every_n_is_timed_the_first_included() {
+        let fault = Arc::new(FaultState::new(Arc::new(crate::ManualClock::default()), "v".into(), "fake"));
+        let stats = HostStats::new(crate::Services::new());
+        let vm_stats = stats.vm("v", "fake");
+        let timed = |every| {
+            let mut m = VmMonitor::new(fault.clone(), stats.clone(), &vm_stats, "v".into(), "fake", every);
+            (0..10).map(|_| m.times_next_callback()).collect::<Vec<bool>>()
+        };
+        let (t, f) = (true, false);
+        assert_eq!(timed(1), [t; 10]);
+        assert_eq!(timed(0), [t; 10], "0 is taken as 1");
+        assert_eq!(timed(4), [t, f, f, f, t, f, f, f, t, f]);
+        assert_eq!(timed(16), [t, f, f, f, f, f, f, f, f, f]);
     }
 
     #[test]

@@ -233,9 +233,25 @@ impl VmStats {
 
     /// The linear memory of worker `worker`'s VM (`base` for the base VM).
     pub(crate) fn memory(&self, worker: &str, bytes: u64) {
+        self.memory_gauge(worker).set(bytes);
+    }
+
+    /// The gauge of worker `worker`'s linear memory, resolved once: a worker sets it after
+    /// every stream, and resolving the label set costs a hash and an allocation each time.
+    pub(crate) fn memory_gauge(&self, worker: &str) -> MemoryGauge {
         let mut labels = self.labels.clone();
         labels.push(("worker", worker.to_string()));
-        self.memory.get_or_create(&labels).set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        MemoryGauge(self.memory.get_or_create_owned(&labels))
+    }
+}
+
+/// One VM's `proxy_wasm_vm_memory_bytes`, resolved ([`VmStats::memory_gauge`]).
+pub(crate) struct MemoryGauge(Gauge);
+
+impl MemoryGauge {
+    /// The VM's linear memory is now `bytes` bytes.
+    pub(crate) fn set(&self, bytes: u64) {
+        self.0.set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 }
 

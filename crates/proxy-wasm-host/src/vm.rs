@@ -333,7 +333,8 @@ impl Vm {
             let index = t.begin_callback(callback, context_id, args);
             (t, index)
         });
-        let started = host.monitor.is_some().then(std::time::Instant::now);
+        let timed = host.monitor.as_mut().is_some_and(crate::policy::VmMonitor::times_next_callback);
+        let started = timed.then(std::time::Instant::now);
         let result = match &self.deadline {
             None => self.instance.call(callback, args),
             Some(slot) => match slot.arm() {
@@ -350,12 +351,13 @@ impl Vm {
         if let Some(started) = started {
             crate::policy::observe_callback(host, context_id, callback, started.elapsed());
         }
-        let result = match (result, host.memory_refused.take()) {
-            (Err(trap), Some(requested)) if trap.kind == TrapKind::Guest => {
-                Err(memory_limit_trap(trap, requested, host.limits.max_memory_bytes))
-            }
-            (result, _) => result,
-        };
+        let mut result = result;
+        if let Some(requested) = host.memory_refused.take() {
+            result = result.map_err(|trap| match trap.kind {
+                TrapKind::Guest => memory_limit_trap(trap, requested, host.limits.max_memory_bytes),
+                _ => trap,
+            });
+        }
         let reap = std::mem::take(&mut host.roots_done);
         if let Some((trace, index)) = trace {
             trace.end_callback(index, &result);

@@ -12,6 +12,7 @@ pub const MAX_CALLBACK_PARAMS: usize = 5;
 /// row (`Err` otherwise, naming both counts), each narrowed to the `i32` every callback
 /// parameter is in Wasm (the low 32 bits), the rest 0. What every Wasm engine's
 /// [`Instance::call`] does before the call.
+#[inline]
 pub fn callback_args(callback: Callback, args: &[u64]) -> Result<[i32; MAX_CALLBACK_PARAMS], Trap> {
     check_arg_count(callback, args)?;
     let mut a = [0i32; MAX_CALLBACK_PARAMS];
@@ -23,12 +24,18 @@ pub fn callback_args(callback: Callback, args: &[u64]) -> Result<[i32; MAX_CALLB
 
 /// Refuses a call of `callback` with another number of arguments than its table row's
 /// parameters, naming both counts. Every engine's [`Instance::call`] checks it first.
+#[inline]
 pub fn check_arg_count(callback: Callback, args: &[u64]) -> Result<(), Trap> {
     let wanted = callback.info().params.len();
     if args.len() != wanted || wanted > MAX_CALLBACK_PARAMS {
-        return Err(Trap::guest(format!("`{callback}` takes {wanted} arguments, the host passed {}", args.len())));
+        return Err(wrong_arg_count(callback, wanted, args.len()));
     }
     Ok(())
+}
+
+#[cold]
+fn wrong_arg_count(callback: Callback, wanted: usize, passed: usize) -> Trap {
+    Trap::guest(format!("`{callback}` takes {wanted} arguments, the host passed {passed}"))
 }
 
 /// What every engine's [`Instance::call`] keeps between calls: the first trap. Once there is
@@ -38,9 +45,10 @@ pub struct TrapLatch(Option<String>);
 
 impl TrapLatch {
     /// `Err` once the instance has trapped, naming that trap.
+    #[inline]
     pub fn check(&self) -> Result<(), Trap> {
         match &self.0 {
-            Some(why) => Err(Trap::guest(format!("VM failed earlier: {why}"))),
+            Some(why) => Err(failed_earlier(why)),
             None => Ok(()),
         }
     }
@@ -48,15 +56,23 @@ impl TrapLatch {
     /// The outcome of a call that ran: its own trap; else `poisoned`, a trap the guest allocator
     /// raised inside a host function during the call, which fails the call even if the host
     /// function swallowed it; else its value. A trap is latched.
+    #[inline]
     pub fn settle(&mut self, result: Result<u64, Trap>, poisoned: Option<Trap>) -> Result<u64, Trap> {
-        let result = match (result, poisoned) {
-            (Err(trap), _) | (Ok(_), Some(trap)) => Err(trap),
+        match (result, poisoned) {
             (Ok(value), None) => Ok(value),
-        };
-        if let Err(trap) = &result {
-            self.0 = Some(trap.to_string());
+            (Err(trap), _) | (Ok(_), Some(trap)) => Err(self.latch(trap)),
         }
-        result
     }
+
+    #[cold]
+    fn latch(&mut self, trap: Trap) -> Trap {
+        self.0 = Some(trap.to_string());
+        trap
+    }
+}
+
+#[cold]
+fn failed_earlier(why: &str) -> Trap {
+    Trap::guest(format!("VM failed earlier: {why}"))
 }
 

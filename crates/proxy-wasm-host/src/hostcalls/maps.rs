@@ -16,6 +16,7 @@
 
 use abi::{AbiVersion, MapType, Status};
 
+use crate::memory::return_space;
 use crate::{return_bytes, HostCx, HostResult};
 
 fn map_type(raw: u32) -> Result<MapType, Status> {
@@ -100,10 +101,12 @@ pub fn proxy_get_header_map_value(
     return_size: u64,
 ) -> HostResult {
     let map = self::map_type(map_type)?;
-    let value = {
+    // Where the value is, found before the allocator runs and copied after it, so the value is
+    // never copied out of the map first (the guest allocator may not touch header maps: host
+    // calls are restricted while it runs).
+    let found = {
         let (mem, host) = cx.parts();
         let abi = host.abi_version();
-        let policy = host.sanitizing(map);
         let headers = match host.map(map, false) {
             Ok(headers) => Some(headers),
             // A map gone in proxy_on_log: NOT_FOUND, or OK and empty for 0.1.0 (Envoy's
@@ -114,14 +117,26 @@ pub fn proxy_get_header_map_value(
         let key = mem.read(key_ptr, key_size)?;
         mem.check_word(return_ptr)?;
         mem.check_word(return_size)?;
-        let hidden = policy.is_some_and(|plugin| plugin.policy.hides_header(key));
-        match headers.and_then(|h| h.get(key)).filter(|_| !hidden) {
-            Some(v) => v.into_owned(),
-            None if abi == AbiVersion::V010 => Vec::new(),
+        let position = headers.and_then(|h| h.position(key));
+        let hidden = position.is_some() && host.hides_header_in(map).is_some_and(|plugin| plugin.policy.hides_header(key));
+        match position.filter(|_| !hidden) {
+            Some(found) => Some(found),
+            None if abi == AbiVersion::V010 => None,
             None => return Err(Status::NotFound.into()),
         }
     };
-    return_bytes(cx, return_ptr, return_size, &value)
+    let Some((index, len)) = found else { return return_bytes(cx, return_ptr, return_size, &[]) };
+    let addr = return_space(cx, return_ptr, return_size, len as u64)?;
+    let (mut mem, host) = cx.parts();
+    if addr != 0 {
+        let value = host.map(map, false).ok().and_then(|h| h.pairs().get(index)).map(|(_, v)| &v[..]);
+        // The allocator cannot reach the map (see above), so the value is where it was.
+        let value = value.filter(|v| v.len() == len).ok_or(Status::InternalFailure)?;
+        mem.write(addr, value)?;
+    }
+    mem.write_word(return_ptr, addr)?;
+    mem.write_word(return_size, len as u64)?;
+    Ok(())
 }
 
 /// `proxy_add_header_map_value`: adds a value for the key (lowercased), keeping the values it

@@ -471,6 +471,7 @@ fn every_failure_is_logged_with_the_plugin_the_vm_the_callback_the_kind_and_the_
 #[test]
 fn callback_times_and_memory_are_in_the_stats() {
     let (host, code, _, _) = host(Script::default());
+    let host = host.with_callback_timing(1);
     let vm = host.add_plugin(&code, config(), plugin(None)).unwrap();
     let mut worker = vm.worker().unwrap();
     request(&mut worker);
