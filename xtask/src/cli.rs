@@ -113,6 +113,14 @@ pub struct BenchArgs {
     /// Shorter warm-up and measurement (about two minutes after the build)
     #[arg(long)]
     pub quick: bool,
+    /// Instead of timing: count the instructions of the per-call workloads under valgrind and
+    /// fail if ours is more than 10% above benches/instruction-counts.tsv
+    #[arg(long, conflicts_with_all = ["quick", "record_counts"])]
+    pub check: bool,
+    /// Instead of timing: count the instructions of the per-call workloads under valgrind and
+    /// write them to benches/instruction-counts.tsv
+    #[arg(long, conflicts_with = "quick")]
+    pub record_counts: bool,
 }
 
 impl BenchArgs {
@@ -240,6 +248,13 @@ mod tests {
         let Command::Bench(args) = parse(["bench"]).unwrap() else { panic!("not bench") };
         assert_eq!((args.engines(), args.quick), (vec![], false));
         assert_eq!(parse(["bench", "--engine", "nope"]).unwrap_err().exit_code(), 2);
+        let Command::Bench(args) = parse(["bench", "--check", "--engine", "null"]).unwrap() else { panic!("not bench") };
+        assert!(args.check && !args.record_counts && !args.quick);
+        let Command::Bench(args) = parse(["bench", "--record-counts"]).unwrap() else { panic!("not bench") };
+        assert!(args.record_counts && !args.check);
+        for clash in [&["bench", "--check", "--quick"][..], &["bench", "--check", "--record-counts"], &["bench", "--record-counts", "--quick"]] {
+            assert_eq!(parse(clash).unwrap_err().kind(), ErrorKind::ArgumentConflict, "{clash:?}");
+        }
     }
 
     #[test]

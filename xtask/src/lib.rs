@@ -7,6 +7,7 @@
 //! - [`setup`]: Rust targets and Debian packages the tests need.
 //! - [`fuzz`]: the fuzz targets, each for a bounded time.
 //! - [`report`]: the benchmark report from the benches' manifests and criterion's estimates.
+//! - [`counts`]: the instruction-count guard (`bench --check`), under valgrind's callgrind.
 //! - building the guest plugins is the `guest-plugins` crate's, shared with the tests.
 //!
 //! Every failure is an [`anyhow::Error`] whose chain says what failed and why; xtask leaves
@@ -20,6 +21,7 @@ use anyhow::Context as _;
 
 pub mod cli;
 pub mod cmd;
+pub mod counts;
 pub mod fuzz;
 pub mod report;
 pub mod setup;
@@ -85,7 +87,15 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             cargo(&root)
                 .args(["test", "--workspace", "--all-targets"])
                 .run("cargo test")?;
-            fuzz::run(&root, &[], CI_FUZZ_SECONDS)
+            fuzz::run(&root, &[], CI_FUZZ_SECONDS)?;
+            // Set-up installs valgrind; without it (a machine set up by hand) the guard is
+            // skipped, and says so.
+            if counts::valgrind_present() {
+                counts::check(&root, &[])
+            } else {
+                step("counts: valgrind is not installed; the instruction-count check (cargo xtask bench --check) is skipped");
+                Ok(())
+            }
         }
         Command::Conformance(args) => {
             build_plugins(&root)?;
@@ -95,7 +105,13 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Bench(args) => {
             build_plugins(&root)?;
-            bench(&root, &args.engines(), args.quick)
+            if args.check {
+                counts::check(&root, &args.engines())
+            } else if args.record_counts {
+                counts::record(&root, &args.engines())
+            } else {
+                bench(&root, &args.engines(), args.quick)
+            }
         }
         Command::Fuzz(args) => fuzz::run(&root, &args.target, args.seconds),
     }
@@ -156,7 +172,7 @@ pub const CONFORMANCE_PACKAGE: &str = "proxy-wasm-conformance";
 pub const HARNESS_PACKAGE: &str = "proxy-wasm-harness";
 
 /// `--features` building in `engines`: each is a feature of the harness crate.
-fn engine_features(engines: &[String]) -> String {
+pub(crate) fn engine_features(engines: &[String]) -> String {
     engines
         .iter()
         .map(|engine| format!("{HARNESS_PACKAGE}/{engine}"))

@@ -30,6 +30,10 @@ pub const WAMR_PACKAGES: &[&str] = &["cmake", "libclang1-14", "libclang-common-1
 pub const V8_PACKAGES: &[&str] =
     &["g++", "libc-ares2", "libuv1", "libicu72", "libnghttp2-14", "libbrotli1", "libssl3", "zlib1g"];
 
+/// Debian packages the benchmarks' instruction-count guard needs (`cargo xtask bench --check`,
+/// run by `cargo xtask test`).
+pub const BENCH_PACKAGES: &[&str] = &["valgrind"];
+
 /// The packages unpacked (not installed) for the V8 engine: V8 10.2 as a shared library, and its
 /// headers. `apt-get install libnode108` is refused beside a `nodejs` package from elsewhere, and
 /// nothing but the V8 engine's build uses them, so they are unpacked into a folder of the
@@ -39,7 +43,7 @@ pub const LIBNODE_PACKAGES: &[&str] = &["libnode108", "libnode-dev"];
 /// `cargo xtask setup`: installs what is missing, printing each step.
 pub fn run(root: &Path) -> anyhow::Result<()> {
     ensure_rust_targets(root, RUST_TARGETS)?;
-    ensure_debian_packages(&[GUEST_PACKAGES, WAMR_PACKAGES, V8_PACKAGES].concat())?;
+    ensure_debian_packages(&[GUEST_PACKAGES, WAMR_PACKAGES, V8_PACKAGES, BENCH_PACKAGES].concat())?;
     ensure_libnode(&libnode_root(root))?;
     ensure_node()
 }
