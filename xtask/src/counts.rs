@@ -3,9 +3,10 @@
 //! [`COUNTS_FILE`] and checked against it.
 //!
 //! `cargo xtask bench --check` builds `pwcount` (the benches' runner of one workload) under the
-//! bench profile, runs every [`WORKLOADS`] entry on every engine valgrind can run, ours and its
-//! baseline, under `valgrind --tool=callgrind --toggle-collect=*pwcount*measured*` (so only the
-//! measured loop counts, not compiling and loading), and divides the count by the iterations.
+//! `counts` profile (release, in `target/counts/`), runs every [`WORKLOADS`] entry on every
+//! engine valgrind can run, ours and its baseline, under `valgrind --tool=callgrind
+//! --toggle-collect=*pwcount*measured*` (so only the measured loop counts, not compiling and
+//! loading), and divides the count by the iterations.
 //! Our side may be at most [`TOLERANCE`] above the recorded count; the baseline side is shown
 //! for the ratio, not checked (it is the engine's cost, not ours). `cargo xtask bench
 //! --record-counts` writes the file anew. Counts are deterministic on one machine (repeat runs
@@ -166,14 +167,13 @@ fn countable(engines: &[String]) -> Vec<String> {
 
 /// Builds `pwcount` with `engines` (none: the default engines) and counts every workload.
 pub fn measure(root: &Path, engines: &[String]) -> anyhow::Result<Vec<Count>> {
-    let mut build = cargo(root).args(["build", "--profile", "bench", "-p", BENCH_PACKAGE, "--bin", "pwcount"]);
+    let mut build = cargo(root).args(["build", "--profile", "counts", "-p", BENCH_PACKAGE, "--bin", "pwcount"]);
     if !engines.is_empty() {
         build = build.args(["--features", &engine_features(engines)]);
     }
     build.run("building pwcount")?;
-    // The bench profile's artifacts live in `release/`.
-    let pwcount = target_dir(root).join("release").join("pwcount");
-    let out_dir = target_dir(root).join("counts");
+    let pwcount = target_dir(root).join("counts").join("pwcount");
+    let out_dir = target_dir(root).join("callgrind");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     let mut counts = Vec::new();
     for engine in countable(engines) {
