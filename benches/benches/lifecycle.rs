@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use abi::{AbiVersion, Callback};
 use criterion::Criterion;
-use proxy_wasm_benches::cases::{self, empty_plugin, empty_stream, Pair};
-use proxy_wasm_benches::raw::Raw;
-use proxy_wasm_benches::run::{self, bench, Loaded, Manifest};
+use proxy_wasm_benches::cases::{self, Pair};
+use proxy_wasm_benches::run::{self, bench, Manifest};
 use proxy_wasm_benches::EMPTY_PLUGIN_WAT;
 use proxy_wasm_host::engine::Watchdog;
 use proxy_wasm_host::{DefaultEmbedder, Engine, Services, VmHost, VmHostConfig};
@@ -40,34 +39,24 @@ fn lifecycle(c: &mut Criterion, m: &Manifest) {
     }
 }
 
-/// A fresh worker VM for one stream, dropped after it, beside the raw engine doing the same
-/// unavoidable work: a new instance with the three root callbacks (the `clone` baseline), then
-/// the stream's five calls (the `lifecycle` baseline).
+/// One stream of an `EPHEMERAL` plugin (a fresh VM for it, dropped after), beside the raw
+/// engine doing the same unavoidable work: a new instance, the three root callbacks, the
+/// stream's five exports looked up and called.
 fn ephemeral(c: &mut Criterion, m: &Manifest) {
     m.workload(
         "ephemeral",
-        "Ephemeral VM per stream: clone a worker VM (PluginVm::worker), one empty stream, drop it",
+        "Ephemeral VM per stream: one empty stream of an EPHEMERAL plugin (a fresh VM: instance, root context, vm_start, configure; dropped after the stream)",
         "per stream",
-        "the raw engine: a new store and instance with the three root callbacks, then the stream's five export calls",
+        "the raw engine: a new store and instance, the three root callbacks, then the stream's five exports looked up and called",
     );
     for name in run::engines() {
         let mut group = c.benchmark_group(format!("ephemeral/{name}"));
-        let loaded = Loaded::new(run::engine(name), &empty_plugin(name), "");
-        let plugin = loaded.plugin.clone();
-        bench(&mut group, "ours", &mut || {
-            let mut worker = plugin.worker().unwrap();
-            let root = worker.root("").unwrap();
-            empty_stream(&mut worker, root);
-        });
+        let Pair { mut ours, baseline } = cases::ephemeral(name);
+        bench(&mut group, "ours", &mut *ours);
         m.ours("ephemeral", name, &format!("ephemeral/{name}/ours"), 1);
-        match Raw::for_engine(name) {
-            Some(raw) => {
-                let mut instantiate = raw.instantiate(&wat::parse_str(EMPTY_PLUGIN_WAT).unwrap());
-                let mut stream = raw.lifecycle();
-                bench(&mut group, "baseline", &mut || {
-                    instantiate();
-                    stream();
-                });
+        match baseline {
+            Some(mut baseline) => {
+                bench(&mut group, "baseline", &mut *baseline);
                 m.baseline("ephemeral", name, &format!("ephemeral/{name}/baseline"), 1);
             }
             None => m.skip("ephemeral", name, "no raw engine to instantiate (the Null VM's baseline would be nothing)"),

@@ -3,7 +3,7 @@
 //! and its baseline, built the same way for both so they measure the same thing.
 
 use proxy_wasm_harness::if_engine;
-use proxy_wasm_host::{MemoryStream, RootId, WorkerVm};
+use proxy_wasm_host::{MemoryStream, RootId, Stream, VmModel, WorkerVm};
 
 use crate::modules::lookup_plugin_wat;
 use crate::raw::{Iteration, Raw};
@@ -30,9 +30,27 @@ pub fn empty_plugin(engine: &str) -> Vec<u8> {
 
 /// One empty stream on a worker: create, request headers, finish (done, log, delete).
 pub fn empty_stream(worker: &mut WorkerVm, root: RootId) {
-    let s = worker.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
-    worker.vm().on_request_headers(s.id, true).unwrap();
-    worker.finish_stream(s).unwrap();
+    recycled_stream(worker, root, Box::new(MemoryStream::new()));
+}
+
+/// [`empty_stream`] on the embedder's stream object `stream`, which it gets back: an
+/// embedder may keep its per-stream objects and reuse them, and the persistent-VM workloads do,
+/// so they measure the host's work and not the allocator's.
+pub fn recycled_stream(worker: &mut WorkerVm, root: RootId, stream: Box<dyn Stream>) -> Box<dyn Stream> {
+    let s = worker.create_http_stream(root, stream).unwrap();
+    // The stream's VM: the worker's, or for an EPHEMERAL plugin the stream's own.
+    worker.vm_of(s).expect("the stream's VM").on_request_headers(s.id, true).unwrap();
+    worker.finish_stream(s).unwrap()
+}
+
+/// Empty streams on `loaded`'s worker, one per iteration, its stream object reused.
+fn empty_streams(mut loaded: Loaded) -> Iteration {
+    let root = loaded.root;
+    let mut stream: Option<Box<dyn Stream>> = Some(Box::new(MemoryStream::new()));
+    Box::new(move || {
+        let s = stream.take().expect("the stream is back after every iteration");
+        stream = Some(recycled_stream(&mut loaded.worker, root, s));
+    })
 }
 
 if_engine!(null {
@@ -67,13 +85,12 @@ if_engine!(null {
     }
 });
 
-/// The empty stream lifecycle on `engine`: one empty stream on a persistent worker, beside the
-/// same five export calls on the raw engine (for the Null VM, direct calls of the native
+/// The empty stream lifecycle on `engine`: one empty stream on a persistent worker (its stream
+/// object reused, see [`recycled_stream`]), beside the same five export calls on the raw engine (for the Null VM, direct calls of the native
 /// functions).
 pub fn lifecycle(engine: &str) -> Pair {
-    let mut loaded = Loaded::new(run::engine(engine), &empty_plugin(engine), "");
-    let root = loaded.root;
-    let ours: Iteration = Box::new(move || empty_stream(&mut loaded.worker, root));
+    let loaded = Loaded::new(run::engine(engine), &empty_plugin(engine), "");
+    let ours = empty_streams(loaded);
     let baseline = match Raw::for_engine(engine) {
         Some(raw) => Some(raw.lifecycle()),
         None if engine == "null" => if_engine!(null { Some(native_lifecycle()) } else { None }),
@@ -102,5 +119,28 @@ pub fn lookup(engine: &str) -> Pair {
         None if engine == "null" => if_engine!(null { Some(native_lookups()) } else { None }),
         None => None,
     };
+    Pair { ours, baseline }
+}
+
+/// A worker's VM clone of the empty plugin on `engine` (`PluginVm::instantiate`: instance, root
+/// context, `proxy_on_vm_start`, `proxy_on_configure`), dropped, beside the raw engine's new
+/// instance with the same three root callbacks (none for the Null VM).
+pub fn clone(engine: &str) -> Pair {
+    let loaded = Loaded::new(run::engine(engine), &empty_plugin(engine), "");
+    let plugin = loaded.plugin.clone();
+    let ours: Iteration = Box::new(move || drop(std::hint::black_box(plugin.instantiate().unwrap())));
+    let baseline = Raw::for_engine(engine).map(|raw| raw.instantiate(&wat::parse_str(EMPTY_PLUGIN_WAT).unwrap()));
+    Pair { ours, baseline }
+}
+
+/// An ephemeral VM per stream on `engine`: one empty stream on a worker of a plugin whose VM
+/// model is `EPHEMERAL` (so the worker makes a fresh VM for the stream: instance, root context,
+/// `proxy_on_vm_start`, `proxy_on_configure`, and drops it after), beside the raw engine doing
+/// the same ([`Raw::ephemeral`]: a new instance, the three root callbacks, the stream's five
+/// exports looked up and called; none for the Null VM, which has nothing to instantiate).
+pub fn ephemeral(engine: &str) -> Pair {
+    let loaded = Loaded::with_model(run::engine(engine), &empty_plugin(engine), "", VmModel::Ephemeral);
+    let ours = empty_streams(loaded);
+    let baseline = Raw::for_engine(engine).map(|raw| raw.ephemeral(&wat::parse_str(EMPTY_PLUGIN_WAT).unwrap()));
     Pair { ours, baseline }
 }

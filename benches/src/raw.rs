@@ -19,6 +19,7 @@ trait Baselines {
     fn compile(&self, bytes: Vec<u8>) -> Iteration;
     fn instantiate(&self, bytes: &[u8]) -> Iteration;
     fn lifecycle(&self) -> Iteration;
+    fn ephemeral(&self, bytes: &[u8]) -> Iteration;
     fn lookup(&self) -> Iteration;
 }
 
@@ -68,6 +69,14 @@ impl Raw {
     /// stream, with the same arguments.
     pub fn lifecycle(&self) -> Iteration {
         self.0.lifecycle()
+    }
+
+    /// An instance per stream, as a raw embedder would run one: a new instance of `bytes` (the
+    /// empty plugin), the three root callbacks as [`instantiate`](Self::instantiate) calls them,
+    /// then the stream's five exports looked up on it and called as
+    /// [`lifecycle`](Self::lifecycle) calls them; then it is dropped.
+    pub fn ephemeral(&self, bytes: &[u8]) -> Iteration {
+        self.0.ephemeral(bytes)
     }
 
     /// One `proxy_on_request_headers` call of the lookup plugin

@@ -23,7 +23,7 @@ use std::time::Duration;
 use criterion::Criterion;
 use proxy_wasm_host::{
     Embedder, Engine, HttpCall, Limits, LogLevel, MemoryStream, PluginHost, PluginInfo, PluginVm, RootId, Status, VmConfig,
-    WorkerVm,
+    VmModel, WorkerVm,
 };
 
 /// The engines to run: every engine built in (`proxy_wasm_harness::engines::built_in`), or
@@ -183,10 +183,20 @@ impl Loaded {
     /// CPU deadline: the workloads measure the host's bookkeeping, and the `deadline` workload
     /// measures what arming the deadline adds to a call.
     pub fn new(engine: Arc<dyn Engine>, code: &[u8], configuration: &str) -> Loaded {
+        Loaded::with_model(engine, code, configuration, VmModel::Shared)
+    }
+
+    /// [`new`](Self::new) with the plugin's VM model `model`.
+    pub fn with_model(engine: Arc<dyn Engine>, code: &[u8], configuration: &str, model: VmModel) -> Loaded {
         let embedder = Arc::new(BenchEmbedder::default());
         let host = PluginHost::new(engine, embedder.clone());
         let code = host.load(code).unwrap_or_else(|e| panic!("the plugin loads: {e}"));
-        let info = PluginInfo { name: "bench".into(), configuration: configuration.as_bytes().to_vec(), ..Default::default() };
+        let info = PluginInfo {
+            name: "bench".into(),
+            configuration: configuration.as_bytes().to_vec(),
+            vm_model: model,
+            ..Default::default()
+        };
         let config = VmConfig { limits: Limits { call_deadline: None, ..Limits::default() }, ..VmConfig::default() };
         let plugin = host.add_plugin(&code, config, info).unwrap_or_else(|e| panic!("the plugin starts: {e}"));
         let mut worker = plugin.worker().unwrap();

@@ -6,7 +6,7 @@
 //! pwcount <workload> <engine> <ours|baseline> <iterations>
 //! ```
 //!
-//! Workloads: `lifecycle` and `header-lookup` (`proxy_wasm_benches::cases`). Before
+//! Workloads: `lifecycle`, `header-lookup`, `clone` and `ephemeral` (`proxy_wasm_benches::cases`). Before
 //! [`measured`] the workload runs a few times untimed, so one-time work (lazy statics, first
 //! allocations, the engine's first call) stays out of the count. Exit code 2 for a bad command
 //! line, 3 when the engine has no baseline for the workload.
@@ -31,7 +31,7 @@ fn measured(iteration: &mut dyn FnMut(), iterations: u32) {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [workload, engine, side, iterations] = &args[..] else {
-        eprintln!("usage: pwcount <lifecycle|header-lookup> <engine> <ours|baseline> <iterations>");
+        eprintln!("usage: pwcount <lifecycle|header-lookup|clone|ephemeral> <engine> <ours|baseline> <iterations>");
         return ExitCode::from(2);
     };
     let Ok(iterations) = iterations.parse::<u32>() else {
@@ -45,8 +45,10 @@ fn main() -> ExitCode {
     let pair = match workload.as_str() {
         "lifecycle" => cases::lifecycle(engine),
         "header-lookup" => cases::lookup(engine),
+        "clone" => cases::clone(engine),
+        "ephemeral" => cases::ephemeral(engine),
         other => {
-            eprintln!("pwcount: no workload `{other}` (lifecycle, header-lookup)");
+            eprintln!("pwcount: no workload `{other}` (lifecycle, header-lookup, clone, ephemeral)");
             return ExitCode::from(2);
         }
     };

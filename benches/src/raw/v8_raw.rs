@@ -40,6 +40,28 @@ fn instantiate(bytes: &[u8]) -> Iteration {
     })
 }
 
+fn ephemeral(bytes: &[u8]) -> Iteration {
+    let module = Module::compile_as_is(bytes).expect("compiles");
+    Box::new(move || {
+        let mut vm = vm(&module, NoHost, &[]);
+        let create = export(&mut vm, "proxy_on_context_create");
+        let vm_start = export(&mut vm, "proxy_on_vm_start");
+        let configure = export(&mut vm, "proxy_on_configure");
+        vm.call(create, &[1, 0]).unwrap();
+        assert_eq!(vm.call(vm_start, &[1, 0]).unwrap(), Some(1));
+        assert_eq!(vm.call(configure, &[1, 0]).unwrap(), Some(1));
+        let headers = export(&mut vm, "proxy_on_request_headers");
+        let done = export(&mut vm, "proxy_on_done");
+        let log = export(&mut vm, "proxy_on_log");
+        let delete = export(&mut vm, "proxy_on_delete");
+        vm.call(create, &[2, 1]).unwrap();
+        vm.call(headers, &[2, 0, 1]).unwrap();
+        vm.call(log, &[2]).unwrap();
+        vm.call(done, &[2]).unwrap();
+        vm.call(delete, &[2]).unwrap();
+    })
+}
+
 fn lifecycle() -> Iteration {
     let module = Module::compile_as_is(&wat::parse_str(EMPTY_PLUGIN_WAT).unwrap()).unwrap();
     let mut vm = vm(&module, NoHost, &[]);
@@ -111,6 +133,10 @@ impl Baselines for RawV8 {
 
     fn lifecycle(&self) -> Iteration {
         lifecycle()
+    }
+
+    fn ephemeral(&self, bytes: &[u8]) -> Iteration {
+        ephemeral(bytes)
     }
 
     fn lookup(&self) -> Iteration {

@@ -102,6 +102,28 @@ fn instantiate(bytes: &[u8]) -> Iteration {
     })
 }
 
+fn ephemeral(bytes: &[u8]) -> Iteration {
+    let module = load(bytes);
+    Box::new(move || {
+        let inst = Inst::new(&module);
+        let create = inst.func(c"proxy_on_context_create");
+        let vm_start = inst.func(c"proxy_on_vm_start");
+        let configure = inst.func(c"proxy_on_configure");
+        inst.call(create, &mut [1, 0]);
+        assert_eq!(inst.call(vm_start, &mut [1, 0]), 1);
+        assert_eq!(inst.call(configure, &mut [1, 0]), 1);
+        let headers = inst.func(c"proxy_on_request_headers");
+        let done = inst.func(c"proxy_on_done");
+        let log = inst.func(c"proxy_on_log");
+        let delete = inst.func(c"proxy_on_delete");
+        inst.call(create, &mut [2, 1]);
+        inst.call(headers, &mut [2, 0, 1]);
+        inst.call(log, &mut [2]);
+        inst.call(done, &mut [2]);
+        inst.call(delete, &mut [2]);
+    })
+}
+
 fn lifecycle() -> Iteration {
     // Leaked: the instance lives as long as the iteration closure, the module longer.
     let module = Box::leak(Box::new(load(&wat::parse_str(EMPTY_PLUGIN_WAT).unwrap())));
@@ -232,6 +254,10 @@ impl Baselines for RawWamr {
 
     fn lifecycle(&self) -> Iteration {
         lifecycle()
+    }
+
+    fn ephemeral(&self, bytes: &[u8]) -> Iteration {
+        ephemeral(bytes)
     }
 
     fn lookup(&self) -> Iteration {

@@ -91,6 +91,32 @@ impl Baselines for RawWasmer {
         })
     }
 
+    fn ephemeral(&self, bytes: &[u8]) -> Iteration {
+        let engine = &self.0;
+        let module = Module::new(engine, bytes).expect("compiles");
+        let engine = engine.clone();
+        Box::new(move || {
+            let mut store = Store::new(engine.clone());
+            let instance = Instance::new(&mut store, &module, &imports! {}).expect("instantiates");
+            let e = &instance.exports;
+            let create = e.get_typed_function::<(i32, i32), ()>(&store, "proxy_on_context_create").unwrap();
+            let vm_start = e.get_typed_function::<(i32, i32), i32>(&store, "proxy_on_vm_start").unwrap();
+            let configure = e.get_typed_function::<(i32, i32), i32>(&store, "proxy_on_configure").unwrap();
+            create.call(&mut store, 1, 0).unwrap();
+            assert_eq!(vm_start.call(&mut store, 1, 0).unwrap(), 1);
+            assert_eq!(configure.call(&mut store, 1, 0).unwrap(), 1);
+            let headers = e.get_typed_function::<(i32, i32, i32), i32>(&store, "proxy_on_request_headers").unwrap();
+            let done = e.get_typed_function::<i32, i32>(&store, "proxy_on_done").unwrap();
+            let log = e.get_typed_function::<i32, ()>(&store, "proxy_on_log").unwrap();
+            let delete = e.get_typed_function::<i32, ()>(&store, "proxy_on_delete").unwrap();
+            create.call(&mut store, 2, 1).unwrap();
+            headers.call(&mut store, 2, 0, 1).unwrap();
+            log.call(&mut store, 2).unwrap();
+            done.call(&mut store, 2).unwrap();
+            delete.call(&mut store, 2).unwrap();
+        })
+    }
+
     fn lookup(&self) -> Iteration {
         let engine = &self.0;
         let mut store = Store::new(engine.clone());

@@ -91,6 +91,32 @@ impl Baselines for RawWasmtime {
         })
     }
 
+    fn ephemeral(&self, bytes: &[u8]) -> Iteration {
+        let engine = &self.0;
+        let module = Module::new(engine, bytes).expect("compiles");
+        let pre = Linker::<()>::new(engine).instantiate_pre(&module).expect("links");
+        let engine = engine.clone();
+        Box::new(move || {
+            let mut store = store(&engine, ());
+            let instance = pre.instantiate(&mut store).expect("instantiates");
+            let create = instance.get_typed_func::<(i32, i32), ()>(&mut store, "proxy_on_context_create").unwrap();
+            let vm_start = instance.get_typed_func::<(i32, i32), i32>(&mut store, "proxy_on_vm_start").unwrap();
+            let configure = instance.get_typed_func::<(i32, i32), i32>(&mut store, "proxy_on_configure").unwrap();
+            create.call(&mut store, (1, 0)).unwrap();
+            assert_eq!(vm_start.call(&mut store, (1, 0)).unwrap(), 1);
+            assert_eq!(configure.call(&mut store, (1, 0)).unwrap(), 1);
+            let headers = instance.get_typed_func::<(i32, i32, i32), i32>(&mut store, "proxy_on_request_headers").unwrap();
+            let done = instance.get_typed_func::<i32, i32>(&mut store, "proxy_on_done").unwrap();
+            let log = instance.get_typed_func::<i32, ()>(&mut store, "proxy_on_log").unwrap();
+            let delete = instance.get_typed_func::<i32, ()>(&mut store, "proxy_on_delete").unwrap();
+            create.call(&mut store, (2, 1)).unwrap();
+            headers.call(&mut store, (2, 0, 1)).unwrap();
+            log.call(&mut store, 2).unwrap();
+            done.call(&mut store, 2).unwrap();
+            delete.call(&mut store, 2).unwrap();
+        })
+    }
+
     fn lookup(&self) -> Iteration {
         let engine = &self.0;
         let module = Module::new(engine, wat::parse_str(lookup_plugin_wat()).unwrap()).unwrap();

@@ -129,7 +129,9 @@ fn make_vm(code: &CompiledModule, config: &VmConfig, env: &VmEnv, role: &str, wa
         env.embedder.clone(),
         env.services.clone(),
     );
-    host.set_trace(env.trace.as_ref(), format!("{role}, vm_id {:?}", config.vm_id));
+    if let Some(trace) = &env.trace {
+        host.set_trace(Some(trace), format!("{role}, vm_id {:?}", config.vm_id));
+    }
     host.set_allocator(allocator_callback(code.module.exports()));
     if let Some(w) = watch {
         host.monitor = Some(VmMonitor::new(
@@ -417,7 +419,7 @@ impl PluginHost {
         drop(base);
         let stats = self.env.stats.plugin(&plugin.name, &vm.watch.label, code.engine);
         vm.watch.fault.add_plugin(&plugin, stats);
-        lock(&vm.plugins).push(plugin);
+        lock(&vm.plugins).push(Arc::new(plugin));
         Ok(vm)
     }
 }
@@ -428,7 +430,8 @@ pub struct PluginVm {
     code: Arc<CompiledModule>,
     config: VmConfig,
     model: VmModel,
-    plugins: Mutex<Vec<PluginInfo>>,
+    /// Shared with the root contexts of every VM made from it.
+    plugins: Mutex<Vec<Arc<PluginInfo>>>,
     base: Mutex<Vm>,
     env: VmEnv,
     watch: Watch,
@@ -438,7 +441,7 @@ pub struct PluginVm {
 impl PluginVm {
     /// The plugins this VM runs.
     pub fn plugins(&self) -> Vec<PluginInfo> {
-        lock(&self.plugins).clone()
+        lock(&self.plugins).iter().map(|p| PluginInfo::clone(p)).collect()
     }
 
     /// The code.
@@ -460,7 +463,8 @@ impl PluginVm {
     /// A fresh VM (labelled `role` in the trace) with every plugin started and configured.
     fn make(&self, role: &str) -> Result<Vm, Error> {
         let mut vm = make_vm(&self.code, &self.config, &self.env, role, Some(&self.watch))?;
-        for plugin in self.plugins() {
+        let plugins = lock(&self.plugins).clone();
+        for plugin in plugins {
             vm.start_plugin(plugin)?;
         }
         Ok(vm)
@@ -523,7 +527,7 @@ impl PluginVm {
         }
         self.watch.stats.memory("base", base.instance().memory_size());
         *lock(&self.base) = base;
-        *lock(&self.plugins) = plugins;
+        *lock(&self.plugins) = plugins.into_iter().map(Arc::new).collect();
         let stats = self.env.stats.plugin(&plugin.name, &self.watch.label, self.code.engine);
         self.watch.fault.add_plugin(&plugin, stats);
         self.watch.fault.reset(&plugin);

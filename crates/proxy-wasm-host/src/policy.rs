@@ -422,6 +422,11 @@ impl FaultState {
     }
 
     /// Adds a plugin of the VM (its stats; the first one sets the reload policy).
+    /// The stats of the plugin called `name` among this VM's plugins, if it was added.
+    fn plugin_stats(&self, name: &str) -> Option<Arc<PluginStats>> {
+        lock(&self.inner).plugins.iter().find(|p| p.name() == name).cloned()
+    }
+
     pub(crate) fn add_plugin(&self, plugin: &PluginInfo, stats: Arc<PluginStats>) {
         let mut inner = lock(&self.inner);
         if inner.plugins.is_empty() {
@@ -565,7 +570,10 @@ impl VmMonitor {
         let i = match self.roots.iter().position(|(r, _)| *r == root) {
             Some(i) => i,
             None => {
-                self.roots.push((root, self.stats.plugin(&plugin.name, &self.vm, self.engine)));
+                // The fault state holds the stats of the VM's plugins already: found there by
+                // name, a new VM does not hash the label set again.
+                let stats = self.fault.plugin_stats(&plugin.name);
+                self.roots.push((root, stats.unwrap_or_else(|| self.stats.plugin(&plugin.name, &self.vm, self.engine))));
                 self.roots.len() - 1
             }
         };

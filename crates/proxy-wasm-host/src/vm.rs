@@ -160,6 +160,12 @@ pub fn vm_failed_reply(grpc: bool) -> LocalReply {
     }
 }
 
+/// The answer to a call of a VM that failed earlier, naming that failure.
+#[cold]
+fn failed_earlier(t: &Trap) -> Trap {
+    Trap::new(t.kind.clone(), format!("VM failed earlier: {}", t.message))
+}
+
 /// The trap of a call the watchdog may have stopped: a deadline trap that says so when it fired
 /// (the engine only knows it was interrupted).
 fn deadline_trap(trap: Trap, fired: bool, deadline: std::time::Duration) -> Trap {
@@ -321,7 +327,7 @@ impl Vm {
     /// Calls a callback with its call state set, and fails the VM on a trap.
     fn invoke(&mut self, callback: Callback, context_id: u32, args: &[u64]) -> Result<u64, Trap> {
         if let Some(t) = &self.failure {
-            return Err(Trap::new(t.kind.clone(), format!("VM failed earlier: {}", t.message)));
+            return Err(failed_earlier(t));
         }
         let host = self.instance.host();
         host.call.callback = Some(callback);
@@ -329,10 +335,7 @@ impl Vm {
         host.call.effective = context_id;
         host.call.reply_sent = false;
         host.memory_refused = None;
-        let trace = host.trace.clone().map(|t| {
-            let index = t.begin_callback(callback, context_id, args);
-            (t, index)
-        });
+        let trace = host.trace.as_ref().map(|t| (t.clone(), t.begin_callback(callback, context_id, args)));
         let timed = host.monitor.as_mut().is_some_and(crate::policy::VmMonitor::times_next_callback);
         let started = timed.then(std::time::Instant::now);
         let result = match &self.deadline {
@@ -351,29 +354,44 @@ impl Vm {
         if let Some(started) = started {
             crate::policy::observe_callback(host, context_id, callback, started.elapsed());
         }
-        let mut result = result;
-        if let Some(requested) = host.memory_refused.take() {
-            result = result.map_err(|trap| match trap.kind {
-                TrapKind::Guest => memory_limit_trap(trap, requested, host.limits.max_memory_bytes),
-                _ => trap,
-            });
-        }
         let reap = std::mem::take(&mut host.roots_done);
-        if let Some((trace, index)) = trace {
-            trace.end_callback(index, &result);
-        }
+        let refused = host.memory_refused.take();
         match result {
             Ok(v) => {
+                if let Some((trace, index)) = trace {
+                    trace.end_callback(index, &Ok(v));
+                }
                 if reap {
                     self.reap_done_roots();
                 }
                 Ok(v)
             }
-            Err(trap) => {
-                self.fail(callback, context_id, &trap);
-                Err(trap)
-            }
+            Err(trap) => Err(self.trapped(callback, context_id, trap, refused, trace)),
         }
+    }
+
+    /// A callback trapped: the trap (a guest trap after a `memory.grow` the memory limit
+    /// `refused` is a memory-limit one), recorded in the trace, and the VM failed.
+    #[cold]
+    fn trapped(
+        &mut self,
+        callback: Callback,
+        context_id: u32,
+        trap: Trap,
+        refused: Option<u64>,
+        trace: Option<(crate::trace::TraceHandle, usize)>,
+    ) -> Trap {
+        let trap = match refused {
+            Some(requested) if trap.kind == TrapKind::Guest => {
+                memory_limit_trap(trap, requested, self.instance.host().limits.max_memory_bytes)
+            }
+            _ => trap,
+        };
+        if let Some((trace, index)) = trace {
+            trace.end_callback(index, &Err(trap.clone()));
+        }
+        self.fail(callback, context_id, &trap);
+        trap
     }
 
     /// [`invoke`](Self::invoke) with `data` readable during the call (a callout's answer, a
@@ -456,27 +474,27 @@ impl Vm {
 
     /// Starts a plugin in this VM: creates its root context (`proxy_on_context_create(root, 0)`),
     /// then calls `proxy_on_vm_start` with the VM configuration and `proxy_on_configure` with
-    /// the plugin configuration. Either returning false (or trapping) is an error naming it.
-    pub fn start_plugin(&mut self, plugin: PluginInfo) -> Result<u32, Error> {
+    /// the plugin configuration. Either returning false (or trapping) is an error naming it. The
+    /// plugin is a [`PluginInfo`] or an `Arc` of one (shared with the root context, not copied).
+    pub fn start_plugin(&mut self, plugin: impl Into<Arc<PluginInfo>>) -> Result<u32, Error> {
+        let plugin: Arc<PluginInfo> = plugin.into();
         if let Some(t) = &self.failure {
             return Err(Error::VmFailed(t.to_string()));
         }
         if self.root_context(&plugin.root_id).is_some() {
-            return Err(Error::DuplicateRoot(plugin.root_id));
+            return Err(Error::DuplicateRoot(plugin.root_id.clone()));
         }
         let id = self.next_id();
-        let name = plugin.name.clone();
-        let root_id = plugin.root_id.clone();
         let configuration_len = plugin.configuration.len() as u64;
+        self.roots.push((plugin.root_id.clone(), id));
         let host = self.instance.host();
-        let vm_id = host.vm_id.clone();
         let vm_configuration_len = host.vm_configuration.len() as u64;
         host.contexts.insert(
             id,
             Context {
                 root: id,
                 kind: ContextKind::Root(Box::new(RootContext {
-                    plugin: Arc::new(plugin),
+                    plugin: plugin.clone(),
                     tick_period_ms: 0,
                     done_pending: false,
                     done_called: false,
@@ -484,13 +502,12 @@ impl Vm {
                 })),
             },
         );
-        self.roots.push((root_id, id));
         self.call_optional(Callback::OnContextCreate, id, &[u64::from(id), 0], 0)?;
         if self.call_optional(Callback::OnVmStart, id, &[u64::from(id), vm_configuration_len], 1)? == 0 {
-            return Err(Error::VmStartRejected { vm_id });
+            return Err(Error::VmStartRejected { vm_id: self.instance.host().vm_id.clone() });
         }
         if self.call_optional(Callback::OnConfigure, id, &[u64::from(id), configuration_len], 1)? == 0 {
-            return Err(Error::ConfigureRejected { plugin: name });
+            return Err(Error::ConfigureRejected { plugin: plugin.name.clone() });
         }
         Ok(id)
     }

@@ -1,5 +1,6 @@
-//! [`WasmtimeInstance`]: a store holding the VM's host state, the callbacks resolved once, and
-//! the call path; [`CallbackExports`], each callback export found once per module.
+//! [`WasmtimeInstance`]: a store holding the VM's host state, each callback resolved on its
+//! first call, and the call path; [`CallbackExports`], each callback export found and
+//! type-checked once per module.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -73,23 +74,43 @@ enum Handle {
     R5(TypedFunc<(i32, i32, i32, i32, i32), i32>),
 }
 
+/// Makes a typed handle of `func` without Wasmtime's type check.
+macro_rules! unchecked {
+    ($variant:ident, $store:expr, $func:expr) => {
+        // SAFETY: `Handle::new`'s contract: the export's type is the callback's table row,
+        // checked once per module (`CallbackExports::of`), and the row has only `i32`
+        // parameters and an `i32` result or none (checked just before this), which is this
+        // variant's `TypedFunc` type; so `Func::typed` would succeed, which is what
+        // `TypedFunc::new_unchecked` requires.
+        $variant(unsafe { TypedFunc::new_unchecked($store, $func) })
+    };
+}
+
 impl Handle {
-    /// The handle for `func`, whose type was checked against `info` already.
+    /// The handle for `func`, the export of `info`'s callback, whose type [`CallbackExports`]
+    /// checked against `info` already (so it is not checked again per instance: that check
+    /// costs more than the rest of making the handle). A table row with another shape than
+    /// `i32` parameters and an `i32` result or none is refused.
     fn new(func: Func, store: &Store<StoreData>, info: &CallbackInfo) -> wasmtime::Result<Self> {
         use Handle::*;
+        let i32_only = info.params.iter().all(|p| p.kind.wasm_type() == Some("i32"))
+            && matches!(info.result.wasm_type(), None | Some("i32"));
+        if !i32_only {
+            wasmtime::bail!("callback `{}` has a parameter or result other than i32", info.name);
+        }
         Ok(match (info.params.len(), info.result.wasm_type().is_some()) {
-            (0, false) => N0(func.typed(store)?),
-            (1, false) => N1(func.typed(store)?),
-            (2, false) => N2(func.typed(store)?),
-            (3, false) => N3(func.typed(store)?),
-            (4, false) => N4(func.typed(store)?),
-            (5, false) => N5(func.typed(store)?),
-            (0, true) => R0(func.typed(store)?),
-            (1, true) => R1(func.typed(store)?),
-            (2, true) => R2(func.typed(store)?),
-            (3, true) => R3(func.typed(store)?),
-            (4, true) => R4(func.typed(store)?),
-            (5, true) => R5(func.typed(store)?),
+            (0, false) => unchecked!(N0, store, func),
+            (1, false) => unchecked!(N1, store, func),
+            (2, false) => unchecked!(N2, store, func),
+            (3, false) => unchecked!(N3, store, func),
+            (4, false) => unchecked!(N4, store, func),
+            (5, false) => unchecked!(N5, store, func),
+            (0, true) => unchecked!(R0, store, func),
+            (1, true) => unchecked!(R1, store, func),
+            (2, true) => unchecked!(R2, store, func),
+            (3, true) => unchecked!(R3, store, func),
+            (4, true) => unchecked!(R4, store, func),
+            (5, true) => unchecked!(R5, store, func),
             (n, _) => wasmtime::bail!("callbacks with {n} parameters are not supported"),
         })
     }
@@ -116,13 +137,25 @@ impl Handle {
     }
 }
 
+/// Where a callback of an instance stands.
+enum Slot {
+    /// The module does not export it (for the guest's ABI version).
+    Absent,
+    /// Exported, not called yet: where the export is.
+    Export(ModuleExport),
+    /// Called before: its typed handle.
+    Ready(Handle),
+}
+
 /// A live instance of a [`WasmtimeModule`]: one VM, used by one thread at a time (`Send`).
 ///
-/// Its callbacks are resolved and type-checked at instantiation and called through typed
-/// handles; after a trap it refuses every further call.
+/// Its callbacks were type-checked once per module; each is resolved to a typed handle on its
+/// first call (a clone that never sees a stream never pays for the stream callbacks), and
+/// called through it. After a trap it refuses every further call.
 pub struct WasmtimeInstance {
     pub(crate) store: Store<StoreData>,
-    callbacks: [Option<Handle>; Callback::COUNT],
+    instance: wasmtime::Instance,
+    callbacks: [Slot; Callback::COUNT],
     shared: Arc<Shared>,
     /// The first trap, after which every call is refused.
     failed: TrapLatch,
@@ -156,26 +189,32 @@ pub(crate) fn instantiate(
     let instance = instantiated.map_err(|e| instantiate_error(trap::from_error(e)))?;
 
     let memory = instance.get_memory(&mut store, "memory");
-    let mut callbacks: [Option<Handle>; Callback::COUNT] = std::array::from_fn(|_| None);
+    let mut callbacks: [Slot; Callback::COUNT] = std::array::from_fn(|_| Slot::Absent);
     for callback in Callback::for_version(version) {
-        let info = callback.info();
         let Some(index) = exports.get(callback) else { continue };
-        let index = index.as_ref().map_err(Clone::clone)?;
-        let bad = |message: String| Error::BadExport { export: info.name.to_string(), message };
-        let Some(Extern::Func(func)) = instance.get_module_export(&mut store, index) else {
-            return Err(bad("not a function".into()));
-        };
-        let handle = Handle::new(func, &store, info).map_err(|e| bad(format!("{e:#}")))?;
-        callbacks[callback as usize] = Some(handle);
+        callbacks[callback as usize] = Slot::Export(*index.as_ref().map_err(Clone::clone)?);
     }
-    let allocator = match &callbacks[allocator_callback as usize] {
-        Some(Handle::R1(f)) => Some(Arc::new(f.clone())),
+    let allocator = match callbacks[allocator_callback as usize] {
+        Slot::Export(index) => match resolve(&mut store, &instance, allocator_callback, index)? {
+            Handle::R1(f) => Some(Arc::new(f)),
+            _ => None,
+        },
         _ => None,
     };
     let data = store.data_mut();
     data.memory = memory;
     data.allocator = allocator;
-    Ok(WasmtimeInstance { store, callbacks, shared, failed: TrapLatch::default() })
+    Ok(WasmtimeInstance { store, instance, callbacks, shared, failed: TrapLatch::default() })
+}
+
+/// The typed handle of `callback`, exported at `index` of `instance`.
+fn resolve(store: &mut Store<StoreData>, instance: &wasmtime::Instance, callback: Callback, index: ModuleExport) -> Result<Handle, Error> {
+    let info = callback.info();
+    let bad = |message: String| Error::BadExport { export: info.name.to_string(), message };
+    let Some(Extern::Func(func)) = instance.get_module_export(&mut *store, &index) else {
+        return Err(bad("not a function".into()));
+    };
+    Handle::new(func, store, info).map_err(|e| bad(format!("{e:#}")))
 }
 
 fn instantiate_error(trap: Trap) -> Error {
@@ -184,12 +223,18 @@ fn instantiate_error(trap: Trap) -> Error {
 
 impl Instance for WasmtimeInstance {
     fn has(&self, callback: Callback) -> bool {
-        self.callbacks[callback as usize].is_some()
+        !matches!(self.callbacks[callback as usize], Slot::Absent)
     }
 
     fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
         self.failed.check()?;
-        let Some(handle) = &self.callbacks[callback as usize] else {
+        let slot = &mut self.callbacks[callback as usize];
+        if let Slot::Export(index) = *slot {
+            // Cannot fail: the export's type was checked with the module.
+            let handle = resolve(&mut self.store, &self.instance, callback, index).map_err(|e| Trap::guest(e.to_string()))?;
+            *slot = Slot::Ready(handle);
+        }
+        let Slot::Ready(handle) = slot else {
             return Err(Trap::guest(format!("`{callback}` is not exported by the module")));
         };
         let a = callback_args(callback, args)?;

@@ -58,16 +58,22 @@ impl TrapLatch {
     /// function swallowed it; else its value. A trap is latched.
     #[inline]
     pub fn settle(&mut self, result: Result<u64, Trap>, poisoned: Option<Trap>) -> Result<u64, Trap> {
-        match (result, poisoned) {
-            (Ok(value), None) => Ok(value),
-            (Err(trap), _) | (Ok(_), Some(trap)) => Err(self.latch(trap)),
+        // The common case decided on references: moving both (a trap is several words) into a
+        // tuple to match on costs more than the rest of the call's bookkeeping.
+        if let (Ok(value), None) = (&result, &poisoned) {
+            return Ok(*value);
         }
+        self.latch(result, poisoned)
     }
 
     #[cold]
-    fn latch(&mut self, trap: Trap) -> Trap {
+    fn latch(&mut self, result: Result<u64, Trap>, poisoned: Option<Trap>) -> Result<u64, Trap> {
+        let trap = match (result, poisoned) {
+            (Err(trap), _) | (Ok(_), Some(trap)) => trap,
+            (Ok(value), None) => return Ok(value),
+        };
         self.0 = Some(trap.to_string());
-        trap
+        Err(trap)
     }
 }
 
