@@ -271,9 +271,8 @@ impl PluginHost {
         self
     }
 
-    /// Times one callback in every `every` (at least 1) per VM for
-    /// `proxy_wasm_plugin_callback_duration_seconds`, the first one included; set it before
-    /// adding plugins. The default is [`DEFAULT_CALLBACK_TIMING`]: reading the clock twice
+    /// Times one callback in every `every` (at least 1) on each thread, across its VMs, for
+    /// `proxy_wasm_plugin_callback_duration_seconds`; set it before adding plugins. The default is [`DEFAULT_CALLBACK_TIMING`]: reading the clock twice
     /// costs more than all the rest of the host's work around an empty callback, so the
     /// histogram is a sample, its buckets, sum and count those of the timed callbacks. `1` times
     /// every callback, for exact counts, at about 40 ns a callback.

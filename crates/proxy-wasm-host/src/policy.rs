@@ -525,9 +525,8 @@ pub(crate) struct VmMonitor {
     /// Plugin stats by root context id, resolved on first use.
     roots: Vec<(u32, Arc<PluginStats>)>,
     failed_at: Option<Duration>,
-    /// One callback in this many is timed; `untimed` counts down to the next.
+    /// One callback in this many is timed (see [`VmMonitor::times_next_callback`]).
     timing: u32,
-    untimed: u32,
     _active: ActiveVm,
 }
 
@@ -544,21 +543,31 @@ impl VmMonitor {
         timing: u32,
     ) -> Self {
         let timing = timing.max(1);
-        VmMonitor { fault, stats, vm, engine, roots: Vec::new(), failed_at: None, timing, untimed: 0, _active: vm_stats.created() }
+        VmMonitor { fault, stats, vm, engine, roots: Vec::new(), failed_at: None, timing, _active: vm_stats.created() }
     }
 
-    /// Whether to time the callback about to run: the first, then one in every `timing`.
-    pub(crate) fn times_next_callback(&mut self) -> bool {
-        match self.untimed.checked_sub(1) {
+    /// Whether to time the callback about to run: one in every `timing` callbacks on this
+    /// thread, across its VMs, the thread's first included. Counted per thread rather than per
+    /// VM so that short-lived VMs (an `EPHEMERAL` plugin's, a handful of callbacks each) are
+    /// sampled at the same rate instead of each timing its first callback. Hosts with different
+    /// rates on one thread share the count, so their rates are approximate; `1` always times.
+    pub(crate) fn times_next_callback(&self) -> bool {
+        thread_local! {
+            static UNTIMED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        }
+        if self.timing == 1 {
+            return true;
+        }
+        UNTIMED.with(|untimed| match untimed.get().checked_sub(1) {
             Some(left) => {
-                self.untimed = left;
+                untimed.set(left);
                 false
             }
             None => {
-                self.untimed = self.timing - 1;
+                untimed.set(self.timing - 1);
                 true
             }
-        }
+        })
     }
 
     /// When the VM failed, on the host's clock.
@@ -651,19 +660,28 @@ mod tests {
     }
 
     #[test]
-    fn one_callback_in_every_n_is_timed_the_first_included() {
-        let fault = Arc::new(FaultState::new(Arc::new(crate::ManualClock::default()), "v".into(), "fake"));
-        let stats = HostStats::new(crate::Services::new());
-        let vm_stats = stats.vm("v", "fake");
-        let timed = |every| {
-            let mut m = VmMonitor::new(fault.clone(), stats.clone(), &vm_stats, "v".into(), "fake", every);
-            (0..10).map(|_| m.times_next_callback()).collect::<Vec<bool>>()
-        };
-        let (t, f) = (true, false);
-        assert_eq!(timed(1), [t; 10]);
-        assert_eq!(timed(0), [t; 10], "0 is taken as 1");
-        assert_eq!(timed(4), [t, f, f, f, t, f, f, f, t, f]);
-        assert_eq!(timed(16), [t, f, f, f, f, f, f, f, f, f]);
+    fn one_callback_in_every_n_on_a_thread_is_timed_across_its_vms() {
+        // On a thread of its own, so that no other test's callbacks share the count.
+        std::thread::spawn(|| {
+            let fault = Arc::new(FaultState::new(Arc::new(crate::ManualClock::default()), "v".into(), "fake"));
+            let stats = HostStats::new(crate::Services::new());
+            let vm_stats = stats.vm("v", "fake");
+            let monitor = |every| VmMonitor::new(fault.clone(), stats.clone(), &vm_stats, "v".into(), "fake", every);
+            let (t, f) = (true, false);
+            let every = monitor(1);
+            assert!((0..10).all(|_| every.times_next_callback()));
+            let zero = monitor(0);
+            assert!((0..10).all(|_| zero.times_next_callback()), "0 is taken as 1");
+            // Three short-lived VMs of 3 callbacks each, one in 4 timed: the thread's first,
+            // then every fourth whichever VM it falls in.
+            let timed: Vec<bool> = (0..3).flat_map(|_| {
+                let vm = monitor(4);
+                (0..3).map(|_| vm.times_next_callback()).collect::<Vec<_>>()
+            }).collect();
+            assert_eq!(timed, [t, f, f, f, t, f, f, f, t]);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

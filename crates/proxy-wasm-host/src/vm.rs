@@ -336,7 +336,7 @@ impl Vm {
         host.call.reply_sent = false;
         host.memory_refused = None;
         let trace = host.trace.as_ref().map(|t| (t.clone(), t.begin_callback(callback, context_id, args)));
-        let timed = host.monitor.as_mut().is_some_and(crate::policy::VmMonitor::times_next_callback);
+        let timed = host.monitor.as_ref().is_some_and(crate::policy::VmMonitor::times_next_callback);
         let started = timed.then(std::time::Instant::now);
         let result = match &self.deadline {
             None => self.instance.call(callback, args),

@@ -8,32 +8,37 @@ use std::sync::Arc;
 use abi::{Callback, CallbackInfo};
 use proxy_wasm_host::engine::{callback_args, callback_exports, TrapLatch, Watchdog, MAX_CALLBACK_PARAMS};
 use proxy_wasm_host::{Error, Export, Instance, Interrupt, Trap, VmHost};
-use wasmtime::{EngineWeak, Extern, Func, InstancePre, ModuleExport, Store, StoreContextMut, TypedFunc, UpdateDeadline};
+use wasmtime::{AsContextMut, EngineWeak, Extern, Func, InstancePre, ModuleExport, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 
 use crate::shared::{Shared, NAME};
 use crate::store::StoreData;
 use crate::trap;
 
-/// Each callback the module exports, found and type-checked once per module, so that making an
-/// instance neither looks exports up by name nor builds their types again.
-pub(crate) struct CallbackExports([Option<Result<ModuleExport, Error>>; Callback::COUNT]);
+/// Each callback the module exports, found and type-checked once per module, and its memory, so
+/// that making an instance neither looks exports up by name nor builds their types again.
+pub(crate) struct CallbackExports {
+    callbacks: [Option<Result<ModuleExport, Error>>; Callback::COUNT],
+    /// Where the exported `memory` is, if there is one.
+    memory: Option<ModuleExport>,
+}
 
 impl CallbackExports {
     /// Finds every callback of any ABI version among `module`'s exports (`exports` are its
     /// exports in the host's terms): its index when its type is the callback's, else the error.
     pub(crate) fn of(module: &wasmtime::Module, exports: &[Export]) -> Self {
         let verdicts = callback_exports(exports);
-        CallbackExports(std::array::from_fn(|i| {
+        let callbacks = std::array::from_fn(|i| {
             let verdict = verdicts[i].clone()?;
             let index = module.get_export_index(abi::CALLBACKS[i].name)?;
             Some(verdict.map(|()| index))
-        }))
+        });
+        CallbackExports { callbacks, memory: module.get_export_index("memory") }
     }
 
     /// Where `callback` is: `None` if the module does not export it, the error if its type is
     /// wrong.
     fn get(&self, callback: Callback) -> Option<&Result<ModuleExport, Error>> {
-        self.0[callback as usize].as_ref()
+        self.callbacks[callback as usize].as_ref()
     }
 }
 
@@ -188,23 +193,42 @@ pub(crate) fn instantiate(
     };
     let instance = instantiated.map_err(|e| instantiate_error(trap::from_error(e)))?;
 
-    let memory = instance.get_memory(&mut store, "memory");
+    let memory = match exports.memory.and_then(|index| instance.get_module_export(&mut store, &index)) {
+        Some(Extern::Memory(memory)) => Some(memory),
+        _ => None,
+    };
     let mut callbacks: [Slot; Callback::COUNT] = std::array::from_fn(|_| Slot::Absent);
     for callback in Callback::for_version(version) {
         let Some(index) = exports.get(callback) else { continue };
         callbacks[callback as usize] = Slot::Export(*index.as_ref().map_err(Clone::clone)?);
     }
-    let allocator = match callbacks[allocator_callback as usize] {
-        Slot::Export(index) => match resolve(&mut store, &instance, allocator_callback, index)? {
-            Handle::R1(f) => Some(Arc::new(f)),
-            _ => None,
-        },
-        _ => None,
-    };
     let data = store.data_mut();
     data.memory = memory;
-    data.allocator = allocator;
+    data.allocator_export = match callbacks[allocator_callback as usize] {
+        Slot::Export(index) => Some((instance, index)),
+        _ => None,
+    };
     Ok(WasmtimeInstance { store, instance, callbacks, shared, failed: TrapLatch::default() })
+}
+
+/// The guest allocator's typed handle, exported at `index` of `instance` (`malloc` or
+/// `proxy_on_memory_allocate`, whose type was checked with the module); `None` if the rows of
+/// the allocator callbacks were not `(i32) -> i32`.
+pub(crate) fn allocator(
+    mut store: impl AsContextMut<Data = StoreData>,
+    instance: &wasmtime::Instance,
+    index: &ModuleExport,
+) -> Option<TypedFunc<(i32,), i32>> {
+    let Some(Extern::Func(func)) = instance.get_module_export(&mut store, index) else { return None };
+    let i32_to_i32 = [Callback::Malloc, Callback::OnMemoryAllocate].iter().all(|c| {
+        let info = c.info();
+        info.params.len() == 1 && info.params[0].kind.wasm_type() == Some("i32") && info.result.wasm_type() == Some("i32")
+    });
+    // SAFETY: the export is the allocator callback, whose type `CallbackExports::of` checked
+    // against its table row with the module, and both allocator rows are `(i32) -> i32`
+    // (`i32_to_i32`), so `Func::typed::<(i32,), i32>` would succeed, which is what
+    // `TypedFunc::new_unchecked` requires.
+    i32_to_i32.then(|| unsafe { TypedFunc::new_unchecked(&store, func) })
 }
 
 /// The typed handle of `callback`, exported at `index` of `instance`.

@@ -60,6 +60,9 @@ impl HostCx for Cx<'_, '_> {
     }
 
     fn allocate(&mut self, size: u64) -> Result<u64, Trap> {
+        if let Some((instance, export)) = self.0.data_mut().allocator_export.take() {
+            self.0.data_mut().allocator = crate::instance::allocator(&mut *self.0, &instance, &export).map(std::sync::Arc::new);
+        }
         let Some(allocator) = self.0.data().allocator.clone() else { return Ok(0) };
         // A wasm32 guest cannot allocate more than 4 GiB.
         let Ok(size) = u32::try_from(size) else { return Ok(0) };

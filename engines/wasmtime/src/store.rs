@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use proxy_wasm_host::{Trap, VmHost};
-use wasmtime::{Memory, ResourceLimiter, TypedFunc};
+use wasmtime::{Instance, Memory, ModuleExport, ResourceLimiter, TypedFunc};
 
 /// What a store holds: the host state and what host functions need of the instance.
 pub(crate) struct StoreData {
@@ -17,6 +17,9 @@ pub(crate) struct StoreData {
     /// out of the store for each call (the allocator may re-enter the host), and cloning a
     /// `TypedFunc` clones its registered type, which costs more than the rest of a header lookup.
     pub(crate) allocator: Option<Arc<TypedFunc<(i32,), i32>>>,
+    /// Where the allocator is, until its first use resolves [`allocator`](Self::allocator):
+    /// a VM that never hands the guest bytes never pays for it.
+    pub(crate) allocator_export: Option<(Instance, ModuleExport)>,
     /// Set by [`WasmtimeInterrupt`](crate::WasmtimeInterrupt); cleared when a call starts.
     pub(crate) interrupt: Arc<AtomicBool>,
     /// A trap raised in the guest allocator during a host function. The VM fails with it even
@@ -26,7 +29,7 @@ pub(crate) struct StoreData {
 
 impl StoreData {
     pub(crate) fn new(host: VmHost) -> Self {
-        StoreData { host, memory: None, allocator: None, interrupt: Arc::default(), poisoned: None }
+        StoreData { host, memory: None, allocator: None, allocator_export: None, interrupt: Arc::default(), poisoned: None }
     }
 }
 
