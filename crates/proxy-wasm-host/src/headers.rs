@@ -45,12 +45,6 @@ impl HeaderMap {
             .map(|(_, v)| std::borrow::Cow::Borrowed(&v[..]))
     }
 
-    /// The index of the first pair whose key is `key` (ASCII case-insensitively), with the
-    /// length of its value in bytes.
-    pub fn position(&self, key: &[u8]) -> Option<(usize, usize)> {
-        self.pairs.iter().position(|(k, _)| k.eq_ignore_ascii_case(key)).map(|i| (i, self.pairs[i].1.len()))
-    }
-
     /// The value of `key` as UTF-8, for embedders and tests.
     pub fn get_str(&self, key: &str) -> Option<String> {
         self.get(key.as_bytes()).map(|v| String::from_utf8_lossy(&v).into_owned())

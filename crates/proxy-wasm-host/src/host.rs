@@ -60,6 +60,9 @@ pub struct VmHost {
     pub(crate) denials_logged: (HostSet, CallbackSet),
     /// Whether a callout to an upstream outside the plugin's allow-list was logged already.
     pub(crate) callout_refusal_logged: bool,
+    /// Whether a plugin started in this VM hides headers (its [`PluginPolicy`](crate::PluginPolicy)):
+    /// when none does, the sanitising checks on the header paths are skipped.
+    pub(crate) hides_headers: bool,
     /// Set while the start functions or the guest allocator run: only the host functions the
     /// C++ host's V8 runtime allows then may be called (see [`abi::RestrictedPhase`]).
     pub(crate) restricted: Option<abi::RestrictedPhase>,
@@ -340,6 +343,7 @@ impl VmHost {
             capabilities: config.capabilities,
             denials_logged: (HostSet::EMPTY, CallbackSet::EMPTY),
             callout_refusal_logged: false,
+            hides_headers: false,
             restricted: None,
         }
     }
@@ -426,12 +430,15 @@ impl VmHost {
     /// headers in `map` (see [`PluginPolicy::sanitizes`](crate::PluginPolicy)); `None`, the
     /// common case, when the plugin sees the map whole.
     pub(crate) fn sanitizing(&self, map: MapType) -> Option<Arc<PluginInfo>> {
-        self.plugin().filter(|p| p.policy.sanitizes(map)).cloned()
+        self.hides_header_in(map).and_then(|_| self.plugin()).cloned()
     }
 
     /// [`sanitizing`](Self::sanitizing) without taking a reference on the plugin: for a
     /// lookup that only asks whether one key is hidden.
     pub(crate) fn hides_header_in(&self, map: MapType) -> Option<&PluginInfo> {
+        if !self.hides_headers {
+            return None;
+        }
         self.plugin().map(|p| &**p).filter(|p| p.policy.sanitizes(map))
     }
 

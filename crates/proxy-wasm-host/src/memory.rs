@@ -224,26 +224,19 @@ pub type HostResult<T = ()> = Result<T, HostError>;
 /// address 0 and length 0 without calling the allocator. An allocator that answers 0 or an
 /// address whose range lies outside memory gives [`Status::InvalidMemoryAccess`].
 pub fn return_bytes(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64, data: &[u8]) -> HostResult {
-    let addr = return_space(cx, return_ptr, return_size, data.len() as u64)?;
-    let (mut mem, _) = cx.parts();
-    if addr != 0 {
-        mem.write(addr, data)?;
-    }
-    mem.write_word(return_ptr, addr)?;
-    mem.write_word(return_size, data.len() as u64)?;
-    Ok(())
-}
-
-/// The first half of [`return_bytes`] for data the host reads again after the allocator ran
-/// (so it need not copy it out first): checks the return words and allocates `len` bytes
-/// (address 0 for `len` 0, without calling the allocator). The caller then writes the data at
-/// the address and the address and `len` to the words.
-pub(crate) fn return_space(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64, len: u64) -> Result<u64, crate::HostError> {
     {
         let (mem, _) = cx.parts();
         mem.check_word(return_ptr)?;
         mem.check_word(return_size)?;
     }
+    let addr = allocate_returned(cx, data.len() as u64)?;
+    write_returned(cx, return_ptr, return_size, addr, data)
+}
+
+/// The middle of [`return_bytes`], for a caller that checked the return words already:
+/// allocates `len` bytes with the guest allocator (address 0 for `len` 0, without calling it);
+/// an allocator that answers 0 gives [`Status::InvalidMemoryAccess`].
+pub(crate) fn allocate_returned(cx: &mut dyn HostCx, len: u64) -> Result<u64, crate::HostError> {
     if len == 0 {
         return Ok(0);
     }
@@ -251,6 +244,18 @@ pub(crate) fn return_space(cx: &mut dyn HostCx, return_ptr: u64, return_size: u6
         0 => Err(Status::InvalidMemoryAccess.into()),
         addr => Ok(addr),
     }
+}
+
+/// The end of [`return_bytes`]: `data` at `addr` (from [`allocate_returned`]), then its address
+/// and length in the return words.
+pub(crate) fn write_returned(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64, addr: u64, data: &[u8]) -> HostResult {
+    let (mut mem, _) = cx.parts();
+    if addr != 0 {
+        mem.write(addr, data)?;
+    }
+    mem.write_word(return_ptr, addr)?;
+    mem.write_word(return_size, data.len() as u64)?;
+    Ok(())
 }
 
 /// Calls the guest allocator through `cx`, recording the call when tracing is on. While it

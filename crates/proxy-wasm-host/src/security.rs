@@ -138,6 +138,11 @@ const HEADER_PROPERTIES: [(&[u8], &[u8]); 10] = [
 const HEADER_SIZE_PROPERTIES: [&[u8]; 2] = [b"request\0total_size", b"response\0total_size"];
 
 impl PluginPolicy {
+    /// Whether any header is hidden from this plugin.
+    pub(crate) fn hides_any_header(&self) -> bool {
+        !self.hidden_headers.is_empty()
+    }
+
     /// Whether reads of `map` hide headers for this plugin: a stream map when any header is
     /// hidden, a callout answer's or gRPC metadata map when callout answers are sanitised too.
     pub(crate) fn sanitizes(&self, map: abi::MapType) -> bool {

@@ -489,6 +489,7 @@ impl Vm {
         self.roots.push((plugin.root_id.clone(), id));
         let host = self.instance.host();
         let vm_configuration_len = host.vm_configuration.len() as u64;
+        host.hides_headers |= plugin.policy.hides_any_header();
         host.contexts.insert(
             id,
             Context {
@@ -640,7 +641,11 @@ impl Vm {
     /// The plugin of context `id` (through its root context), when its
     /// [`PluginPolicy`](crate::PluginPolicy) hides headers in `map`.
     fn sanitizing(&mut self, id: u32, map: MapType) -> Option<Arc<PluginInfo>> {
-        let contexts = &self.instance.host().contexts;
+        let host = self.instance.host();
+        if !host.hides_headers {
+            return None;
+        }
+        let contexts = &host.contexts;
         let root = contexts.get(&id)?.root;
         match &contexts.get(&root)?.kind {
             ContextKind::Root(r) if r.plugin.policy.sanitizes(map) => Some(r.plugin.clone()),

@@ -61,12 +61,14 @@ impl HostCx for Cx<'_, '_> {
 
     fn allocate(&mut self, size: u64) -> Result<u64, Trap> {
         if let Some((instance, export)) = self.0.data_mut().allocator_export.take() {
-            self.0.data_mut().allocator = crate::instance::allocator(&mut *self.0, &instance, &export).map(std::sync::Arc::new);
+            self.0.data_mut().allocator = crate::instance::allocator(&mut *self.0, &instance, &export);
         }
-        let Some(allocator) = self.0.data().allocator.clone() else { return Ok(0) };
         // A wasm32 guest cannot allocate more than 4 GiB.
         let Ok(size) = u32::try_from(size) else { return Ok(0) };
-        match allocator.call(&mut *self.0, (size as i32,)) {
+        let Some(allocator) = self.0.data_mut().allocator.take() else { return Ok(0) };
+        let result = allocator.call(&mut *self.0, (size as i32,));
+        self.0.data_mut().allocator = Some(allocator);
+        match result {
             Ok(addr) => Ok(u64::from(addr as u32)),
             Err(e) => {
                 let trap = trap::from_error(e);

@@ -13,10 +13,12 @@ pub(crate) struct StoreData {
     pub(crate) host: VmHost,
     /// The exported `memory`, if any.
     pub(crate) memory: Option<Memory>,
-    /// The guest allocator ([`VmHost::allocator`]). In an `Arc` because a host function clones it
-    /// out of the store for each call (the allocator may re-enter the host), and cloning a
-    /// `TypedFunc` clones its registered type, which costs more than the rest of a header lookup.
-    pub(crate) allocator: Option<Arc<TypedFunc<(i32,), i32>>>,
+    /// The guest allocator ([`VmHost::allocator`]). A host function takes it out of the store
+    /// for the call and puts it back (cloning a `TypedFunc` clones its registered type, which
+    /// costs more than the rest of a header lookup). While it is out nothing else can want it:
+    /// inside the allocator only `proxy_log`, `fd_write`, `clock_time_get` and `poll_oneoff`
+    /// may be called ([`abi::RestrictedPhase::Allocator`]), and none allocates.
+    pub(crate) allocator: Option<TypedFunc<(i32,), i32>>,
     /// Where the allocator is, until its first use resolves [`allocator`](Self::allocator):
     /// a VM that never hands the guest bytes never pays for it.
     pub(crate) allocator_export: Option<(Instance, ModuleExport)>,

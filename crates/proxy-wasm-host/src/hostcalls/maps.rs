@@ -16,7 +16,7 @@
 
 use abi::{AbiVersion, MapType, Status};
 
-use crate::memory::return_space;
+use crate::memory::{allocate_returned, write_returned};
 use crate::{return_bytes, HostCx, HostResult};
 
 fn map_type(raw: u32) -> Result<MapType, Status> {
@@ -101,12 +101,17 @@ pub fn proxy_get_header_map_value(
     return_size: u64,
 ) -> HostResult {
     let map = self::map_type(map_type)?;
-    // Where the value is, found before the allocator runs and copied after it, so the value is
-    // never copied out of the map first (the guest allocator may not touch header maps: host
-    // calls are restricted while it runs).
-    let found = {
+    // The value is copied out of the map before the guest allocator runs (which needs `cx`):
+    // onto the stack when short, as header values mostly are.
+    let mut short = [0u8; SHORT_VALUE];
+    let long: Vec<u8>;
+    let value: &[u8] = {
         let (mem, host) = cx.parts();
         let abi = host.abi_version();
+        // Read first (whether the key is hidden needs the plugin, which the map's borrow would
+        // lock out), but a bad map is refused before bad memory.
+        let key = mem.read(key_ptr, key_size);
+        let hidden = key.as_ref().is_ok_and(|key| host.hides_header_in(map).is_some_and(|p| p.policy.hides_header(key)));
         let headers = match host.map(map, false) {
             Ok(headers) => Some(headers),
             // A map gone in proxy_on_log: NOT_FOUND, or OK and empty for 0.1.0 (Envoy's
@@ -114,30 +119,29 @@ pub fn proxy_get_header_map_value(
             Err(Status::NotFound) if abi == AbiVersion::V010 => None,
             Err(status) => return Err(status.into()),
         };
-        let key = mem.read(key_ptr, key_size)?;
+        let key = key?;
         mem.check_word(return_ptr)?;
         mem.check_word(return_size)?;
-        let position = headers.and_then(|h| h.position(key));
-        let hidden = position.is_some() && host.hides_header_in(map).is_some_and(|plugin| plugin.policy.hides_header(key));
-        match position.filter(|_| !hidden) {
-            Some(found) => Some(found),
-            None if abi == AbiVersion::V010 => None,
+        match headers.and_then(|h| h.get(key)).filter(|_| !hidden) {
+            Some(v) if v.len() <= SHORT_VALUE => {
+                short[..v.len()].copy_from_slice(&v);
+                &short[..v.len()]
+            }
+            Some(v) => {
+                long = v.into_owned();
+                &long
+            }
+            None if abi == AbiVersion::V010 => &[],
             None => return Err(Status::NotFound.into()),
         }
     };
-    let Some((index, len)) = found else { return return_bytes(cx, return_ptr, return_size, &[]) };
-    let addr = return_space(cx, return_ptr, return_size, len as u64)?;
-    let (mut mem, host) = cx.parts();
-    if addr != 0 {
-        let value = host.map(map, false).ok().and_then(|h| h.pairs().get(index)).map(|(_, v)| &v[..]);
-        // The allocator cannot reach the map (see above), so the value is where it was.
-        let value = value.filter(|v| v.len() == len).ok_or(Status::InternalFailure)?;
-        mem.write(addr, value)?;
-    }
-    mem.write_word(return_ptr, addr)?;
-    mem.write_word(return_size, len as u64)?;
-    Ok(())
+    // The return words were checked above, before the allocator ran.
+    let addr = allocate_returned(cx, value.len() as u64)?;
+    write_returned(cx, return_ptr, return_size, addr, value)
 }
+
+/// Header values up to this many bytes are copied out of the map onto the stack.
+const SHORT_VALUE: usize = 128;
 
 /// `proxy_add_header_map_value`: adds a value for the key (lowercased), keeping the values it
 /// already has: at the end, or after the last pseudo-header for a `:`-key.

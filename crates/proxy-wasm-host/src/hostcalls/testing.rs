@@ -289,6 +289,8 @@ impl TestCx {
 
     /// Gives the plugin of [`ROOT`] (and so of every context) this policy.
     pub fn set_policy(&mut self, policy: crate::PluginPolicy) {
+        // As `Vm::start_plugin` notes a plugin that hides headers.
+        self.host.hides_headers |= policy.hides_any_header();
         if let Some(ContextKind::Root(r)) = self.host.contexts.get_mut(&ROOT).map(|c| &mut c.kind) {
             r.plugin = Arc::new(PluginInfo { policy, ..(*r.plugin).clone() });
         }
