@@ -30,7 +30,7 @@ pub const TOLERANCE: f64 = 0.10;
 
 /// The workloads counted, each with its iterations (what `pwcount` takes): enough that the
 /// count per iteration is exact to well under the tolerance.
-pub const WORKLOADS: &[(&str, u32)] = &[("lifecycle", 500), ("header-lookup", 50)];
+pub const WORKLOADS: &[(&str, u32)] = &[("lifecycle", 500), ("header-lookup", 50), ("clone", 50), ("ephemeral", 50)];
 
 /// Engines valgrind cannot run, and why.
 pub const NOT_COUNTED: &[(&str, &str)] = &[(
@@ -93,7 +93,8 @@ pub fn render(counts: &[Count]) -> String {
     let mut out = String::from(
         "# Instructions per iteration of the per-call workloads (benches/src/cases.rs), counted by\n\
          # callgrind: written by `cargo xtask bench --record-counts`, checked by `cargo xtask bench\n\
-         # --check` (ours at most 10% above). header-lookup iterations are 100 lookups each.\n\
+         # --check` (ours at most 10% above). header-lookup iterations are 100 lookups each; clone\n\
+         # and ephemeral have no baseline on the Null VM (nothing to instantiate).\n\
          # workload\tengine\tside\tinstructions\n",
     );
     for c in counts {
