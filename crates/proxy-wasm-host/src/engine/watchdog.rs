@@ -4,16 +4,18 @@
 //!
 //! Each VM with a deadline gets a [`DeadlineSlot`] once ([`Watchdog::slot`]); each call arms it
 //! ([`DeadlineSlot::arm`]) and disarms it when it returns ([`Armed::disarm`], which says whether
-//! the watchdog stopped the call). Arming costs a clock read and three atomic operations and
-//! takes no lock; the thread sleeps while no call is armed, and otherwise wakes at the earliest
-//! deadline or every [`Watchdog::tick`], whichever comes first.
+//! the watchdog stopped the call). Arming costs a clock read, a store to the slot and a load of
+//! a flag the thread rarely writes; it takes no lock and, while calls come, wakes no thread
+//! (waking the thread on every call cost more than the call). The thread wakes at the earliest
+//! deadline or every [`Watchdog::tick`], whichever comes first; after [`IDLE_TICKS`] ticks with no
+//! call armed it parks until a call is armed.
 //!
 //! An interrupt never reaches a call it was not meant for: the watchdog claims an overdue call
 //! before interrupting it, and arming or disarming waits for an interrupt in flight to land. An
 //! interrupt that lands after its call returned stays in the engine's flag until the next call
 //! starts, and engines clear their flag when a call starts ([`Instance::call`](super::Instance)).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -29,6 +31,8 @@ const FIRING: u64 = u64::MAX - 1;
 const FIRED: u64 = u64::MAX - 2;
 /// The largest deadline a slot can hold (anything later is never reached).
 const LATEST: u64 = u64::MAX - 3;
+/// Ticks in a row with no call armed after which the thread parks until the next call.
+pub const IDLE_TICKS: u32 = 100;
 
 /// Interrupts calls that run past their deadline. Cheap to clone; every clone is the same
 /// watchdog. Its thread starts with the first armed call and ends when the last clone and slot
@@ -45,8 +49,8 @@ struct Shared {
     origin: Instant,
     /// Every live slot.
     slots: Mutex<Vec<Weak<SlotState>>>,
-    /// Calls armed now.
-    armed: AtomicUsize,
+    /// The thread is parked until a call is armed: `arm` must wake it.
+    sleeping: AtomicBool,
     /// The thread, once started, or why it could not be.
     thread: OnceLock<Result<Thread, String>>,
 }
@@ -66,7 +70,7 @@ impl Watchdog {
             tick,
             origin: Instant::now(),
             slots: Mutex::new(Vec::new()),
-            armed: AtomicUsize::new(0),
+            sleeping: AtomicBool::new(true),
             thread: OnceLock::new(),
         };
         Watchdog { shared: Arc::new(shared) }
@@ -136,9 +140,10 @@ impl DeadlineSlot {
             std::hint::spin_loop();
             current = self.state.state.load(Ordering::Acquire);
         }
-        self.state.state.store(due, Ordering::Release);
-        if self.watchdog.armed.fetch_add(1, Ordering::AcqRel) == 0 {
-            // Cheap when the thread is not parked: it only sets its wake-up token.
+        // SeqCst, paired with the thread's going to sleep (`run`): either this sees it asleep
+        // and wakes it, or its last look at the slots before sleeping sees this deadline.
+        self.state.state.store(due, Ordering::SeqCst);
+        if self.watchdog.sleeping.load(Ordering::SeqCst) {
             thread.unpark();
         }
         Ok(Armed { slot: self, done: false })
@@ -171,7 +176,6 @@ impl Armed<'_> {
                 break current == FIRED;
             }
         };
-        self.slot.watchdog.armed.fetch_sub(1, Ordering::AcqRel);
         fired
     }
 }
@@ -194,36 +198,34 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The watchdog thread: while calls are armed, interrupts those past their deadline and sleeps
-/// until the earliest remaining one (at most a tick); parks while none is armed. Ends when the
-/// watchdog is gone.
+/// The watchdog thread: interrupts the calls past their deadline and sleeps until the earliest
+/// remaining one, at most a tick; after [`IDLE_TICKS`] ticks with no call armed, parks until
+/// `arm` wakes it. Ends when the watchdog is gone.
 fn run(watchdog: Weak<Shared>) {
+    let mut idle = 0u32;
     loop {
         let Some(shared) = watchdog.upgrade() else { return };
-        if shared.armed.load(Ordering::Acquire) == 0 {
+        let tick = u64::try_from(shared.tick.as_nanos()).unwrap_or(LATEST);
+        let (next, armed) = check(&shared, tick);
+        idle = if armed { 0 } else { idle.saturating_add(1) };
+        if idle >= IDLE_TICKS {
+            // Going to sleep: say so, then look once more (SeqCst, paired with `arm`), so that a
+            // call armed meanwhile is either seen here or wakes the thread.
+            shared.sleeping.store(true, Ordering::SeqCst);
+            if check(&shared, tick).1 {
+                shared.sleeping.store(false, Ordering::SeqCst);
+                idle = 0;
+                continue;
+            }
             drop(shared);
-            // `arm` unparks us; a wake-up between the check and the park is not lost (the token
-            // makes `park` return at once).
+            // A wake-up between the look and the park is not lost: the token makes `park`
+            // return at once.
             std::thread::park();
+            if let Some(shared) = watchdog.upgrade() {
+                shared.sleeping.store(false, Ordering::SeqCst);
+            }
+            idle = 0;
             continue;
-        }
-        let now = nanos_since(shared.origin);
-        let mut next = now.saturating_add(u64::try_from(shared.tick.as_nanos()).unwrap_or(LATEST));
-        for slot in lock(&shared.slots).iter().filter_map(Weak::upgrade) {
-            let due = slot.state.load(Ordering::Acquire);
-            if due > LATEST {
-                continue;
-            }
-            if due > now {
-                next = next.min(due);
-                continue;
-            }
-            // Claim the call before interrupting it, so that it cannot end and a later call
-            // start in between: `arm` and `disarm` wait while the slot is FIRING.
-            if slot.state.compare_exchange(due, FIRING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                slot.interrupt.interrupt();
-                slot.state.store(FIRED, Ordering::Release);
-            }
         }
         let sleep = Duration::from_nanos(next.saturating_sub(nanos_since(shared.origin)));
         drop(shared);
@@ -231,6 +233,33 @@ fn run(watchdog: Weak<Shared>) {
             std::thread::park_timeout(sleep);
         }
     }
+}
+
+/// One look at every slot: interrupts the overdue calls; answers when to look next (the
+/// earliest remaining deadline, at most a tick from now, in ns since the origin) and whether any
+/// call is armed.
+fn check(shared: &Shared, tick: u64) -> (u64, bool) {
+    let now = nanos_since(shared.origin);
+    let mut next = now.saturating_add(tick);
+    let mut armed = false;
+    for slot in lock(&shared.slots).iter().filter_map(Weak::upgrade) {
+        let due = slot.state.load(Ordering::SeqCst);
+        if due > LATEST {
+            continue;
+        }
+        armed = true;
+        if due > now {
+            next = next.min(due);
+            continue;
+        }
+        // Claim the call before interrupting it, so that it cannot end and a later call start in
+        // between: `arm` and `disarm` wait while the slot is FIRING.
+        if slot.state.compare_exchange(due, FIRING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            slot.interrupt.interrupt();
+            slot.state.store(FIRED, Ordering::Release);
+        }
+    }
+    (next, armed)
 }
 
 impl Drop for Shared {
@@ -288,7 +317,7 @@ mod tests {
         drop(slot.arm().unwrap());
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(count.0.load(Ordering::SeqCst), 0);
-        assert_eq!(watchdog.shared.armed.load(Ordering::SeqCst), 0);
+        assert_eq!(slot.state.state.load(Ordering::SeqCst), IDLE, "disarmed");
     }
 
     #[test]
@@ -303,6 +332,19 @@ mod tests {
         assert_eq!(long.0.load(Ordering::SeqCst), 0);
         assert!(a.disarm());
         assert!(!b.disarm());
+    }
+
+    #[test]
+    fn a_call_armed_after_the_thread_went_to_sleep_is_still_watched() {
+        let watchdog = Watchdog::new(Duration::from_millis(1));
+        let count = Arc::new(Count::default());
+        let slot = watchdog.slot(count.clone(), Duration::from_millis(5));
+        drop(slot.arm().unwrap());
+        // The thread idles for IDLE_TICKS ticks, then parks until a call is armed.
+        wait_for("the thread to sleep", || watchdog.shared.sleeping.load(Ordering::SeqCst));
+        let armed = slot.arm().unwrap();
+        wait_for("the interrupt", || count.0.load(Ordering::SeqCst) > 0);
+        assert!(armed.disarm());
     }
 
     #[test]
