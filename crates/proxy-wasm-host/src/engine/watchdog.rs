@@ -166,17 +166,16 @@ impl Armed<'_> {
 
     fn release(&self) -> bool {
         let state = &self.slot.state.state;
-        let fired = loop {
+        loop {
             let current = state.load(Ordering::Acquire);
             if current == FIRING {
                 std::hint::spin_loop();
                 continue;
             }
             if state.compare_exchange(current, IDLE, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                break current == FIRED;
+                return current == FIRED;
             }
-        };
-        fired
+        }
     }
 }
 
