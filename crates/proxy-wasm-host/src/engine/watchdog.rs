@@ -70,7 +70,8 @@ impl Watchdog {
             tick,
             origin: Instant::now(),
             slots: Mutex::new(Vec::new()),
-            sleeping: AtomicBool::new(true),
+            // The thread starts awake, with the first armed call (`Watchdog::thread`).
+            sleeping: AtomicBool::new(false),
             thread: OnceLock::new(),
         };
         Watchdog { shared: Arc::new(shared) }
