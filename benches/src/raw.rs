@@ -17,9 +17,10 @@ pub type Iteration = Box<dyn FnMut()>;
 /// What a raw engine runs: the same work as our layer, through the engine's own API.
 trait Baselines {
     fn compile(&self, bytes: Vec<u8>) -> Iteration;
-    fn instantiate(&self, bytes: &[u8]) -> Iteration;
+    /// A new instance of `bytes` with the three root callbacks called; then, with `stream`,
+    /// the stream's five exports looked up and called on it; then all dropped.
+    fn fresh_instance(&self, bytes: &[u8], stream: bool) -> Iteration;
     fn lifecycle(&self) -> Iteration;
-    fn ephemeral(&self, bytes: &[u8]) -> Iteration;
     fn lookup(&self) -> Iteration;
 }
 
@@ -62,7 +63,7 @@ impl Raw {
     /// callbacks and calls them as our layer starts a plugin: `proxy_on_context_create(1, 0)`,
     /// `proxy_on_vm_start(1, 0)`, `proxy_on_configure(1, 0)`; then drops it all.
     pub fn instantiate(&self, bytes: &[u8]) -> Iteration {
-        self.0.instantiate(bytes)
+        self.0.fresh_instance(bytes, false)
     }
 
     /// The empty stream lifecycle on the empty plugin: the five exports our layer calls for a
@@ -76,7 +77,7 @@ impl Raw {
     /// then the stream's five exports looked up on it and called as
     /// [`lifecycle`](Self::lifecycle) calls them; then it is dropped.
     pub fn ephemeral(&self, bytes: &[u8]) -> Iteration {
-        self.0.ephemeral(bytes)
+        self.0.fresh_instance(bytes, true)
     }
 
     /// One `proxy_on_request_headers` call of the lookup plugin

@@ -27,7 +27,7 @@ fn export<T: Host>(vm: &mut Vm<T>, name: &str) -> Func {
     vm.export(name).unwrap_or_else(|| panic!("exports `{name}`"))
 }
 
-fn instantiate(bytes: &[u8]) -> Iteration {
+fn fresh_instance(bytes: &[u8], stream: bool) -> Iteration {
     let module = Module::compile_as_is(bytes).expect("compiles");
     Box::new(move || {
         let mut vm = vm(&module, NoHost, &[]);
@@ -37,19 +37,9 @@ fn instantiate(bytes: &[u8]) -> Iteration {
         vm.call(create, &[1, 0]).unwrap();
         assert_eq!(vm.call(vm_start, &[1, 0]).unwrap(), Some(1));
         assert_eq!(vm.call(configure, &[1, 0]).unwrap(), Some(1));
-    })
-}
-
-fn ephemeral(bytes: &[u8]) -> Iteration {
-    let module = Module::compile_as_is(bytes).expect("compiles");
-    Box::new(move || {
-        let mut vm = vm(&module, NoHost, &[]);
-        let create = export(&mut vm, "proxy_on_context_create");
-        let vm_start = export(&mut vm, "proxy_on_vm_start");
-        let configure = export(&mut vm, "proxy_on_configure");
-        vm.call(create, &[1, 0]).unwrap();
-        assert_eq!(vm.call(vm_start, &[1, 0]).unwrap(), Some(1));
-        assert_eq!(vm.call(configure, &[1, 0]).unwrap(), Some(1));
+        if !stream {
+            return;
+        }
         let headers = export(&mut vm, "proxy_on_request_headers");
         let done = export(&mut vm, "proxy_on_done");
         let log = export(&mut vm, "proxy_on_log");
@@ -127,16 +117,12 @@ impl Baselines for RawV8 {
         Box::new(move || drop(Module::compile_as_is(&bytes).expect("compiles")))
     }
 
-    fn instantiate(&self, bytes: &[u8]) -> Iteration {
-        instantiate(bytes)
-    }
-
     fn lifecycle(&self) -> Iteration {
         lifecycle()
     }
 
-    fn ephemeral(&self, bytes: &[u8]) -> Iteration {
-        ephemeral(bytes)
+    fn fresh_instance(&self, bytes: &[u8], stream: bool) -> Iteration {
+        fresh_instance(bytes, stream)
     }
 
     fn lookup(&self) -> Iteration {

@@ -89,7 +89,7 @@ impl Drop for Inst {
     }
 }
 
-fn instantiate(bytes: &[u8]) -> Iteration {
+fn fresh_instance(bytes: &[u8], stream: bool) -> Iteration {
     let module = load(bytes);
     Box::new(move || {
         let inst = Inst::new(&module);
@@ -99,19 +99,9 @@ fn instantiate(bytes: &[u8]) -> Iteration {
         inst.call(create, &mut [1, 0]);
         assert_eq!(inst.call(vm_start, &mut [1, 0]), 1);
         assert_eq!(inst.call(configure, &mut [1, 0]), 1);
-    })
-}
-
-fn ephemeral(bytes: &[u8]) -> Iteration {
-    let module = load(bytes);
-    Box::new(move || {
-        let inst = Inst::new(&module);
-        let create = inst.func(c"proxy_on_context_create");
-        let vm_start = inst.func(c"proxy_on_vm_start");
-        let configure = inst.func(c"proxy_on_configure");
-        inst.call(create, &mut [1, 0]);
-        assert_eq!(inst.call(vm_start, &mut [1, 0]), 1);
-        assert_eq!(inst.call(configure, &mut [1, 0]), 1);
+        if !stream {
+            return;
+        }
         let headers = inst.func(c"proxy_on_request_headers");
         let done = inst.func(c"proxy_on_done");
         let log = inst.func(c"proxy_on_log");
@@ -248,16 +238,12 @@ impl Baselines for RawWamr {
         Box::new(move || load(&bytes).unload())
     }
 
-    fn instantiate(&self, bytes: &[u8]) -> Iteration {
-        instantiate(bytes)
-    }
-
     fn lifecycle(&self) -> Iteration {
         lifecycle()
     }
 
-    fn ephemeral(&self, bytes: &[u8]) -> Iteration {
-        ephemeral(bytes)
+    fn fresh_instance(&self, bytes: &[u8], stream: bool) -> Iteration {
+        fresh_instance(bytes, stream)
     }
 
     fn lookup(&self) -> Iteration {

@@ -52,23 +52,6 @@ impl Baselines for RawWasmer {
         Box::new(move || drop(Module::new(&engine, &bytes).expect("compiles")))
     }
 
-    fn instantiate(&self, bytes: &[u8]) -> Iteration {
-        let engine = &self.0;
-        let module = Module::new(engine, bytes).expect("compiles");
-        let engine = engine.clone();
-        Box::new(move || {
-            let mut store = Store::new(engine.clone());
-            let instance = Instance::new(&mut store, &module, &imports! {}).expect("instantiates");
-            let e = &instance.exports;
-            let create = e.get_typed_function::<(i32, i32), ()>(&store, "proxy_on_context_create").unwrap();
-            let vm_start = e.get_typed_function::<(i32, i32), i32>(&store, "proxy_on_vm_start").unwrap();
-            let configure = e.get_typed_function::<(i32, i32), i32>(&store, "proxy_on_configure").unwrap();
-            create.call(&mut store, 1, 0).unwrap();
-            assert_eq!(vm_start.call(&mut store, 1, 0).unwrap(), 1);
-            assert_eq!(configure.call(&mut store, 1, 0).unwrap(), 1);
-        })
-    }
-
     fn lifecycle(&self) -> Iteration {
         let engine = &self.0;
         let mut store = Store::new(engine.clone());
@@ -91,7 +74,7 @@ impl Baselines for RawWasmer {
         })
     }
 
-    fn ephemeral(&self, bytes: &[u8]) -> Iteration {
+    fn fresh_instance(&self, bytes: &[u8], stream: bool) -> Iteration {
         let engine = &self.0;
         let module = Module::new(engine, bytes).expect("compiles");
         let engine = engine.clone();
@@ -105,6 +88,9 @@ impl Baselines for RawWasmer {
             create.call(&mut store, 1, 0).unwrap();
             assert_eq!(vm_start.call(&mut store, 1, 0).unwrap(), 1);
             assert_eq!(configure.call(&mut store, 1, 0).unwrap(), 1);
+            if !stream {
+                return;
+            }
             let headers = e.get_typed_function::<(i32, i32, i32), i32>(&store, "proxy_on_request_headers").unwrap();
             let done = e.get_typed_function::<i32, i32>(&store, "proxy_on_done").unwrap();
             let log = e.get_typed_function::<i32, ()>(&store, "proxy_on_log").unwrap();
