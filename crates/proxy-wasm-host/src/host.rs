@@ -35,7 +35,7 @@ pub struct VmHost {
     pub(crate) last_callout: [u32; 3],
     /// This VM's metric ids (Envoy's: a new one on every `proxy_define_metric`), each to the
     /// handle of the shared metric in [`Services`](crate::Services).
-    pub(crate) metric_ids: HashMap<u32, u32>,
+    pub(crate) metric_ids: IdMap<u32>,
     /// The last metric id given to a counter, a gauge and a histogram (proxy-wasm-cpp-host
     /// `WasmBase::nextCounterMetricId` and friends: 4, 8, ...; 5, 9, ...; 6, 10, ...).
     pub(crate) last_metric: [u32; 3],
@@ -332,7 +332,7 @@ impl VmHost {
             http_calls: IdMap::default(),
             grpc_calls: IdMap::default(),
             last_callout: [CalloutKind::Http as u32, CalloutKind::GrpcCall as u32, CalloutKind::GrpcStream as u32],
-            metric_ids: HashMap::new(),
+            metric_ids: IdMap::default(),
             last_metric: [0, 1, 2],
             trace: None,
             roots_done: false,

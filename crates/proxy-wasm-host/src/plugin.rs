@@ -138,7 +138,6 @@ fn make_vm(code: &CompiledModule, config: &VmConfig, env: &VmEnv, role: &str, wa
             w.fault.clone(),
             env.stats.clone(),
             &w.stats,
-            w.label.clone(),
             code.engine,
             env.callback_timing,
         ));

@@ -520,7 +520,6 @@ impl FaultState {
 pub(crate) struct VmMonitor {
     fault: Arc<FaultState>,
     stats: Arc<HostStats>,
-    vm: String,
     engine: &'static str,
     /// Plugin stats by root context id, resolved on first use.
     roots: Vec<(u32, Arc<PluginStats>)>,
@@ -538,12 +537,11 @@ impl VmMonitor {
         fault: Arc<FaultState>,
         stats: Arc<HostStats>,
         vm_stats: &VmStats,
-        vm: String,
         engine: &'static str,
         timing: u32,
     ) -> Self {
         let timing = timing.max(1);
-        VmMonitor { fault, stats, vm, engine, roots: Vec::new(), failed_at: None, timing, _active: vm_stats.created() }
+        VmMonitor { fault, stats, engine, roots: Vec::new(), failed_at: None, timing, _active: vm_stats.created() }
     }
 
     /// Whether to time the callback about to run: one in every `timing` callbacks on this
@@ -581,8 +579,14 @@ impl VmMonitor {
             None => {
                 // The fault state holds the stats of the VM's plugins already: found there by
                 // name, a new VM does not hash the label set again.
-                let stats = self.fault.plugin_stats(&plugin.name);
-                self.roots.push((root, stats.unwrap_or_else(|| self.stats.plugin(&plugin.name, &self.vm, self.engine))));
+                let stats = match self.fault.plugin_stats(&plugin.name) {
+                    Some(stats) => stats,
+                    None => {
+                        let vm = lock(&self.fault.inner).vm.clone();
+                        self.stats.plugin(&plugin.name, &vm, self.engine)
+                    }
+                };
+                self.roots.push((root, stats));
                 self.roots.len() - 1
             }
         };
@@ -666,7 +670,7 @@ mod tests {
             let fault = Arc::new(FaultState::new(Arc::new(crate::ManualClock::default()), "v".into(), "fake"));
             let stats = HostStats::new(crate::Services::new());
             let vm_stats = stats.vm("v", "fake");
-            let monitor = |every| VmMonitor::new(fault.clone(), stats.clone(), &vm_stats, "v".into(), "fake", every);
+            let monitor = |every| VmMonitor::new(fault.clone(), stats.clone(), &vm_stats, "fake", every);
             let (t, f) = (true, false);
             let every = monitor(1);
             assert!((0..10).all(|_| every.times_next_callback()));
