@@ -134,6 +134,17 @@ impl VmHostConfig {
     }
 }
 
+/// The root context id and the plugin of context `id` (a root context's own), if `id` is a
+/// context of `contexts`. A free function over the map, so that a caller can hold the plugin
+/// while it changes other fields of its [`VmHost`].
+pub(crate) fn root_plugin(contexts: &IdMap<Context>, id: u32) -> Option<(u32, &Arc<PluginInfo>)> {
+    let root = contexts.get(&id)?.root;
+    match &contexts.get(&root)?.kind {
+        ContextKind::Root(r) => Some((root, &r.plugin)),
+        ContextKind::Stream(_) => None,
+    }
+}
+
 /// One context of a VM.
 pub(crate) struct Context {
     /// The root context this one belongs to (itself for a root context).
@@ -419,27 +430,29 @@ impl VmHost {
 
     /// The plugin of the effective context (its root's), if any.
     pub(crate) fn plugin(&self) -> Option<&Arc<PluginInfo>> {
-        let ctx = self.contexts.get(&self.call.effective)?;
-        match &self.contexts.get(&ctx.root)?.kind {
-            ContextKind::Root(r) => Some(&r.plugin),
-            ContextKind::Stream(_) => None,
-        }
+        root_plugin(&self.contexts, self.call.effective).map(|(_, plugin)| plugin)
     }
 
     /// The effective context's plugin when its [`PluginPolicy`](crate::PluginPolicy) hides
     /// headers in `map` (see [`PluginPolicy::sanitizes`](crate::PluginPolicy)); `None`, the
     /// common case, when the plugin sees the map whole.
     pub(crate) fn sanitizing(&self, map: MapType) -> Option<Arc<PluginInfo>> {
-        self.hides_header_in(map).and_then(|_| self.plugin()).cloned()
+        self.sanitizing_of(self.call.effective, map).cloned()
     }
 
     /// [`sanitizing`](Self::sanitizing) without taking a reference on the plugin: for a
     /// lookup that only asks whether one key is hidden.
     pub(crate) fn hides_header_in(&self, map: MapType) -> Option<&PluginInfo> {
+        self.sanitizing_of(self.call.effective, map).map(|p| &**p)
+    }
+
+    /// The plugin of context `id` when it hides headers in `map`: what the sanitising checks
+    /// of host functions (on the effective context) and of callbacks' header counts share.
+    pub(crate) fn sanitizing_of(&self, id: u32, map: MapType) -> Option<&Arc<PluginInfo>> {
         if !self.hides_headers {
             return None;
         }
-        self.plugin().map(|p| &**p).filter(|p| p.policy.sanitizes(map))
+        root_plugin(&self.contexts, id).map(|(_, plugin)| plugin).filter(|p| p.policy.sanitizes(map))
     }
 
     /// The root context of the effective context.

@@ -37,7 +37,7 @@ use abi::Callback;
 
 use crate::services::lock;
 use crate::stats::{ActiveVm, HostStats, PluginStats, VmStats};
-use crate::host::{Context, ContextKind};
+use crate::host::root_plugin;
 use crate::{Error, PluginInfo, TrapKind, VmHost};
 
 /// What a plugin's streams get when its VM fails (Envoy's `FailurePolicy`).
@@ -624,10 +624,9 @@ impl VmMonitor {
 /// (`proxy_wasm_plugin_callback_duration_seconds`): callbacks on no plugin's context (start
 /// functions) are not counted.
 pub(crate) fn observe_callback(host: &mut VmHost, context_id: u32, callback: Callback, took: Duration) {
-    let Some(root) = host.contexts.get(&context_id).map(|c| c.root) else { return };
-    let Some(Context { kind: ContextKind::Root(r), .. }) = host.contexts.get(&root) else { return };
+    let Some((root, plugin)) = root_plugin(&host.contexts, context_id) else { return };
     if let Some(monitor) = host.monitor.as_mut() {
-        monitor.callback(root, &r.plugin, callback, took);
+        monitor.callback(root, plugin, callback, took);
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use abi::{AbiVersion, BufferType, Callback, MapType, PeerType, StreamType};
 
-use crate::host::{CallData, Callout, Context, ContextKind, RootContext, StreamContext, StreamPhase};
+use crate::host::{root_plugin, CallData, Callout, Context, ContextKind, RootContext, StreamContext, StreamPhase};
 use crate::capabilities::CallbackSet;
 use crate::engine::{DeadlineSlot, Watchdog};
 use crate::{
@@ -420,11 +420,7 @@ impl Vm {
     /// kind, message and backtrace) and reported to the plugin's fault state and stats.
     fn fail(&mut self, callback: Callback, context_id: u32, trap: &Trap) {
         let host = self.instance.host();
-        let root = host.contexts.get(&context_id).map(|c| c.root);
-        let plugin = root.and_then(|root| match host.contexts.get(&root).map(|r| &r.kind) {
-            Some(ContextKind::Root(r)) => Some((root, r.plugin.clone())),
-            _ => None,
-        });
+        let plugin = root_plugin(&host.contexts, context_id).map(|(root, p)| (root, p.clone()));
         crate::stats::log_failure(plugin.as_ref().map(|(_, p)| &**p), &host.vm_id, self.engine, callback, trap);
         if let Some(monitor) = host.monitor.as_mut() {
             monitor.failed(plugin.as_ref().map(|(root, p)| (*root, &**p)), crate::FailureKind::of_trap(&trap.kind));
@@ -641,16 +637,7 @@ impl Vm {
     /// The plugin of context `id` (through its root context), when its
     /// [`PluginPolicy`](crate::PluginPolicy) hides headers in `map`.
     fn sanitizing(&mut self, id: u32, map: MapType) -> Option<Arc<PluginInfo>> {
-        let host = self.instance.host();
-        if !host.hides_headers {
-            return None;
-        }
-        let contexts = &host.contexts;
-        let root = contexts.get(&id)?.root;
-        match &contexts.get(&root)?.kind {
-            ContextKind::Root(r) if r.plugin.policy.sanitizes(map) => Some(r.plugin.clone()),
-            _ => None,
-        }
+        self.instance.host().sanitizing_of(id, map).cloned()
     }
 
     /// The number of headers of `map` the plugin sees: its hidden headers are not counted.
@@ -663,9 +650,7 @@ impl Vm {
 
     /// Whether the plugin of stream `id` set [`PluginInfo::allow_on_headers_stop_iteration`].
     fn allows_headers_stop_iteration(&mut self, id: u32) -> bool {
-        let host = self.instance.host();
-        let Some(root) = host.contexts.get(&id).map(|c| c.root) else { return false };
-        matches!(host.contexts.get(&root).map(|c| &c.kind), Some(ContextKind::Root(r)) if r.plugin.allow_on_headers_stop_iteration)
+        root_plugin(&self.instance.host().contexts, id).is_some_and(|(_, plugin)| plugin.allow_on_headers_stop_iteration)
     }
 
     fn headers_callback(&mut self, id: u32, map: MapType, end_of_stream: bool) -> Result<Action, Error> {
