@@ -45,6 +45,14 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b)
 }
 
+/// What the reference's stubs that report a size do: a `u32` 0 at `return_size`
+/// ([`Errno::Fault`] if it cannot be written), then `errno`.
+fn nothing_then(cx: &mut dyn HostCx, return_size: u64, errno: Errno) -> HostResult {
+    let (mut mem, _) = cx.parts();
+    mem.write_u32(return_size, 0).map_err(fault)?;
+    Err(errno.into())
+}
+
 /// Whether `fd` is standard output or error, the only fds the reference knows.
 fn is_std_out_or_err(fd: u32) -> bool {
     fd == 1 || fd == 2
@@ -257,9 +265,7 @@ pub fn fd_readdir(
     _cookie: u64,
     return_size: u64,
 ) -> HostResult {
-    let (mut mem, _) = cx.parts();
-    mem.write_u32(return_size, 0).map_err(fault)?;
-    Err(Errno::Notdir.into())
+    nothing_then(cx, return_size, Errno::Notdir)
 }
 
 /// `fd_renumber`: [`Errno::Notsup`] when both fds are 1 or 2, else [`Errno::Badf`]
@@ -366,9 +372,7 @@ pub fn path_readlink(
     _buf_len: u64,
     return_size: u64,
 ) -> HostResult {
-    let (mut mem, _) = cx.parts();
-    mem.write_u32(return_size, 0).map_err(fault)?;
-    Err(Errno::Notsup.into())
+    nothing_then(cx, return_size, Errno::Notsup)
 }
 
 /// `path_rename`: no file system; [`Errno::Notsup`] (`exports.cc`).
@@ -436,9 +440,7 @@ pub fn sock_send(
     _si_flags: u32,
     return_size: u64,
 ) -> HostResult {
-    let (mut mem, _) = cx.parts();
-    mem.write_u32(return_size, 0).map_err(fault)?;
-    Err(Errno::Notsup.into())
+    nothing_then(cx, return_size, Errno::Notsup)
 }
 
 /// `sock_shutdown`: no sockets; [`Errno::Notsup`] (`exports.cc`).
