@@ -101,7 +101,7 @@ struct VmEnv {
     callback_timing: u32,
 }
 
-/// How many callbacks per VM share one timed callback by default (see
+/// By default one callback in this many on each thread is timed (see
 /// [`PluginHost::with_callback_timing`]).
 pub const DEFAULT_CALLBACK_TIMING: u32 = 16;
 
@@ -271,10 +271,11 @@ impl PluginHost {
     }
 
     /// Times one callback in every `every` (at least 1) on each thread, across its VMs, for
-    /// `proxy_wasm_plugin_callback_duration_seconds`; set it before adding plugins. The default is [`DEFAULT_CALLBACK_TIMING`]: reading the clock twice
-    /// costs more than all the rest of the host's work around an empty callback, so the
-    /// histogram is a sample, its buckets, sum and count those of the timed callbacks. `1` times
-    /// every callback, for exact counts, at about 40 ns a callback.
+    /// `proxy_wasm_plugin_callback_duration_seconds`; set it before adding plugins. The default
+    /// is [`DEFAULT_CALLBACK_TIMING`]: reading the clock twice costs more than all the rest of
+    /// the host's work around an empty callback, so the histogram is a sample, its buckets, sum
+    /// and count those of the timed callbacks. `1` times every callback, for exact counts, at
+    /// about 40 ns a callback.
     pub fn with_callback_timing(mut self, every: u32) -> Self {
         self.env.callback_timing = every.max(1);
         self

@@ -20,7 +20,7 @@
 //! | `proxy_wasm_plugin_failed_streams_total` | counter | streams answered by the failure policy, by `outcome`: `rejected` (503 or closed) or `passed` (unfiltered) |
 //! | `proxy_wasm_plugin_crash_looped` | gauge | 1 while the plugin is in the crash-loop state, else 0 |
 //! | `proxy_wasm_plugin_crash_loops_total` | counter | times it entered the crash-loop state |
-//! | `proxy_wasm_plugin_callback_duration_seconds` | histogram | time in each callback on the plugin's contexts, by `callback` |
+//! | `proxy_wasm_plugin_callback_duration_seconds` | histogram | time in callbacks on the plugin's contexts, by `callback`: a sample, one callback in N on each thread ([`PluginHost::with_callback_timing`](crate::PluginHost::with_callback_timing)) |
 //!
 //! The plugins' own metrics (`proxy_define_metric`) follow as `proxy_wasm_guest_<name>`, the
 //! name with every character other than `[a-zA-Z0-9_:]` made `_`: counters (`_total`), gauges,
@@ -107,7 +107,7 @@ impl HostStats {
         registry.register("proxy_wasm_plugin_crash_loops", "Times the plugin entered the crash-loop state", stats.crash_loops.clone());
         registry.register(
             "proxy_wasm_plugin_callback_duration_seconds",
-            "Time in callbacks on the plugin's contexts",
+            "Time in callbacks on the plugin's contexts: a sample, one callback in N on each thread",
             stats.callbacks.clone(),
         );
         registry.register_collector(Box::new(GuestMetrics(services)));
