@@ -32,6 +32,10 @@ pub const TOLERANCE: f64 = 0.10;
 /// count per iteration is exact to well under the tolerance.
 pub const WORKLOADS: &[(&str, u32)] = &[("lifecycle", 500), ("header-lookup", 50), ("clone", 50), ("ephemeral", 50)];
 
+/// What the printed table counts.
+const TABLE_CAPTION: &str = "Instructions per iteration (callgrind; a header-lookup iteration is 100 lookups). The \
+     README's goals are wall-time ratios from `cargo xtask bench`; these counts guard against regressions.";
+
 /// Engines valgrind cannot run, and why.
 pub const NOT_COUNTED: &[(&str, &str)] = &[(
     "wamr",
@@ -238,7 +242,7 @@ pub fn check(root: &Path, engines: &[String]) -> anyhow::Result<()> {
     let recorded = parse(&text, &file)?;
     let now = measure(root, engines)?;
     let (table, regressions) = compare(&now, &recorded);
-    println!("{table}");
+    println!("{TABLE_CAPTION}\n\n{table}");
     if !regressions.is_empty() {
         bail!(
             "instruction counts over the recorded ones in {} by more than {:.0}%:\n  {}\n(if the extra work is wanted, record the new counts with `cargo xtask bench --record-counts` and say why in the commit)",
@@ -257,7 +261,7 @@ pub fn record(root: &Path, engines: &[String]) -> anyhow::Result<()> {
     let file = root.join(COUNTS_FILE);
     std::fs::write(&file, render(&now)).with_context(|| format!("cannot write {}", file.display()))?;
     let (table, _) = compare(&now, &[]);
-    println!("{table}");
+    println!("{TABLE_CAPTION}\n\n{table}");
     step(format_args!("wrote {}", file.display()));
     Ok(())
 }
