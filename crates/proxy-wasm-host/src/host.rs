@@ -22,7 +22,8 @@ pub struct VmHost {
     pub(crate) environment: Vec<(String, String)>,
     pub(crate) embedder: Arc<dyn Embedder>,
     pub(crate) services: Arc<Services>,
-    pub(crate) mailbox: Arc<Mailbox>,
+    /// Made on first need (a queue registered, or the embedder asks): most VMs never have one.
+    mailbox: Option<Arc<Mailbox>>,
     pub(crate) map_limits: MapLimits,
     pub(crate) contexts: IdMap<Context>,
     pub(crate) call: CallState,
@@ -179,6 +180,10 @@ pub(crate) struct StreamContext {
     pub stream: Box<dyn Stream>,
     pub tcp: bool,
     pub phase: StreamPhase,
+    /// Its plugin's [`PluginInfo::allow_on_headers_stop_iteration`], kept here when the stream
+    /// is made (a root context's plugin never changes) so headers callbacks need not look up
+    /// the root.
+    pub allows_stop: bool,
 }
 
 /// Which parts of a stream the plugin holds now; the host's access rules read it. As Envoy's
@@ -297,6 +302,18 @@ pub(crate) struct CallState {
     pub reply_sent: bool,
 }
 
+impl CallState {
+    /// A callback starts on `context_id`: it is the effective context, and no local reply was
+    /// sent yet. The call data is set apart (most callbacks have none).
+    #[inline]
+    pub(crate) fn begin(&mut self, callback: Callback, context_id: u32) {
+        self.callback = Some(callback);
+        self.context_id = context_id;
+        self.effective = context_id;
+        self.reply_sent = false;
+    }
+}
+
 /// Data that exists only during one callback.
 #[derive(Default)]
 pub(crate) enum CallData {
@@ -336,7 +353,7 @@ impl VmHost {
             environment: config.environment,
             embedder,
             services,
-            mailbox: Arc::new(Mailbox::default()),
+            mailbox: None,
             map_limits: config.map_limits,
             contexts: IdMap::default(),
             call: CallState::default(),
@@ -357,6 +374,11 @@ impl VmHost {
             hides_headers: false,
             restricted: None,
         }
+    }
+
+    /// The mailbox through which queue notifications reach this VM (made on the first call).
+    pub(crate) fn mailbox(&mut self) -> &Arc<Mailbox> {
+        self.mailbox.get_or_insert_with(Arc::default)
     }
 
     /// The VM's limits: an engine applies [`Limits::max_memory_bytes`] when it instantiates the

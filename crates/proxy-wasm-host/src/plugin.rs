@@ -103,7 +103,7 @@ struct VmEnv {
 
 /// By default one callback in this many on each thread is timed (see
 /// [`PluginHost::with_callback_timing`]).
-pub const DEFAULT_CALLBACK_TIMING: u32 = 16;
+pub const DEFAULT_CALLBACK_TIMING: u32 = 64;
 
 /// What the VMs of one [`PluginVm`] report to: their fault state and stats, and the `vm` label.
 struct Watch {
@@ -713,11 +713,11 @@ impl WorkerVm {
 
     /// Picks up a configuration reload: a fresh VM and a clean slate.
     fn refresh(&mut self) {
-        let fault = self.template.watch.fault.clone();
-        let generation = fault.generation();
+        let generation = self.template.watch.fault.generation();
         if generation == self.generation {
             return;
         }
+        let fault = self.template.watch.fault.clone();
         self.generation = generation;
         self.down = None;
         self.attempt = 0;
@@ -738,7 +738,16 @@ impl WorkerVm {
     }
 
     /// Notes a failure of the current VM or of a per-stream VM: the worker goes down.
+    #[inline]
     fn note_failures(&mut self) {
+        // The common case, a live shared VM, decided without a call.
+        if self.streams.is_empty() && (self.current_noted || !self.current.is_failed()) {
+            return;
+        }
+        self.note_new_failures();
+    }
+
+    fn note_new_failures(&mut self) {
         let mut failed_at: Option<Duration> = None;
         let mut note = |vm: &mut Vm, noted: &mut bool| {
             if vm.is_failed() && !*noted {
@@ -802,7 +811,9 @@ impl WorkerVm {
         if !self.streams.is_empty() {
             self.streams.retain_mut(|(vm, _)| vm.has_streams());
         }
-        self.retired.retain_mut(Vm::has_streams);
+        if !self.retired.is_empty() {
+            self.retired.retain_mut(Vm::has_streams);
+        }
         self.memory.set(self.current.instance().memory_size());
         Ok(data)
     }

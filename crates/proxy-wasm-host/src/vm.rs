@@ -283,7 +283,7 @@ impl Vm {
     /// The mailbox through which queue notifications reach this VM; set its waker to learn
     /// when [`Vm::deliver`] has work.
     pub fn mailbox(&mut self) -> Arc<Mailbox> {
-        self.instance.host().mailbox.clone()
+        self.instance.host().mailbox().clone()
     }
 
     /// The root context id of the plugin with `root_id`.
@@ -325,35 +325,72 @@ impl Vm {
     }
 
     /// Calls a callback with its call state set, and fails the VM on a trap.
+    ///
+    /// The plain path (no trace, no timing sample this time, no root to reap) sets the call
+    /// state, calls, and clears it; everything else is on [`invoke_observed`](Self::invoke_observed)
+    /// and [`settle`](Self::settle), out of line, as every stream callback comes through here.
+    #[inline]
     fn invoke(&mut self, callback: Callback, context_id: u32, args: &[u64]) -> Result<u64, Trap> {
         if let Some(t) = &self.failure {
             return Err(failed_earlier(t));
         }
         let host = self.instance.host();
-        host.call.callback = Some(callback);
-        host.call.context_id = context_id;
-        host.call.effective = context_id;
-        host.call.reply_sent = false;
+        host.call.begin(callback, context_id);
         host.memory_refused = None;
-        let trace = host.trace.as_ref().map(|t| (t.clone(), t.begin_callback(callback, context_id, args)));
-        let timed = host.monitor.as_ref().is_some_and(crate::policy::VmMonitor::times_next_callback);
-        let started = timed.then(std::time::Instant::now);
-        let result = match &self.deadline {
+        if host.trace.is_some() || host.monitor.as_ref().is_some_and(crate::policy::VmMonitor::times_next_callback) {
+            return self.invoke_observed(callback, context_id, args);
+        }
+        let result = self.call_engine(callback, args);
+        let host = self.instance.host();
+        host.call.callback = None;
+        match result {
+            Ok(v) if !host.roots_done => Ok(v),
+            result => self.settle(callback, context_id, result, None),
+        }
+    }
+
+    /// The engine's call, under the VM's CPU deadline when it has one.
+    #[inline]
+    fn call_engine(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
+        match &self.deadline {
             None => self.instance.call(callback, args),
-            Some(slot) => match slot.arm() {
-                Ok(armed) => {
-                    let result = self.instance.call(callback, args);
-                    let fired = armed.disarm();
-                    result.map_err(|trap| deadline_trap(trap, fired, slot.deadline()))
-                }
-                Err(trap) => Err(trap),
-            },
-        };
+            Some(slot) => {
+                let armed = slot.arm()?;
+                let result = self.instance.call(callback, args);
+                let fired = armed.disarm();
+                result.map_err(|trap| deadline_trap(trap, fired, slot.deadline()))
+            }
+        }
+    }
+
+    /// [`invoke`](Self::invoke) of a callback that is traced, timed for the callback-duration
+    /// sample, or both (the call state is set already).
+    #[cold]
+    #[inline(never)]
+    fn invoke_observed(&mut self, callback: Callback, context_id: u32, args: &[u64]) -> Result<u64, Trap> {
+        let host = self.instance.host();
+        let trace = host.trace.as_ref().map(|t| (t.clone(), t.begin_callback(callback, context_id, args)));
+        let timed = trace.is_none() || host.monitor.as_ref().is_some_and(crate::policy::VmMonitor::times_next_callback);
+        let started = timed.then(std::time::Instant::now);
+        let result = self.call_engine(callback, args);
         let host = self.instance.host();
         host.call.callback = None;
         if let Some(started) = started {
             crate::policy::observe_callback(host, context_id, callback, started.elapsed());
         }
+        self.settle(callback, context_id, result, trace)
+    }
+
+    /// After a call: a trap fails the VM ([`trapped`](Self::trapped)); roots that called
+    /// `proxy_done` are reaped; the trace records the outcome.
+    fn settle(
+        &mut self,
+        callback: Callback,
+        context_id: u32,
+        result: Result<u64, Trap>,
+        trace: Option<(crate::trace::TraceHandle, usize)>,
+    ) -> Result<u64, Trap> {
+        let host = self.instance.host();
         let reap = std::mem::take(&mut host.roots_done);
         let refused = host.memory_refused.take();
         match result {
@@ -516,18 +553,25 @@ impl Vm {
         }
     }
 
-    fn new_stream(&mut self, root: u32, stream: Box<dyn Stream>, tcp: bool) -> Result<u32, Error> {
-        if !matches!(self.instance.host().contexts.get(&root), Some(Context { kind: ContextKind::Root(_), .. })) {
-            return Err(Error::BadContext(root));
-        }
+    /// Adds a stream context under root context `root` (`BadContext` if `root` is not one),
+    /// with the root's plugin's flags the stream callbacks read kept in it.
+    fn add_stream(&mut self, root: u32, stream: Box<dyn Stream>, tcp: bool, rejected: bool) -> Result<u32, Error> {
+        let allows_stop = match self.instance.host().contexts.get(&root) {
+            Some(Context { kind: ContextKind::Root(r), .. }) => r.plugin.allow_on_headers_stop_iteration,
+            _ => return Err(Error::BadContext(root)),
+        };
         let id = self.next_id();
-        self.instance.host().contexts.insert(
-            id,
-            Context { root, kind: ContextKind::Stream(StreamContext { stream, tcp, phase: StreamPhase::default() }) },
-        );
-        if self.failure.is_none() {
-            // A trap here fails the VM; the stream's callbacks then follow the plugin's policy.
-            let _ = self.call_optional(Callback::OnContextCreate, id, &[u64::from(id), u64::from(root)], 0);
+        let phase = StreamPhase { rejected, ..StreamPhase::default() };
+        let context = Context { root, kind: ContextKind::Stream(StreamContext { stream, tcp, phase, allows_stop }) };
+        self.instance.host().contexts.insert(id, context);
+        Ok(id)
+    }
+
+    fn new_stream(&mut self, root: u32, stream: Box<dyn Stream>, tcp: bool) -> Result<u32, Error> {
+        let id = self.add_stream(root, stream, tcp, false)?;
+        // A trap here fails the VM; the stream's callbacks then follow the plugin's policy.
+        if self.failure.is_none() && self.exports(Callback::OnContextCreate, id) {
+            let _ = self.invoke(Callback::OnContextCreate, id, &[u64::from(id), u64::from(root)]);
         }
         Ok(id)
     }
@@ -536,12 +580,7 @@ impl Vm {
     /// worker): no guest code runs for it, every callback gets the plugin's failure answer
     /// (a TCP connection is answered at once, as `proxy_on_new_connection` would be).
     pub(crate) fn create_rejected_stream(&mut self, root: u32, stream: Box<dyn Stream>, tcp: bool) -> Result<(u32, Option<Action>), Error> {
-        if !matches!(self.instance.host().contexts.get(&root), Some(Context { kind: ContextKind::Root(_), .. })) {
-            return Err(Error::BadContext(root));
-        }
-        let id = self.next_id();
-        let phase = StreamPhase { rejected: true, ..StreamPhase::default() };
-        self.instance.host().contexts.insert(id, Context { root, kind: ContextKind::Stream(StreamContext { stream, tcp, phase }) });
+        let id = self.add_stream(root, stream, tcp, true)?;
         let action = if tcp { Some(self.fail_stream(id, Family::Network)?) } else { None };
         Ok((id, action))
     }
@@ -617,7 +656,23 @@ impl Vm {
     }
 
     fn stream_callback(&mut self, id: u32, callback: Callback, args: &[u64], family: Family) -> Result<Action, Error> {
-        let rejected = self.stream_context(id)?.phase.rejected;
+        let s = self.stream_context(id)?;
+        let (rejected, allows_stop) = (s.phase.rejected, s.allows_stop);
+        self.run_stream_callback(id, callback, args, family, rejected, allows_stop)
+    }
+
+    /// [`stream_callback`](Self::stream_callback) with what it reads of the stream context
+    /// (whether it was rejected, whether its plugin allows a headers callback to stop
+    /// iteration) read already.
+    fn run_stream_callback(
+        &mut self,
+        id: u32,
+        callback: Callback,
+        args: &[u64],
+        family: Family,
+        rejected: bool,
+        allows_stop: bool,
+    ) -> Result<Action, Error> {
         if self.failure.is_some() || rejected {
             return self.fail_stream(id, family);
         }
@@ -627,8 +682,7 @@ impl Vm {
         match self.invoke(callback, id, args) {
             Ok(v) => {
                 let reply_sent = self.instance.host().call.reply_sent;
-                let allow = family == Family::Headers && self.allows_headers_stop_iteration(id);
-                Ok(family.action(v, reply_sent, allow))
+                Ok(family.action(v, reply_sent, family == Family::Headers && allows_stop))
             }
             Err(_) => self.fail_stream(id, family),
         }
@@ -648,11 +702,6 @@ impl Vm {
         }) as u64
     }
 
-    /// Whether the plugin of stream `id` set [`PluginInfo::allow_on_headers_stop_iteration`].
-    fn allows_headers_stop_iteration(&mut self, id: u32) -> bool {
-        root_plugin(&self.instance.host().contexts, id).is_some_and(|(_, plugin)| plugin.allow_on_headers_stop_iteration)
-    }
-
     fn headers_callback(&mut self, id: u32, map: MapType, end_of_stream: bool) -> Result<Action, Error> {
         let plugin = self.sanitizing(id, map);
         let s = self.stream_context(id)?;
@@ -667,6 +716,7 @@ impl Vm {
             }
         }
         let n = Self::visible_len(&plugin, s.stream.map(map).map(|m| &*m));
+        let (rejected, allows_stop) = (s.phase.rejected, s.allows_stop);
         let legacy = self.abi_version() == AbiVersion::V010;
         let request = map == MapType::HttpRequestHeaders;
         let callback = match (request, legacy) {
@@ -675,12 +725,9 @@ impl Vm {
             (false, false) => Callback::OnResponseHeaders,
             (false, true) => Callback::OnResponseHeadersV010,
         };
-        let id64 = u64::from(id);
-        let action = if legacy {
-            self.stream_callback(id, callback, &[id64, n], Family::Headers)?
-        } else {
-            self.stream_callback(id, callback, &[id64, n, u64::from(end_of_stream)], Family::Headers)?
-        };
+        let args = [u64::from(id), n, u64::from(end_of_stream)];
+        let args = if legacy { &args[..2] } else { &args[..] };
+        let action = self.run_stream_callback(id, callback, args, Family::Headers, rejected, allows_stop)?;
         // Continued, the headers are no longer the plugin's (Envoy's decodeHeaders).
         self.release_if_continued(id, action, |p| match map {
             MapType::HttpRequestHeaders => &mut p.request_headers,
@@ -692,8 +739,8 @@ impl Vm {
     /// After a stream callback: when it continued, the part it delivered (`part` of the phase)
     /// is let go of, as Envoy clears its pointer when the callback answers continue.
     fn release_if_continued(&mut self, id: u32, action: Action, part: impl FnOnce(&mut StreamPhase) -> &mut bool) {
-        if let Ok(s) = self.stream_context(id) {
-            if action == Action::Continue {
+        if action == Action::Continue {
+            if let Ok(s) = self.stream_context(id) {
                 *part(&mut s.phase) = false;
             }
         }
@@ -835,9 +882,11 @@ impl Vm {
             if self.failure.is_some() || rejected {
                 break;
             }
-            // proxy_on_done's answer is ignored for a stream, as Envoy ignores it.
-            let default = u64::from(callback == Callback::OnDone);
-            let _ = self.call_optional(callback, id, &[id64], default);
+            // proxy_on_done's answer is ignored for a stream, as Envoy ignores it; a trap
+            // fails the VM, and the stream is ended all the same.
+            if self.exports(callback, id) {
+                let _ = self.invoke(callback, id, &[id64]);
+            }
         }
         // Its callouts belong to its root and go on (Envoy keeps them on the root context).
         let host = self.instance.host();

@@ -399,7 +399,7 @@ fn cmd_run(args: RunArgs, cx: &mut Out) -> anyhow::Result<u8> {
     let trace = Trace::new();
     // The failure policy reads the exchange's clock (moved by `advance` steps), and reload
     // jitter is seeded so that a run repeats exactly. A run is a handful of callbacks, so every
-    // one is timed (the library's default samples one in 16, which a short run may never reach).
+    // one is timed (the library's default samples one in 64, which a short run may never reach).
     let mut host = PluginHost::new(engine.clone(), embedder.clone())
         .with_trace(trace.clone())
         .with_clock(embedder.clock())

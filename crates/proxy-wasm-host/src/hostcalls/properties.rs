@@ -190,7 +190,7 @@ mod tests {
 
     fn make_bare(cx: &mut TestCx) {
         cx.host.contexts.get_mut(&STREAM).unwrap().kind =
-            ContextKind::Stream(StreamContext { stream: Box::new(Bare), tcp: false, phase: StreamPhase::default() });
+            ContextKind::Stream(StreamContext { stream: Box::new(Bare), tcp: false, phase: StreamPhase::default(), allows_stop: false });
     }
 
     /// The property at `path` as `proxy_get_property` answers it: (status, value).

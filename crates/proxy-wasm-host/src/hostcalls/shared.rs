@@ -63,7 +63,8 @@ pub fn proxy_register_shared_queue(
     let name = mem.read(name_ptr, name_size)?;
     mem.check(return_queue_id, 4)?;
     let root = host.contexts.get(&host.effective()).ok_or(Status::BadArgument)?.root;
-    let id = host.services.register_queue(host.vm_id(), name, &host.mailbox, root);
+    let mailbox = host.mailbox().clone();
+    let id = host.services.register_queue(host.vm_id(), name, &mailbox, root);
     mem.write_u32(return_queue_id, id)?;
     Ok(())
 }
@@ -317,16 +318,16 @@ mod tests {
             assert_eq!(cx.u32_at(RET_SCALAR), id);
         }
 
-        assert!(cx.host.mailbox.is_empty());
+        assert!(cx.host.mailbox().is_empty());
         assert_eq!(enqueue(&mut cx, id, b"one"), Status::Ok);
         assert_eq!(enqueue(&mut cx, id, b"two"), Status::Ok);
         let ready = Notification::QueueReady {
             context_id: ROOT,
             queue_id: id,
         };
-        assert_eq!(cx.host.mailbox.take(), Some(ready));
-        assert_eq!(cx.host.mailbox.take(), Some(ready));
-        assert_eq!(cx.host.mailbox.take(), None);
+        assert_eq!(cx.host.mailbox().take(), Some(ready));
+        assert_eq!(cx.host.mailbox().take(), Some(ready));
+        assert_eq!(cx.host.mailbox().take(), None);
 
         assert_eq!(dequeue(&mut cx, id), Status::Ok);
         assert_eq!(cx.returned(RET_PTR, RET_SIZE), b"one");
@@ -350,7 +351,7 @@ mod tests {
         let id = cx.u32_at(RET_SCALAR);
         assert_eq!(enqueue(&mut cx, id, b"x"), Status::Ok);
         assert_eq!(
-            cx.host.mailbox.take(),
+            cx.host.mailbox().take(),
             Some(Notification::QueueReady {
                 context_id: ROOT,
                 queue_id: id
@@ -449,7 +450,7 @@ mod tests {
             status(proxy_enqueue_shared_queue(&mut cx, id, u64::MAX - 1, 3)),
             Status::InvalidMemoryAccess
         );
-        assert!(cx.host.mailbox.is_empty());
+        assert!(cx.host.mailbox().is_empty());
         assert_eq!(cx.host.services.dequeue(id), Err(Status::Empty));
     }
 

@@ -203,6 +203,7 @@ impl TestCx {
                         arrived: crate::host::Arrived { request_headers: true, ..Default::default() },
                         ..Default::default()
                     },
+                    allows_stop: false,
                 }),
             },
         );
@@ -214,6 +215,7 @@ impl TestCx {
                     stream: Box::new(MemoryStream::new()),
                     tcp: true,
                     phase: StreamPhase::default(),
+                    allows_stop: false,
                 }),
             },
         );
