@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use abi::{Callback, CallbackInfo};
 use proxy_wasm_host::engine::{callback_args, callback_exports, TrapLatch, Watchdog, MAX_CALLBACK_PARAMS};
-use proxy_wasm_host::{Error, Export, Instance, Interrupt, Trap, VmHost};
+use proxy_wasm_host::{CallbackSet, Error, Export, Instance, Interrupt, Trap, VmHost};
 use wasmtime::{AsContextMut, EngineWeak, Extern, Func, InstancePre, ModuleExport, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 
 use crate::shared::{Shared, NAME};
@@ -142,28 +142,54 @@ impl Handle {
     }
 }
 
-/// Where a callback of an instance stands.
-enum Slot {
-    /// The module does not export it (for the guest's ABI version).
-    Absent,
-    /// Exported, not called yet: where the export is.
-    Export(ModuleExport),
-    /// Called before: its typed handle.
-    Ready(Handle),
-}
-
 /// A live instance of a [`WasmtimeModule`]: one VM, used by one thread at a time (`Send`).
 ///
 /// Its callbacks were type-checked once per module; each is resolved to a typed handle on its
 /// first call (a clone that never sees a stream never pays for the stream callbacks), and
 /// called through it. After a trap it refuses every further call.
+///
+/// The instance is kept small (a byte per callback, the handles in a list of their own), as
+/// it is moved a few times while it is made: a handle in place for every callback made it
+/// ten times larger.
 pub struct WasmtimeInstance {
     pub(crate) store: Store<StoreData>,
     instance: wasmtime::Instance,
-    callbacks: [Slot; Callback::COUNT],
+    /// The callbacks the module exports for the guest's ABI version.
+    exported: CallbackSet,
+    /// Per callback, 0 until its first call, then its handle's place in `handles` plus one.
+    ready: [u8; Callback::COUNT],
+    handles: Vec<Handle>,
+    /// The module's exports, where a callback is found on its first call.
+    exports: Arc<CallbackExports>,
     shared: Arc<Shared>,
     /// The first trap, after which every call is refused.
     failed: TrapLatch,
+}
+
+impl WasmtimeInstance {
+    /// The place in `handles` of `callback`'s handle: resolved and kept on its first call.
+    #[inline]
+    fn handle_index(&mut self, callback: Callback) -> Result<usize, Trap> {
+        match self.ready[callback as usize] {
+            0 => self.resolve_first(callback),
+            n => Ok(usize::from(n) - 1),
+        }
+    }
+
+    /// Resolves the handle of `callback` (exported for the guest's ABI version, not called
+    /// yet), keeps it, and answers its place.
+    #[cold]
+    fn resolve_first(&mut self, callback: Callback) -> Result<usize, Trap> {
+        let Some(Ok(index)) = self.exports.get(callback).filter(|_| self.exported.contains(callback)) else {
+            return Err(Trap::guest(format!("`{callback}` is not exported by the module")));
+        };
+        // Cannot fail: the export's type was checked with the module.
+        let handle = resolve(&mut self.store, &self.instance, callback, *index).map_err(|e| Trap::guest(e.to_string()))?;
+        self.handles.push(handle);
+        // At most one handle per callback: the count fits a byte.
+        self.ready[callback as usize] = self.handles.len() as u8;
+        Ok(self.handles.len() - 1)
+    }
 }
 
 /// Makes an instance of the pre-linked module: a store with the host state, the memory limit
@@ -173,7 +199,7 @@ pub struct WasmtimeInstance {
 pub(crate) fn instantiate(
     shared: &Arc<Shared>,
     pre: &InstancePre<StoreData>,
-    exports: &CallbackExports,
+    exports: &Arc<CallbackExports>,
     host: VmHost,
 ) -> Result<WasmtimeInstance, Error> {
     let shared = shared.clone();
@@ -197,18 +223,21 @@ pub(crate) fn instantiate(
         Some(Extern::Memory(memory)) => Some(memory),
         _ => None,
     };
-    let mut callbacks: [Slot; Callback::COUNT] = std::array::from_fn(|_| Slot::Absent);
+    let mut exported = CallbackSet::EMPTY;
     for callback in Callback::for_version(version) {
         let Some(index) = exports.get(callback) else { continue };
-        callbacks[callback as usize] = Slot::Export(*index.as_ref().map_err(Clone::clone)?);
+        index.as_ref().map_err(Clone::clone)?;
+        exported.insert(callback);
     }
     let data = store.data_mut();
     data.memory = memory;
-    data.allocator_export = match callbacks[allocator_callback as usize] {
-        Slot::Export(index) => Some((instance, index)),
+    data.allocator_export = match exports.get(allocator_callback) {
+        Some(Ok(index)) if exported.contains(allocator_callback) => Some((instance, *index)),
         _ => None,
     };
-    Ok(WasmtimeInstance { store, instance, callbacks, shared, failed: TrapLatch::default() })
+    let exports = exports.clone();
+    let ready = [0; Callback::COUNT];
+    Ok(WasmtimeInstance { store, instance, exported, ready, handles: Vec::new(), exports, shared, failed: TrapLatch::default() })
 }
 
 /// The guest allocator's typed handle, exported at `index` of `instance` (`malloc` or
@@ -247,23 +276,15 @@ fn instantiate_error(trap: Trap) -> Error {
 
 impl Instance for WasmtimeInstance {
     fn has(&self, callback: Callback) -> bool {
-        !matches!(self.callbacks[callback as usize], Slot::Absent)
+        self.exported.contains(callback)
     }
 
     fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
         self.failed.check()?;
-        let slot = &mut self.callbacks[callback as usize];
-        if let Slot::Export(index) = *slot {
-            // Cannot fail: the export's type was checked with the module.
-            let handle = resolve(&mut self.store, &self.instance, callback, index).map_err(|e| Trap::guest(e.to_string()))?;
-            *slot = Slot::Ready(handle);
-        }
-        let Slot::Ready(handle) = slot else {
-            return Err(Trap::guest(format!("`{callback}` is not exported by the module")));
-        };
         let a = callback_args(callback, args)?;
+        let index = self.handle_index(callback)?;
         begin_call(&mut self.store);
-        let result = handle.call(&mut self.store, &a);
+        let result = self.handles[index].call(&mut self.store, &a);
         let poisoned = self.store.data_mut().poisoned.take();
         let result = result.map_err(trap::from_error);
         self.failed.settle(result, poisoned)

@@ -21,7 +21,7 @@ pub struct WasmtimeModule {
     imports: Vec<Import>,
     exports: Vec<Export>,
     /// Where each callback is among the exports, checked once.
-    callbacks: CallbackExports,
+    callbacks: Arc<CallbackExports>,
     /// The module linked to the host functions, made once.
     pre: OnceLock<Result<InstancePre<StoreData>, Error>>,
 }
@@ -34,7 +34,7 @@ impl WasmtimeModule {
             .collect();
         let exports: Vec<Export> =
             module.exports().map(|e| Export { name: e.name().to_string(), kind: extern_kind(&e.ty()) }).collect();
-        let callbacks = CallbackExports::of(&module, &exports);
+        let callbacks = Arc::new(CallbackExports::of(&module, &exports));
         WasmtimeModule { shared, module, imports, exports, callbacks, pre: OnceLock::new() }
     }
 
@@ -44,7 +44,7 @@ impl WasmtimeModule {
     }
 
     #[cfg(test)]
-    pub(crate) fn callbacks(&self) -> &CallbackExports {
+    pub(crate) fn callbacks(&self) -> &Arc<CallbackExports> {
         &self.callbacks
     }
 
