@@ -80,6 +80,17 @@ impl NullInstance {
     }
 }
 
+impl NullInstance {
+    /// A call that panicked, or whose host functions were told to fail it (`poisoned`): the
+    /// trap is latched ([`TrapLatch::settle`]).
+    #[cold]
+    fn settle(&mut self, result: std::thread::Result<u64>) -> Result<u64, Trap> {
+        let result =
+            result.map_err(|payload| Trap::guest(format!("the plugin panicked: {}", native::panic_message(&*payload))));
+        self.failed.settle(result, self.state.poisoned.take())
+    }
+}
+
 impl Instance for NullInstance {
     fn has(&self, callback: Callback) -> bool {
         self.callbacks[callback as usize].is_some()
@@ -100,9 +111,10 @@ impl Instance for NullInstance {
                 native::call_callback(callback, addr, args)
             }))
         };
-        let result =
-            result.map_err(|payload| Trap::guest(format!("the plugin panicked: {}", native::panic_message(&*payload))));
-        self.failed.settle(result, self.state.poisoned.take())
+        match result {
+            Ok(value) if self.state.poisoned.is_none() => Ok(value),
+            result => self.settle(result),
+        }
     }
 
     fn host(&mut self) -> &mut VmHost {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::engine::{callback_args, callback_exports, TrapLatch, Watchdog, MAX_CALLBACK_PARAMS};
+use proxy_wasm_host::engine::{callback_exports, check_arg_count, TrapLatch, Watchdog};
 use proxy_wasm_host::{CallbackSet, Error, Export, Instance, Interrupt, Trap, VmHost};
 use wasmtime::{AsContextMut, EngineWeak, Extern, Func, InstancePre, ModuleExport, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 
@@ -120,25 +120,34 @@ impl Handle {
         })
     }
 
-    /// Calls it with the first parameters of `a`; the result is widened (0 for none).
-    fn call(&self, store: &mut Store<StoreData>, a: &[i32; MAX_CALLBACK_PARAMS]) -> wasmtime::Result<u64> {
+    /// Calls it with `args`, one per parameter (each narrowed to the `i32` every callback
+    /// parameter is in Wasm: its low 32 bits); the result is widened (0 for none). Another
+    /// number of arguments is refused, naming both counts: the arity is the variant's, so the
+    /// check is the slice pattern, with no table lookup on the call path.
+    #[inline]
+    fn call(&self, store: &mut Store<StoreData>, callback: Callback, args: &[u64]) -> Result<wasmtime::Result<u64>, Trap> {
         use Handle::*;
         let none = |()| 0;
         let widen = |r: i32| u64::from(r as u32);
-        match self {
-            N0(f) => f.call(store, ()).map(none),
-            N1(f) => f.call(store, (a[0],)).map(none),
-            N2(f) => f.call(store, (a[0], a[1])).map(none),
-            N3(f) => f.call(store, (a[0], a[1], a[2])).map(none),
-            N4(f) => f.call(store, (a[0], a[1], a[2], a[3])).map(none),
-            N5(f) => f.call(store, (a[0], a[1], a[2], a[3], a[4])).map(none),
-            R0(f) => f.call(store, ()).map(widen),
-            R1(f) => f.call(store, (a[0],)).map(widen),
-            R2(f) => f.call(store, (a[0], a[1])).map(widen),
-            R3(f) => f.call(store, (a[0], a[1], a[2])).map(widen),
-            R4(f) => f.call(store, (a[0], a[1], a[2], a[3])).map(widen),
-            R5(f) => f.call(store, (a[0], a[1], a[2], a[3], a[4])).map(widen),
-        }
+        let n = |x: &u64| *x as i32;
+        Ok(match (self, args) {
+            (N0(f), []) => f.call(store, ()).map(none),
+            (N1(f), [a]) => f.call(store, (n(a),)).map(none),
+            (N2(f), [a, b]) => f.call(store, (n(a), n(b))).map(none),
+            (N3(f), [a, b, c]) => f.call(store, (n(a), n(b), n(c))).map(none),
+            (N4(f), [a, b, c, d]) => f.call(store, (n(a), n(b), n(c), n(d))).map(none),
+            (N5(f), [a, b, c, d, e]) => f.call(store, (n(a), n(b), n(c), n(d), n(e))).map(none),
+            (R0(f), []) => f.call(store, ()).map(widen),
+            (R1(f), [a]) => f.call(store, (n(a),)).map(widen),
+            (R2(f), [a, b]) => f.call(store, (n(a), n(b))).map(widen),
+            (R3(f), [a, b, c]) => f.call(store, (n(a), n(b), n(c))).map(widen),
+            (R4(f), [a, b, c, d]) => f.call(store, (n(a), n(b), n(c), n(d))).map(widen),
+            (R5(f), [a, b, c, d, e]) => f.call(store, (n(a), n(b), n(c), n(d), n(e))).map(widen),
+            _ => {
+                let why = check_arg_count(callback, args).err();
+                return Err(why.unwrap_or_else(|| Trap::guest(format!("`{callback}`'s handle does not have its table row's arity"))));
+            }
+        })
     }
 }
 
@@ -274,6 +283,16 @@ fn instantiate_error(trap: Trap) -> Error {
     Error::Instantiate { engine: NAME, message: trap.to_string() }
 }
 
+impl WasmtimeInstance {
+    /// A call that trapped, or whose guest allocator trapped inside a host function: the trap
+    /// is latched ([`TrapLatch::settle`]).
+    #[cold]
+    fn settle(&mut self, result: wasmtime::Result<u64>) -> Result<u64, Trap> {
+        let poisoned = self.store.data_mut().poisoned.take();
+        self.failed.settle(result.map_err(trap::from_error), poisoned)
+    }
+}
+
 impl Instance for WasmtimeInstance {
     fn has(&self, callback: Callback) -> bool {
         self.exported.contains(callback)
@@ -281,13 +300,12 @@ impl Instance for WasmtimeInstance {
 
     fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
         self.failed.check()?;
-        let a = callback_args(callback, args)?;
         let index = self.handle_index(callback)?;
         begin_call(&mut self.store);
-        let result = self.handles[index].call(&mut self.store, &a);
-        let poisoned = self.store.data_mut().poisoned.take();
-        let result = result.map_err(trap::from_error);
-        self.failed.settle(result, poisoned)
+        match self.handles[index].call(&mut self.store, callback, args)? {
+            Ok(value) if self.store.data().poisoned.is_none() => Ok(value),
+            result => self.settle(result),
+        }
     }
 
     fn host(&mut self) -> &mut VmHost {
