@@ -805,7 +805,8 @@ impl WorkerVm {
     /// Ends a stream (see [`Vm::finish_stream`]), noting a failure of its VM; a retired or
     /// per-stream VM is dropped with its last stream.
     pub fn finish_stream(&mut self, stream: StreamRef) -> Result<Box<dyn Stream>, Error> {
-        let vm = self.vm_of(stream).ok_or_else(|| Error::BadContext(stream.id))?;
+        // Not `ok_or`: the error would be built (and dropped) on every stream's end.
+        let Some(vm) = self.vm_of(stream) else { return Err(Error::BadContext(stream.id)) };
         let data = vm.finish_stream(stream.id)?;
         self.note_failures();
         if !self.streams.is_empty() {

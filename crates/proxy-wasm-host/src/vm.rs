@@ -625,7 +625,7 @@ impl Vm {
     /// (`Close(HttpResponse)`) when its response started and the reply is refused; a TCP
     /// connection closed in both directions.
     fn fail_stream(&mut self, id: u32, family: Family) -> Result<Action, Error> {
-        let root = self.instance.host().contexts.get(&id).map(|c| c.root).ok_or_else(|| Error::BadContext(id))?;
+        let Some(root) = self.instance.host().contexts.get(&id).map(|c| c.root) else { return Err(Error::BadContext(id)) };
         let plugin = self.root_plugin(root)?;
         let passed = plugin.fails_open();
         let host = self.instance.host();
@@ -943,7 +943,8 @@ impl Vm {
 
     /// An outstanding HTTP callout, removed from the table: it is answered once.
     fn take_http_call(&mut self, id: u32) -> Result<Callout, Error> {
-        self.instance.host().http_calls.remove(&id).ok_or_else(|| Error::UnknownCall(id))
+        let Some(call) = self.instance.host().http_calls.remove(&id) else { return Err(Error::UnknownCall(id)) };
+        Ok(call)
     }
 
     /// An open gRPC call or stream (one the remote side closed gets no more events). It stays
