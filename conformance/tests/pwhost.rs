@@ -366,6 +366,12 @@ fn bad_input_is_one_line_naming_the_problem_and_exit_2() {
         (vec!["frobnicate"], "unrecognized subcommand 'frobnicate'".into()),
         (vec!["completions", "tcsh"], "invalid value 'tcsh' for '<SHELL>'".into()),
     ];
+    if engines::built_in().contains(&"null") {
+        // The Null VM loads native plugins: a file it cannot load is not called a bad Wasm module.
+        let why = "is not a plugin the Null VM can load: 10 bytes is neither a shared library (ELF)";
+        cases.push((vec!["run", "--engine", "null", "--plugin", &garbage, "--exchange", &exchange], format!("plugin `{garbage}` {why}")));
+        cases.push((vec!["run", "--engine", "null", "--plugin", &garbage, "--exchange", &exchange, "--json"], format!("plugin `{garbage}` {why}")));
+    }
     if let Some(name) = not_built {
         cases.push((
             vec!["run", "--engine", name, "--plugin", &sdk, "--exchange", &exchange],

@@ -166,6 +166,8 @@ pub enum Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // The Null VM loads native plugins, not Wasm.
+            Error::Compile { engine: "null", message } => write!(f, "not a plugin the Null VM can load: {message}"),
             Error::Compile { engine, message } => write!(f, "not a valid Wasm module for {engine}: {message}"),
             Error::Text(message) => write!(f, "not valid Wasm text: {message}"),
             Error::UnknownImports(names) => write!(

@@ -420,9 +420,7 @@ fn cmd_run(args: RunArgs, cx: &mut Out) -> anyhow::Result<u8> {
     let code = match host.load(&bytes) {
         Ok(code) => code,
         // Not a module at all: bad input.
-        Err(Error::Compile { engine, message }) => {
-            bail!("plugin `{plugin_path}` is not a valid Wasm module for {engine}: {message}");
-        }
+        Err(e @ Error::Compile { .. }) => bail!("plugin `{plugin_path}` is {e}"),
         Err(Error::Text(message)) => {
             bail!("plugin `{plugin_path}` (it is not a Wasm binary, so it was read as the text format): {message}");
         }
