@@ -11,7 +11,7 @@ use wasmer::{AsStoreMut, Extern, Function, FunctionEnv, Global, GlobalType, Muta
 use crate::limits::Refused;
 use crate::shared::Shared;
 use crate::stop::{FlagPtr, Stop, WasmerInterrupt, STOP_EXPORT};
-use crate::store::StoreData;
+use crate::store::{HostBox, StoreData};
 use crate::{limits, link, trap};
 
 /// A callback's typed handle, one variant per shape of the callback table: every parameter is an
@@ -92,6 +92,8 @@ pub struct WasmerInstance {
     refused: Arc<Refused>,
     /// The first trap, after which every call is refused.
     failed: TrapLatch,
+    /// The VM's host state. Last, so it is dropped after the store that points at it.
+    host: HostBox,
 }
 
 /// Makes an instance of `module` (whose imports were checked): a store whose function environment
@@ -114,8 +116,10 @@ pub(crate) fn instantiate(
     let max_memory_bytes = host.limits().max_memory_bytes;
     let stop = Arc::new(Stop::default());
     let refused = Arc::new(Refused::default());
+    // Before the store, so that on an early return it is dropped after it.
+    let host = HostBox::new(host);
     let mut store = Store::new(shared.engine.clone());
-    let data = StoreData { host, memory: None, allocator: None, stop: stop.clone(), poisoned: None };
+    let data = StoreData { shared: host.ptr(), memory: None, allocator: None, stop: stop.clone() };
     let env = FunctionEnv::new(&mut store, data);
     let mut imports = link::imports(&mut store, &env, module);
     extra(&mut store, &env, &mut imports);
@@ -162,7 +166,7 @@ pub(crate) fn instantiate(
     let data = env.as_mut(&mut store);
     data.memory = memory;
     data.allocator = allocator;
-    Ok(WasmerInstance { store, env, callbacks, stop, flag, refused, failed: TrapLatch::default() })
+    Ok(WasmerInstance { store, env, callbacks, stop, flag, refused, failed: TrapLatch::default(), host })
 }
 
 /// The address of the stop flag `global` in `store`.
@@ -231,17 +235,20 @@ impl Instance for WasmerInstance {
         let a = callback_args(callback, args)?;
         self.stop.clear(self.flag);
         let result = handle.call(&mut self.store, &a);
-        let data = self.env.as_mut(&mut self.store);
+        // SAFETY: as in `host`: the call is over, and the result is used only here.
+        let shared = unsafe { self.host.ptr().get() };
         if let Some(requested) = self.refused.take() {
-            data.host.note_memory_refused(requested);
+            shared.host.note_memory_refused(requested);
         }
-        let poisoned = data.poisoned.take();
+        let poisoned = shared.poisoned.take();
         let result = result.map_err(|e| self.trap(e));
         self.failed.settle(result, poisoned)
     }
 
     fn host(&mut self) -> &mut VmHost {
-        &mut self.env.as_mut(&mut self.store).host
+        // SAFETY: `self.host` is alive (this instance owns it), and `&mut self` means no call
+        // runs, so no host function holds the host state; the result borrows `self` mutably.
+        unsafe { &mut self.host.ptr().get().host }
     }
 
     fn memory_size(&mut self) -> u64 {

@@ -85,7 +85,7 @@ impl HostCx for Cx<'_, '_> {
             // borrow ends (`allocate`, the only way back into the guest, needs `&mut self`).
             unsafe { std::slice::from_raw_parts_mut(ptr, len) }
         };
-        (GuestMemory::new(bytes, WordSize::W32), &mut data.host)
+        (GuestMemory::new(bytes, WordSize::W32), &mut data.shared().host)
     }
 
     fn allocate(&mut self, size: u64) -> Result<u64, Trap> {
@@ -97,13 +97,13 @@ impl HostCx for Cx<'_, '_> {
             Err(e) => {
                 let data = self.0.data_mut();
                 let trap = trap::from_error(e, &data.stop);
-                data.poisoned = Some(trap.clone());
+                data.shared().poisoned = Some(trap.clone());
                 Err(trap)
             }
         }
     }
 
     fn host(&mut self) -> &mut VmHost {
-        &mut self.0.data_mut().host
+        &mut self.0.data_mut().shared().host
     }
 }
