@@ -140,7 +140,9 @@ pub fn imports_and_exports_are_listed(make: MakeEngine<'_>) {
     );
 }
 
-/// Arguments keep their low 32 bits, results are zero-extended, a missing callback is a trap.
+/// Arguments keep their low 32 bits, results are zero-extended, a missing callback is a trap,
+/// and a call with another number of arguments than the callback's table row is refused before
+/// it runs, naming both counts (the instance does not fail for it).
 pub fn a_callback_gets_its_arguments_and_returns_its_value(make: MakeEngine<'_>) {
     let f = Fixture::new(make);
     let mut vm = f.instance(
@@ -161,6 +163,11 @@ pub fn a_callback_gets_its_arguments_and_returns_its_value(make: MakeEngine<'_>)
     assert_eq!(vm.call(Callback::OnTick, &[1]), Ok(0));
     let missing = vm.call(Callback::OnLog, &[1]).unwrap_err();
     assert!(missing.message.contains("not exported"), "{missing}");
+    let few = vm.call(Callback::OnVmStart, &[3]).unwrap_err();
+    assert_eq!(few.message, "`proxy_on_vm_start` takes 2 arguments, the host passed 1");
+    let many = vm.call(Callback::OnTick, &[1, 2]).unwrap_err();
+    assert_eq!(many.message, "`proxy_on_tick` takes 1 arguments, the host passed 2");
+    assert_eq!(vm.call(Callback::OnVmStart, &[3, 4]), Ok(7), "still callable after a refused call");
     assert_eq!(vm.memory_size(), 2 * 65536);
     assert_eq!(vm.interrupt_handle().is_some(), f.engine.capabilities().interrupt);
     assert_eq!(vm.host().abi_version(), AbiVersion::V021);

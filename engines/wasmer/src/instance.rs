@@ -1,11 +1,11 @@
-//! [`WasmerInstance`]: a store holding the VM's host state, the callbacks resolved once, and the
-//! call path with its deadline.
+//! [`WasmerInstance`]: a store holding the VM's host state, each callback resolved on its first
+//! call, and the call path with its deadline.
 
 use std::sync::Arc;
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::engine::{callback_args, TrapLatch, MAX_CALLBACK_PARAMS};
-use proxy_wasm_host::{Error, Instance, Interrupt, Trap, VmHost};
+use proxy_wasm_host::engine::{check_arg_count, TrapLatch};
+use proxy_wasm_host::{CallbackSet, Error, Instance, Interrupt, Trap, VmHost};
 use wasmer::{AsStoreMut, Extern, Function, FunctionEnv, Global, GlobalType, Mutability, Store, Type, TypedFunction};
 
 use crate::limits::Refused;
@@ -54,37 +54,63 @@ impl Handle {
         })
     }
 
-    /// Calls it with the first parameters of `a`; the result is widened (0 for none).
-    fn call(&self, store: &mut impl AsStoreMut, a: &[i32; MAX_CALLBACK_PARAMS]) -> Result<u64, wasmer::RuntimeError> {
+    /// Calls it with `args`, one per parameter (each narrowed to the `i32` every callback
+    /// parameter is in Wasm: its low 32 bits); the result is widened (0 for none). Another
+    /// number of arguments is refused, naming both counts: the arity is the variant's, so the
+    /// check is the slice pattern, with no table lookup on the call path.
+    #[inline]
+    fn call(&self, store: &mut impl AsStoreMut, callback: Callback, args: &[u64]) -> Result<Result<u64, wasmer::RuntimeError>, Trap> {
         use Handle::*;
         let none = |()| 0;
         let widen = |r: i32| u64::from(r as u32);
-        match self {
-            N0(f) => f.call(store).map(none),
-            N1(f) => f.call(store, a[0]).map(none),
-            N2(f) => f.call(store, a[0], a[1]).map(none),
-            N3(f) => f.call(store, a[0], a[1], a[2]).map(none),
-            N4(f) => f.call(store, a[0], a[1], a[2], a[3]).map(none),
-            N5(f) => f.call(store, a[0], a[1], a[2], a[3], a[4]).map(none),
-            R0(f) => f.call(store).map(widen),
-            R1(f) => f.call(store, a[0]).map(widen),
-            R2(f) => f.call(store, a[0], a[1]).map(widen),
-            R3(f) => f.call(store, a[0], a[1], a[2]).map(widen),
-            R4(f) => f.call(store, a[0], a[1], a[2], a[3]).map(widen),
-            R5(f) => f.call(store, a[0], a[1], a[2], a[3], a[4]).map(widen),
-        }
+        let n = |x: &u64| *x as i32;
+        Ok(match (self, args) {
+            (N0(f), []) => f.call(store).map(none),
+            (N1(f), [a]) => f.call(store, n(a)).map(none),
+            (N2(f), [a, b]) => f.call(store, n(a), n(b)).map(none),
+            (N3(f), [a, b, c]) => f.call(store, n(a), n(b), n(c)).map(none),
+            (N4(f), [a, b, c, d]) => f.call(store, n(a), n(b), n(c), n(d)).map(none),
+            (N5(f), [a, b, c, d, e]) => f.call(store, n(a), n(b), n(c), n(d), n(e)).map(none),
+            (R0(f), []) => f.call(store).map(widen),
+            (R1(f), [a]) => f.call(store, n(a)).map(widen),
+            (R2(f), [a, b]) => f.call(store, n(a), n(b)).map(widen),
+            (R3(f), [a, b, c]) => f.call(store, n(a), n(b), n(c)).map(widen),
+            (R4(f), [a, b, c, d]) => f.call(store, n(a), n(b), n(c), n(d)).map(widen),
+            (R5(f), [a, b, c, d, e]) => f.call(store, n(a), n(b), n(c), n(d), n(e)).map(widen),
+            _ => {
+                let why = check_arg_count(callback, args).err();
+                return Err(why.unwrap_or_else(|| Trap::guest(format!("`{callback}`'s handle does not have its table row's arity"))));
+            }
+        })
     }
+}
+
+/// The typed handle of `callback`, exported by `instance` (its type was checked with the
+/// module).
+fn resolve(instance: &wasmer::Instance, store: &Store, callback: Callback) -> Result<Handle, Error> {
+    let info = callback.info();
+    let bad = |message: String| Error::BadExport { export: info.name.to_string(), message };
+    let Some(Extern::Function(func)) = instance.exports.get_extern(info.name) else {
+        return Err(bad("not a function".into()));
+    };
+    Handle::new(func, store, info).map_err(bad)
 }
 
 /// A live instance of a [`WasmerModule`](crate::WasmerModule): one VM, used by one thread at a
 /// time (`Send`).
 ///
-/// Its callbacks are resolved and type-checked at instantiation and called through typed
-/// handles; after a trap it refuses every further call.
+/// Its callbacks were type-checked once per module; each is resolved to a typed handle on its
+/// first call (a clone that never sees a stream does not look up the stream callbacks), and
+/// called through it. After a trap it refuses every further call.
 pub struct WasmerInstance {
     store: Store,
     env: FunctionEnv<StoreData>,
-    callbacks: [Option<Handle>; Callback::COUNT],
+    instance: wasmer::Instance,
+    /// The callbacks the module exports for the guest's ABI version.
+    exported: CallbackSet,
+    /// Per callback, 0 until its first call, then its handle's place in `handles` plus one.
+    ready: [u8; Callback::COUNT],
+    handles: Vec<Handle>,
     stop: Arc<Stop>,
     /// The instance's stop flag.
     flag: FlagPtr,
@@ -148,25 +174,25 @@ pub(crate) fn instantiate(
     stop.attach(flag);
 
     let memory = instance.exports.get_memory("memory").ok().cloned();
-    let mut callbacks: [Option<Handle>; Callback::COUNT] = std::array::from_fn(|_| None);
+    let mut exported = CallbackSet::EMPTY;
     for callback in Callback::for_version(version) {
-        let info = callback.info();
         let Some(verdict) = &verdicts[callback as usize] else { continue };
         verdict.clone()?;
-        let bad = |message: String| Error::BadExport { export: info.name.to_string(), message };
-        let Some(Extern::Function(func)) = instance.exports.get_extern(info.name) else {
-            return Err(bad("not a function".into()));
-        };
-        callbacks[callback as usize] = Some(Handle::new(func, &store, info).map_err(bad)?);
+        exported.insert(callback);
     }
-    let allocator = match &callbacks[allocator_callback as usize] {
-        Some(Handle::R1(f)) => Some(f.clone()),
-        _ => None,
+    let allocator = if exported.contains(allocator_callback) {
+        match resolve(&instance, &store, allocator_callback)? {
+            Handle::R1(f) => Some(f),
+            _ => None,
+        }
+    } else {
+        None
     };
     let data = env.as_mut(&mut store);
     data.memory = memory;
     data.allocator = allocator;
-    Ok(WasmerInstance { store, env, callbacks, stop, flag, refused, failed: TrapLatch::default(), host })
+    let ready = [0; Callback::COUNT];
+    Ok(WasmerInstance { store, env, instance, exported, ready, handles: Vec::new(), stop, flag, refused, failed: TrapLatch::default(), host })
 }
 
 /// The address of the stop flag `global` in `store`.
@@ -199,6 +225,30 @@ impl WasmerInstance {
     fn trap(&self, e: wasmer::RuntimeError) -> Trap {
         trap::from_error(e, &self.stop)
     }
+
+    /// The place in `handles` of `callback`'s handle: resolved and kept on its first call.
+    #[inline]
+    fn handle_index(&mut self, callback: Callback) -> Result<usize, Trap> {
+        match self.ready[callback as usize] {
+            0 => self.resolve_first(callback),
+            n => Ok(usize::from(n) - 1),
+        }
+    }
+
+    /// Resolves the handle of `callback` (exported for the guest's ABI version, not called
+    /// yet), keeps it, and answers its place.
+    #[cold]
+    fn resolve_first(&mut self, callback: Callback) -> Result<usize, Trap> {
+        if !self.exported.contains(callback) {
+            return Err(Trap::guest(format!("`{callback}` is not exported by the module")));
+        }
+        // Cannot fail: the export's type was checked with the module.
+        let handle = resolve(&self.instance, &self.store, callback).map_err(|e| Trap::guest(e.to_string()))?;
+        self.handles.push(handle);
+        // At most one handle per callback: the count fits a byte.
+        self.ready[callback as usize] = self.handles.len() as u8;
+        Ok(self.handles.len() - 1)
+    }
 }
 
 // SAFETY: Wasmer 7 stopped declaring `Store` `Send` (wasmerio/wasmer#7001): its objects hold raw
@@ -224,17 +274,14 @@ impl Drop for WasmerInstance {
 
 impl Instance for WasmerInstance {
     fn has(&self, callback: Callback) -> bool {
-        self.callbacks[callback as usize].is_some()
+        self.exported.contains(callback)
     }
 
     fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
         self.failed.check()?;
-        let Some(handle) = &self.callbacks[callback as usize] else {
-            return Err(Trap::guest(format!("`{callback}` is not exported by the module")));
-        };
-        let a = callback_args(callback, args)?;
+        let index = self.handle_index(callback)?;
         self.stop.clear(self.flag);
-        let result = handle.call(&mut self.store, &a);
+        let result = self.handles[index].call(&mut self.store, callback, args)?;
         // SAFETY: as in `host`: the call is over, and the result is used only here.
         let shared = unsafe { self.host.ptr().get() };
         if let Some(requested) = self.refused.take() {
