@@ -194,6 +194,11 @@ impl CallbackSet {
     pub fn insert(&mut self, callback: Callback) {
         self.0 |= 1 << (callback as u32 & 63);
     }
+
+    /// The callbacks in both sets.
+    pub fn intersection(self, other: CallbackSet) -> CallbackSet {
+        CallbackSet(self.0 & other.0)
+    }
 }
 
 /// Why a capability name was refused; the configuration layer adds where the name stood.

@@ -549,6 +549,7 @@ impl VmMonitor {
     /// VM so that short-lived VMs (an `EPHEMERAL` plugin's, a handful of callbacks each) are
     /// sampled at the same rate instead of each timing its first callback. Hosts with different
     /// rates on one thread share the count, so their rates are approximate; `1` always times.
+    #[inline]
     pub(crate) fn times_next_callback(&self) -> bool {
         thread_local! {
             static UNTIMED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };

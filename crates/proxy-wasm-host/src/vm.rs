@@ -140,8 +140,8 @@ pub struct Vm {
     /// Root id -> root context id, in start order.
     roots: Vec<(String, u32)>,
     next_context: u32,
-    /// The callbacks the VM's capability restriction allows.
-    callbacks: CallbackSet,
+    /// The callbacks the module exports and the VM's capability restriction allows.
+    callable: CallbackSet,
 }
 
 /// What `proxy_get_status` answers for a callout that failed without a response: Envoy's
@@ -218,9 +218,9 @@ impl Vm {
             .limits
             .call_deadline
             .and_then(|d| instance.interrupt_handle().map(|i| Watchdog::global().slot(i, d)));
-        let callbacks = instance.host().capabilities.callback_set();
+        let callable = instance.host().capabilities.callback_set().intersection(instance.exported());
         let mut vm =
-            Vm { instance, deadline, engine, token, abi, failure: None, roots: Vec::new(), next_context: 0, callbacks };
+            Vm { instance, deadline, engine, token, abi, failure: None, roots: Vec::new(), next_context: 0, callable };
         vm.instance.host().restricted = Some(abi::RestrictedPhase::Start);
         let started = vm.run_start_functions();
         vm.instance.host().restricted = None;
@@ -308,14 +308,14 @@ impl Vm {
     /// [`CapabilityRestriction`](crate::CapabilityRestriction) allows it. An exported callback
     /// the restriction does not allow is never called, as if it were not exported; the skip is
     /// counted, and logged the first time.
+    #[inline]
     fn exports(&mut self, callback: Callback, context_id: u32) -> bool {
-        if !self.instance.has(callback) {
-            return false;
-        }
-        if self.callbacks.contains(callback) {
+        if self.callable.contains(callback) {
             return true;
         }
-        crate::security::skip_callback(self.instance.host(), callback, context_id);
+        if self.instance.has(callback) {
+            crate::security::skip_callback(self.instance.host(), callback, context_id);
+        }
         false
     }
 

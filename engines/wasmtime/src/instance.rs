@@ -298,6 +298,10 @@ impl Instance for WasmtimeInstance {
         self.exported.contains(callback)
     }
 
+    fn exported(&self) -> CallbackSet {
+        self.exported
+    }
+
     fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
         self.failed.check()?;
         let index = self.handle_index(callback)?;

@@ -54,7 +54,7 @@ use std::time::Duration;
 
 use abi::Callback;
 
-use crate::{Error, Trap, VmHost};
+use crate::{CallbackSet, Error, Trap, VmHost};
 
 mod call;
 mod checks;
@@ -237,6 +237,17 @@ pub trait Module: Send + Sync {
 pub trait Instance: Send {
     /// Whether the module exports `callback` with the signature of its ABI version.
     fn has(&self, callback: Callback) -> bool;
+
+    /// Every callback [`has`](Self::has) answers true for. The host asks once per VM, so that
+    /// its check before each callback is a bit test; the default asks `has` of every row of the
+    /// callback table, and an engine that keeps the set already answers with it.
+    fn exported(&self) -> CallbackSet {
+        let mut set = CallbackSet::EMPTY;
+        for row in abi::CALLBACKS.iter().filter(|row| self.has(row.callback)) {
+            set.insert(row.callback);
+        }
+        set
+    }
 
     /// Calls `callback` with `args` (one per parameter in its table row, widened to `u64`;
     /// booleans are 0 or 1) and returns its result widened to `u64` (0 when it has none).
