@@ -40,7 +40,9 @@ use crate::{Engine, Error, Module};
 /// The first bytes of a cache file.
 const MAGIC: &[u8] = b"proxy-wasm-host precompiled module 1\n";
 
-/// A directory of precompiled modules. See the [module docs](self) for the trust rule.
+/// A directory of precompiled modules. Its trust rule (the docs of this module, `cache.rs`): a
+/// file is run only from a directory and as a file that this user owns and no one else can
+/// write, with the engine, version and hashes this load expects.
 #[derive(Clone, Debug)]
 pub struct PrecompiledCache {
     dir: PathBuf,

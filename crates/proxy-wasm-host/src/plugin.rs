@@ -311,7 +311,7 @@ impl PluginHost {
 
     /// Every stat of this host's plugins and VMs, and the plugins' own metrics, in the
     /// Prometheus text format (version 0.0.4, `text/plain; version=0.0.4`); the stats are
-    /// listed in [`crate::stats`] and the README.
+    /// listed in the README's stats table.
     pub fn render_stats(&self) -> String {
         self.env.stats.render()
     }

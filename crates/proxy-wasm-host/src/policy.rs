@@ -11,7 +11,7 @@
 //! - [`FailurePolicy::FailClosed`] (the default, as in Envoy): every stream of the plugin gets
 //!   a local 503 (`wasm_fail_stream`, gRPC UNAVAILABLE for a gRPC request; a reset once the
 //!   response started), a TCP connection is closed; the VM is not replaced until the plugin's
-//!   configuration is reloaded ([`PluginHost::reload_plugin`](crate::PluginHost::reload_plugin)).
+//!   configuration is reloaded ([`PluginVm::reload`](crate::PluginVm::reload)).
 //! - [`FailurePolicy::FailOpen`]: every stream of the plugin goes on unfiltered, until the
 //!   configuration is reloaded. `fail_open: true` is the older spelling of this policy.
 //! - [`FailurePolicy::FailReload`]: each worker makes a new VM for a new stream once the

@@ -1,4 +1,4 @@
-//! What every engine's [`Instance::call`](super::Instance::call) shares: the argument checks and
+//! What every engine's [`Instance::call`](super::Instance::call)(super::Instance::call) shares: the argument checks and
 //! [`TrapLatch`], the refuse-after-trap bookkeeping.
 
 use abi::Callback;
@@ -11,7 +11,7 @@ pub const MAX_CALLBACK_PARAMS: usize = 5;
 /// The arguments of a call of `callback` for a wasm32 guest: one per parameter of its table
 /// row (`Err` otherwise, naming both counts), each narrowed to the `i32` every callback
 /// parameter is in Wasm (the low 32 bits), the rest 0. What every Wasm engine's
-/// [`Instance::call`] does before the call.
+/// [`Instance::call`](super::Instance::call) does before the call.
 #[inline]
 pub fn callback_args(callback: Callback, args: &[u64]) -> Result<[i32; MAX_CALLBACK_PARAMS], Trap> {
     check_arg_count(callback, args)?;
@@ -23,7 +23,7 @@ pub fn callback_args(callback: Callback, args: &[u64]) -> Result<[i32; MAX_CALLB
 }
 
 /// Refuses a call of `callback` with another number of arguments than its table row's
-/// parameters, naming both counts. Every engine's [`Instance::call`] checks it first.
+/// parameters, naming both counts. Every engine's [`Instance::call`](super::Instance::call) checks it first.
 #[inline]
 pub fn check_arg_count(callback: Callback, args: &[u64]) -> Result<(), Trap> {
     let wanted = callback.info().params.len();
@@ -38,7 +38,7 @@ fn wrong_arg_count(callback: Callback, wanted: usize, passed: usize) -> Trap {
     Trap::guest(format!("`{callback}` takes {wanted} arguments, the host passed {passed}"))
 }
 
-/// What every engine's [`Instance::call`] keeps between calls: the first trap. Once there is
+/// What every engine's [`Instance::call`](super::Instance::call) keeps between calls: the first trap. Once there is
 /// one, the instance refuses every call, so no guest code runs in a failed VM again.
 #[derive(Debug, Default)]
 pub struct TrapLatch(Option<String>);

@@ -16,16 +16,19 @@
 //!    engines), or one raw trampoline per row calling [`call_row`] with the row index
 //!    and the arguments as `u64`s (C-API engines, the Null VM). Either way the host function
 //!    gets a [`HostCx`](crate::HostCx): bounds-checked guest memory, the VM's
-//!    [`VmHost`](crate::VmHost), and the re-entrant guest allocator (the callback
+//!    [`VmHost`], and the re-entrant guest allocator (the callback
 //!    [`VmHost::allocator`](crate::VmHost::allocator) names, chosen by [`allocator_callback`]).
 //!    A host function's [`Trap`] must stop the guest and come back out of
 //!    [`Instance::call`] unchanged.
 //! 4. **[`Instance`]**: [`Module::instantiate`] applies [`VmHost::limits`](crate::VmHost::limits)
 //!    (memory: past the limit `memory.grow` answers -1, and the engine tells the host with
 //!    [`VmHost::note_memory_refused`](crate::VmHost::note_memory_refused)), and resolves each
-//!    callback of the guest's ABI version once. [`Instance::call`] checks its arguments
-//!    ([`callback_args`] or [`check_arg_count`]), clears a pending interrupt, calls, and settles
-//!    the outcome through a [`TrapLatch`] so that no guest code runs after a trap.
+//!    callback of the guest's ABI version once (at instantiation, or on its first call: a VM
+//!    that never sees a stream then never looks up the stream callbacks). [`Instance::has`]
+//!    answers which it has, and [`Instance::exported`] all of them at once if the engine keeps
+//!    the set. [`Instance::call`] checks its arguments ([`callback_args`] or
+//!    [`check_arg_count`]), clears a pending interrupt, calls, and settles the outcome through a
+//!    [`TrapLatch`] so that no guest code runs after a trap.
 //! 5. **[`Interrupt`]**: stops the running call from another thread with a
 //!    [`TrapKind::Deadline`](crate::TrapKind::Deadline) trap. The host's one [`Watchdog`] arms
 //!    the CPU deadline around every call and fires the interrupt; an engine keeps no deadline
