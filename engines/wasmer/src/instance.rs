@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::engine::{check_arg_count, TrapLatch};
+use proxy_wasm_host::engine::{check_arg_count, CallbackHandles, TrapLatch};
 use proxy_wasm_host::{CallbackSet, Error, Instance, Interrupt, Trap, VmHost};
 use wasmer::{AsStoreMut, Extern, Function, FunctionEnv, Global, GlobalType, Mutability, Store, Type, TypedFunction};
 
@@ -106,11 +106,8 @@ pub struct WasmerInstance {
     store: Store,
     env: FunctionEnv<StoreData>,
     instance: wasmer::Instance,
-    /// The callbacks the module exports for the guest's ABI version.
-    exported: CallbackSet,
-    /// Per callback, 0 until its first call, then its handle's place in `handles` plus one.
-    ready: [u8; Callback::COUNT],
-    handles: Vec<Handle>,
+    /// The callbacks the module exports for the guest's ABI version, resolved on first call.
+    callbacks: CallbackHandles<Handle>,
     stop: Arc<Stop>,
     /// The instance's stop flag.
     flag: FlagPtr,
@@ -191,8 +188,8 @@ pub(crate) fn instantiate(
     let data = env.as_mut(&mut store);
     data.memory = memory;
     data.allocator = allocator;
-    let ready = [0; Callback::COUNT];
-    Ok(WasmerInstance { store, env, instance, exported, ready, handles: Vec::new(), stop, flag, refused, failed: TrapLatch::default(), host })
+    let callbacks = CallbackHandles::new(exported);
+    Ok(WasmerInstance { store, env, instance, callbacks, stop, flag, refused, failed: TrapLatch::default(), host })
 }
 
 /// The address of the stop flag `global` in `store`.
@@ -226,28 +223,12 @@ impl WasmerInstance {
         trap::from_error(e, &self.stop)
     }
 
-    /// The place in `handles` of `callback`'s handle: resolved and kept on its first call.
-    #[inline]
-    fn handle_index(&mut self, callback: Callback) -> Result<usize, Trap> {
-        match self.ready[callback as usize] {
-            0 => self.resolve_first(callback),
-            n => Ok(usize::from(n) - 1),
-        }
-    }
-
-    /// Resolves the handle of `callback` (exported for the guest's ABI version, not called
-    /// yet), keeps it, and answers its place.
+    /// The handle of `callback` made on its first call (see [`CallbackHandles::insert`]).
     #[cold]
     fn resolve_first(&mut self, callback: Callback) -> Result<usize, Trap> {
-        if !self.exported.contains(callback) {
-            return Err(Trap::guest(format!("`{callback}` is not exported by the module")));
-        }
+        let (store, instance) = (&self.store, &self.instance);
         // Cannot fail: the export's type was checked with the module.
-        let handle = resolve(&self.instance, &self.store, callback).map_err(|e| Trap::guest(e.to_string()))?;
-        self.handles.push(handle);
-        // At most one handle per callback: the count fits a byte.
-        self.ready[callback as usize] = self.handles.len() as u8;
-        Ok(self.handles.len() - 1)
+        self.callbacks.insert(callback, || resolve(instance, store, callback).map_err(|e| Trap::guest(e.to_string())))
     }
 }
 
@@ -274,18 +255,21 @@ impl Drop for WasmerInstance {
 
 impl Instance for WasmerInstance {
     fn has(&self, callback: Callback) -> bool {
-        self.exported.contains(callback)
+        self.callbacks.has(callback)
     }
 
     fn exported(&self) -> CallbackSet {
-        self.exported
+        self.callbacks.exported()
     }
 
     fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
         self.failed.check()?;
-        let index = self.handle_index(callback)?;
+        let place = match self.callbacks.place(callback) {
+            Some(place) => place,
+            None => self.resolve_first(callback)?,
+        };
         self.stop.clear(self.flag);
-        let result = self.handles[index].call(&mut self.store, callback, args)?;
+        let result = self.callbacks.at(place).call(&mut self.store, callback, args)?;
         // SAFETY: as in `host`: the call is over, and the result is used only here.
         let shared = unsafe { self.host.ptr().get() };
         if let Some(requested) = self.refused.take() {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::engine::{callback_exports, check_arg_count, TrapLatch, Watchdog};
+use proxy_wasm_host::engine::{callback_exports, check_arg_count, CallbackHandles, TrapLatch, Watchdog};
 use proxy_wasm_host::{CallbackSet, Error, Export, Instance, Interrupt, Trap, VmHost};
 use wasmtime::{AsContextMut, EngineWeak, Extern, Func, InstancePre, ModuleExport, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 
@@ -163,42 +163,13 @@ impl Handle {
 pub struct WasmtimeInstance {
     pub(crate) store: Store<StoreData>,
     instance: wasmtime::Instance,
-    /// The callbacks the module exports for the guest's ABI version.
-    exported: CallbackSet,
-    /// Per callback, 0 until its first call, then its handle's place in `handles` plus one.
-    ready: [u8; Callback::COUNT],
-    handles: Vec<Handle>,
+    /// The callbacks the module exports for the guest's ABI version, resolved on first call.
+    callbacks: CallbackHandles<Handle>,
     /// The module's exports, where a callback is found on its first call.
     exports: Arc<CallbackExports>,
     shared: Arc<Shared>,
     /// The first trap, after which every call is refused.
     failed: TrapLatch,
-}
-
-impl WasmtimeInstance {
-    /// The place in `handles` of `callback`'s handle: resolved and kept on its first call.
-    #[inline]
-    fn handle_index(&mut self, callback: Callback) -> Result<usize, Trap> {
-        match self.ready[callback as usize] {
-            0 => self.resolve_first(callback),
-            n => Ok(usize::from(n) - 1),
-        }
-    }
-
-    /// Resolves the handle of `callback` (exported for the guest's ABI version, not called
-    /// yet), keeps it, and answers its place.
-    #[cold]
-    fn resolve_first(&mut self, callback: Callback) -> Result<usize, Trap> {
-        let Some(Ok(index)) = self.exports.get(callback).filter(|_| self.exported.contains(callback)) else {
-            return Err(Trap::guest(format!("`{callback}` is not exported by the module")));
-        };
-        // Cannot fail: the export's type was checked with the module.
-        let handle = resolve(&mut self.store, &self.instance, callback, *index).map_err(|e| Trap::guest(e.to_string()))?;
-        self.handles.push(handle);
-        // At most one handle per callback: the count fits a byte.
-        self.ready[callback as usize] = self.handles.len() as u8;
-        Ok(self.handles.len() - 1)
-    }
 }
 
 /// Makes an instance of the pre-linked module: a store with the host state, the memory limit
@@ -245,8 +216,8 @@ pub(crate) fn instantiate(
         _ => None,
     };
     let exports = exports.clone();
-    let ready = [0; Callback::COUNT];
-    Ok(WasmtimeInstance { store, instance, exported, ready, handles: Vec::new(), exports, shared, failed: TrapLatch::default() })
+    let callbacks = CallbackHandles::new(exported);
+    Ok(WasmtimeInstance { store, instance, callbacks, exports, shared, failed: TrapLatch::default() })
 }
 
 /// The guest allocator's typed handle, exported at `index` of `instance` (`malloc` or
@@ -284,6 +255,18 @@ fn instantiate_error(trap: Trap) -> Error {
 }
 
 impl WasmtimeInstance {
+    /// The handle of `callback` made on its first call (see [`CallbackHandles::insert`]).
+    #[cold]
+    fn resolve_first(&mut self, callback: Callback) -> Result<usize, Trap> {
+        let (store, instance, exports) = (&mut self.store, &self.instance, &self.exports);
+        self.callbacks.insert(callback, || {
+            let index = exports.get(callback).and_then(|e| e.as_ref().ok());
+            let index = index.ok_or_else(|| Trap::guest(format!("`{callback}` has no export")))?;
+            // Cannot fail: the export's type was checked with the module.
+            resolve(store, instance, callback, *index).map_err(|e| Trap::guest(e.to_string()))
+        })
+    }
+
     /// A call that trapped, or whose guest allocator trapped inside a host function: the trap
     /// is latched ([`TrapLatch::settle`]).
     #[cold]
@@ -295,18 +278,21 @@ impl WasmtimeInstance {
 
 impl Instance for WasmtimeInstance {
     fn has(&self, callback: Callback) -> bool {
-        self.exported.contains(callback)
+        self.callbacks.has(callback)
     }
 
     fn exported(&self) -> CallbackSet {
-        self.exported
+        self.callbacks.exported()
     }
 
     fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
         self.failed.check()?;
-        let index = self.handle_index(callback)?;
+        let place = match self.callbacks.place(callback) {
+            Some(place) => place,
+            None => self.resolve_first(callback)?,
+        };
         begin_call(&mut self.store);
-        match self.handles[index].call(&mut self.store, callback, args)? {
+        match self.callbacks.at(place).call(&mut self.store, callback, args)? {
             Ok(value) if self.store.data().poisoned.is_none() => Ok(value),
             result => self.settle(result),
         }

@@ -61,10 +61,12 @@ use crate::{CallbackSet, Error, Trap, VmHost};
 
 mod call;
 mod checks;
+mod handles;
 mod watchdog;
 
 pub use crate::hostcalls::call_row;
 pub use call::{callback_args, check_arg_count, TrapLatch, MAX_CALLBACK_PARAMS};
+pub use handles::CallbackHandles;
 pub use checks::{allocator_callback, callback_exports, check_callback_export, check_imports, missing_imports};
 pub use watchdog::{Armed, DeadlineSlot, Watchdog};
 
