@@ -453,6 +453,15 @@ impl Vm {
         self.call_checked(callback, context_id, args)
     }
 
+    /// Calls an optional callback whose answer the host does not use: skipped when the VM has
+    /// failed or the callback is not exported; a trap fails the VM, which is all the caller
+    /// learns of it.
+    fn notify(&mut self, callback: Callback, context_id: u32, args: &[u64]) {
+        if self.failure.is_none() && self.exports(callback, context_id) {
+            let _ = self.invoke(callback, context_id, args);
+        }
+    }
+
     /// Fails the VM: logged through `tracing` (the plugin, root id, vm_id, engine, callback,
     /// kind, message and backtrace) and reported to the plugin's fault state and stats.
     fn fail(&mut self, callback: Callback, context_id: u32, trap: &Trap) {
@@ -479,7 +488,7 @@ impl Vm {
                 r.done_pending = false;
             }
             // Errors fail the VM; nothing more to do for this root either way.
-            let _ = self.call_optional(Callback::OnDelete, id, &[u64::from(id)], 0);
+            self.notify(Callback::OnDelete, id, &[u64::from(id)]);
             self.delete_root(id);
         }
     }
@@ -570,9 +579,7 @@ impl Vm {
     fn new_stream(&mut self, root: u32, stream: Box<dyn Stream>, tcp: bool) -> Result<u32, Error> {
         let id = self.add_stream(root, stream, tcp, false)?;
         // A trap here fails the VM; the stream's callbacks then follow the plugin's policy.
-        if self.failure.is_none() && self.exports(Callback::OnContextCreate, id) {
-            let _ = self.invoke(Callback::OnContextCreate, id, &[u64::from(id), u64::from(root)]);
-        }
+        self.notify(Callback::OnContextCreate, id, &[u64::from(id), u64::from(root)]);
         Ok(id)
     }
 
@@ -844,8 +851,8 @@ impl Vm {
 
     fn close_callback(&mut self, id: u32, callback: Callback, peer: PeerType) -> Result<(), Error> {
         let rejected = self.stream_context(id)?.phase.rejected;
-        if self.failure.is_none() && !rejected {
-            let _ = self.call_optional(callback, id, &[u64::from(id), u64::from(peer.raw())], 0);
+        if !rejected {
+            self.notify(callback, id, &[u64::from(id), u64::from(peer.raw())]);
         }
         Ok(())
     }
@@ -878,14 +885,11 @@ impl Vm {
             [Callback::OnLog, Callback::OnDone, Callback::OnDelete]
         };
         let id64 = u64::from(id);
-        for callback in order {
-            if self.failure.is_some() || rejected {
-                break;
-            }
-            // proxy_on_done's answer is ignored for a stream, as Envoy ignores it; a trap
-            // fails the VM, and the stream is ended all the same.
-            if self.exports(callback, id) {
-                let _ = self.invoke(callback, id, &[id64]);
+        // proxy_on_done's answer is ignored for a stream, as Envoy ignores it; a trap fails the
+        // VM (the callbacks after it are skipped), and the stream is ended all the same.
+        if !rejected {
+            for callback in order {
+                self.notify(callback, id, &[id64]);
             }
         }
         // Its callouts belong to its root and go on (Envoy keeps them on the root context).
