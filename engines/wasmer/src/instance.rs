@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::engine::{check_arg_count, CallbackHandles, TrapLatch};
+use proxy_wasm_host::engine::{arity_mismatch, CallbackHandles, TrapLatch};
 use proxy_wasm_host::{CallbackSet, Error, Instance, Interrupt, Trap, VmHost};
 use wasmer::{AsStoreMut, Extern, Function, FunctionEnv, Global, GlobalType, Mutability, Store, Type, TypedFunction};
 
@@ -77,10 +77,7 @@ impl Handle {
             (R3(f), [a, b, c]) => f.call(store, n(a), n(b), n(c)).map(widen),
             (R4(f), [a, b, c, d]) => f.call(store, n(a), n(b), n(c), n(d)).map(widen),
             (R5(f), [a, b, c, d, e]) => f.call(store, n(a), n(b), n(c), n(d), n(e)).map(widen),
-            _ => {
-                let why = check_arg_count(callback, args).err();
-                return Err(why.unwrap_or_else(|| Trap::guest(format!("`{callback}`'s handle does not have its table row's arity"))));
-            }
+            _ => return Err(arity_mismatch(callback, args)),
         })
     }
 }

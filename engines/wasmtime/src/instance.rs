@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::engine::{callback_exports, check_arg_count, CallbackHandles, TrapLatch, Watchdog};
+use proxy_wasm_host::engine::{arity_mismatch, callback_exports, CallbackHandles, TrapLatch, Watchdog};
 use proxy_wasm_host::{CallbackSet, Error, Export, Instance, Interrupt, Trap, VmHost};
 use wasmtime::{AsContextMut, EngineWeak, Extern, Func, InstancePre, ModuleExport, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 
@@ -143,10 +143,7 @@ impl Handle {
             (R3(f), [a, b, c]) => f.call(store, (n(a), n(b), n(c))).map(widen),
             (R4(f), [a, b, c, d]) => f.call(store, (n(a), n(b), n(c), n(d))).map(widen),
             (R5(f), [a, b, c, d, e]) => f.call(store, (n(a), n(b), n(c), n(d), n(e))).map(widen),
-            _ => {
-                let why = check_arg_count(callback, args).err();
-                return Err(why.unwrap_or_else(|| Trap::guest(format!("`{callback}`'s handle does not have its table row's arity"))));
-            }
+            _ => return Err(arity_mismatch(callback, args)),
         })
     }
 }

@@ -33,6 +33,16 @@ pub fn check_arg_count(callback: Callback, args: &[u64]) -> Result<(), Trap> {
     Ok(())
 }
 
+/// The trap of a call whose arguments do not fit the handle an engine resolved for `callback`,
+/// for engines whose handles carry their table row's arity and check it by the call's own
+/// pattern match: [`check_arg_count`]'s refusal naming both counts, or, should the handle
+/// disagree with the row, a trap saying so.
+#[cold]
+pub fn arity_mismatch(callback: Callback, args: &[u64]) -> Trap {
+    let why = check_arg_count(callback, args).err();
+    why.unwrap_or_else(|| Trap::guest(format!("`{callback}`'s handle does not have its table row's arity")))
+}
+
 #[cold]
 fn wrong_arg_count(callback: Callback, wanted: usize, passed: usize) -> Trap {
     Trap::guest(format!("`{callback}` takes {wanted} arguments, the host passed {passed}"))

@@ -28,7 +28,8 @@
 //!    answers which it has, and [`Instance::exported`] all of them at once if the engine keeps
 //!    the set. [`Instance::call`] checks its arguments ([`callback_args`] or
 //!    [`check_arg_count`]), clears a pending interrupt, calls, and settles the outcome through a
-//!    [`TrapLatch`] so that no guest code runs after a trap.
+//!    [`TrapLatch`] so that no guest code runs after a trap (an engine whose handles carry
+//!    their arity matches on it and answers a mismatch with [`arity_mismatch`]).
 //! 5. **[`Interrupt`]**: stops the running call from another thread with a
 //!    [`TrapKind::Deadline`](crate::TrapKind::Deadline) trap. The host's one [`Watchdog`] arms
 //!    the CPU deadline around every call and fires the interrupt; an engine keeps no deadline
@@ -65,7 +66,7 @@ mod handles;
 mod watchdog;
 
 pub use crate::hostcalls::call_row;
-pub use call::{callback_args, check_arg_count, TrapLatch, MAX_CALLBACK_PARAMS};
+pub use call::{arity_mismatch, callback_args, check_arg_count, TrapLatch, MAX_CALLBACK_PARAMS};
 pub use handles::CallbackHandles;
 pub use checks::{allocator_callback, callback_exports, check_callback_export, check_imports, missing_imports};
 pub use watchdog::{Armed, DeadlineSlot, Watchdog};
