@@ -329,7 +329,7 @@ impl Vm {
     /// The plain path (no trace, no timing sample this time, no root to reap) sets the call
     /// state, calls, and clears it; everything else is on [`invoke_observed`](Self::invoke_observed)
     /// and [`settle`](Self::settle), out of line, as every stream callback comes through here.
-    #[inline]
+    #[inline(always)]
     fn invoke(&mut self, callback: Callback, context_id: u32, args: &[u64]) -> Result<u64, Trap> {
         if let Some(t) = &self.failure {
             return Err(failed_earlier(t));
@@ -352,15 +352,21 @@ impl Vm {
     /// The engine's call, under the VM's CPU deadline when it has one.
     #[inline(always)]
     fn call_engine(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
-        match &self.deadline {
+        match self.deadline {
             None => self.instance.call(callback, args),
-            Some(slot) => {
-                let armed = slot.arm()?;
-                let result = self.instance.call(callback, args);
-                let fired = armed.disarm();
-                result.map_err(|trap| deadline_trap(trap, fired, slot.deadline()))
-            }
+            Some(_) => self.call_engine_with_deadline(callback, args),
         }
+    }
+
+    /// [`call_engine`](Self::call_engine) under the VM's CPU deadline: out of line, as most
+    /// VMs have none.
+    #[inline(never)]
+    fn call_engine_with_deadline(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
+        let Some(slot) = &self.deadline else { return self.instance.call(callback, args) };
+        let armed = slot.arm()?;
+        let result = self.instance.call(callback, args);
+        let fired = armed.disarm();
+        result.map_err(|trap| deadline_trap(trap, fired, slot.deadline()))
     }
 
     /// [`invoke`](Self::invoke) of a callback that is traced, timed for the callback-duration
@@ -456,6 +462,7 @@ impl Vm {
     /// Calls an optional callback whose answer the host does not use: skipped when the VM has
     /// failed or the callback is not exported; a trap fails the VM, which is all the caller
     /// learns of it.
+    #[inline(always)]
     fn notify(&mut self, callback: Callback, context_id: u32, args: &[u64]) {
         if self.failure.is_none() && self.exports(callback, context_id) {
             let _ = self.invoke(callback, context_id, args);
