@@ -305,6 +305,8 @@ pub fn a_memory_bomb_hits_the_memory_limit(make: MakeEngine<'_>) {
         Limits { max_memory_bytes: 4 << 20, ..Limits::default() },
     );
     assert_eq!(vm.host().memory_refused(), None);
+    // Read before the growth too: an engine that keeps the size must see the growth.
+    assert_eq!(vm.memory_size(), 1 << 16);
     let pages = vm.call(Callback::OnVmStart, &[1, 0]).unwrap();
     assert_eq!(pages, 49, "1 + 3 x 16 pages: the next 16 would pass 64 pages (4 MiB)");
     assert_eq!(vm.memory_size(), 49 << 16);

@@ -8,7 +8,7 @@ use proxy_wasm_host::engine::{arity_mismatch, CallbackHandles, TrapLatch};
 use proxy_wasm_host::{CallbackSet, Error, Instance, Interrupt, Trap, VmHost};
 use wasmer::{AsStoreMut, Extern, Function, FunctionEnv, Global, GlobalType, Mutability, Store, Type, TypedFunction};
 
-use crate::limits::Refused;
+use crate::limits::MemoryEvents;
 use crate::shared::Shared;
 use crate::stop::{FlagPtr, Stop, WasmerInterrupt, STOP_EXPORT};
 use crate::store::{HostBox, StoreData};
@@ -108,8 +108,12 @@ pub struct WasmerInstance {
     stop: Arc<Stop>,
     /// The instance's stop flag.
     flag: FlagPtr,
-    /// Growths its memory refused at the limit, handed to the host after each call.
-    refused: Arc<Refused>,
+    /// Growths its memory refused at the limit (handed to the host after each call), and
+    /// whether it grew.
+    events: Arc<MemoryEvents>,
+    /// The size of its memory in bytes when last read: read again only after it grew, as
+    /// Wasmer's view of a memory costs more than the rest of a stream's bookkeeping per call.
+    memory_bytes: u64,
     /// The first trap, after which every call is refused.
     failed: TrapLatch,
     /// The VM's host state. Last, so it is dropped after the store that points at it.
@@ -135,7 +139,7 @@ pub(crate) fn instantiate(
     let allocator_callback = host.allocator();
     let max_memory_bytes = host.limits().max_memory_bytes;
     let stop = Arc::new(Stop::default());
-    let refused = Arc::new(Refused::default());
+    let events = Arc::new(MemoryEvents::default());
     // Before the store, so that on an early return it is dropped after it.
     let host = HostBox::new(host);
     let mut store = Store::new(shared.engine.clone());
@@ -143,7 +147,7 @@ pub(crate) fn instantiate(
     let env = FunctionEnv::new(&mut store, data);
     let mut imports = link::imports(&mut store, &env, module);
     extra(&mut store, &env, &mut imports);
-    let instance = limits::with_limit(max_memory_bytes, &refused, || {
+    let instance = limits::with_limit(max_memory_bytes, &events, || {
         // Boxed: Wasmer's error is large, and this closure's result passes through `with_limit`.
         wasmer::Instance::new(&mut store, module, &imports).map_err(Box::new)
     })
@@ -155,7 +159,7 @@ pub(crate) fn instantiate(
         Error::Instantiate { engine: name, message }
     })?;
     // A refusal in a start section is not the first callback's.
-    refused.take();
+    events.take_refused();
 
     let flag = match instance.exports.get_extern(STOP_EXPORT) {
         Some(Extern::Global(global)) => flag_ptr(&mut store, global),
@@ -182,11 +186,14 @@ pub(crate) fn instantiate(
     } else {
         None
     };
+    events.take_grown();
+    let memory_bytes = memory.as_ref().map_or(0, |m| m.view(&store).data_size());
     let data = env.as_mut(&mut store);
     data.memory = memory;
     data.allocator = allocator;
     let callbacks = CallbackHandles::new(exported);
-    Ok(WasmerInstance { store, env, instance, callbacks, stop, flag, refused, failed: TrapLatch::default(), host })
+    let failed = TrapLatch::default();
+    Ok(WasmerInstance { store, env, instance, callbacks, stop, flag, events, memory_bytes, failed, host })
 }
 
 /// The address of the stop flag `global` in `store`.
@@ -216,8 +223,18 @@ impl WasmerInstance {
         }
     }
 
-    fn trap(&self, e: wasmer::RuntimeError) -> Trap {
-        trap::from_error(e, &self.stop)
+    /// After a call that trapped, poisoned the instance, or had a memory growth refused: the
+    /// refusal is handed to the host, and the trap latched ([`TrapLatch::settle`]).
+    #[cold]
+    fn settle(&mut self, result: Result<u64, wasmer::RuntimeError>) -> Result<u64, Trap> {
+        // SAFETY: as in `host`: the call is over, and the reference ends in this function.
+        let shared = unsafe { self.host.ptr().get() };
+        if let Some(requested) = self.events.take_refused() {
+            shared.host.note_memory_refused(requested);
+        }
+        let poisoned = shared.poisoned.take();
+        let result = result.map_err(|e| trap::from_error(e, &self.stop));
+        self.failed.settle(result, poisoned)
     }
 
     /// The handle of `callback` made on its first call (see [`CallbackHandles::insert`]).
@@ -267,14 +284,12 @@ impl Instance for WasmerInstance {
         };
         self.stop.clear(self.flag);
         let result = self.callbacks.at(place).call(&mut self.store, callback, args)?;
-        // SAFETY: as in `host`: the call is over, and the result is used only here.
-        let shared = unsafe { self.host.ptr().get() };
-        if let Some(requested) = self.refused.take() {
-            shared.host.note_memory_refused(requested);
+        // SAFETY: as in `host`: the call is over, and the reference ends in this statement.
+        let clean = unsafe { self.host.ptr().get() }.poisoned.is_none() && !self.events.refusal_pending();
+        match result {
+            Ok(value) if clean => Ok(value),
+            result => self.settle(result),
         }
-        let poisoned = shared.poisoned.take();
-        let result = result.map_err(|e| self.trap(e));
-        self.failed.settle(result, poisoned)
     }
 
     fn host(&mut self) -> &mut VmHost {
@@ -284,10 +299,12 @@ impl Instance for WasmerInstance {
     }
 
     fn memory_size(&mut self) -> u64 {
-        match &self.env.as_ref(&self.store).memory {
-            Some(memory) => memory.view(&self.store).data_size(),
-            None => 0,
+        if self.events.take_grown() {
+            if let Some(memory) = &self.env.as_ref(&self.store).memory {
+                self.memory_bytes = memory.view(&self.store).data_size();
+            }
         }
+        self.memory_bytes
     }
 
     fn interrupt_handle(&self) -> Option<Arc<dyn Interrupt>> {

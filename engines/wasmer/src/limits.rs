@@ -6,11 +6,12 @@
 //! of the instance being made reaches them through a thread-local set around
 //! `wasmer::Instance::new` (which creates the memories on the calling thread). A refused growth
 //! answers -1 to the guest's `memory.grow`, as Wasm specifies and the C++ host does, and is
-//! recorded in the instance's [`Refused`] for the host.
+//! recorded in the instance's [`MemoryEvents`] for the host, as is a growth that happened (so the
+//! instance reads its memory's size again only after one).
 
 use std::cell::RefCell;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use wasmer::sys::vm::{
@@ -20,19 +21,38 @@ use wasmer::sys::vm::{
 use wasmer::sys::{BaseTunables, Tunables};
 use wasmer::{MemoryType, Pages, TableStyle, TableType, WASM_PAGE_SIZE};
 
-/// The largest growth (in bytes) an instance's memory refused since it was last taken; 0 for
-/// none. Shared between the instance and its limited memories.
+/// What an instance's memories did since the instance last looked, shared between the instance
+/// and its limited memories: the largest growth (in bytes) refused (0 for none), and whether
+/// one grew.
 #[derive(Debug, Default)]
-pub(crate) struct Refused(AtomicU64);
+pub(crate) struct MemoryEvents {
+    refused: AtomicU64,
+    grew: AtomicBool,
+}
 
-impl Refused {
-    fn note(&self, requested: u64) {
-        self.0.fetch_max(requested, Ordering::AcqRel);
+impl MemoryEvents {
+    fn refused(&self, requested: u64) {
+        self.refused.fetch_max(requested, Ordering::AcqRel);
     }
 
-    /// The largest refused growth since the last `take`, if any.
-    pub(crate) fn take(&self) -> Option<u64> {
-        Some(self.0.swap(0, Ordering::AcqRel)).filter(|&r| r > 0)
+    fn grew(&self) {
+        self.grew.store(true, Ordering::Release);
+    }
+
+    /// Whether a growth was refused since the last [`take_refused`](Self::take_refused): a
+    /// plain load, for the call path.
+    pub(crate) fn refusal_pending(&self) -> bool {
+        self.refused.load(Ordering::Acquire) > 0
+    }
+
+    /// The largest refused growth since the last call, if any.
+    pub(crate) fn take_refused(&self) -> Option<u64> {
+        Some(self.refused.swap(0, Ordering::AcqRel)).filter(|&r| r > 0)
+    }
+
+    /// Whether a memory grew (or was reset) since the last call.
+    pub(crate) fn take_grown(&self) -> bool {
+        self.grew.load(Ordering::Acquire) && self.grew.swap(false, Ordering::AcqRel)
     }
 }
 
@@ -40,16 +60,16 @@ impl Refused {
 #[derive(Clone)]
 struct Instantiating {
     max_bytes: u64,
-    refused: Arc<Refused>,
+    events: Arc<MemoryEvents>,
 }
 
 thread_local! {
     static INSTANTIATING: RefCell<Option<Instantiating>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` (which instantiates) with memories limited to `max_bytes` and reporting refusals to
-/// `refused`.
-pub(crate) fn with_limit<T>(max_bytes: u64, refused: &Arc<Refused>, f: impl FnOnce() -> T) -> T {
+/// Runs `f` (which instantiates) with memories limited to `max_bytes` and reporting refusals and
+/// growths to `events`.
+pub(crate) fn with_limit<T>(max_bytes: u64, events: &Arc<MemoryEvents>, f: impl FnOnce() -> T) -> T {
     struct Reset(Option<Instantiating>);
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -57,7 +77,7 @@ pub(crate) fn with_limit<T>(max_bytes: u64, refused: &Arc<Refused>, f: impl FnOn
             INSTANTIATING.with(|cell| *cell.borrow_mut() = previous);
         }
     }
-    let next = Instantiating { max_bytes, refused: refused.clone() };
+    let next = Instantiating { max_bytes, events: events.clone() };
     let _reset = Reset(INSTANTIATING.with(|cell| cell.borrow_mut().replace(next)));
     f()
 }
@@ -83,7 +103,7 @@ impl LimitingTunables {
                 cx.max_bytes
             )));
         }
-        Ok(VMMemory(Box::new(LimitedMemory { inner: memory, max_bytes: cx.max_bytes, refused: cx.refused })))
+        Ok(VMMemory(Box::new(LimitedMemory { inner: memory, max_bytes: cx.max_bytes, events: cx.events })))
     }
 }
 
@@ -142,7 +162,7 @@ impl Tunables for LimitingTunables {
 struct LimitedMemory {
     inner: VMMemory,
     max_bytes: u64,
-    refused: Arc<Refused>,
+    events: Arc<MemoryEvents>,
 }
 
 impl LinearMemory for LimitedMemory {
@@ -162,25 +182,31 @@ impl LinearMemory for LimitedMemory {
         let current = bytes(self.inner.size());
         let desired = current.saturating_add(bytes(delta));
         if desired > self.max_bytes {
-            self.refused.note(desired);
+            self.events.refused(desired);
             return Err(MemoryError::Generic(format!(
                 "linear memory would grow from {current} to {desired} bytes; the limit is {} bytes",
                 self.max_bytes
             )));
         }
-        self.inner.grow(delta)
+        let grown = self.inner.grow(delta)?;
+        self.events.grew();
+        Ok(grown)
     }
 
     fn grow_at_least(&mut self, min_size: u64) -> Result<(), MemoryError> {
         if min_size > self.max_bytes {
-            self.refused.note(min_size);
+            self.events.refused(min_size);
             return Err(MemoryError::Generic(format!("the limit is {} bytes", self.max_bytes)));
         }
-        self.inner.grow_at_least(min_size)
+        self.inner.grow_at_least(min_size)?;
+        self.events.grew();
+        Ok(())
     }
 
     fn reset(&mut self) -> Result<(), MemoryError> {
-        self.inner.reset()
+        self.inner.reset()?;
+        self.events.grew();
+        Ok(())
     }
 
     fn vmmemory(&self) -> NonNull<VMMemoryDefinition> {
@@ -189,7 +215,7 @@ impl LinearMemory for LimitedMemory {
 
     fn try_clone(&self) -> Result<Box<dyn LinearMemory + Send + Sync + 'static>, MemoryError> {
         let inner = self.inner.try_clone()?;
-        Ok(Box::new(LimitedMemory { inner, max_bytes: self.max_bytes, refused: self.refused.clone() }))
+        Ok(Box::new(LimitedMemory { inner, max_bytes: self.max_bytes, events: self.events.clone() }))
     }
 
     unsafe fn initialize_with_data(&self, start: usize, data: &[u8]) -> Result<(), Trap> {
@@ -199,7 +225,7 @@ impl LinearMemory for LimitedMemory {
 
     fn copy(&self) -> Result<Box<dyn LinearMemory + Send + Sync + 'static>, MemoryError> {
         let inner = VMMemory(self.inner.copy()?);
-        Ok(Box::new(LimitedMemory { inner, max_bytes: self.max_bytes, refused: self.refused.clone() }))
+        Ok(Box::new(LimitedMemory { inner, max_bytes: self.max_bytes, events: self.events.clone() }))
     }
 
     fn as_shared(&self) -> Result<VMSharedMemory, MemoryError> {
