@@ -571,6 +571,7 @@ impl Vm {
 
     /// Adds a stream context under root context `root` (`BadContext` if `root` is not one),
     /// with the root's plugin's flags the stream callbacks read kept in it.
+    #[inline(always)]
     fn add_stream(&mut self, root: u32, stream: Box<dyn Stream>, tcp: bool, rejected: bool) -> Result<u32, Error> {
         let allows_stop = match self.instance.host().contexts.get(&root) {
             Some(Context { kind: ContextKind::Root(r), .. }) => r.plugin.allow_on_headers_stop_iteration,
@@ -677,7 +678,8 @@ impl Vm {
 
     /// [`stream_callback`](Self::stream_callback) with what it reads of the stream context
     /// (whether it was rejected, whether its plugin allows a headers callback to stop
-    /// iteration) read already.
+    /// iteration) read already. Inlined: every HTTP stream's headers come through here.
+    #[inline(always)]
     fn run_stream_callback(
         &mut self,
         id: u32,
