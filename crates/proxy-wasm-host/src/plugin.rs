@@ -316,9 +316,15 @@ impl PluginHost {
         self.env.stats.render()
     }
 
-    /// The same stats as samples (name, labels, value), in the order rendered.
+    /// The same stats as samples (name, labels, value), sorted by name and labels so that the
+    /// order is the same from run to run (the exposition lists a family's series in hash-map
+    /// order); a histogram's buckets stay in their rendered `le` order.
     pub fn stats(&self) -> Vec<StatSample> {
-        parse_samples(&self.render_stats())
+        let mut samples = parse_samples(&self.render_stats());
+        let key = |s: &StatSample| (s.name.clone(), s.labels.iter().filter(|(k, _)| k != "le").cloned().collect::<Vec<_>>());
+        // Stable: the buckets of one series keep their order.
+        samples.sort_by_cached_key(key);
+        samples
     }
 
     /// Compiles and validates a module, or returns the cached one with the same sha256 (of the

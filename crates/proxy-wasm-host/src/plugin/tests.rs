@@ -199,6 +199,30 @@ fn fail_closed_rejects_every_later_stream_until_the_configuration_is_reloaded() 
 }
 
 #[test]
+fn stats_come_sorted_by_name_and_labels_with_buckets_in_le_order() {
+    let (host, code, _, _) = host(Script { fail_every: Some(3), ..Default::default() });
+    let vm = host.add_plugin(&code, config(), plugin(None)).unwrap();
+    let mut worker = vm.worker().unwrap();
+    for _ in 0..4 {
+        request(&mut worker);
+    }
+    let samples = host.stats();
+    let key = |s: &StatSample| (s.name.clone(), s.labels.iter().filter(|(k, _)| k != "le").cloned().collect::<Vec<_>>());
+    assert!(samples.windows(2).all(|w| key(&w[0]) <= key(&w[1])), "{samples:#?}");
+    // A family with several series, whose render order is a hash map's.
+    let outcomes = samples.iter().filter(|s| s.name == "proxy_wasm_plugin_failed_streams_total").count();
+    assert!(outcomes >= 2, "{samples:#?}");
+    // Buckets: each series' `le` bounds rise to +Inf, as rendered (not sorted as text).
+    let buckets: Vec<&StatSample> = samples.iter().filter(|s| s.name.ends_with("_bucket")).collect();
+    assert!(!buckets.is_empty(), "{samples:#?}");
+    for series in buckets.chunk_by(|a, b| key(a) == key(b)) {
+        let bounds: Vec<f64> = series.iter().map(|s| s.label("le").unwrap().parse::<f64>().unwrap()).collect();
+        assert!(bounds.windows(2).all(|w| w[0] < w[1]), "{bounds:?}");
+        assert_eq!(bounds.last(), Some(&f64::INFINITY));
+    }
+}
+
+#[test]
 fn fail_open_passes_every_later_stream_and_the_older_spelling_means_the_same() {
     for p in [plugin(Some(FailurePolicy::FailOpen)), PluginInfo { fail_open: true, ..plugin(None) }] {
         let (host, code, _, _) = host(Script { fail_every: Some(2), ..Default::default() });
