@@ -211,3 +211,12 @@ impl From<abi::VersionError> for Error {
         Error::Version(e)
     }
 }
+
+/// A frame's function name made readable: a Rust symbol (legacy or v0 mangling) demangled
+/// without its hash; any other name as it is.
+pub(crate) fn demangled(name: &str) -> String {
+    match rustc_demangle::try_demangle(name) {
+        Ok(d) => format!("{d:#}"),
+        Err(_) => name.to_string(),
+    }
+}

@@ -384,15 +384,6 @@ fn parse_labels(text: &str) -> Vec<(String, String)> {
     out
 }
 
-/// A frame's function name made readable: a Rust symbol (legacy or v0 mangling) demangled
-/// without its hash; any other name as it is.
-fn demangled(name: &str) -> String {
-    match rustc_demangle::try_demangle(name) {
-        Ok(d) => format!("{d:#}"),
-        Err(_) => name.to_string(),
-    }
-}
-
 /// Logs a VM failure through `tracing` at error level, with everything an operator needs: the
 /// plugin, its root id, the vm_id, the engine, the callback, the kind, the engine's message
 /// and the Wasm backtrace (innermost first) where the engine gives one.
@@ -403,7 +394,7 @@ pub(crate) fn log_failure(plugin: Option<&PluginInfo>, vm_id: &str, engine: &str
     let backtrace: Cow<'_, str> = if trap.backtrace.is_empty() {
         Cow::Borrowed("(none)")
     } else {
-        Cow::Owned(trap.backtrace.iter().map(|f| demangled(f)).collect::<Vec<_>>().join(" <- "))
+        Cow::Owned(trap.backtrace.iter().map(|f| crate::error::demangled(f)).collect::<Vec<_>>().join(" <- "))
     };
     tracing::error!(
         plugin = name,
@@ -431,14 +422,6 @@ mod tests {
         assert_eq!(s[0].value, 3.0);
         assert_eq!(s[1].series(), "y");
         assert_eq!(s[2].label("le"), Some("+Inf"));
-    }
-
-    #[test]
-    fn rust_frames_are_demangled_and_others_kept() {
-        assert_eq!(demangled("_ZN4core9panicking9panic_fmt17h0123456789abcdefE"), "core::panicking::panic_fmt");
-        assert_eq!(demangled("_RNvNtCsgXGp5Oqx2Ny_4core9panicking9panic_fmt"), "core::panicking::panic_fmt");
-        assert_eq!(demangled("proxy_on_request_headers"), "proxy_on_request_headers");
-        assert_eq!(demangled("wasm function 12"), "wasm function 12");
     }
 
     #[test]

@@ -27,10 +27,7 @@ pub(crate) fn from_error(error: RuntimeError, stop: &Stop) -> Trap {
             None => format!("wasm function {}", frame.func_index()),
         })
         .collect();
-    let location = frames
-        .first()
-        .map(|f| if f.starts_with("wasm function") { format!(" (in {f})") } else { format!(" (in `{f}`)") })
-        .unwrap_or_default();
+    let location = proxy_wasm_host::engine::trap_location(&frames);
     let message = error.message();
     let code = error.to_trap();
     let trap = if code == Some(TrapCode::UnreachableCodeReached) && stop.raised() {

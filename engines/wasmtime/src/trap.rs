@@ -29,10 +29,7 @@ pub(crate) fn from_error(error: wasmtime::Error) -> Trap {
                 .collect()
         })
         .unwrap_or_default();
-    let location = frames
-        .first()
-        .map(|f| if f.starts_with("wasm function") { format!(" (in {f})") } else { format!(" (in `{f}`)") })
-        .unwrap_or_default();
+    let location = proxy_wasm_host::engine::trap_location(&frames);
     let trap = match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => Trap::deadline(format!("interrupted by the host{location}")),
         Some(trap) => Trap::guest(format!("{trap}{location}")),

@@ -1,5 +1,5 @@
-//! What every engine's [`Instance::call`](super::Instance::call)(super::Instance::call) shares: the argument checks and
-//! [`TrapLatch`], the refuse-after-trap bookkeeping.
+//! What every engine's [`Instance::call`](super::Instance::call) shares: the argument checks,
+//! [`TrapLatch`] (the refuse-after-trap bookkeeping) and [`trap_location`].
 
 use abi::Callback;
 
@@ -31,6 +31,18 @@ pub fn check_arg_count(callback: Callback, args: &[u64]) -> Result<(), Trap> {
         return Err(wrong_arg_count(callback, wanted, args.len()));
     }
     Ok(())
+}
+
+/// Where a guest trap happened, for the end of its message: `` (in `name`)`` with the innermost
+/// frame's function name (`frames` as [`Trap::backtrace`] keeps them, innermost first; a Rust
+/// symbol demangled, as the logged backtrace shows it), ` (in wasm function N)` for a frame
+/// without a name, nothing without frames.
+pub fn trap_location(frames: &[String]) -> String {
+    match frames.first() {
+        None => String::new(),
+        Some(f) if f.starts_with("wasm function") => format!(" (in {f})"),
+        Some(f) => format!(" (in `{}`)", crate::error::demangled(f)),
+    }
 }
 
 /// The trap of a call whose arguments do not fit the handle an engine resolved for `callback`,
@@ -92,3 +104,26 @@ fn failed_earlier(why: &str) -> Trap {
     Trap::guest(format!("VM failed earlier: {why}"))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::demangled;
+
+    #[test]
+    fn rust_frames_are_demangled_and_others_kept() {
+        assert_eq!(demangled("_ZN4core9panicking9panic_fmt17h0123456789abcdefE"), "core::panicking::panic_fmt");
+        assert_eq!(demangled("_RNvNtCsgXGp5Oqx2Ny_4core9panicking9panic_fmt"), "core::panicking::panic_fmt");
+        assert_eq!(demangled("proxy_on_request_headers"), "proxy_on_request_headers");
+        assert_eq!(demangled("wasm function 12"), "wasm function 12");
+    }
+
+    #[test]
+    fn a_trap_is_located_in_its_innermost_frame_readably() {
+        let frames = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(trap_location(&[]), "");
+        assert_eq!(trap_location(&frames(&["wasm function 7", "proxy_on_tick"])), " (in wasm function 7)");
+        assert_eq!(trap_location(&frames(&["proxy_on_tick"])), " (in `proxy_on_tick`)");
+        let panic = frames(&["_RNvNtCsgXGp5Oqx2Ny_4core9panicking9panic_fmt", "proxy_on_request_headers"]);
+        assert_eq!(trap_location(&panic), " (in `core::panicking::panic_fmt`)");
+    }
+}

@@ -66,7 +66,7 @@ mod handles;
 mod watchdog;
 
 pub use crate::hostcalls::call_row;
-pub use call::{arity_mismatch, callback_args, check_arg_count, TrapLatch, MAX_CALLBACK_PARAMS};
+pub use call::{arity_mismatch, callback_args, check_arg_count, trap_location, TrapLatch, MAX_CALLBACK_PARAMS};
 pub use handles::CallbackHandles;
 pub use checks::{allocator_callback, callback_exports, check_callback_export, check_imports, missing_imports};
 pub use watchdog::{Armed, DeadlineSlot, Watchdog};
