@@ -94,17 +94,26 @@ impl Engine for NullVm {
         let name = std::str::from_utf8(bytes).ok().filter(|n| !n.is_empty() && n.len() <= 256);
         match name.and_then(|n| NullVm::lookup(n).map(|l| (n, l))) {
             Some((name, lookup)) => Ok(Arc::new(module::NullModule::static_plugin(name, lookup))),
-            None => {
-                let registered = NullVm::registered();
-                let shown = name.map_or_else(|| format!("{} bytes", bytes.len()), |n| format!("`{n}`"));
-                Err(Error::Compile {
-                    engine: NAME,
-                    message: format!(
-                        "{shown} is neither a shared library (ELF) nor the name of a static plugin registered with NullVm::register (registered: {})",
-                        if registered.is_empty() { "none".to_string() } else { registered.join(", ") }
-                    ),
-                })
-            }
+            None => Err(Error::Compile { engine: NAME, message: not_loadable(bytes, name) }),
         }
     }
+}
+
+/// Why `bytes` (`name` when they are short UTF-8) is not a plugin the Null VM can load. A Wasm
+/// module (binary, or text starting with `(module`) is told to go to a Wasm engine; other bytes
+/// are quoted as the static plugin name they were taken for only when they look like one (one
+/// line, no surrounding blanks), else counted, so a file's contents are not echoed.
+fn not_loadable(bytes: &[u8], name: Option<&str>) -> String {
+    let registered = NullVm::registered();
+    let registered = if registered.is_empty() { "none".to_string() } else { registered.join(", ") };
+    let wat = std::str::from_utf8(bytes).is_ok_and(|t| t.trim_start().starts_with("(module"));
+    if bytes.starts_with(b"\0asm") || wat {
+        return format!(
+            "it is a Wasm module ({} bytes), and the Null VM runs native plugins only (a shared library, or a static plugin registered with NullVm::register; registered: {registered}): run it on a Wasm engine",
+            bytes.len()
+        );
+    }
+    let looks_like_name = |n: &&str| n.trim() == *n && !n.chars().any(char::is_control);
+    let shown = name.filter(looks_like_name).map_or_else(|| format!("{} bytes", bytes.len()), |n| format!("`{n}`"));
+    format!("{shown} is neither a shared library (ELF) nor the name of a static plugin registered with NullVm::register (registered: {registered})")
 }
