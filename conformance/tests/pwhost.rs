@@ -344,9 +344,10 @@ fn bad_input_is_one_line_naming_the_problem_and_exit_2() {
         (vec!["run", "--engine", engine, "--plugin", &missing, "--exchange", &exchange], format!("cannot read plugin `{missing}`")),
         (vec!["inspect", "--engine", engine, &missing], format!("cannot read plugin `{missing}`")),
         (vec!["run", "--engine", engine, "--plugin", &garbage, "--exchange", &exchange], "is not a valid Wasm module for".into()),
-        (vec!["inspect", "--engine", engine, &garbage], "not a valid Wasm module for".into()),
+        (vec!["inspect", "--engine", engine, &garbage], "is not a valid Wasm module for".into()),
         // The text-format parser's error spans several lines: it comes out as one.
-        (vec!["run", "--engine", engine, "--plugin", &text, "--exchange", &exchange], "read as the text format".into()),
+        (vec!["run", "--engine", engine, "--plugin", &text, "--exchange", &exchange], "is not a Wasm binary, nor valid Wasm text: expected `(`".into()),
+        (vec!["inspect", "--engine", engine, &text], "is not a Wasm binary, nor valid Wasm text: expected `(`".into()),
         (vec!["inspect", "--engine", engine, &text], "at line 1, column 1".into()),
         (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &unknown_step], "step 2 (`request_hedaers`): unknown step `request_hedaers`".into()),
         (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &unknown_key], "unknown key `stpes`".into()),
@@ -368,9 +369,12 @@ fn bad_input_is_one_line_naming_the_problem_and_exit_2() {
     ];
     if engines::built_in().contains(&"null") {
         // The Null VM loads native plugins: a file it cannot load is not called a bad Wasm module.
-        let why = "is not a plugin the Null VM can load: 10 bytes is neither a shared library (ELF)";
+        let why = "is not a plugin the Null VM can load: it is a Wasm module (10 bytes), and the Null VM runs native plugins only";
         cases.push((vec!["run", "--engine", "null", "--plugin", &garbage, "--exchange", &exchange], format!("plugin `{garbage}` {why}")));
         cases.push((vec!["run", "--engine", "null", "--plugin", &garbage, "--exchange", &exchange, "--json"], format!("plugin `{garbage}` {why}")));
+        // Text is counted, not echoed as a static plugin's name.
+        let why = "is not a plugin the Null VM can load: 21 bytes is neither a shared library (ELF)";
+        cases.push((vec!["run", "--engine", "null", "--plugin", &text, "--exchange", &exchange], format!("plugin `{text}` {why}")));
     }
     if let Some(name) = not_built {
         cases.push((
@@ -398,6 +402,10 @@ fn help_completions_and_engines() {
         assert!(r.out.contains(&format!("\n  {command} ")), "help lists `{command}`:\n{}", r.out);
     }
     assert!(r.out.contains("Exit codes:") && r.out.contains("  2  bad input"), "help gives the exit codes:\n{}", r.out);
+    // The same causes as the README's table of exit codes.
+    for cause in ["fails its sha256 or signature", "a precompiled-cache file that fails its checks", "an unknown option or a missing one"] {
+        assert!(r.out.replace("\n    ", " ").replace("  ", " ").contains(cause), "help lacks `{cause}`:\n{}", r.out);
+    }
     // --plugin is optional: the exchange's plugin.code may name the code instead.
     let usage = "Usage: pwhost run [OPTIONS] --engine <NAME> --exchange <FILE.yaml>";
     for args in [&["help", "run"][..], &["run", "--help"]] {

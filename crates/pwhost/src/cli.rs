@@ -19,11 +19,12 @@ use proxy_wasm_host::{quote, quote_map, quote_whole, validate, Capabilities, Eng
 const EXIT_CODES: &str = "\
 Exit codes:
   0  the exchange ran and nothing trapped (inspect: the host would load the plugin)
-  1  the host refused the plugin, it did not start (proxy_on_vm_start or proxy_on_configure
-     returned false), or it trapped
+  1  the host refused the plugin (an unknown import, no ABI marker, no allocator, code that
+     fails its sha256 or signature, a precompiled-cache file that fails its checks), it did
+     not start (proxy_on_vm_start or proxy_on_configure returned false), or it trapped
   2  bad input: a missing file, a module that does not compile, an exchange that does not
-     parse, an engine not built in, an unknown option; one line on stderr names the file,
-     step or key at fault";
+     parse, an engine not built in, an unknown option or a missing one; one line on stderr
+     names the file, step, key or option at fault";
 
 /// `pwhost`'s command line.
 #[derive(Debug, Parser)]
@@ -420,10 +421,7 @@ fn cmd_run(args: RunArgs, cx: &mut Out) -> anyhow::Result<u8> {
     let code = match host.load(&bytes) {
         Ok(code) => code,
         // Not a module at all: bad input.
-        Err(e @ Error::Compile { .. }) => bail!("plugin `{plugin_path}` is {e}"),
-        Err(Error::Text(message)) => {
-            bail!("plugin `{plugin_path}` (it is not a Wasm binary, so it was read as the text format): {message}");
-        }
+        Err(e @ (Error::Compile { .. } | Error::Text(_))) => return Err(not_a_module(&plugin_path, e)),
         Err(e @ Error::Io(_)) => return Err(e).with_context(|| format!("cannot load plugin `{plugin_path}`")),
         // A module the host refuses, as `inspect` would say.
         Err(e) => {
@@ -583,8 +581,8 @@ fn cmd_inspect(args: InspectArgs, cx: &mut Out) -> anyhow::Result<u8> {
     };
     let engine = engine(&name)?;
     let bytes = read(&args.file, "plugin")?;
-    let binary = proxy_wasm_host::module_binary(&*engine, &bytes).with_context(|| format!("plugin `{file}`"))?;
-    let module = engine.compile(&binary).with_context(|| format!("plugin `{file}`"))?;
+    let binary = proxy_wasm_host::module_binary(&*engine, &bytes).map_err(|e| not_a_module(&file, e))?;
+    let module = engine.compile(&binary).map_err(|e| not_a_module(&file, e))?;
     say!(cx, "plugin:   {file} ({} bytes)", bytes.len());
     say!(cx, "engine:   {}", engine.name());
     say!(cx, "enforces: {}", enforces(engine.capabilities()));
@@ -612,6 +610,16 @@ fn cmd_inspect(args: InspectArgs, cx: &mut Out) -> anyhow::Result<u8> {
             say!(cx, "verdict:  refused: {e}");
             Ok(1)
         }
+    }
+}
+
+/// The one wording `run` and `inspect` share for a plugin file that is not a module the engine
+/// compiles: a binary it refuses, or (not being a binary) text that does not parse.
+fn not_a_module(path: &dyn std::fmt::Display, e: Error) -> anyhow::Error {
+    match e {
+        Error::Text(message) => anyhow!("plugin `{path}` is not a Wasm binary, nor valid Wasm text: {message}"),
+        Error::Compile { .. } => anyhow!("plugin `{path}` is {e}"),
+        e => anyhow!("plugin `{path}`: {e}"),
     }
 }
 
