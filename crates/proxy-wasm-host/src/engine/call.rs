@@ -33,16 +33,30 @@ pub fn check_arg_count(callback: Callback, args: &[u64]) -> Result<(), Trap> {
     Ok(())
 }
 
-/// Where a guest trap happened, for the end of its message: `` (in `name`)`` with the innermost
-/// frame's function name (`frames` as [`Trap::backtrace`] keeps them, innermost first; a Rust
-/// symbol demangled, as the logged backtrace shows it), ` (in wasm function N)` for a frame
-/// without a name, nothing without frames.
+/// Where a guest trap happened, for the end of its message: `` (in `name`)`` with the function
+/// of the innermost frame that is the plugin's own code, ` (in wasm function N)` for a frame
+/// without a name, nothing without frames. `frames` are as [`Trap::backtrace`] keeps them,
+/// innermost first; a Rust symbol is demangled, as the logged backtrace shows it.
+///
+/// A panic or an `abort` traps inside the language's runtime (`__rustc::rust_panic`,
+/// `core::panicking::panic_fmt`, wasi-libc's `abort`), the same frames for every plugin, so
+/// those frames (Rust's standard library and panic runtimes, C's `abort`) are passed over; a trap whose frames are all runtime
+/// frames is located in the innermost.
 pub fn trap_location(frames: &[String]) -> String {
-    match frames.first() {
+    let names: Vec<String> = frames.iter().map(|f| crate::error::demangled(f)).collect();
+    match names.iter().find(|n| !is_runtime_frame(n)).or(names.first()) {
         None => String::new(),
         Some(f) if f.starts_with("wasm function") => format!(" (in {f})"),
-        Some(f) => format!(" (in `{}`)", crate::error::demangled(f)),
+        Some(f) => format!(" (in `{f}`)"),
     }
+}
+
+/// Whether `name` (demangled) is a function of a guest language's runtime rather than of the
+/// plugin: Rust's standard library (`core::`, `alloc::`, `std::`, the `__rustc::` and `__rust_`
+/// shims, the panic runtimes) or C's `abort`.
+fn is_runtime_frame(name: &str) -> bool {
+    const PREFIXES: [&str; 7] = ["core::", "alloc::", "std::", "__rustc::", "__rust_", "panic_abort::", "panic_unwind::"];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || matches!(name, "abort" | "rust_panic")
 }
 
 /// The trap of a call whose arguments do not fit the handle an engine resolved for `callback`,
@@ -123,7 +137,18 @@ mod tests {
         assert_eq!(trap_location(&[]), "");
         assert_eq!(trap_location(&frames(&["wasm function 7", "proxy_on_tick"])), " (in wasm function 7)");
         assert_eq!(trap_location(&frames(&["proxy_on_tick"])), " (in `proxy_on_tick`)");
-        let panic = frames(&["_RNvNtCsgXGp5Oqx2Ny_4core9panicking9panic_fmt", "proxy_on_request_headers"]);
-        assert_eq!(trap_location(&panic), " (in `core::panicking::panic_fmt`)");
+        // A panic is located in the plugin's function that panicked, not in the runtime's.
+        let panic = frames(&[
+            "_RNvNtCsgXGp5Oqx2Ny_4core9panicking9panic_fmt",
+            "_ZN4core9panicking9panic_fmt17h0123456789abcdefE",
+            "<sdk_e2e::Trap as proxy_wasm::traits::HttpContext>::on_http_request_headers",
+            "proxy_on_request_headers",
+        ]);
+        let located = " (in `<sdk_e2e::Trap as proxy_wasm::traits::HttpContext>::on_http_request_headers`)";
+        assert_eq!(trap_location(&panic), located);
+        assert_eq!(trap_location(&frames(&["abort", "handle", "proxy_on_tick"])), " (in `handle`)");
+        // Only runtime frames: the innermost.
+        let runtime = frames(&["_ZN4core9panicking9panic_fmt17h0123456789abcdefE", "abort"]);
+        assert_eq!(trap_location(&runtime), " (in `core::panicking::panic_fmt`)");
     }
 }
