@@ -300,6 +300,9 @@ fn a_module_with_an_unknown_import_is_named_and_refused_with_exit_1() {
         r.out.lines().last(),
         Some("verdict:  refused: it imports `env.proxy_get_shared_data_v2`, which this host does not provide")
     );
+    // Said once, on the verdict's line.
+    assert!(r.out.lines().any(|l| l == "abi:      ? (see the verdict)"), "{}", r.out);
+    assert_eq!(r.out.matches("which this host does not provide").count(), 1, "{}", r.out);
     // `run` refuses it the same way, before any step.
     let exchange = file("unknown_import", "headers.yaml", HEADERS);
     let r = pwhost(&["run", "--engine", engine(), "--plugin", &module, "--exchange", &exchange]);
@@ -332,6 +335,7 @@ fn bad_input_is_one_line_naming_the_problem_and_exit_2() {
     let missing = missing.to_string_lossy().into_owned();
     let garbage = file("bad_input", "garbage.wasm", b"\0asm\x01\0\0\0\x01\xff");
     let text = file("bad_input", "text.wasm", "this is not a module\n");
+    let empty = file("bad_input", "empty.wasm", "");
     let unknown_step = file("bad_input", "step.yaml", "steps:\n  - tick\n  - request_hedaers: {}\n");
     let unknown_key = file("bad_input", "key.yaml", "stpes: [tick]\n");
     let plugin_key = file("bad_input", "plugin.yaml", "plugin: {nmae: x}\nsteps: [tick]\n");
@@ -349,6 +353,8 @@ fn bad_input_is_one_line_naming_the_problem_and_exit_2() {
         (vec!["run", "--engine", engine, "--plugin", &text, "--exchange", &exchange], "is not a Wasm binary, nor valid Wasm text: expected `(`".into()),
         (vec!["inspect", "--engine", engine, &text], "is not a Wasm binary, nor valid Wasm text: expected `(`".into()),
         (vec!["inspect", "--engine", engine, &text], "at line 1, column 1".into()),
+        (vec!["run", "--engine", engine, "--plugin", &empty, "--exchange", &exchange], format!("plugin `{empty}` is empty")),
+        (vec!["inspect", "--engine", engine, &empty], format!("plugin `{empty}` is empty")),
         (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &unknown_step], "step 2 (`request_hedaers`): unknown step `request_hedaers`".into()),
         (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &unknown_key], "unknown key `stpes`".into()),
         (vec!["run", "--engine", engine, "--plugin", &sdk, "--exchange", &plugin_key], "unknown key `nmae` in `plugin`".into()),
@@ -373,7 +379,7 @@ fn bad_input_is_one_line_naming_the_problem_and_exit_2() {
         cases.push((vec!["run", "--engine", "null", "--plugin", &garbage, "--exchange", &exchange], format!("plugin `{garbage}` {why}")));
         cases.push((vec!["run", "--engine", "null", "--plugin", &garbage, "--exchange", &exchange, "--json"], format!("plugin `{garbage}` {why}")));
         // Text is counted, not echoed as a static plugin's name.
-        let why = "is not a plugin the Null VM can load: 21 bytes is neither a shared library (ELF)";
+        let why = "is not a plugin the Null VM can load: the code (21 bytes) is neither a shared library (ELF)";
         cases.push((vec!["run", "--engine", "null", "--plugin", &text, "--exchange", &exchange], format!("plugin `{text}` {why}")));
     }
     if let Some(name) = not_built {
@@ -415,10 +421,12 @@ fn help_completions_and_engines() {
         for option in ["--plugin <FILE>", "--config <STRING>", "--config-file <FILE>", "--json"] {
             assert!(r.out.contains(option), "{args:?} lacks {option}:\n{}", r.out);
         }
+        assert!(r.out.contains("Exit codes:") && r.out.contains("  2  bad input"), "{args:?}: the exit codes:\n{}", r.out);
     }
     let r = pwhost(&["inspect", "-h"]);
     assert_eq!(r.code, 0);
     assert!(r.out.contains("Usage: pwhost inspect [OPTIONS] <FILE>"), "{}", r.out);
+    assert!(r.out.contains("Exit codes:"), "inspect's help gives the exit codes:\n{}", r.out);
     let r = pwhost(&[]);
     assert_eq!(r.code, 2, "no command is a usage error");
     assert_eq!(r.out, "");

@@ -114,6 +114,6 @@ fn not_loadable(bytes: &[u8], name: Option<&str>) -> String {
         );
     }
     let looks_like_name = |n: &&str| n.trim() == *n && !n.chars().any(char::is_control);
-    let shown = name.filter(looks_like_name).map_or_else(|| format!("{} bytes", bytes.len()), |n| format!("`{n}`"));
+    let shown = name.filter(looks_like_name).map_or_else(|| format!("the code ({} bytes)", bytes.len()), |n| format!("`{n}`"));
     format!("{shown} is neither a shared library (ELF) nor the name of a static plugin registered with NullVm::register (registered: {registered})")
 }

@@ -121,7 +121,7 @@ fn static_plugin_errors_name_the_problem() {
     assert!(unknown.contains("registered:"), "{unknown}");
     // A file's contents are not echoed as if they were a name; a Wasm module is sent to a Wasm engine.
     let text = err(b"this is not a plugin\n");
-    assert!(text.contains("21 bytes is neither a shared library (ELF)"), "{text}");
+    assert!(text.contains("the code (21 bytes) is neither a shared library (ELF)"), "{text}");
     for wasm in [&b"\0asm\x01\0\0\0"[..], b"  (module)"] {
         let why = err(wasm);
         assert!(why.contains("it is a Wasm module") && why.ends_with("run it on a Wasm engine"), "{why}");
