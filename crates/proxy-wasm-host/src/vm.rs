@@ -166,6 +166,16 @@ fn failed_earlier(t: &Trap) -> Trap {
     Trap::new(t.kind.clone(), format!("VM failed earlier: {}", t.message))
 }
 
+/// `instance`'s call of `callback` under the VM's CPU deadline `slot`: out of line, as most VMs
+/// have none ([`Vm::call_engine`] keeps the plain call inline).
+#[inline(never)]
+fn call_with_deadline(instance: &mut dyn Instance, slot: &DeadlineSlot, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
+    let armed = slot.arm()?;
+    let result = instance.call(callback, args);
+    let fired = armed.disarm();
+    result.map_err(|trap| deadline_trap(trap, fired, slot.deadline()))
+}
+
 /// The trap of a call the watchdog may have stopped: a deadline trap that says so when it fired
 /// (the engine only knows it was interrupted).
 fn deadline_trap(trap: Trap, fired: bool, deadline: std::time::Duration) -> Trap {
@@ -352,21 +362,10 @@ impl Vm {
     /// The engine's call, under the VM's CPU deadline when it has one.
     #[inline(always)]
     fn call_engine(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
-        match self.deadline {
+        match &self.deadline {
             None => self.instance.call(callback, args),
-            Some(_) => self.call_engine_with_deadline(callback, args),
+            Some(slot) => call_with_deadline(&mut *self.instance, slot, callback, args),
         }
-    }
-
-    /// [`call_engine`](Self::call_engine) under the VM's CPU deadline: out of line, as most
-    /// VMs have none.
-    #[inline(never)]
-    fn call_engine_with_deadline(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap> {
-        let Some(slot) = &self.deadline else { return self.instance.call(callback, args) };
-        let armed = slot.arm()?;
-        let result = self.instance.call(callback, args);
-        let fired = armed.disarm();
-        result.map_err(|trap| deadline_trap(trap, fired, slot.deadline()))
     }
 
     /// [`invoke`](Self::invoke) of a callback that is traced, timed for the callback-duration

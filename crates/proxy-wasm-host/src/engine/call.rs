@@ -40,8 +40,8 @@ pub fn check_arg_count(callback: Callback, args: &[u64]) -> Result<(), Trap> {
 ///
 /// A panic or an `abort` traps inside the language's runtime (`__rustc::rust_panic`,
 /// `core::panicking::panic_fmt`, wasi-libc's `abort`), the same frames for every plugin, so
-/// those frames (Rust's standard library and panic runtimes, C's `abort`) are passed over; a trap whose frames are all runtime
-/// frames is located in the innermost.
+/// those frames are passed over; a trap whose frames are all the runtime's is located in the
+/// innermost.
 pub fn trap_location(frames: &[String]) -> String {
     let names: Vec<String> = frames.iter().map(|f| crate::error::demangled(f)).collect();
     match names.iter().find(|n| !is_runtime_frame(n)).or(names.first()) {
