@@ -12,10 +12,10 @@ use abi::{AbiVersion, BufferType, Callback, MapType, PeerType, StreamType};
 
 use crate::host::{root_plugin, CallData, Callout, Context, ContextKind, RootContext, StreamContext, StreamPhase};
 use crate::capabilities::CallbackSet;
-use crate::engine::{DeadlineSlot, Watchdog};
+use crate::engine::{DeadlineSlot, HostPtr, Watchdog};
 use crate::{
     Error, HeaderMap, Instance, LocalReply, Mailbox, MemoryStream, Notification, PluginInfo, Stream, StreamEffect,
-    Trap, TrapKind, VmToken,
+    Trap, TrapKind, VmHost, VmToken,
 };
 
 /// What a stream callback's answer means for the embedder's filter chain, as Envoy reads the
@@ -130,6 +130,9 @@ pub struct HttpCallResponse {
 /// One VM: an engine instance and its contexts.
 pub struct Vm {
     instance: Box<dyn Instance>,
+    /// The instance's host state ([`Instance::host_ptr`]), reached with a load: see
+    /// [`host`](Self::host).
+    host: HostPtr,
     /// The VM's CPU deadline in the host's watchdog, when it has one and the engine can be
     /// interrupted.
     deadline: Option<DeadlineSlot>,
@@ -229,11 +232,22 @@ impl Vm {
             .call_deadline
             .and_then(|d| instance.interrupt_handle().map(|i| Watchdog::global().slot(i, d)));
         let callable = instance.host().capabilities.callback_set().intersection(instance.exported());
-        let mut vm =
-            Vm { instance, deadline, engine, token, abi, failure: None, roots: Vec::new(), next_context: 0, callable };
-        vm.instance.host().restricted = Some(abi::RestrictedPhase::Start);
+        let host = instance.host_ptr();
+        let mut vm = Vm {
+            instance,
+            host,
+            deadline,
+            engine,
+            token,
+            abi,
+            failure: None,
+            roots: Vec::new(),
+            next_context: 0,
+            callable,
+        };
+        vm.host().restricted = Some(abi::RestrictedPhase::Start);
         let started = vm.run_start_functions();
-        vm.instance.host().restricted = None;
+        vm.host().restricted = None;
         started?;
         Ok(vm)
     }
@@ -252,6 +266,17 @@ impl Vm {
             self.call_checked(Callback::Start, 0, &[])?;
         }
         Ok(())
+    }
+
+    /// The VM's host state, for as long as this borrow of the VM.
+    #[inline(always)]
+    fn host(&mut self) -> &mut VmHost {
+        // SAFETY: the pointer is the instance's (`HostPtr::new`'s contract: alive at this
+        // address while the instance is, which `self` owns). `&mut self` means no call into the
+        // instance runs (every call goes through `&mut self.instance`), so no host function
+        // holds the state, and the result borrows `self`, so nothing else here makes a second
+        // reference while it lives.
+        unsafe { self.host.get() }
     }
 
     /// The engine's name.
@@ -282,7 +307,7 @@ impl Vm {
     /// When the VM failed, on the failure policy's clock (`None` if it has not, or was made
     /// outside a [`PluginHost`](crate::PluginHost)).
     pub(crate) fn failed_at(&mut self) -> Option<std::time::Duration> {
-        self.instance.host().monitor.as_ref().and_then(|m| m.failed_at())
+        self.host().monitor.as_ref().and_then(|m| m.failed_at())
     }
 
     /// The instance, for engine-specific inspection (memory size, interrupt handle).
@@ -293,7 +318,7 @@ impl Vm {
     /// The mailbox through which queue notifications reach this VM; set its waker to learn
     /// when [`Vm::deliver`] has work.
     pub fn mailbox(&mut self) -> Arc<Mailbox> {
-        self.instance.host().mailbox().clone()
+        self.host().mailbox().clone()
     }
 
     /// The root context id of the plugin with `root_id`.
@@ -304,7 +329,7 @@ impl Vm {
     /// Every root context: (root id, context id, tick period in ms).
     pub fn roots(&mut self) -> Vec<(String, u32, u32)> {
         let roots = self.roots.clone();
-        let host = self.instance.host();
+        let host = self.host();
         roots
             .into_iter()
             .filter_map(|(root_id, id)| match host.contexts.get(&id).map(|c| &c.kind) {
@@ -324,7 +349,7 @@ impl Vm {
             return true;
         }
         if self.instance.has(callback) {
-            crate::security::skip_callback(self.instance.host(), callback, context_id);
+            crate::security::skip_callback(self.host(), callback, context_id);
         }
         false
     }
@@ -344,14 +369,14 @@ impl Vm {
         if let Some(t) = &self.failure {
             return Err(failed_earlier(t));
         }
-        let host = self.instance.host();
+        let host = self.host();
         host.call.begin(callback, context_id);
         host.memory_refused = None;
         if host.trace.is_some() || host.monitor.as_ref().is_some_and(crate::policy::VmMonitor::times_next_callback) {
             return self.invoke_observed(callback, context_id, args);
         }
         let result = self.call_engine(callback, args);
-        let host = self.instance.host();
+        let host = self.host();
         host.call.callback = None;
         match result {
             Ok(v) if !host.roots_done => Ok(v),
@@ -373,12 +398,12 @@ impl Vm {
     #[cold]
     #[inline(never)]
     fn invoke_observed(&mut self, callback: Callback, context_id: u32, args: &[u64]) -> Result<u64, Trap> {
-        let host = self.instance.host();
+        let host = self.host();
         let trace = host.trace.as_ref().map(|t| (t.clone(), t.begin_callback(callback, context_id, args)));
         let timed = trace.is_none() || host.monitor.as_ref().is_some_and(crate::policy::VmMonitor::times_next_callback);
         let started = timed.then(std::time::Instant::now);
         let result = self.call_engine(callback, args);
-        let host = self.instance.host();
+        let host = self.host();
         host.call.callback = None;
         if let Some(started) = started {
             crate::policy::observe_callback(host, context_id, callback, started.elapsed());
@@ -395,7 +420,7 @@ impl Vm {
         result: Result<u64, Trap>,
         trace: Option<(crate::trace::TraceHandle, usize)>,
     ) -> Result<u64, Trap> {
-        let host = self.instance.host();
+        let host = self.host();
         let reap = std::mem::take(&mut host.roots_done);
         let refused = host.memory_refused.take();
         match result {
@@ -425,7 +450,7 @@ impl Vm {
     ) -> Trap {
         let trap = match refused {
             Some(requested) if trap.kind == TrapKind::Guest => {
-                memory_limit_trap(trap, requested, self.instance.host().limits.max_memory_bytes)
+                memory_limit_trap(trap, requested, self.host().limits.max_memory_bytes)
             }
             _ => trap,
         };
@@ -439,9 +464,9 @@ impl Vm {
     /// [`invoke`](Self::invoke) with `data` readable during the call (a callout's answer, a
     /// foreign function's arguments); the plain path never touches call data.
     fn invoke_with(&mut self, callback: Callback, context_id: u32, args: &[u64], data: CallData) -> Result<u64, Trap> {
-        self.instance.host().call.data = data;
+        self.host().call.data = data;
         let result = self.invoke(callback, context_id, args);
-        self.instance.host().call.data = CallData::None;
+        self.host().call.data = CallData::None;
         result
     }
 
@@ -471,9 +496,10 @@ impl Vm {
     /// Fails the VM: logged through `tracing` (the plugin, root id, vm_id, engine, callback,
     /// kind, message and backtrace) and reported to the plugin's fault state and stats.
     fn fail(&mut self, callback: Callback, context_id: u32, trap: &Trap) {
-        let host = self.instance.host();
+        let engine = self.engine;
+        let host = self.host();
         let plugin = root_plugin(&host.contexts, context_id).map(|(root, p)| (root, p.clone()));
-        crate::stats::log_failure(plugin.as_ref().map(|(_, p)| &**p), &host.vm_id, self.engine, callback, trap);
+        crate::stats::log_failure(plugin.as_ref().map(|(_, p)| &**p), &host.vm_id, engine, callback, trap);
         if let Some(monitor) = host.monitor.as_mut() {
             monitor.failed(plugin.as_ref().map(|(root, p)| (*root, &**p)), crate::FailureKind::of_trap(&trap.kind));
         }
@@ -483,7 +509,7 @@ impl Vm {
     /// Deletes root contexts that called `proxy_done` after their `proxy_on_done` returned false.
     fn reap_done_roots(&mut self) {
         loop {
-            let host = self.instance.host();
+            let host = self.host();
             let done = host.contexts.iter().find_map(|(id, c)| match &c.kind {
                 ContextKind::Root(r) if r.done_called => Some(*id),
                 _ => None,
@@ -502,7 +528,7 @@ impl Vm {
     /// Forgets root context `id` and drops the callouts it owns (Envoy's root `Context`
     /// destructor cancels them), telling the embedder.
     fn delete_root(&mut self, id: u32) {
-        let host = self.instance.host();
+        let host = self.host();
         host.contexts.remove(&id);
         let token = host.token;
         let dropped: Vec<u32> = host
@@ -535,7 +561,7 @@ impl Vm {
         let id = self.next_id();
         let configuration_len = plugin.configuration.len() as u64;
         self.roots.push((plugin.root_id.clone(), id));
-        let host = self.instance.host();
+        let host = self.host();
         let vm_configuration_len = host.vm_configuration.len() as u64;
         host.hides_headers |= plugin.policy.hides_any_header();
         host.contexts.insert(
@@ -553,7 +579,7 @@ impl Vm {
         );
         self.call_optional(Callback::OnContextCreate, id, &[u64::from(id), 0], 0)?;
         if self.call_optional(Callback::OnVmStart, id, &[u64::from(id), vm_configuration_len], 1)? == 0 {
-            return Err(Error::VmStartRejected { vm_id: self.instance.host().vm_id.clone() });
+            return Err(Error::VmStartRejected { vm_id: self.host().vm_id.clone() });
         }
         if self.call_optional(Callback::OnConfigure, id, &[u64::from(id), configuration_len], 1)? == 0 {
             return Err(Error::ConfigureRejected { plugin: plugin.name.clone() });
@@ -562,7 +588,7 @@ impl Vm {
     }
 
     fn root_plugin(&mut self, root: u32) -> Result<Arc<PluginInfo>, Error> {
-        match self.instance.host().contexts.get(&root).map(|c| &c.kind) {
+        match self.host().contexts.get(&root).map(|c| &c.kind) {
             Some(ContextKind::Root(r)) => Ok(r.plugin.clone()),
             _ => Err(Error::BadContext(root)),
         }
@@ -572,14 +598,14 @@ impl Vm {
     /// with the root's plugin's flags the stream callbacks read kept in it.
     #[inline(always)]
     fn add_stream(&mut self, root: u32, stream: Box<dyn Stream>, tcp: bool, rejected: bool) -> Result<u32, Error> {
-        let allows_stop = match self.instance.host().contexts.get(&root) {
+        let allows_stop = match self.host().contexts.get(&root) {
             Some(Context { kind: ContextKind::Root(r), .. }) => r.plugin.allow_on_headers_stop_iteration,
             _ => return Err(Error::BadContext(root)),
         };
         let id = self.next_id();
         let phase = StreamPhase { rejected, ..StreamPhase::default() };
         let context = Context { root, kind: ContextKind::Stream(StreamContext { stream, tcp, phase, allows_stop }) };
-        self.instance.host().contexts.insert(id, context);
+        self.host().contexts.insert(id, context);
         Ok(id)
     }
 
@@ -613,7 +639,7 @@ impl Vm {
     }
 
     fn stream_context(&mut self, id: u32) -> Result<&mut StreamContext, Error> {
-        match self.instance.host().contexts.get_mut(&id).map(|c| &mut c.kind) {
+        match self.host().contexts.get_mut(&id).map(|c| &mut c.kind) {
             Some(ContextKind::Stream(s)) => Ok(s),
             _ => Err(Error::BadContext(id)),
         }
@@ -621,7 +647,7 @@ impl Vm {
 
     /// Whether any stream context is open.
     pub fn has_streams(&mut self) -> bool {
-        self.instance.host().contexts.values().any(|c| matches!(c.kind, ContextKind::Stream(_)))
+        self.host().contexts.values().any(|c| matches!(c.kind, ContextKind::Stream(_)))
     }
 
     /// The stream of context `id`.
@@ -639,10 +665,10 @@ impl Vm {
     /// (`Close(HttpResponse)`) when its response started and the reply is refused; a TCP
     /// connection closed in both directions.
     fn fail_stream(&mut self, id: u32, family: Family) -> Result<Action, Error> {
-        let Some(root) = self.instance.host().contexts.get(&id).map(|c| c.root) else { return Err(Error::BadContext(id)) };
+        let Some(root) = self.host().contexts.get(&id).map(|c| c.root) else { return Err(Error::BadContext(id)) };
         let plugin = self.root_plugin(root)?;
         let passed = plugin.fails_open();
-        let host = self.instance.host();
+        let host = self.host();
         if let Some(Context { kind: ContextKind::Stream(s), .. }) = host.contexts.get_mut(&id) {
             if !std::mem::replace(&mut s.phase.policy_applied, true) {
                 if let Some(monitor) = host.monitor.as_mut() {
@@ -696,7 +722,7 @@ impl Vm {
         }
         match self.invoke(callback, id, args) {
             Ok(v) => {
-                let reply_sent = self.instance.host().call.reply_sent;
+                let reply_sent = self.host().call.reply_sent;
                 Ok(family.action(v, reply_sent, family == Family::Headers && allows_stop))
             }
             Err(_) => self.fail_stream(id, family),
@@ -706,7 +732,7 @@ impl Vm {
     /// The plugin of context `id` (through its root context), when its
     /// [`PluginPolicy`](crate::PluginPolicy) hides headers in `map`.
     fn sanitizing(&mut self, id: u32, map: MapType) -> Option<Arc<PluginInfo>> {
-        self.instance.host().sanitizing_of(id, map).cloned()
+        self.host().sanitizing_of(id, map).cloned()
     }
 
     /// The number of headers of `map` the plugin sees: its hidden headers are not counted.
@@ -901,7 +927,7 @@ impl Vm {
             }
         }
         // Its callouts belong to its root and go on (Envoy keeps them on the root context).
-        let host = self.instance.host();
+        let host = self.host();
         match host.contexts.remove(&id).map(|c| c.kind) {
             Some(ContextKind::Stream(s)) => Ok(s.stream),
             _ => Err(Error::BadContext(id)),
@@ -955,14 +981,14 @@ impl Vm {
 
     /// An outstanding HTTP callout, removed from the table: it is answered once.
     fn take_http_call(&mut self, id: u32) -> Result<Callout, Error> {
-        let Some(call) = self.instance.host().http_calls.remove(&id) else { return Err(Error::UnknownCall(id)) };
+        let Some(call) = self.host().http_calls.remove(&id) else { return Err(Error::UnknownCall(id)) };
         Ok(call)
     }
 
     /// An open gRPC call or stream (one the remote side closed gets no more events). It stays
     /// known during its callbacks, as Envoy forgets it only after the callback.
     fn grpc_call(&mut self, id: u32) -> Result<Callout, Error> {
-        match self.instance.host().grpc_calls.get(&id) {
+        match self.host().grpc_calls.get(&id) {
             Some(call) if !call.remote_closed => Ok(*call),
             _ => Err(Error::UnknownCall(id)),
         }
@@ -1006,7 +1032,7 @@ impl Vm {
 
     /// Whether context `id` still exists.
     fn has_context(&mut self, id: u32) -> bool {
-        self.instance.host().contexts.contains_key(&id)
+        self.host().contexts.contains_key(&id)
     }
 
     /// Sets the status `proxy_get_status` answers on root `root` for one callback, then clears
@@ -1020,7 +1046,7 @@ impl Vm {
     }
 
     fn set_root_status(&mut self, root: u32, f: impl FnOnce(&mut (u32, Vec<u8>))) {
-        if let Some(Context { kind: ContextKind::Root(r), .. }) = self.instance.host().contexts.get_mut(&root) {
+        if let Some(Context { kind: ContextKind::Root(r), .. }) = self.host().contexts.get_mut(&root) {
             f(&mut r.status);
         }
     }
@@ -1079,7 +1105,7 @@ impl Vm {
         let result = self.callout_callback(call, Callback::OnGrpcReceive, &args, CallData::GrpcMessage(message));
         // Envoy forgets an answered unary call after the callback (`onGrpcReceiveWrapper`).
         if !call.stream {
-            self.instance.host().grpc_calls.remove(&call_id);
+            self.host().grpc_calls.remove(&call_id);
         }
         result
     }
@@ -1110,7 +1136,7 @@ impl Vm {
     /// `GrpcStreamClientHandler` keeps it.
     pub fn on_grpc_close(&mut self, call_id: u32, status: u32, message: Vec<u8>) -> Result<(), Error> {
         let call = self.grpc_call(call_id)?;
-        if let Some(c) = self.instance.host().grpc_calls.get_mut(&call_id) {
+        if let Some(c) = self.host().grpc_calls.get_mut(&call_id) {
             c.remote_closed = call.stream;
         }
         let args = [u64::from(call.root), u64::from(call_id), u64::from(status)];
@@ -1121,7 +1147,7 @@ impl Vm {
         } else {
             Ok(())
         };
-        let host = self.instance.host();
+        let host = self.host();
         if host.grpc_calls.get(&call_id).is_some_and(|c| !c.stream || c.local_closed) {
             host.grpc_calls.remove(&call_id);
         }
@@ -1140,7 +1166,7 @@ impl Vm {
             if done {
                 self.call_optional(Callback::OnDelete, id, &[u64::from(id)], 0)?;
                 self.delete_root(id);
-            } else if let Some(Context { kind: ContextKind::Root(r), .. }) = self.instance.host().contexts.get_mut(&id) {
+            } else if let Some(Context { kind: ContextKind::Root(r), .. }) = self.host().contexts.get_mut(&id) {
                 r.done_pending = true;
             }
         }
@@ -1151,7 +1177,8 @@ impl Vm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DefaultEmbedder, Services, VmHost, VmHostConfig};
+    use crate::engine::HostBox;
+    use crate::{DefaultEmbedder, Services, VmHostConfig};
 
     /// An instance that exports `exports`, traps in `trap_in` and answers 1 (true) from
     /// every other callback that returns a value, except stream callbacks (CONTINUE).
@@ -1159,7 +1186,7 @@ mod tests {
     /// engine does at the limit); in `spin_in` it runs until interrupted, then answers a deadline
     /// trap as an engine does.
     struct Fake {
-        host: VmHost,
+        host: HostBox<VmHost>,
         exports: Vec<Callback>,
         trap_in: Callback,
         refuse_memory: bool,
@@ -1181,7 +1208,7 @@ mod tests {
     impl Fake {
         fn new(host: VmHost, exports: Vec<Callback>, trap_in: Callback) -> Self {
             Fake {
-                host,
+                host: HostBox::new(host),
                 exports,
                 trap_in,
                 refuse_memory: false,
@@ -1210,7 +1237,9 @@ mod tests {
             match callback {
                 c if c == self.trap_in => {
                     if self.refuse_memory {
-                        self.host.note_memory_refused(3 << 16);
+                        // SAFETY: the fake's call, as an engine's host function would: the `Vm`
+                        // holds no reference to the state during a call.
+                        unsafe { self.host.get() }.note_memory_refused(3 << 16);
                     }
                     Err(Trap::guest("unreachable"))
                 }
@@ -1219,8 +1248,10 @@ mod tests {
             }
         }
 
-        fn host(&mut self) -> &mut VmHost {
-            &mut self.host
+        fn host_ptr(&mut self) -> HostPtr {
+            // SAFETY: the state is in `self.host`, at a fixed address while the fake lives; it
+            // makes references to it only in `call`, for the statement.
+            unsafe { HostPtr::new(self.host.ptr()) }
         }
 
         fn memory_size(&mut self) -> u64 {

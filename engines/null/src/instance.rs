@@ -2,10 +2,11 @@
 //! private copy of a shared library), its callbacks resolved once, and its host state.
 
 use std::path::PathBuf;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use abi::Callback;
-use proxy_wasm_host::engine::{check_arg_count, TrapLatch};
+use proxy_wasm_host::engine::{check_arg_count, HostBox, HostPtr, TrapLatch};
 use proxy_wasm_host::{Error, Instance, Trap, VmHost};
 
 use crate::module::{Code, NullModule};
@@ -17,8 +18,9 @@ static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
 /// A live native instance. Used by one thread at a time (`Send`).
 pub struct NullInstance {
-    /// Boxed so its address stays put while native code reaches it through `CURRENT`.
-    state: Box<NullState>,
+    /// On the heap at a fixed address: native code reaches it through `CURRENT` during a call,
+    /// the `Vm` its host state through [`Instance::host_ptr`] between calls.
+    state: HostBox<NullState>,
     /// Each callback's address, resolved at instantiation.
     callbacks: [Option<usize>; Callback::COUNT],
     /// The instance's private copy of a shared library (`None` for a static plugin); its code
@@ -75,7 +77,7 @@ impl NullInstance {
             }
         };
         let allocator = callbacks[host.allocator() as usize];
-        let state = Box::new(NullState { host, allocator, poisoned: None, key: NEXT_KEY.fetch_add(1, Ordering::Relaxed) });
+        let state = HostBox::new(NullState { host, allocator, poisoned: None, key: NEXT_KEY.fetch_add(1, Ordering::Relaxed) });
         Ok(NullInstance { state, callbacks, _library: library, failed: TrapLatch::default() })
     }
 }
@@ -87,7 +89,10 @@ impl NullInstance {
     fn settle(&mut self, result: std::thread::Result<u64>) -> Result<u64, Trap> {
         let result =
             result.map_err(|payload| Trap::guest(format!("the plugin panicked: {}", native::panic_message(&*payload))));
-        self.failed.settle(result, self.state.poisoned.take())
+        // SAFETY: the call is over (no host function holds the state) and `&mut self` means the
+        // `Vm` holds no reference either; this one ends in the statement.
+        let poisoned = unsafe { self.state.get() }.poisoned.take();
+        self.failed.settle(result, poisoned)
     }
 }
 
@@ -103,7 +108,7 @@ impl Instance for NullInstance {
         };
         check_arg_count(callback, args)?;
         let result = {
-            let _running = Running::enter(&mut *self.state);
+            let _running = Running::enter(self.state.ptr().as_ptr());
             // SAFETY: `addr` is the plugin's export of `callback`'s name, resolved for its ABI
             // version, so it has that callback's signature; the plugin is trusted native code.
             // A panic unwinds to here only through `extern "C-unwind"` code, and is caught.
@@ -112,13 +117,19 @@ impl Instance for NullInstance {
             }))
         };
         match result {
-            Ok(value) if self.state.poisoned.is_none() => Ok(value),
+            // SAFETY: as in `settle`: the call is over; the reference ends in the condition.
+            Ok(value) if unsafe { self.state.get() }.poisoned.is_none() => Ok(value),
             result => self.settle(result),
         }
     }
 
-    fn host(&mut self) -> &mut VmHost {
-        &mut self.state.host
+    fn host_ptr(&mut self) -> HostPtr {
+        let state = self.state.ptr().as_ptr();
+        // SAFETY: `state` is the live allocation of `self.state`; the projection makes no
+        // reference. It stays at that address while this instance (its owner) lives; the
+        // instance makes references to it only through `HostBox::get` between calls, and host
+        // functions only through `CURRENT` during one, each for a borrow of its own.
+        unsafe { HostPtr::new(NonNull::new_unchecked(&raw mut (*state).host)) }
     }
 
     /// The process's memory has no size of its own: 0.

@@ -61,10 +61,10 @@ struct NullCx(*mut NullState);
 impl NullCx {
     fn state(&mut self) -> &mut NullState {
         // SAFETY: the pointer is the running instance's state (set by `Running` for the span
-        // of a callback, on this thread), which lives in a Box the instance keeps; nothing else
-        // holds a reference into it while a host function runs (the instance does not touch it
-        // during the call), and each `&mut` made here ends before the next is made, also
-        // across re-entrant calls through the allocator.
+        // of a callback, on this thread), which lives in the `HostBox` the instance keeps;
+        // nothing else holds a reference into it while a host function runs (neither the
+        // instance nor the `Vm` touches it during the call), and each `&mut` made here ends
+        // before the next is made, also across re-entrant calls through the allocator.
         unsafe { &mut *self.0 }
     }
 }

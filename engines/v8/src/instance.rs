@@ -1,10 +1,11 @@
 //! [`V8Instance`]: one VM (an isolate with one instance) holding the host state, its callbacks
 //! resolved once, and the call path; [`Cx`], what host functions see of it.
 
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use abi::Callback;
-use proxy_wasm_host::engine::{call_row, callback_args, TrapLatch, Watchdog};
+use proxy_wasm_host::engine::{call_row, callback_args, HostPtr, TrapLatch, Watchdog};
 use proxy_wasm_host::{Error, GuestMemory, HostCx, Instance, Interrupt, Trap, VmHost, WordSize};
 
 use crate::module::V8Module;
@@ -159,8 +160,13 @@ impl Instance for V8Instance {
         self.failed.settle(result, None)
     }
 
-    fn host(&mut self) -> &mut VmHost {
-        &mut self.vm.data().host
+    fn host_ptr(&mut self) -> HostPtr {
+        let data = self.vm.data_ptr().as_ptr();
+        // SAFETY: `data` is the VM's live state, at a fixed address while the VM (owned by
+        // `self`) lives; the projection makes no reference. References to it are made only
+        // through `sys::Vm::data` and the host functions' `Caller::data`, each for a borrow of
+        // its own.
+        unsafe { HostPtr::new(NonNull::new_unchecked(&raw mut (*data).host)) }
     }
 
     fn memory_size(&mut self) -> u64 {

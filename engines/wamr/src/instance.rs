@@ -1,10 +1,11 @@
 //! [`WamrInstance`]: a WAMR instance holding the VM's host state, the callbacks resolved once,
 //! and the call path; [`WamrInterrupt`], which stops a running call from another thread.
 
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use abi::Callback;
-use proxy_wasm_host::engine::{callback_args, TrapLatch, MAX_CALLBACK_PARAMS};
+use proxy_wasm_host::engine::{callback_args, HostPtr, TrapLatch, MAX_CALLBACK_PARAMS};
 use proxy_wasm_host::{Error, Instance, Interrupt, Trap, VmHost};
 
 use crate::link::host_fn;
@@ -99,8 +100,13 @@ impl Instance for WamrInstance {
         self.failed.settle(result, poisoned)
     }
 
-    fn host(&mut self) -> &mut VmHost {
-        &mut self.instance.data().host
+    fn host_ptr(&mut self) -> HostPtr {
+        let data = self.instance.data_ptr().as_ptr();
+        // SAFETY: `data` is the instance's live state, at a fixed address while the instance
+        // (owned by `self`) lives; the projection makes no reference. References to it are made
+        // only through `wamr::Instance::data` and the host functions' `Caller::data`, each for a
+        // borrow of its own.
+        unsafe { HostPtr::new(NonNull::new_unchecked(&raw mut (*data).host)) }
     }
 
     fn memory_size(&mut self) -> u64 {

@@ -1,17 +1,18 @@
 //! [`WasmerInstance`]: a store holding the VM's host state, each callback resolved on its first
 //! call, and the call path with its deadline.
 
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::engine::{arity_mismatch, CallbackHandles, TrapLatch};
+use proxy_wasm_host::engine::{arity_mismatch, CallbackHandles, HostBox, HostPtr, TrapLatch};
 use proxy_wasm_host::{CallbackSet, Error, Instance, Interrupt, Trap, VmHost};
 use wasmer::{AsStoreMut, Extern, Function, FunctionEnv, Global, GlobalType, Mutability, Store, Type, TypedFunction};
 
 use crate::limits::MemoryEvents;
 use crate::shared::Shared;
 use crate::stop::{FlagPtr, Stop, WasmerInterrupt, STOP_EXPORT};
-use crate::store::{HostBox, StoreData};
+use crate::store::{HostState, StatePtr, StoreData};
 use crate::{limits, link, trap};
 
 /// A callback's typed handle, one variant per shape of the callback table: every parameter is an
@@ -117,7 +118,7 @@ pub struct WasmerInstance {
     /// The first trap, after which every call is refused.
     failed: TrapLatch,
     /// The VM's host state. Last, so it is dropped after the store that points at it.
-    host: HostBox,
+    host: HostBox<HostState>,
 }
 
 /// Makes an instance of `module` (whose imports were checked): a store whose function environment
@@ -141,9 +142,9 @@ pub(crate) fn instantiate(
     let stop = Arc::new(Stop::default());
     let events = Arc::new(MemoryEvents::default());
     // Before the store, so that on an early return it is dropped after it.
-    let host = HostBox::new(host);
+    let host = HostBox::new(HostState { host, poisoned: None });
     let mut store = Store::new(shared.engine.clone());
-    let data = StoreData { shared: host.ptr(), memory: None, allocator: None, stop: stop.clone() };
+    let data = StoreData { shared: StatePtr(host.ptr()), memory: None, allocator: None, stop: stop.clone() };
     let env = FunctionEnv::new(&mut store, data);
     let mut imports = link::imports(&mut store, &env, module);
     extra(&mut store, &env, &mut imports);
@@ -227,8 +228,9 @@ impl WasmerInstance {
     /// refusal is handed to the host, and the trap latched ([`TrapLatch::settle`]).
     #[cold]
     fn settle(&mut self, result: Result<u64, wasmer::RuntimeError>) -> Result<u64, Trap> {
-        // SAFETY: as in `host`: the call is over, and the reference ends in this function.
-        let shared = unsafe { self.host.ptr().get() };
+        // SAFETY: the call is over, so no host function holds the state, and `&mut self` means
+        // the `Vm` holds none either; the reference ends in this function.
+        let shared = unsafe { self.host.get() };
         if let Some(requested) = self.events.take_refused() {
             shared.host.note_memory_refused(requested);
         }
@@ -284,18 +286,21 @@ impl Instance for WasmerInstance {
         };
         self.stop.clear(self.flag);
         let result = self.callbacks.at(place).call(&mut self.store, callback, args)?;
-        // SAFETY: as in `host`: the call is over, and the reference ends in this statement.
-        let clean = unsafe { self.host.ptr().get() }.poisoned.is_none() && !self.events.refusal_pending();
+        // SAFETY: as in `settle`: the call is over, and the reference ends in this statement.
+        let clean = unsafe { self.host.get() }.poisoned.is_none() && !self.events.refusal_pending();
         match result {
             Ok(value) if clean => Ok(value),
             result => self.settle(result),
         }
     }
 
-    fn host(&mut self) -> &mut VmHost {
-        // SAFETY: `self.host` is alive (this instance owns it), and `&mut self` means no call
-        // runs, so no host function holds the host state; the result borrows `self` mutably.
-        unsafe { &mut self.host.ptr().get().host }
+    fn host_ptr(&mut self) -> HostPtr {
+        let state = self.host.ptr().as_ptr();
+        // SAFETY: `state` is the live allocation of `self.host`; the projection makes no
+        // reference. The state stays at that address while this instance (its owner) lives,
+        // and the instance and its host functions make references to it only through
+        // `HostBox::get` and `StatePtr::get`, each for a borrow of their own.
+        unsafe { HostPtr::new(NonNull::new_unchecked(&raw mut (*state).host)) }
     }
 
     fn memory_size(&mut self) -> u64 {

@@ -17,54 +17,28 @@ pub(crate) struct HostState {
     pub(crate) poisoned: Option<Trap>,
 }
 
-/// The [`HostState`], on the heap apart from the store, owned by the [`WasmerInstance`]
-/// (freed when it is dropped, after its store). The instance and the store's function
-/// environment each hold a [`HostPtr`] to it: so [`Instance::host`] is a load, where Wasmer's
-/// checked lookup of the environment (`FunctionEnv::as_mut`: the store's objects, a `TypeId`
-/// comparison) cost about 30 instructions some 20 times per stream.
-///
-/// [`WasmerInstance`]: crate::instance::WasmerInstance
-/// [`Instance::host`]: proxy_wasm_host::Instance::host
-pub(crate) struct HostBox(HostPtr);
-
-impl HostBox {
-    pub(crate) fn new(host: VmHost) -> Self {
-        HostBox(HostPtr(NonNull::from(Box::leak(Box::new(HostState { host, poisoned: None })))))
-    }
-
-    /// A pointer to the host state, for the store's function environment and the instance.
-    pub(crate) fn ptr(&self) -> HostPtr {
-        self.0
-    }
-}
-
-impl Drop for HostBox {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from `Box::leak` in `new` and is freed only here, once. The
-        // instance drops its `HostBox` after its store (field order), and the store (with the
-        // function environment's copy of the pointer) never reads it while being dropped: no
-        // guest code or host function runs then.
-        drop(unsafe { Box::from_raw(self.0 .0.as_ptr()) });
-    }
-}
-
-/// A copy of a [`HostBox`]'s pointer.
+/// A copy of the pointer to the instance's [`HostState`], which is on the heap apart from the
+/// store, in the instance's [`HostBox`](proxy_wasm_host::engine::HostBox) (freed when the
+/// instance is dropped, after its store). The store's function environment holds this copy,
+/// so host functions reach the state with a load, where Wasmer's checked lookup of the
+/// environment (`FunctionEnv::as_mut`: the store's objects, a `TypeId` comparison) costs about
+/// 30 instructions.
 #[derive(Clone, Copy)]
-pub(crate) struct HostPtr(NonNull<HostState>);
+pub(crate) struct StatePtr(pub(crate) NonNull<HostState>);
 
-// SAFETY: a `HostPtr` is only a way to the `HostState` its instance owns, and moves between
-// threads with that instance (in its store, or in the instance itself), never apart from it;
-// `HostState` is `Send`. `WasmerInstance`'s own `Send` argument covers the move of the whole.
-unsafe impl Send for HostPtr {}
+// SAFETY: a `StatePtr` is only a way to the `HostState` its instance owns, and moves between
+// threads with that instance (in its store), never apart from it; `HostState` is `Send`.
+// `WasmerInstance`'s own `Send` argument covers the move of the whole.
+unsafe impl Send for StatePtr {}
 
-impl HostPtr {
+impl StatePtr {
     /// The shared state.
     ///
     /// # Safety
     /// The `HostBox` it came from is alive, and no other reference to the host state is: the
-    /// instance takes it only between calls (`&mut self`, so no call runs), host functions only
-    /// during a call (the instance's `&mut` store is lent to the call), and each keeps it no
-    /// longer than its own borrow.
+    /// instance and the `Vm` take it only between calls (holding `&mut` of the instance, so no
+    /// call runs), host functions only during a call (the instance's `&mut` store is lent to
+    /// the call), and each keeps it no longer than its own borrow.
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn get<'a>(self) -> &'a mut HostState {
         // SAFETY: the caller's promise: the allocation is alive and not otherwise borrowed.
@@ -74,8 +48,8 @@ impl HostPtr {
 
 /// What host functions see of their instance.
 pub(crate) struct StoreData {
-    /// The VM's host state and the allocator's trap (owned by the instance's [`HostBox`]).
-    pub(crate) shared: HostPtr,
+    /// The VM's host state and the allocator's trap (owned by the instance's `HostBox`).
+    pub(crate) shared: StatePtr,
     /// The exported `memory`, if any.
     pub(crate) memory: Option<Memory>,
     /// The guest allocator ([`VmHost::allocator`]).

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::engine::{arity_mismatch, callback_exports, CallbackHandles, TrapLatch, Watchdog};
+use proxy_wasm_host::engine::{arity_mismatch, callback_exports, CallbackHandles, HostPtr, TrapLatch, Watchdog};
 use proxy_wasm_host::{CallbackSet, Error, Export, Instance, Interrupt, Trap, VmHost};
 use wasmtime::{AsContextMut, EngineWeak, Extern, Func, InstancePre, ModuleExport, Store, StoreContextMut, TypedFunc, UpdateDeadline};
 
@@ -295,15 +295,20 @@ impl Instance for WasmtimeInstance {
         }
     }
 
-    fn host(&mut self) -> &mut VmHost {
-        &mut self.store.data_mut().host
+    fn host_ptr(&mut self) -> HostPtr {
+        // SAFETY: the state is in the store's `HostBox`, at a fixed address while the store
+        // (owned by this instance) lives; the instance and its host functions make references
+        // to it only through `StoreData::host`, each for a borrow of the store's data.
+        unsafe { HostPtr::new(self.store.data().host_ptr()) }
     }
 
     fn memory_size(&mut self) -> u64 {
-        match self.store.data().memory {
-            Some(memory) => memory.data_size(&self.store) as u64,
-            None => 0,
+        if let Some(bytes) = self.store.data().memory_bytes {
+            return bytes;
         }
+        let bytes = self.store.data().memory.map_or(0, |memory| memory.data_size(&self.store) as u64);
+        self.store.data_mut().memory_bytes = Some(bytes);
+        bytes
     }
 
     fn interrupt_handle(&self) -> Option<Arc<dyn Interrupt>> {

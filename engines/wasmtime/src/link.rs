@@ -53,9 +53,9 @@ impl HostCx for Cx<'_, '_> {
         match self.0.data().memory {
             Some(memory) => {
                 let (bytes, data) = memory.data_and_store_mut(&mut *self.0);
-                (GuestMemory::new(bytes, WordSize::W32), &mut data.host)
+                (GuestMemory::new(bytes, WordSize::W32), data.host())
             }
-            None => (GuestMemory::new(&mut [], WordSize::W32), &mut self.0.data_mut().host),
+            None => (GuestMemory::new(&mut [], WordSize::W32), self.0.data_mut().host()),
         }
     }
 
@@ -79,6 +79,6 @@ impl HostCx for Cx<'_, '_> {
     }
 
     fn host(&mut self) -> &mut VmHost {
-        &mut self.0.data_mut().host
+        self.0.data_mut().host()
     }
 }

@@ -4,13 +4,16 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use proxy_wasm_host::engine::HostBox;
 use proxy_wasm_host::{Trap, VmHost};
 use wasmtime::{Instance, Memory, ModuleExport, ResourceLimiter, TypedFunc};
 
 /// What a store holds: the host state and what host functions need of the instance.
 pub(crate) struct StoreData {
-    /// The VM's host state.
-    pub(crate) host: VmHost,
+    /// The VM's host state, at a fixed address the `Vm` keeps
+    /// ([`Instance::host_ptr`](proxy_wasm_host::Instance::host_ptr)); reached here through
+    /// [`host`](Self::host).
+    host: HostBox<VmHost>,
     /// The exported `memory`, if any.
     pub(crate) memory: Option<Memory>,
     /// The guest allocator ([`VmHost::allocator`]). A host function takes it out of the store
@@ -27,11 +30,36 @@ pub(crate) struct StoreData {
     /// A trap raised in the guest allocator during a host function. The VM fails with it even
     /// if the host function swallowed the error.
     pub(crate) poisoned: Option<Trap>,
+    /// The exported memory's size in bytes as last read, `None` until read and again once a
+    /// growth is allowed: every growth goes through [`memory_growing`](ResourceLimiter::memory_growing),
+    /// so the worker's memory gauge, read after every stream, costs a load.
+    pub(crate) memory_bytes: Option<u64>,
 }
 
 impl StoreData {
+    /// The VM's host state, for as long as this borrow of the store's data.
+    pub(crate) fn host(&mut self) -> &mut VmHost {
+        // SAFETY: the `Vm` holds no reference to the state while anyone has the store's data:
+        // it reaches the state between calls, holding `&mut` of the instance that owns this
+        // store, and lends the store to a call only with no reference of its own (`Vm::host`).
+        unsafe { self.host.get() }
+    }
+
+    /// Where the host state is, for [`Instance::host_ptr`](proxy_wasm_host::Instance::host_ptr).
+    pub(crate) fn host_ptr(&self) -> std::ptr::NonNull<VmHost> {
+        self.host.ptr()
+    }
+
     pub(crate) fn new(host: VmHost) -> Self {
-        StoreData { host, memory: None, allocator: None, allocator_export: None, interrupt: Arc::default(), poisoned: None }
+        StoreData {
+            host: HostBox::new(host),
+            memory: None,
+            allocator: None,
+            allocator_export: None,
+            interrupt: Arc::default(),
+            poisoned: None,
+            memory_bytes: None,
+        }
     }
 }
 
@@ -43,10 +71,12 @@ impl ResourceLimiter for StoreData {
         if maximum.is_some_and(|max| desired > max) {
             return Ok(false);
         }
-        if desired as u64 > self.host.limits().max_memory_bytes {
-            self.host.note_memory_refused(desired as u64);
+        if desired as u64 > self.host().limits().max_memory_bytes {
+            self.host().note_memory_refused(desired as u64);
             return Ok(false);
         }
+        // The size is read again on its next use, whether or not the growth then succeeds.
+        self.memory_bytes = None;
         Ok(true)
     }
 

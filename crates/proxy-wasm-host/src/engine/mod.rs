@@ -20,7 +20,11 @@
 //!    [`VmHost::allocator`](crate::VmHost::allocator) names, chosen by [`allocator_callback`]).
 //!    A host function's [`Trap`] must stop the guest and come back out of
 //!    [`Instance::call`] unchanged.
-//! 4. **[`Instance`]**: [`Module::instantiate`] applies [`VmHost::limits`](crate::VmHost::limits)
+//! 4. **[`Instance`]**: keeps the [`VmHost`] it is made with at a fixed address for its whole
+//!    life (in a [`HostBox`], or in engine state that is already on the heap and reached by
+//!    raw pointer) and gives it out once through [`Instance::host_ptr`]; its host functions
+//!    reach it only during a call, itself only with `&mut self`.
+//!    [`Module::instantiate`] applies [`VmHost::limits`](crate::VmHost::limits)
 //!    (memory: past the limit `memory.grow` answers -1, and the engine tells the host with
 //!    [`VmHost::note_memory_refused`](crate::VmHost::note_memory_refused)), and resolves each
 //!    callback of the guest's ABI version once (at instantiation, or on its first call: a VM
@@ -63,11 +67,13 @@ use crate::{CallbackSet, Error, Trap, VmHost};
 mod call;
 mod checks;
 mod handles;
+mod host_box;
 mod watchdog;
 
 pub use crate::hostcalls::call_row;
 pub use call::{arity_mismatch, callback_args, check_arg_count, trap_location, TrapLatch, MAX_CALLBACK_PARAMS};
 pub use handles::CallbackHandles;
+pub use host_box::{HostBox, HostPtr};
 pub use checks::{allocator_callback, callback_exports, check_callback_export, check_imports, missing_imports};
 pub use watchdog::{Armed, DeadlineSlot, Watchdog};
 
@@ -265,8 +271,18 @@ pub trait Instance: Send {
     /// ([`Watchdog`]); the engine only answers the interrupt.
     fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap>;
 
-    /// The host state held in the instance's store.
-    fn host(&mut self) -> &mut VmHost;
+    /// Where the instance keeps its VM's host state (see [`HostPtr::new`] for what the
+    /// instance promises): the [`Vm`](crate::Vm) asks once and keeps it.
+    fn host_ptr(&mut self) -> HostPtr;
+
+    /// The instance's host state, for as long as this borrow of the instance.
+    fn host(&mut self) -> &mut VmHost {
+        let ptr = self.host_ptr();
+        // SAFETY: `HostPtr::new`'s contract: the state is alive while the instance is, and the
+        // instance holds no reference to it outside a borrow of its own; `&mut self` means no
+        // call runs and the caller holds no other reference, for as long as the result lives.
+        unsafe { ptr.get() }
+    }
 
     /// The current size of linear memory in bytes.
     fn memory_size(&mut self) -> u64;

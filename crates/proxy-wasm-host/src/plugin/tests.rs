@@ -9,6 +9,7 @@ use std::time::Duration;
 use abi::{Callback, StreamType};
 
 use super::*;
+use crate::engine::{HostBox, HostPtr};
 use crate::{
     Backoff, CrashLoop, DefaultEmbedder, Export, FailurePolicy, Import, Instance, ManualClock, MemoryStream, ReloadConfig,
     StreamEffect, Trap, TrapKind,
@@ -43,12 +44,12 @@ impl Module for FakeModule {
 
     fn instantiate(&self, host: VmHost) -> Result<Box<dyn Instance>, Error> {
         let number = self.0.made.fetch_add(1, Ordering::SeqCst);
-        Ok(Box::new(FakeInstance { host, script: self.0.clone(), number, requests: 0 }))
+        Ok(Box::new(FakeInstance { host: HostBox::new(host), script: self.0.clone(), number, requests: 0 }))
     }
 }
 
 struct FakeInstance {
-    host: VmHost,
+    host: HostBox<VmHost>,
     script: Arc<Script>,
     number: u32,
     requests: u32,
@@ -82,8 +83,10 @@ impl Instance for FakeInstance {
         }
     }
 
-    fn host(&mut self) -> &mut VmHost {
-        &mut self.host
+    fn host_ptr(&mut self) -> HostPtr {
+        // SAFETY: the state is in `self.host`, at a fixed address while this instance lives;
+        // the fake makes no reference to it of its own.
+        unsafe { HostPtr::new(self.host.ptr()) }
     }
 
     fn memory_size(&mut self) -> u64 {

@@ -203,6 +203,16 @@ impl<T: Host> Vm<T> {
         unsafe { &mut (*self.state.as_ptr()).data }
     }
 
+    /// Where the host's data is: at this address for as long as the VM lives. The VM makes
+    /// references to it only in [`data`](Self::data) and for host functions during a call
+    /// ([`Caller::data`]), each for a borrow of its own.
+    pub fn data_ptr(&self) -> NonNull<T> {
+        let state = self.state.as_ptr();
+        // SAFETY: `state` is live (freed only when the VM drops); the projection makes no
+        // reference, and a field of a non-null allocation is not null.
+        unsafe { NonNull::new_unchecked(&raw mut (*state).data) }
+    }
+
     /// A handle that stops this VM's running call from any thread.
     pub fn interrupt(&self) -> Interrupt {
         // SAFETY: the VM is live; the handle shares the shim's interrupt state, which outlives

@@ -434,6 +434,16 @@ impl<T, E> Instance<T, E> {
         unsafe { &mut (*self.state.as_ptr()).data }
     }
 
+    /// Where the host state is: at this address for as long as the instance lives. The
+    /// instance makes references to it only in [`data`](Self::data) and for host functions
+    /// during a call, each for a borrow of its own.
+    pub fn data_ptr(&self) -> NonNull<T> {
+        let state = self.state.as_ptr();
+        // SAFETY: `state` is live (freed only when the instance drops); the projection makes
+        // no reference, and a field of a non-null allocation is not null.
+        unsafe { NonNull::new_unchecked(&raw mut (*state).data) }
+    }
+
     /// The whole linear memory (empty if the module has none).
     pub fn memory(&mut self) -> &mut [u8] {
         // SAFETY: `&mut self` excludes running calls, so nothing else reads or writes the memory
