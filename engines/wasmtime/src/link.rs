@@ -50,13 +50,14 @@ pub(crate) struct Cx<'a, 'b>(pub(crate) &'a mut Caller<'b, StoreData>);
 
 impl HostCx for Cx<'_, '_> {
     fn parts(&mut self) -> (GuestMemory<'_>, &mut VmHost) {
-        match self.0.data().memory {
-            Some(memory) => {
-                let (bytes, data) = memory.data_and_store_mut(&mut *self.0);
-                (GuestMemory::new(bytes, WordSize::W32), data.host())
-            }
-            None => (GuestMemory::new(&mut [], WordSize::W32), self.0.data_mut().host()),
-        }
+        let (memory, host) = (self.0.data().memory, self.0.data().host_ptr());
+        let bytes = match memory {
+            Some(memory) => memory.data_mut(&mut *self.0),
+            None => &mut [],
+        };
+        // SAFETY: as `StoreData::host`: the `Vm` holds no reference to the state during a call,
+        // and the result borrows `self` (so the store's data) mutably, like `bytes`.
+        (GuestMemory::new(bytes, WordSize::W32), unsafe { &mut *host.as_ptr() })
     }
 
     fn allocate(&mut self, size: u64) -> Result<u64, Trap> {
