@@ -271,7 +271,7 @@ impl Vm {
     /// The VM's host state, for as long as this borrow of the VM.
     #[inline(always)]
     fn host(&mut self) -> &mut VmHost {
-        // SAFETY: the pointer is the instance's (`HostPtr::new`'s contract: alive at this
+        // SAFETY: the pointer is the instance's (the `Instance` contract: alive at this
         // address while the instance is, which `self` owns). `&mut self` means no call into the
         // instance runs (every call goes through `&mut self.instance`), so no host function
         // holds the state, and the result borrows `self`, so nothing else here makes a second
@@ -1219,7 +1219,9 @@ mod tests {
         }
     }
 
-    impl Instance for Fake {
+    // SAFETY: the state is in `self.host`, a `HostBox`: at a fixed address while the fake lives;
+    // the fake makes a reference to it only in `call`, for a statement.
+    unsafe impl Instance for Fake {
         fn has(&self, callback: Callback) -> bool {
             self.exports.contains(&callback)
         }
@@ -1249,9 +1251,7 @@ mod tests {
         }
 
         fn host_ptr(&mut self) -> HostPtr {
-            // SAFETY: the state is in `self.host`, at a fixed address while the fake lives; it
-            // makes references to it only in `call`, for the statement.
-            unsafe { HostPtr::new(self.host.ptr()) }
+            HostPtr::new(self.host.ptr())
         }
 
         fn memory_size(&mut self) -> u64 {

@@ -31,7 +31,8 @@ pub struct NullInstance {
 }
 
 // SAFETY: the raw addresses are code (and the library handle, which libloading makes Send);
-// the instance's state is only reached from the thread that calls it, through `call`.
+// the instance's state is reached only from the thread that holds the instance: through
+// `call`, and by the `Vm` that owns it between calls.
 unsafe impl Send for NullInstance {}
 
 /// Writes `bytes` to a new file of this process in the temporary directory and returns its
@@ -96,7 +97,12 @@ impl NullInstance {
     }
 }
 
-impl Instance for NullInstance {
+// SAFETY: the host state is in `self.state`, a `HostBox` (fixed address, freed with the
+// instance), and `host_ptr` projects it from the box's raw pointer. The instance makes
+// references to it only through `HostBox::get`, with `&mut self` and for a statement; host
+// functions only through `CURRENT` (the same raw pointer) during `call`, each for a borrow of
+// `NullCx`.
+unsafe impl Instance for NullInstance {
     fn has(&self, callback: Callback) -> bool {
         self.callbacks[callback as usize].is_some()
     }
@@ -126,10 +132,8 @@ impl Instance for NullInstance {
     fn host_ptr(&mut self) -> HostPtr {
         let state = self.state.ptr().as_ptr();
         // SAFETY: `state` is the live allocation of `self.state`; the projection makes no
-        // reference. It stays at that address while this instance (its owner) lives; the
-        // instance makes references to it only through `HostBox::get` between calls, and host
-        // functions only through `CURRENT` during one, each for a borrow of its own.
-        unsafe { HostPtr::new(NonNull::new_unchecked(&raw mut (*state).host)) }
+        // reference, and a field of a non-null allocation is not null.
+        HostPtr::new(unsafe { NonNull::new_unchecked(&raw mut (*state).host) })
     }
 
     /// The process's memory has no size of its own: 0.

@@ -139,7 +139,11 @@ pub(crate) fn instantiate(module: &V8Module, host: VmHost, extra: &[FuncImport<'
     Ok(V8Instance { vm, callbacks, failed: TrapLatch::default() })
 }
 
-impl Instance for V8Instance {
+// SAFETY: the host state is in the `sys::Vm`'s state (leaked from a `Box`, freed when the VM,
+// owned by `self`, drops), projected from its raw pointer (`data_ptr`). References to it are
+// made only for a borrow each: by `sys::Vm` with `&mut self` (`data`, `outcome`), and during a
+// call by the host functions' `Caller` (`data`, `parts`) and the trampoline.
+unsafe impl Instance for V8Instance {
     fn has(&self, callback: Callback) -> bool {
         self.callbacks[callback as usize].is_some()
     }
@@ -162,11 +166,9 @@ impl Instance for V8Instance {
 
     fn host_ptr(&mut self) -> HostPtr {
         let data = self.vm.data_ptr().as_ptr();
-        // SAFETY: `data` is the VM's live state, at a fixed address while the VM (owned by
-        // `self`) lives; the projection makes no reference. References to it are made only
-        // through `sys::Vm::data` and the host functions' `Caller::data`, each for a borrow of
-        // its own.
-        unsafe { HostPtr::new(NonNull::new_unchecked(&raw mut (*data).host)) }
+        // SAFETY: `data` is the VM's live state; the projection makes no reference, and a
+        // field of a non-null allocation is not null.
+        HostPtr::new(unsafe { NonNull::new_unchecked(&raw mut (*data).host) })
     }
 
     fn memory_size(&mut self) -> u64 {

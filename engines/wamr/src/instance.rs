@@ -75,7 +75,11 @@ impl WamrInstance {
     }
 }
 
-impl Instance for WamrInstance {
+// SAFETY: the host state is in the `wamr::Instance`'s state (leaked from a `Box`, freed when
+// that instance, owned by `self`, drops), projected from its raw pointer (`data_ptr`).
+// References to it are made only for a borrow each: by `wamr::Instance::data` with `&mut
+// self`, and during a call by the host functions' `Caller` (`data`, `parts`).
+unsafe impl Instance for WamrInstance {
     fn has(&self, callback: Callback) -> bool {
         self.callbacks[callback as usize].is_some()
     }
@@ -102,11 +106,9 @@ impl Instance for WamrInstance {
 
     fn host_ptr(&mut self) -> HostPtr {
         let data = self.instance.data_ptr().as_ptr();
-        // SAFETY: `data` is the instance's live state, at a fixed address while the instance
-        // (owned by `self`) lives; the projection makes no reference. References to it are made
-        // only through `wamr::Instance::data` and the host functions' `Caller::data`, each for a
-        // borrow of its own.
-        unsafe { HostPtr::new(NonNull::new_unchecked(&raw mut (*data).host)) }
+        // SAFETY: `data` is the instance's live state; the projection makes no reference, and a
+        // field of a non-null allocation is not null.
+        HostPtr::new(unsafe { NonNull::new_unchecked(&raw mut (*data).host) })
     }
 
     fn memory_size(&mut self) -> u64 {

@@ -269,7 +269,11 @@ impl Drop for WasmerInstance {
     }
 }
 
-impl Instance for WasmerInstance {
+// SAFETY: the host state is in `self.host`, a `HostBox` (fixed address, freed with the
+// instance, after the store that holds a `StatePtr` copy), and `host_ptr` projects it from the
+// box's raw pointer. References to it are made only for a borrow each: by the instance through
+// `HostBox::get` with `&mut self`, and during a call by host functions through `StatePtr::get`.
+unsafe impl Instance for WasmerInstance {
     fn has(&self, callback: Callback) -> bool {
         self.callbacks.has(callback)
     }
@@ -297,10 +301,8 @@ impl Instance for WasmerInstance {
     fn host_ptr(&mut self) -> HostPtr {
         let state = self.host.ptr().as_ptr();
         // SAFETY: `state` is the live allocation of `self.host`; the projection makes no
-        // reference. The state stays at that address while this instance (its owner) lives,
-        // and the instance and its host functions make references to it only through
-        // `HostBox::get` and `StatePtr::get`, each for a borrow of their own.
-        unsafe { HostPtr::new(NonNull::new_unchecked(&raw mut (*state).host)) }
+        // reference, and a field of a non-null allocation is not null.
+        HostPtr::new(unsafe { NonNull::new_unchecked(&raw mut (*state).host) })
     }
 
     fn memory_size(&mut self) -> u64 {

@@ -148,7 +148,7 @@ impl Handle {
     }
 }
 
-/// A live instance of a [`WasmtimeModule`]: one VM, used by one thread at a time (`Send`).
+/// A live instance of a [`WasmtimeModule`](crate::WasmtimeModule): one VM, used by one thread at a time (`Send`).
 ///
 /// Its callbacks were type-checked once per module; each is resolved to a typed handle on its
 /// first call (a clone that never sees a stream never pays for the stream callbacks), and
@@ -273,7 +273,11 @@ impl WasmtimeInstance {
     }
 }
 
-impl Instance for WasmtimeInstance {
+// SAFETY: the host state is in the store data's `HostBox` (fixed address, freed with the store,
+// which this instance owns), and `host_ptr` is the box's raw pointer. References to it are
+// made only for a borrow of the store's data each: through `StoreData::host` (the instance,
+// the resource limiter, host functions) and in `Cx::parts`, from the same raw pointer.
+unsafe impl Instance for WasmtimeInstance {
     fn has(&self, callback: Callback) -> bool {
         self.callbacks.has(callback)
     }
@@ -296,10 +300,7 @@ impl Instance for WasmtimeInstance {
     }
 
     fn host_ptr(&mut self) -> HostPtr {
-        // SAFETY: the state is in the store's `HostBox`, at a fixed address while the store
-        // (owned by this instance) lives; the instance and its host functions make references
-        // to it only through `StoreData::host`, each for a borrow of the store's data.
-        unsafe { HostPtr::new(self.store.data().host_ptr()) }
+        HostPtr::new(self.store.data().host_ptr())
     }
 
     fn memory_size(&mut self) -> u64 {

@@ -12,7 +12,7 @@ use wasmtime::{Instance, Memory, ModuleExport, ResourceLimiter, TypedFunc};
 pub(crate) struct StoreData {
     /// The VM's host state, at a fixed address the `Vm` keeps
     /// ([`Instance::host_ptr`](proxy_wasm_host::Instance::host_ptr)); reached here through
-    /// [`host`](Self::host).
+    /// [`host`](Self::host), and by `Cx::parts` beside the memory.
     host: HostBox<VmHost>,
     /// The exported `memory`, if any.
     pub(crate) memory: Option<Memory>,

@@ -18,8 +18,8 @@ use crate::VmHost;
 
 /// A value on the heap at a fixed address, freed when the box is dropped. Unlike a [`Box`],
 /// it hands out raw pointers that stay usable while the box itself is used, moved or
-/// borrowed: an engine's store and the [`Vm`](crate::Vm) each keep one, and a `Box` would be
-/// a unique owner whose every use invalidates them.
+/// borrowed: the [`Vm`](crate::Vm) keeps one (and Wasmer's store another), and a `Box`
+/// would be a unique owner whose every use invalidates them.
 pub struct HostBox<T>(NonNull<T>);
 
 impl<T> HostBox<T> {
@@ -48,10 +48,11 @@ impl<T> HostBox<T> {
 
 impl<T> Drop for HostBox<T> {
     fn drop(&mut self) {
-        // SAFETY: the pointer came from `Box::leak` in `new` and is freed only here, once. The
-        // owner drops the box after everything that holds a copy of its pointer may use it
-        // (an engine's store is dropped first, by field order; a `Vm` drops its instance, and
-        // never reads its `HostPtr` while dropping).
+        // SAFETY: the pointer came from `Box::leak` in `new` and is freed only here, once.
+        // Nothing uses a copy of it afterwards: the box lives as long as its instance (in the
+        // instance, or in the engine store the instance owns), copies held elsewhere are
+        // dropped first (Wasmer's store, by field order) or never read while dropping (the
+        // `Vm`'s, whose instance this is).
         drop(unsafe { Box::from_raw(self.0.as_ptr()) });
     }
 }
@@ -59,40 +60,38 @@ impl<T> Drop for HostBox<T> {
 // SAFETY: the box owns its value as a `Box` would; the raw pointer is only how it is reached.
 unsafe impl<T: Send> Send for HostBox<T> {}
 
-/// Where an instance keeps its VM's [`VmHost`]: given once by
+/// Where an instance keeps its VM's [`VmHost`]: given by
 /// [`Instance::host_ptr`](super::Instance::host_ptr), kept by the [`Vm`](crate::Vm), which
 /// reaches the state with a load instead of a call into the engine.
 ///
-/// Made only with [`HostPtr::new`], whose contract carries the safety argument.
+/// Only this crate dereferences one, and only one an [`Instance`](super::Instance) gave out:
+/// the `unsafe` trait's contract is the safety argument.
 #[derive(Clone, Copy, Debug)]
 pub struct HostPtr(NonNull<VmHost>);
 
-// SAFETY: a `HostPtr` moves between threads only with the instance whose state it points to
-// (the `Vm` holds both), and `VmHost` is `Send`.
+// SAFETY: the crate dereferences a `HostPtr` only on the thread that holds `&mut` of the
+// instance it came from (the `Vm` holds both, and moves them together), and `VmHost` is
+// `Send`.
 unsafe impl Send for HostPtr {}
 
 impl HostPtr {
-    /// A pointer to an instance's host state.
-    ///
-    /// # Safety
-    /// `ptr` points to a live `VmHost` that stays at this address for as long as the instance
-    /// that gives it out lives (a [`HostBox`], or a field of one), and the instance itself makes
-    /// references to it only while it has `&mut self`, or for host functions during
-    /// [`Instance::call`](super::Instance::call). No reference the instance made may outlive
-    /// the borrow it was made in.
-    pub unsafe fn new(ptr: NonNull<VmHost>) -> Self {
+    /// A pointer to an instance's host state, for
+    /// [`Instance::host_ptr`](super::Instance::host_ptr) (whose contract it must meet).
+    pub fn new(ptr: NonNull<VmHost>) -> Self {
         HostPtr(ptr)
     }
 
-    /// The host state, for as long as the caller's borrow.
+    /// The host state, for the lifetime `'a` the caller picks.
     ///
     /// # Safety
-    /// The instance is alive and no call of it is running; no other reference to the state is
-    /// live while the result is (the caller holds `&mut` of the instance, or of its owner).
+    /// The pointer came from [`Instance::host_ptr`](super::Instance::host_ptr) of an instance
+    /// that is alive and not in a call; `'a` must not outlive the caller's exclusive borrow
+    /// (`&mut`) of that instance or of its owner, and no other reference to the state may be
+    /// live while the result is.
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn get<'a>(self) -> &'a mut VmHost {
-        // SAFETY: the caller's promise, and `new`'s: the state is alive at this address and
-        // not otherwise borrowed.
+        // SAFETY: the caller's promise, and the instance's (the `Instance` contract): the state
+        // is alive at this address and not otherwise borrowed.
         unsafe { &mut *self.0.as_ptr() }
     }
 }

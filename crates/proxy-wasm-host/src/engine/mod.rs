@@ -20,10 +20,11 @@
 //!    [`VmHost::allocator`](crate::VmHost::allocator) names, chosen by [`allocator_callback`]).
 //!    A host function's [`Trap`] must stop the guest and come back out of
 //!    [`Instance::call`] unchanged.
-//! 4. **[`Instance`]**: keeps the [`VmHost`] it is made with at a fixed address for its whole
-//!    life (in a [`HostBox`], or in engine state that is already on the heap and reached by
-//!    raw pointer) and gives it out once through [`Instance::host_ptr`]; its host functions
-//!    reach it only during a call, itself only with `&mut self`.
+//! 4. **[`Instance`]** (an `unsafe` trait: see its safety contract): keeps the [`VmHost`] it
+//!    is made with at a fixed address for its whole life (in a [`HostBox`], or in engine state
+//!    that is already on the heap and reached by raw pointer) and gives it out through
+//!    [`Instance::host_ptr`]; its host functions reach it only during a call, itself only
+//!    with `&mut self`.
 //!    [`Module::instantiate`] applies [`VmHost::limits`](crate::VmHost::limits)
 //!    (memory: past the limit `memory.grow` answers -1, and the engine tells the host with
 //!    [`VmHost::note_memory_refused`](crate::VmHost::note_memory_refused)), and resolves each
@@ -246,7 +247,18 @@ pub trait Module: Send + Sync {
 }
 
 /// A live instance: one VM on one thread at a time.
-pub trait Instance: Send {
+///
+/// # Safety
+/// The [`Vm`](crate::Vm) dereferences [`host_ptr`](Self::host_ptr) between calls, so an
+/// implementation promises, for every call of it:
+/// - it points to the one [`VmHost`] the instance was made with, alive and at that address for
+///   as long as the instance lives (moving the instance does not move it: keep it in a
+///   [`HostBox`], or in engine state that is already on the heap and reached by raw pointer);
+/// - the instance makes references to that state only while it has `&mut self`, or for its
+///   host functions during [`call`](Self::call), and none outlives the borrow it was made in;
+/// - every pointer to it derives from the heap allocation's own raw pointer, never from a
+///   `Box` or a `&mut` that is used again afterwards (which would invalidate the copies).
+pub unsafe trait Instance: Send {
     /// Whether the module exports `callback` with the signature of its ABI version.
     fn has(&self, callback: Callback) -> bool;
 
@@ -271,14 +283,15 @@ pub trait Instance: Send {
     /// ([`Watchdog`]); the engine only answers the interrupt.
     fn call(&mut self, callback: Callback, args: &[u64]) -> Result<u64, Trap>;
 
-    /// Where the instance keeps its VM's host state (see [`HostPtr::new`] for what the
-    /// instance promises): the [`Vm`](crate::Vm) asks once and keeps it.
+    /// Where the instance keeps its VM's host state (see the trait's safety contract): the
+    /// [`Vm`](crate::Vm) asks once and keeps it.
     fn host_ptr(&mut self) -> HostPtr;
 
-    /// The instance's host state, for as long as this borrow of the instance.
+    /// The instance's host state, for as long as this borrow of the instance. Provided over
+    /// [`host_ptr`](Self::host_ptr); an engine does not override it.
     fn host(&mut self) -> &mut VmHost {
         let ptr = self.host_ptr();
-        // SAFETY: `HostPtr::new`'s contract: the state is alive while the instance is, and the
+        // SAFETY: the trait's contract: the state is alive while the instance is, and the
         // instance holds no reference to it outside a borrow of its own; `&mut self` means no
         // call runs and the caller holds no other reference, for as long as the result lives.
         unsafe { ptr.get() }

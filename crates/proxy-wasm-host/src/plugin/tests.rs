@@ -55,7 +55,9 @@ struct FakeInstance {
     requests: u32,
 }
 
-impl Instance for FakeInstance {
+// SAFETY: the state is in `self.host`, a `HostBox`: at a fixed address while this instance
+// lives; the fake makes no reference to it of its own.
+unsafe impl Instance for FakeInstance {
     fn has(&self, callback: Callback) -> bool {
         !matches!(callback, Callback::Initialize | Callback::Start | Callback::Main | Callback::OnRequestHeadersV010 | Callback::OnResponseHeadersV010)
     }
@@ -84,9 +86,7 @@ impl Instance for FakeInstance {
     }
 
     fn host_ptr(&mut self) -> HostPtr {
-        // SAFETY: the state is in `self.host`, at a fixed address while this instance lives;
-        // the fake makes no reference to it of its own.
-        unsafe { HostPtr::new(self.host.ptr()) }
+        HostPtr::new(self.host.ptr())
     }
 
     fn memory_size(&mut self) -> u64 {

@@ -14,7 +14,7 @@ pub const RESERVED_MODULE: &str = "proxy-wasm:v8";
 pub const MEMORY_IMPORT: (&str, &str) = (RESERVED_MODULE, "memory");
 
 /// The function import every `memory.grow` is rewritten into (`module`, `name`): the shim's
-/// memory.grow ([`ffi::V8S_ROW_MEMORY_GROW`]).
+/// memory.grow (its row `V8S_ROW_MEMORY_GROW`).
 pub const GROW_IMPORT: (&str, &str) = (RESERVED_MODULE, "memory.grow");
 
 /// The memory a VM of the module is given at instantiation, by import.

@@ -203,9 +203,10 @@ impl<T: Host> Vm<T> {
         unsafe { &mut (*self.state.as_ptr()).data }
     }
 
-    /// Where the host's data is: at this address for as long as the VM lives. The VM makes
-    /// references to it only in [`data`](Self::data) and for host functions during a call
-    /// ([`Caller::data`]), each for a borrow of its own.
+    /// Where the host's data is: at this address for as long as the VM lives. References to
+    /// it (or to the whole state) are made only for a borrow each: with `&mut self`
+    /// ([`data`](Self::data), a call's outcome), and during a call by the trampoline and the
+    /// host functions' [`Caller`] ([`Caller::data`], [`Caller::parts`]).
     pub fn data_ptr(&self) -> NonNull<T> {
         let state = self.state.as_ptr();
         // SAFETY: `state` is live (freed only when the VM drops); the projection makes no

@@ -434,9 +434,9 @@ impl<T, E> Instance<T, E> {
         unsafe { &mut (*self.state.as_ptr()).data }
     }
 
-    /// Where the host state is: at this address for as long as the instance lives. The
-    /// instance makes references to it only in [`data`](Self::data) and for host functions
-    /// during a call, each for a borrow of its own.
+    /// Where the host state is: at this address for as long as the instance lives. References
+    /// to it are made only for a borrow each: with `&mut self` ([`data`](Self::data)), and
+    /// during a call by the host functions' `Caller` (`data`, `parts`).
     pub fn data_ptr(&self) -> NonNull<T> {
         let state = self.state.as_ptr();
         // SAFETY: `state` is live (freed only when the instance drops); the projection makes
