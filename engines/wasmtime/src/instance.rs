@@ -148,7 +148,8 @@ impl Handle {
     }
 }
 
-/// A live instance of a [`WasmtimeModule`](crate::WasmtimeModule): one VM, used by one thread at a time (`Send`).
+/// A live instance of a [`WasmtimeModule`](crate::WasmtimeModule): one VM, used by one thread
+/// at a time (`Send`).
 ///
 /// Its callbacks were type-checked once per module; each is resolved to a typed handle on its
 /// first call (a clone that never sees a stream never pays for the stream callbacks), and

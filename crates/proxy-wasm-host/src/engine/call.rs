@@ -43,8 +43,9 @@ pub fn check_arg_count(callback: Callback, args: &[u64]) -> Result<(), Trap> {
 /// those frames are passed over; a trap whose frames are all the runtime's is located in the
 /// innermost.
 pub fn trap_location(frames: &[String]) -> String {
-    let names: Vec<String> = frames.iter().map(|f| crate::error::demangled(f)).collect();
-    match names.iter().find(|n| !is_runtime_frame(n)).or(names.first()) {
+    let demangled = |f: &String| crate::error::demangled(f);
+    let plugin_frame = frames.iter().map(demangled).find(|n| !is_runtime_frame(n));
+    match plugin_frame.or_else(|| frames.first().map(demangled)) {
         None => String::new(),
         Some(f) if f.starts_with("wasm function") => format!(" (in {f})"),
         Some(f) => format!(" (in `{f}`)"),
