@@ -24,7 +24,10 @@ Exit codes:
      not start (proxy_on_vm_start or proxy_on_configure returned false), or it trapped
   2  bad input: a missing file, a module that does not compile, an exchange that does not
      parse, an engine not built in, an unknown option or a missing one; one line on stderr
-     names the file, step, key or option at fault";
+     names the file, step, key or option at fault
+  134  (SIGABRT, as a shell reports it) a native plugin (the Null VM) aborted the process,
+       as a Rust library built with panic = \"abort\" does when it panics; the last line on
+       stderr says so";
 
 /// `pwhost`'s command line.
 #[derive(Debug, Parser)]
