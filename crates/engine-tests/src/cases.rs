@@ -285,6 +285,51 @@ pub fn interrupt_from_another_thread_stops_an_endless_loop(make: MakeEngine<'_>)
     assert!(trap.message.contains("interrupted"), "{trap}");
 }
 
+/// Interrupts are per instance. Interrupting one instance, idle or running (which moves
+/// whatever the engine shares to signal it, such as Wasmtime's epoch), leaves another
+/// instance of the same engine alone: its calls, loops included, run to their end, and its own
+/// interrupt still stops it.
+pub fn interrupting_one_instance_leaves_another_alone(make: MakeEngine<'_>) {
+    const LOOPS: &str = r#"
+    (module
+      (memory (export "memory") 1)
+      (func (export "proxy_on_vm_start") (param $n i32) (param i32) (result i32)
+        (loop $l (local.set $n (i32.sub (local.get $n) (i32.const 1))) (br_if $l (local.get $n)))
+        (i32.const 1))
+      (func (export "proxy_on_tick") (param i32) (loop $l (br $l))))
+    "#;
+    let f = Fixture::new(make);
+    let module = f.compile(LOOPS);
+    let mut quiet = f.instantiate(&module, Limits::default()).unwrap();
+    let mut noisy = f.instantiate(&module, Limits::default()).unwrap();
+    let (Some(quiet_handle), Some(noisy_handle)) = (quiet.interrupt_handle(), noisy.interrupt_handle()) else {
+        assert!(!f.engine.capabilities().interrupt, "an engine that can interrupt gives a handle");
+        return;
+    };
+    assert_eq!(quiet.call(Callback::OnVmStart, &[1000, 0]), Ok(1));
+    for _ in 0..3 {
+        noisy_handle.interrupt();
+    }
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        noisy_handle.interrupt();
+    });
+    let noisy_trap = within_a_minute(move || noisy.call(Callback::OnTick, &[1]).unwrap_err());
+    stopper.join().unwrap();
+    assert_eq!(noisy_trap.kind, TrapKind::Deadline, "{noisy_trap}");
+    // The other instance's interrupts are not this one's: a call of a million loop iterations
+    // (a check at each) runs to its end, twice.
+    assert_eq!(quiet.call(Callback::OnVmStart, &[1_000_000, 0]), Ok(1));
+    assert_eq!(quiet.call(Callback::OnVmStart, &[1_000_000, 0]), Ok(1));
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        quiet_handle.interrupt();
+    });
+    let trap = within_a_minute(move || quiet.call(Callback::OnTick, &[1]).unwrap_err());
+    stopper.join().unwrap();
+    assert_eq!(trap.kind, TrapKind::Deadline, "its own interrupt stops it: {trap}");
+}
+
 /// The memory limit, as Wasm and the C++ host have it: past the limit `memory.grow` answers -1
 /// (a guest that checks can recover), memory never exceeds the limit, and the engine tells the
 /// host of the refusal ([`VmHost::note_memory_refused`]). A module whose memory starts above the

@@ -36,6 +36,7 @@ macro_rules! engine_contract_tests {
             unreachable_is_a_guest_trap_and_fails_the_vm
             an_endless_loop_hits_the_deadline
             interrupt_from_another_thread_stops_an_endless_loop
+            interrupting_one_instance_leaves_another_alone
             a_memory_bomb_hits_the_memory_limit
             growing_past_the_modules_own_maximum_answers_minus_one
             the_memory_limit_is_per_instance

@@ -53,12 +53,19 @@ fn epoch_check(cx: StoreContextMut<'_, StoreData>) -> wasmtime::Result<UpdateDea
 }
 
 /// Prepares `store` for a call from the host: forgets an interrupt that landed while no call
-/// ran, and checks the epoch from the next tick on. Compiled code checks the epoch at function
-/// entries and loop headers whether or not a deadline is armed; the epoch only moves when some
-/// instance of the engine is interrupted.
+/// ran.
+///
+/// The epoch deadline is not set again here. Compiled code checks the epoch at function entries
+/// and loop headers whether or not a deadline is armed, and the epoch only moves when some
+/// instance of the engine is interrupted. The deadline is set once, one tick ahead, when the
+/// store is made, and [`epoch_check`] sets it one tick ahead of the epoch each time it is
+/// reached. So a call finds it either ahead of the epoch, or reached by interrupts of other
+/// instances (or a forgotten one of its own) since, and then the first check runs
+/// [`epoch_check`], which sees no interrupt and goes on. Setting it on every call (a call into
+/// Wasmtime, about 20 instructions) would only spare that one callback after an interrupt.
+#[inline(always)]
 fn begin_call(store: &mut Store<StoreData>) {
     store.data().interrupt.store(false, Ordering::Relaxed);
-    store.set_epoch_deadline(1);
 }
 
 /// A callback's typed handle, one variant per shape of the callback table: every parameter is an
@@ -187,6 +194,7 @@ pub(crate) fn instantiate(
     let mut store = Store::new(&shared.engine, StoreData::new(host));
     store.limiter(|data| data);
     store.epoch_deadline_callback(epoch_check);
+    store.set_epoch_deadline(1);
 
     let interrupt = WasmtimeInterrupt { flag: store.data().interrupt.clone(), engine: shared.engine.weak() };
     let slot = deadline.map(|d| Watchdog::global().slot(Arc::new(interrupt), d));
