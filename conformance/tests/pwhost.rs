@@ -441,6 +441,15 @@ fn help_completions_and_engines() {
     let r = pwhost(&["engines"]);
     assert_eq!(r.code, 0);
     assert_eq!(r.out.lines().collect::<Vec<_>>(), engines::built_in());
+    // --version: the version, the engines built in, the ABI versions; -V the version alone.
+    let r = pwhost(&["--version"]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""));
+    let version = format!("pwhost {}", env!("CARGO_PKG_VERSION"));
+    let engines_line = format!("engines: {}", engines::built_in().join(", "));
+    assert_eq!(r.out.lines().collect::<Vec<_>>(), [version.as_str(), &engines_line, "Proxy-Wasm ABI: 0.2.1, 0.2.0, 0.1.0"]);
+    let r = pwhost(&["-V"]);
+    assert_eq!((r.code, r.out.trim_end()), (0, version.as_str()));
+    assert!(pwhost(&["help"]).out.contains("-V, --version"), "help lists --version");
 }
 
 #[test]

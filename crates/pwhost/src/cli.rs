@@ -29,10 +29,28 @@ Exit codes:
        as a Rust library built with panic = \"abort\" does when it panics; the last line on
        stderr says so";
 
+/// What `pwhost --version` prints after the name: the version, then the engines built into this
+/// binary (by Cargo feature) and the Proxy-Wasm ABI versions it runs. `-V` prints the version
+/// alone.
+fn long_version() -> &'static str {
+    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let abi: Vec<&str> = proxy_wasm_host::abi::AbiVersion::ALL.iter().rev().map(|v| v.as_str()).collect();
+        format!(
+            "{}\nengines: {}\nProxy-Wasm ABI: {}",
+            env!("CARGO_PKG_VERSION"),
+            engines::built_in().join(", "),
+            abi.join(", ")
+        )
+    });
+    &TEXT
+}
+
 /// `pwhost`'s command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "pwhost",
+    version,
+    long_version = long_version(),
     about = "Runs a Proxy-Wasm plugin against a scripted exchange on any engine built in, or inspects one.",
     after_help = EXIT_CODES
 )]
