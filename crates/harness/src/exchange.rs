@@ -124,6 +124,13 @@ pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
 pub fn from_mapping_in(m: &Mapping, dir: Option<&std::path::Path>) -> Result<Exchange> {
     for key in m.keys() {
         let key = key_str(key)?;
+        if ["description", "guest", "requires"].contains(&key) {
+            return err(format!(
+                "`{key}` is a key of a conformance case (conformance/cases), not of an exchange: run the case with \
+                 `cargo xtask conformance --case <its name>`, or drop `description`, `guest` and `requires` to run \
+                 the rest as an exchange"
+            ));
+        }
         if !KEYS.contains(&key) {
             return err(format!("unknown key `{key}`; an exchange has {}", KEYS.join(", ")));
         }
@@ -862,6 +869,8 @@ steps: [{advance: 1500ms}, reload_configuration, {reload_configuration: new}]
         let cases = [
             ("steps: [{request_hedaers: {}}]", "step 1 (`request_hedaers`): unknown step `request_hedaers`; the steps are request_headers"),
             ("stpes: []", "unknown key `stpes`"),
+            ("description: d\nguest: conformance\nsteps: []", "`description` is a key of a conformance case"),
+            ("steps: []\nguest: sdk", "run the case with `cargo xtask conformance --case <its name>`"),
             ("steps: [tick: {}, 3]", "step 2: a step is a name or a mapping, found 3"),
             ("steps: [{tick: null, end_of_stream: true}]", "only headers, body and data steps take `end_of_stream`"),
             ("steps: [{request_headers: [[a]]}]", "each pair must be [name, value]"),
