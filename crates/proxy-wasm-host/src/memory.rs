@@ -236,6 +236,7 @@ pub fn return_bytes(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64, data
 /// The middle of [`return_bytes`], for a caller that checked the return words already:
 /// allocates `len` bytes with the guest allocator (address 0 for `len` 0, without calling it);
 /// an allocator that answers 0 gives [`Status::InvalidMemoryAccess`].
+#[inline]
 pub(crate) fn allocate_returned(cx: &mut dyn HostCx, len: u64) -> Result<u64, crate::HostError> {
     if len == 0 {
         return Ok(0);
@@ -248,6 +249,7 @@ pub(crate) fn allocate_returned(cx: &mut dyn HostCx, len: u64) -> Result<u64, cr
 
 /// The end of [`return_bytes`]: `data` at `addr` (from [`allocate_returned`]), then its address
 /// and length in the return words.
+#[inline]
 pub(crate) fn write_returned(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64, addr: u64, data: &[u8]) -> HostResult {
     let (mut mem, _) = cx.parts();
     if addr != 0 {
@@ -262,6 +264,7 @@ pub(crate) fn write_returned(cx: &mut dyn HostCx, return_ptr: u64, return_size: 
 /// runs, host calls are restricted as the C++ host restricts them (`WasmBase::allocMemory`:
 /// [`abi::RestrictedPhase::Allocator`]); the phase before is restored after, so a restriction
 /// nests.
+#[inline]
 fn allocate(cx: &mut dyn HostCx, size: u64) -> Result<u64, Trap> {
     let host = cx.host();
     let outer = host.restricted.replace(abi::RestrictedPhase::Allocator);
