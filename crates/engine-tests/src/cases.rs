@@ -482,6 +482,45 @@ pub fn a_host_function_calls_the_allocator_reentrantly(make: MakeEngine<'_>) {
     );
 }
 
+/// A guest allocator that grows memory for every allocation: the address it answers lies in
+/// the pages it just added.
+const GROWING_ALLOCATOR: &str = r#"
+(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_shared_data" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 110) "key")
+  (func (export "malloc") (param $size i32) (result i32)
+    (i32.add (i32.mul (memory.grow (i32.const 2)) (i32.const 65536)) (i32.const 16)))
+  ;; proxy_on_vm_start: the status of proxy_get_shared_data, after logging the value.
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+    (local $status i32)
+    (local.set $status (call $get (i32.const 110) (i32.const 3) (i32.const 8) (i32.const 12) (i32.const 16)))
+    (if (i32.eqz (local.get $status))
+      (then (drop (call $log (i32.const 3) (i32.load (i32.const 8)) (i32.load (i32.const 12))))))
+    (local.get $status))
+)
+"#;
+
+/// The allocator grows memory during a host function, which read memory before (the key):
+/// the host writes the value into the pages the growth added, not into a view of memory as it
+/// was before the call.
+pub fn a_host_function_writes_into_pages_its_allocator_added(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    if !f.engine.capabilities().sandboxed {
+        return; // a native plugin has no linear memory to grow
+    }
+    f.services.set_shared_data("vm", b"key", b"value in a new page", 0).unwrap();
+    let mut vm = f.instance(GROWING_ALLOCATOR, Limits::default());
+    assert_eq!(vm.memory_size(), 1 << 16);
+    assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(0), "proxy_get_shared_data's status");
+    assert_eq!(vm.memory_size(), 3 << 16, "the allocator grew memory by two pages");
+    assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(0), "again, in the pages after those");
+    assert_eq!(vm.memory_size(), 5 << 16);
+    let logged = vec![(LogLevel::Warn, "value in a new page".to_string()); 2];
+    assert_eq!(f.recorder.logs(), logged);
+}
+
 /// A host call the C++ host does not allow inside the allocator (here `proxy_done`) traps
 /// there; the trap comes out of the outer call as [`TrapKind::Restricted`].
 pub fn a_restricted_call_inside_the_allocator_traps(make: MakeEngine<'_>) {

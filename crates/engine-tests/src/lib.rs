@@ -42,6 +42,7 @@ macro_rules! engine_contract_tests {
             the_memory_limit_is_per_instance
             a_start_function_past_the_memory_limit_gets_minus_one
             a_host_function_calls_the_allocator_reentrantly
+            a_host_function_writes_into_pages_its_allocator_added
             a_restricted_call_inside_the_allocator_traps
             a_trapping_allocator_fails_the_call
             an_i64_argument_passes_through

@@ -313,12 +313,7 @@ unsafe impl Instance for WasmtimeInstance {
     }
 
     fn memory_size(&mut self) -> u64 {
-        if let Some(bytes) = self.store.data().memory_bytes {
-            return bytes;
-        }
-        let bytes = self.store.data().memory.map_or(0, |memory| memory.data_size(&self.store) as u64);
-        self.store.data_mut().memory_bytes = Some(bytes);
-        bytes
+        crate::link::memory_view(&mut self.store).len as u64
     }
 
     fn interrupt_handle(&self) -> Option<Arc<dyn Interrupt>> {

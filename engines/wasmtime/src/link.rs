@@ -1,10 +1,12 @@
 //! The host functions, linked once per engine from the ABI table, and [`Cx`]: what they see of
 //! the instance that called them.
 
-use proxy_wasm_host::{hostcalls, GuestMemory, HostCx, Trap, VmHost, WordSize};
-use wasmtime::{Caller, Engine, Linker};
+use std::ptr::NonNull;
 
-use crate::store::StoreData;
+use proxy_wasm_host::{hostcalls, GuestMemory, HostCx, Trap, VmHost, WordSize};
+use wasmtime::{AsContextMut, Caller, Engine, Linker};
+
+use crate::store::{MemoryView, StoreData};
 use crate::trap;
 
 /// A trampoline's Wasm result: the status or errno, a plain value for `env.pthread_equal`;
@@ -45,16 +47,40 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
     Ok(linker)
 }
 
+/// The exported memory's [`MemoryView`], read from Wasmtime when the store has none (at first,
+/// and after a growth); empty (a dangling start, length 0) for a module without memory.
+#[inline]
+pub(crate) fn memory_view(mut store: impl AsContextMut<Data = StoreData>) -> MemoryView {
+    let mut store = store.as_context_mut();
+    if let Some(view) = store.data().memory_view {
+        debug_assert!(store.data().memory.is_none_or(|m| {
+            let bytes = m.data_mut(&mut store);
+            (bytes.as_mut_ptr(), bytes.len()) == (view.base.as_ptr(), view.len)
+        }), "the memory view is the memory's current one");
+        return view;
+    }
+    let bytes: &mut [u8] = match store.data().memory {
+        Some(memory) => memory.data_mut(&mut store),
+        None => &mut [],
+    };
+    let view = MemoryView { base: NonNull::from(&mut *bytes).cast(), len: bytes.len() };
+    store.data_mut().memory_view = Some(view);
+    view
+}
+
 /// A host function's view of its caller: guest memory, host state and the guest allocator.
 pub(crate) struct Cx<'a, 'b>(pub(crate) &'a mut Caller<'b, StoreData>);
 
 impl HostCx for Cx<'_, '_> {
     fn parts(&mut self) -> (GuestMemory<'_>, &mut VmHost) {
-        let (memory, host) = (self.0.data().memory, self.0.data().host_ptr());
-        let bytes = match memory {
-            Some(memory) => memory.data_mut(&mut *self.0),
-            None => &mut [],
-        };
+        let view = memory_view(&mut *self.0);
+        let host = self.0.data().host_ptr();
+        // SAFETY: `view` is the exported memory's current start and length (see `MemoryView`:
+        // cleared before any growth), a live allocation of the store that `self` borrows
+        // mutably for as long as the result lives; no guest code runs meanwhile (it runs only
+        // through `allocate`, which needs `self` again), and the only other view of those
+        // bytes, `Memory::data_mut`, needs the store as well.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(view.base.as_ptr(), view.len) };
         // SAFETY: as `StoreData::host`: the `Vm` holds no reference to the state during a call,
         // and the result borrows `self` (so the store's data) mutably, like `bytes`.
         (GuestMemory::new(bytes, WordSize::W32), unsafe { &mut *host.as_ptr() })

@@ -30,11 +30,30 @@ pub(crate) struct StoreData {
     /// A trap raised in the guest allocator during a host function. The VM fails with it even
     /// if the host function swallowed the error.
     pub(crate) poisoned: Option<Trap>,
-    /// The exported memory's size in bytes as last read, `None` until read and again once a
-    /// growth is allowed: every growth goes through [`memory_growing`](ResourceLimiter::memory_growing),
-    /// so the worker's memory gauge, read after every stream, costs a load.
-    pub(crate) memory_bytes: Option<u64>,
+    /// Where the exported memory is and how long, as last read from Wasmtime; `None` until read
+    /// and again once a growth is allowed (see [`MemoryView`]).
+    pub(crate) memory_view: Option<MemoryView>,
 }
+
+/// The exported memory's bytes as Wasmtime last gave them: their start and length.
+///
+/// Reading them through `Memory::data_mut` is a chain of seven dependent loads (the store's
+/// instances, the instance, its offsets, its memory definition), which a header lookup, reading
+/// memory twice, spent a fifth of its time on. They change only when the memory grows (a
+/// growth may move the memory when it is not pooled), and Wasmtime asks the store's resource
+/// limiter, [`memory_growing`](ResourceLimiter::memory_growing), before every growth it may
+/// grant (it skips the limiter only for requests it refuses anyway: past the memory's maximum,
+/// or not fitting in `usize`). `memory_growing` clears the view when it allows a growth, so a
+/// view that is set is the memory's current one. The memory lives as long as the store.
+#[derive(Clone, Copy)]
+pub(crate) struct MemoryView {
+    pub(crate) base: std::ptr::NonNull<u8>,
+    pub(crate) len: usize,
+}
+
+// SAFETY: a `MemoryView` is an address and a length, dereferenced only by `Cx::parts` while it
+// holds the store mutably (the store and its memory move between threads with the instance).
+unsafe impl Send for MemoryView {}
 
 impl StoreData {
     /// The VM's host state, for as long as this borrow of the store's data.
@@ -58,7 +77,7 @@ impl StoreData {
             allocator_export: None,
             interrupt: Arc::default(),
             poisoned: None,
-            memory_bytes: None,
+            memory_view: None,
         }
     }
 }
@@ -75,8 +94,9 @@ impl ResourceLimiter for StoreData {
             self.host().note_memory_refused(desired as u64);
             return Ok(false);
         }
-        // The size is read again on its next use, whether or not the growth then succeeds.
-        self.memory_bytes = None;
+        // The memory may move or change length: it is read again on its next use, whether or
+        // not the growth then succeeds.
+        self.memory_view = None;
         Ok(true)
     }
 
