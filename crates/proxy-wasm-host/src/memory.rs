@@ -182,6 +182,38 @@ pub trait HostCx {
     fn host(&mut self) -> &mut VmHost {
         self.parts().1
     }
+
+    /// The end of a host function that returns bytes, once it has checked the return words:
+    /// `data` copied into memory from the guest allocator (address 0, without calling it, when
+    /// `data` is empty), then its address and length written to the words at `return_ptr` and
+    /// `return_size`. An allocator that answers 0, or an address whose range lies outside
+    /// memory, gives [`Status::InvalidMemoryAccess`]; a trap in the allocator is the error.
+    /// While the allocator runs, host calls are restricted as the C++ host restricts them
+    /// (`WasmBase::allocMemory`: [`abi::RestrictedPhase::Allocator`]), and it is traced as a
+    /// callback when tracing is on.
+    ///
+    /// Provided, and not for an engine to override: it is the host's code, a method of the
+    /// trait only so that it is compiled for each engine's context, with direct calls to its
+    /// [`parts`](Self::parts), [`allocate`](Self::allocate) and [`host`](Self::host). Over
+    /// `&mut dyn HostCx` each would be a dynamic call, and the view `parts` returns would come
+    /// back through the stack, where reading it stalled a header lookup on every call (its
+    /// words are stored one by one and read back two at a time).
+    fn return_allocated(&mut self, return_ptr: u64, return_size: u64, data: &[u8]) -> HostResult {
+        let addr = match data.len() as u64 {
+            0 => 0,
+            len => match allocate(self, len)? {
+                0 => return Err(Status::InvalidMemoryAccess.into()),
+                addr => addr,
+            },
+        };
+        let (mut mem, _) = self.parts();
+        if addr != 0 {
+            mem.write(addr, data)?;
+        }
+        mem.write_word(return_ptr, addr)?;
+        mem.write_word(return_size, data.len() as u64)?;
+        Ok(())
+    }
 }
 
 /// Why a host function did not answer OK: a status for the guest (or a WASI errno), or a trap
@@ -229,35 +261,7 @@ pub fn return_bytes(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64, data
         mem.check_word(return_ptr)?;
         mem.check_word(return_size)?;
     }
-    let addr = allocate_returned(cx, data.len() as u64)?;
-    write_returned(cx, return_ptr, return_size, addr, data)
-}
-
-/// The middle of [`return_bytes`], for a caller that checked the return words already:
-/// allocates `len` bytes with the guest allocator (address 0 for `len` 0, without calling it);
-/// an allocator that answers 0 gives [`Status::InvalidMemoryAccess`].
-#[inline]
-pub(crate) fn allocate_returned(cx: &mut dyn HostCx, len: u64) -> Result<u64, crate::HostError> {
-    if len == 0 {
-        return Ok(0);
-    }
-    match allocate(cx, len)? {
-        0 => Err(Status::InvalidMemoryAccess.into()),
-        addr => Ok(addr),
-    }
-}
-
-/// The end of [`return_bytes`]: `data` at `addr` (from [`allocate_returned`]), then its address
-/// and length in the return words.
-#[inline]
-pub(crate) fn write_returned(cx: &mut dyn HostCx, return_ptr: u64, return_size: u64, addr: u64, data: &[u8]) -> HostResult {
-    let (mut mem, _) = cx.parts();
-    if addr != 0 {
-        mem.write(addr, data)?;
-    }
-    mem.write_word(return_ptr, addr)?;
-    mem.write_word(return_size, data.len() as u64)?;
-    Ok(())
+    cx.return_allocated(return_ptr, return_size, data)
 }
 
 /// Calls the guest allocator through `cx`, recording the call when tracing is on. While it
@@ -265,7 +269,7 @@ pub(crate) fn write_returned(cx: &mut dyn HostCx, return_ptr: u64, return_size: 
 /// [`abi::RestrictedPhase::Allocator`]); the phase before is restored after, so a restriction
 /// nests.
 #[inline]
-fn allocate(cx: &mut dyn HostCx, size: u64) -> Result<u64, Trap> {
+fn allocate<C: HostCx + ?Sized>(cx: &mut C, size: u64) -> Result<u64, Trap> {
     let host = cx.host();
     let outer = host.restricted.replace(abi::RestrictedPhase::Allocator);
     let result = match host.trace.clone() {

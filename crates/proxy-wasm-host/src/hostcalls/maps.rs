@@ -16,7 +16,6 @@
 
 use abi::{AbiVersion, MapType, Status};
 
-use crate::memory::{allocate_returned, write_returned};
 use crate::{return_bytes, HostCx, HostResult};
 
 fn map_type(raw: u32) -> Result<MapType, Status> {
@@ -136,8 +135,7 @@ pub fn proxy_get_header_map_value(
         }
     };
     // The return words were checked above, before the allocator ran.
-    let addr = allocate_returned(cx, value.len() as u64)?;
-    write_returned(cx, return_ptr, return_size, addr, value)
+    cx.return_allocated(return_ptr, return_size, value)
 }
 
 /// Header values up to this many bytes are copied out of the map onto the stack.
