@@ -1,13 +1,12 @@
 //! [`VmHost`]: the host-side state of one VM, held in the engine's store so that host functions
 //! reach it through their [`HostCx`](crate::HostCx).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use abi::{AbiVersion, BufferType, Callback, MapLimits, MapType, Status};
 
 use crate::capabilities::{CallbackSet, HostSet};
+use crate::id_table::IdTable;
 use crate::trace::TraceHandle;
 use crate::CapabilityRestriction;
 use crate::{Embedder, HeaderMap, Limits, Mailbox, PluginInfo, Services, Stream, Trace, VmToken};
@@ -25,18 +24,18 @@ pub struct VmHost {
     /// Made on first need (a queue registered, or the embedder asks): most VMs never have one.
     mailbox: Option<Arc<Mailbox>>,
     pub(crate) map_limits: MapLimits,
-    pub(crate) contexts: IdMap<Context>,
+    pub(crate) contexts: IdTable<Context>,
     pub(crate) call: CallState,
     /// Outstanding HTTP callouts, by call id.
-    pub(crate) http_calls: IdMap<Callout>,
+    pub(crate) http_calls: IdTable<Callout>,
     /// Outstanding gRPC calls and streams, by id.
-    pub(crate) grpc_calls: IdMap<Callout>,
+    pub(crate) grpc_calls: IdTable<Callout>,
     /// The last id given to an HTTP call, a gRPC call and a gRPC stream: Envoy's ids, typed by
     /// their low two bits (proxy-wasm-cpp-host `WasmBase::nextHttpCallId` and friends).
     pub(crate) last_callout: [u32; 3],
     /// This VM's metric ids (Envoy's: a new one on every `proxy_define_metric`), each to the
     /// handle of the shared metric in [`Services`](crate::Services).
-    pub(crate) metric_ids: IdMap<u32>,
+    pub(crate) metric_ids: IdTable<u32>,
     /// The last metric id given to a counter, a gauge and a histogram (proxy-wasm-cpp-host
     /// `WasmBase::nextCounterMetricId` and friends: 4, 8, ...; 5, 9, ...; 6, 10, ...).
     pub(crate) last_metric: [u32; 3],
@@ -67,32 +66,6 @@ pub struct VmHost {
     /// Set while the start functions or the guest allocator run: only the host functions the
     /// C++ host's V8 runtime allows then may be called (see [`abi::RestrictedPhase`]).
     pub(crate) restricted: Option<abi::RestrictedPhase>,
-}
-
-/// A map keyed by ids the host hands out (context, call ids): small integers, so a
-/// multiplicative hash spreads them well at a fraction of SipHash's cost on the per-stream
-/// path. Ids come from the host, never from the guest alone, so there is no flooding to fear.
-pub(crate) type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
-
-/// The hasher of [`IdMap`].
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        // Fibonacci hashing: the high bits, which hashbrown uses, depend on every bit of `n`.
-        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
 }
 
 /// The settings a [`VmHost`] is made with.
@@ -138,7 +111,7 @@ impl VmHostConfig {
 /// The root context id and the plugin of context `id` (a root context's own), if `id` is a
 /// context of `contexts`. A free function over the map, so that a caller can hold the plugin
 /// while it changes other fields of its [`VmHost`].
-pub(crate) fn root_plugin(contexts: &IdMap<Context>, id: u32) -> Option<(u32, &Arc<PluginInfo>)> {
+pub(crate) fn root_plugin(contexts: &IdTable<Context>, id: u32) -> Option<(u32, &Arc<PluginInfo>)> {
     let root = contexts.get(&id)?.root;
     match &contexts.get(&root)?.kind {
         ContextKind::Root(r) => Some((root, &r.plugin)),
@@ -355,12 +328,12 @@ impl VmHost {
             services,
             mailbox: None,
             map_limits: config.map_limits,
-            contexts: IdMap::default(),
+            contexts: IdTable::default(),
             call: CallState::default(),
-            http_calls: IdMap::default(),
-            grpc_calls: IdMap::default(),
+            http_calls: IdTable::default(),
+            grpc_calls: IdTable::default(),
             last_callout: [CalloutKind::Http as u32, CalloutKind::GrpcCall as u32, CalloutKind::GrpcStream as u32],
-            metric_ids: IdMap::default(),
+            metric_ids: IdTable::default(),
             last_metric: [0, 1, 2],
             trace: None,
             roots_done: false,

@@ -23,6 +23,7 @@ mod error;
 pub mod foreign;
 mod headers;
 mod host;
+mod id_table;
 pub mod hostcalls;
 mod memory;
 mod plugin;

@@ -715,9 +715,9 @@ mod tests {
                 expected_grpc(&cx, stream, None, 0)
             ]
         );
-        let c = cx.host.grpc_calls[&call];
+        let c = *cx.host.grpc_calls.get(&call).unwrap();
         assert_eq!((c.root, c.origin, c.stream), (ROOT, STREAM, false));
-        let s = cx.host.grpc_calls[&stream];
+        let s = *cx.host.grpc_calls.get(&stream).unwrap();
         assert_eq!((s.root, s.origin, s.stream), (ROOT, STREAM, true));
         // Names are bytes: not UTF-8 is no refusal (Envoy takes them as they are).
         let a = GrpcArgs { service: cx.put(SERVICE, &[b'a', 0xff]), method: cx.put(METHOD, &[0x80]), ..a };
@@ -876,7 +876,7 @@ mod tests {
         assert_eq!(status(proxy_grpc_close(&mut cx, 999)), Status::BadArgument);
         assert_eq!(cx.embedder.seen.lock().unwrap().grpc_closes, vec![call, stream]);
         // Closed by the plugin only: it waits for the remote close.
-        assert!(cx.host.grpc_calls[&stream].local_closed);
+        assert!(cx.host.grpc_calls.get(&stream).unwrap().local_closed);
     }
 
     #[test]
