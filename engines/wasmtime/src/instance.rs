@@ -313,7 +313,7 @@ unsafe impl Instance for WasmtimeInstance {
     }
 
     fn memory_size(&mut self) -> u64 {
-        crate::link::memory_view(&mut self.store).len as u64
+        crate::store::memory_view(&mut self.store).len as u64
     }
 
     fn interrupt_handle(&self) -> Option<Arc<dyn Interrupt>> {

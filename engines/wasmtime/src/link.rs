@@ -1,12 +1,10 @@
 //! The host functions, linked once per engine from the ABI table, and [`Cx`]: what they see of
 //! the instance that called them.
 
-use std::ptr::NonNull;
-
 use proxy_wasm_host::{hostcalls, GuestMemory, HostCx, Trap, VmHost, WordSize};
-use wasmtime::{AsContextMut, Caller, Engine, Linker};
+use wasmtime::{Caller, Engine, Linker};
 
-use crate::store::{MemoryView, StoreData};
+use crate::store::{memory_view, StoreData};
 use crate::trap;
 
 /// A trampoline's Wasm result: the status or errno, a plain value for `env.pthread_equal`;
@@ -45,27 +43,6 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
     }
     abi::for_each_host_function!(link);
     Ok(linker)
-}
-
-/// The exported memory's [`MemoryView`], read from Wasmtime when the store has none (at first,
-/// and after a growth); empty (a dangling start, length 0) for a module without memory.
-#[inline]
-pub(crate) fn memory_view(mut store: impl AsContextMut<Data = StoreData>) -> MemoryView {
-    let mut store = store.as_context_mut();
-    if let Some(view) = store.data().memory_view {
-        debug_assert!(store.data().memory.is_none_or(|m| {
-            let bytes = m.data_mut(&mut store);
-            (bytes.as_mut_ptr(), bytes.len()) == (view.base.as_ptr(), view.len)
-        }), "the memory view is the memory's current one");
-        return view;
-    }
-    let bytes: &mut [u8] = match store.data().memory {
-        Some(memory) => memory.data_mut(&mut store),
-        None => &mut [],
-    };
-    let view = MemoryView { base: NonNull::from(&mut *bytes).cast(), len: bytes.len() };
-    store.data_mut().memory_view = Some(view);
-    view
 }
 
 /// A host function's view of its caller: guest memory, host state and the guest allocator.

@@ -1,12 +1,13 @@
-//! [`StoreData`]: what a Wasmtime store holds for one VM, and the memory limit it enforces as
-//! the store's resource limiter.
+//! [`StoreData`]: what a Wasmtime store holds for one VM, the memory limit it enforces as the
+//! store's resource limiter, and where the VM's memory is ([`MemoryView`], [`memory_view`]).
 
+use std::ptr::NonNull;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use proxy_wasm_host::engine::HostBox;
 use proxy_wasm_host::{Trap, VmHost};
-use wasmtime::{Instance, Memory, ModuleExport, ResourceLimiter, TypedFunc};
+use wasmtime::{AsContextMut, Instance, Memory, ModuleExport, ResourceLimiter, TypedFunc};
 
 /// What a store holds: the host state and what host functions need of the instance.
 pub(crate) struct StoreData {
@@ -80,6 +81,27 @@ impl StoreData {
             memory_view: None,
         }
     }
+}
+
+/// The exported memory's [`MemoryView`], read from Wasmtime when the store has none (at first,
+/// and after a growth); empty (a dangling start, length 0) for a module without memory.
+#[inline]
+pub(crate) fn memory_view(mut store: impl AsContextMut<Data = StoreData>) -> MemoryView {
+    let mut store = store.as_context_mut();
+    if let Some(view) = store.data().memory_view {
+        debug_assert!(store.data().memory.is_none_or(|m| {
+            let bytes = m.data_mut(&mut store);
+            (bytes.as_mut_ptr(), bytes.len()) == (view.base.as_ptr(), view.len)
+        }), "the memory view is the memory's current one");
+        return view;
+    }
+    let bytes: &mut [u8] = match store.data().memory {
+        Some(memory) => memory.data_mut(&mut store),
+        None => &mut [],
+    };
+    let view = MemoryView { base: NonNull::from(&mut *bytes).cast(), len: bytes.len() };
+    store.data_mut().memory_view = Some(view);
+    view
 }
 
 /// The memory limit: growing past [`Limits::max_memory_bytes`](proxy_wasm_host::Limits) answers
