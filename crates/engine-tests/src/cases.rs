@@ -521,6 +521,40 @@ pub fn a_host_function_writes_into_pages_its_allocator_added(make: MakeEngine<'_
     assert_eq!(f.recorder.logs(), logged);
 }
 
+/// A start function that logs (a host call reading memory before instantiation has handed the
+/// memory over), then a callback that logs: the callback's message arrives whole and the memory
+/// has its size, so what the engine saw of memory during the start function did not stay. The
+/// start function's message arrives whole on Wasmtime, WAMR and V8; Wasmer gives host functions
+/// no memory until instantiation returns, so there it is lost (its `proxy_log` answers
+/// `INVALID_MEMORY_ACCESS` to the start function), which this case allows.
+pub fn host_calls_read_memory_during_and_after_the_start_function(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    if !f.engine.capabilities().sandboxed {
+        return; // a native plugin has no start section
+    }
+    let mut vm = f.instance(
+        r#"(module
+          (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 100) "in start")
+          (data (i32.const 200) "in vm_start")
+          (func $start (drop (call $log (i32.const 2) (i32.const 100) (i32.const 8))))
+          (start $start)
+          (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+            (call $log (i32.const 2) (i32.const 200) (i32.const 11))))"#,
+        Limits::default(),
+    );
+    assert_eq!(vm.memory_size(), 1 << 16);
+    assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(0), "proxy_log's status");
+    let logs = f.recorder.logs();
+    let (start, vm_start) = ((LogLevel::Info, "in start".to_string()), (LogLevel::Info, "in vm_start".to_string()));
+    if f.engine.name().starts_with("wasmer") {
+        assert_eq!(logs, [vm_start]);
+    } else {
+        assert_eq!(logs, [start, vm_start]);
+    }
+}
+
 /// A host call the C++ host does not allow inside the allocator (here `proxy_done`) traps
 /// there; the trap comes out of the outer call as [`TrapKind::Restricted`].
 pub fn a_restricted_call_inside_the_allocator_traps(make: MakeEngine<'_>) {

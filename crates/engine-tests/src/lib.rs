@@ -43,6 +43,7 @@ macro_rules! engine_contract_tests {
             a_start_function_past_the_memory_limit_gets_minus_one
             a_host_function_calls_the_allocator_reentrantly
             a_host_function_writes_into_pages_its_allocator_added
+            host_calls_read_memory_during_and_after_the_start_function
             a_restricted_call_inside_the_allocator_traps
             a_trapping_allocator_fails_the_call
             an_i64_argument_passes_through

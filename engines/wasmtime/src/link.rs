@@ -2,7 +2,7 @@
 //! the instance that called them.
 
 use proxy_wasm_host::{hostcalls, GuestMemory, HostCx, Trap, VmHost, WordSize};
-use wasmtime::{Caller, Engine, Linker};
+use wasmtime::{Caller, Engine, Extern, Linker};
 
 use crate::store::{memory_view, StoreData};
 use crate::trap;
@@ -45,11 +45,23 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
     Ok(linker)
 }
 
+/// The exported memory for a host call made before instantiation has handed it to the store
+/// (a start function's `proxy_log`), found through the caller; kept, as instantiation would.
+#[cold]
+fn memory_during_start(caller: &mut Caller<'_, StoreData>) {
+    if let Some(Extern::Memory(memory)) = caller.get_export("memory") {
+        caller.data_mut().memory = Some(memory);
+    }
+}
+
 /// A host function's view of its caller: guest memory, host state and the guest allocator.
 pub(crate) struct Cx<'a, 'b>(pub(crate) &'a mut Caller<'b, StoreData>);
 
 impl HostCx for Cx<'_, '_> {
     fn parts(&mut self) -> (GuestMemory<'_>, &mut VmHost) {
+        if self.0.data().memory.is_none() {
+            memory_during_start(self.0);
+        }
         let view = memory_view(&mut *self.0);
         let host = self.0.data().host_ptr();
         // SAFETY: `view` is the exported memory's current start and length (see `MemoryView`:

@@ -42,10 +42,12 @@ pub(crate) struct StoreData {
 /// instances, the instance, its offsets, its memory definition), which a header lookup, reading
 /// memory twice, spent a fifth of its time on. They change only when the memory grows (a
 /// growth may move the memory when it is not pooled), and Wasmtime asks the store's resource
-/// limiter, [`memory_growing`](ResourceLimiter::memory_growing), before every growth it may
-/// grant (it skips the limiter only for requests it refuses anyway: past the memory's maximum,
-/// or not fitting in `usize`). `memory_growing` clears the view when it allows a growth, so a
-/// view that is set is the memory's current one. The memory lives as long as the store.
+/// limiter, [`memory_growing`](ResourceLimiter::memory_growing), before every growth (Wasmtime
+/// 48 `vm/memory.rs` `grow`; it skips the limiter only for a growth by 0 pages, which changes
+/// nothing, and for one past what the memory's type can represent, which fails and is reported
+/// to [`memory_grow_failed`](ResourceLimiter::memory_grow_failed)). `memory_growing` clears the
+/// view when it allows a growth, so a view that is set is the memory's current one. The memory
+/// lives as long as the store.
 #[derive(Clone, Copy)]
 pub(crate) struct MemoryView {
     pub(crate) base: std::ptr::NonNull<u8>,
@@ -84,22 +86,27 @@ impl StoreData {
 }
 
 /// The exported memory's [`MemoryView`], read from Wasmtime when the store has none (at first,
-/// and after a growth); empty (a dangling start, length 0) for a module without memory.
+/// and after a growth). Empty (a dangling start, length 0) while the store knows no memory: a
+/// module without one, or an instance whose start function makes a host call before
+/// instantiation has handed the memory over. That empty view is not kept, or it would outlive
+/// the memory's arrival (the memory is created, the only limiter call before any growth,
+/// before the start function runs).
 #[inline]
 pub(crate) fn memory_view(mut store: impl AsContextMut<Data = StoreData>) -> MemoryView {
     let mut store = store.as_context_mut();
+    let Some(memory) = store.data().memory else {
+        return MemoryView { base: NonNull::dangling(), len: 0 };
+    };
     if let Some(view) = store.data().memory_view {
-        debug_assert!(store.data().memory.is_none_or(|m| {
-            let bytes = m.data_mut(&mut store);
-            (bytes.as_mut_ptr(), bytes.len()) == (view.base.as_ptr(), view.len)
-        }), "the memory view is the memory's current one");
+        debug_assert!(
+            (memory.data_ptr(&store), memory.data_size(&store)) == (view.base.as_ptr(), view.len),
+            "the memory view is the memory's current one"
+        );
         return view;
     }
-    let bytes: &mut [u8] = match store.data().memory {
-        Some(memory) => memory.data_mut(&mut store),
-        None => &mut [],
-    };
-    let view = MemoryView { base: NonNull::from(&mut *bytes).cast(), len: bytes.len() };
+    // The start and length as Wasmtime keeps them, with no reference made in between.
+    let base = NonNull::new(memory.data_ptr(&store)).unwrap_or(NonNull::dangling());
+    let view = MemoryView { base, len: memory.data_size(&store) };
     store.data_mut().memory_view = Some(view);
     view
 }
@@ -123,8 +130,9 @@ impl ResourceLimiter for StoreData {
     }
 
     fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        // The pool's slot (or the address space) was too small for a growth the limit allowed:
-        // the guest gets -1 as for the limit itself.
+        // The pool's slot (or the address space) was too small for a growth the limit allowed,
+        // or the growth passed what the memory's type can represent: the guest gets -1 as for
+        // the limit itself.
         Ok(())
     }
 
