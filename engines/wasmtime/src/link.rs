@@ -4,7 +4,7 @@
 use proxy_wasm_host::{hostcalls, GuestMemory, HostCx, Trap, VmHost, WordSize};
 use wasmtime::{Caller, Engine, Extern, Linker};
 
-use crate::store::{memory_view, StoreData};
+use crate::store::{memory_view, MemoryView, StoreData};
 use crate::trap;
 
 /// A trampoline's Wasm result: the status or errno, a plain value for `env.pthread_equal`;
@@ -45,13 +45,15 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
     Ok(linker)
 }
 
-/// The exported memory for a host call made before instantiation has handed it to the store
-/// (a start function's `proxy_log`), found through the caller; kept, as instantiation would.
+/// The exported memory's view for a host call made before instantiation has handed the memory
+/// to the store (a start function's `proxy_log`): found through the caller and kept, as
+/// instantiation would keep it; empty for a module without memory.
 #[cold]
-fn memory_during_start(caller: &mut Caller<'_, StoreData>) {
+fn memory_during_start(caller: &mut Caller<'_, StoreData>) -> MemoryView {
     if let Some(Extern::Memory(memory)) = caller.get_export("memory") {
         caller.data_mut().memory = Some(memory);
     }
+    memory_view(&mut *caller)
 }
 
 /// A host function's view of its caller: guest memory, host state and the guest allocator.
@@ -59,10 +61,10 @@ pub(crate) struct Cx<'a, 'b>(pub(crate) &'a mut Caller<'b, StoreData>);
 
 impl HostCx for Cx<'_, '_> {
     fn parts(&mut self) -> (GuestMemory<'_>, &mut VmHost) {
-        if self.0.data().memory.is_none() {
-            memory_during_start(self.0);
+        let mut view = memory_view(&mut *self.0);
+        if view.len == 0 && self.0.data().memory.is_none() {
+            view = memory_during_start(self.0);
         }
-        let view = memory_view(&mut *self.0);
         let host = self.0.data().host_ptr();
         // SAFETY: `view` is the exported memory's current start and length (see `MemoryView`:
         // cleared before any growth), a live allocation of the store that `self` borrows

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use proxy_wasm_host::engine::HostBox;
 use proxy_wasm_host::{Trap, VmHost};
-use wasmtime::{AsContextMut, Instance, Memory, ModuleExport, ResourceLimiter, TypedFunc};
+use wasmtime::{AsContextMut, Instance, Memory, ModuleExport, ResourceLimiter, StoreContextMut, TypedFunc};
 
 /// What a store holds: the host state and what host functions need of the instance.
 pub(crate) struct StoreData {
@@ -93,17 +93,25 @@ impl StoreData {
 /// before the start function runs).
 #[inline]
 pub(crate) fn memory_view(mut store: impl AsContextMut<Data = StoreData>) -> MemoryView {
-    let mut store = store.as_context_mut();
+    let store = store.as_context_mut();
+    match store.data().memory_view {
+        Some(view) => {
+            debug_assert!(
+                store.data().memory.is_some_and(|m| (m.data_ptr(&store), m.data_size(&store)) == (view.base.as_ptr(), view.len)),
+                "the memory view is the memory's current one"
+            );
+            view
+        }
+        None => read_memory_view(store),
+    }
+}
+
+/// [`memory_view`] when the store keeps none: read from Wasmtime, and kept if there is a memory.
+#[cold]
+fn read_memory_view(mut store: StoreContextMut<'_, StoreData>) -> MemoryView {
     let Some(memory) = store.data().memory else {
         return MemoryView { base: NonNull::dangling(), len: 0 };
     };
-    if let Some(view) = store.data().memory_view {
-        debug_assert!(
-            (memory.data_ptr(&store), memory.data_size(&store)) == (view.base.as_ptr(), view.len),
-            "the memory view is the memory's current one"
-        );
-        return view;
-    }
     // The start and length as Wasmtime keeps them, with no reference made in between.
     let base = NonNull::new(memory.data_ptr(&store)).unwrap_or(NonNull::dangling());
     let view = MemoryView { base, len: memory.data_size(&store) };
