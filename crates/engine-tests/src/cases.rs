@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use abi::{AbiVersion, Callback, LogLevel};
 use proxy_wasm_host::engine::{allocator_callback, Watchdog};
 use proxy_wasm_host::{
-    Embedder, Engine, Error, Export, ExternKind, Import, Instance, Limits, MetricValue, Module, PluginInfo, Services,
-    TrapKind,
+    Embedder, Engine, Error, Export, ExternKind, Import, Instance, Interrupt, Limits, MetricValue, Module, PluginInfo,
+    Services, Trap, TrapKind,
     VmHost, VmHostConfig,
 };
 
@@ -266,20 +266,27 @@ pub fn an_endless_loop_hits_the_deadline(make: MakeEngine<'_>) {
     assert!(again.message.starts_with("VM failed earlier"), "{again}");
 }
 
-/// The interrupt handle stops an endless loop from another thread.
-pub fn interrupt_from_another_thread_stops_an_endless_loop(make: MakeEngine<'_>) {
-    let f = Fixture::new(make);
-    let mut vm = f.instance(ENDLESS, Limits::default());
-    let Some(handle) = vm.interrupt_handle() else {
-        assert!(!f.engine.capabilities().interrupt, "an engine that can interrupt gives a handle");
-        return;
-    };
+/// Calls `vm`'s `proxy_on_tick` (an endless loop) while another thread interrupts it through
+/// `handle` after `after`; the call's trap (the test fails if it does not end within a minute).
+fn interrupted_tick(mut vm: Box<dyn Instance>, handle: Arc<dyn Interrupt>, after: Duration) -> Trap {
     let stopper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(after);
         handle.interrupt();
     });
     let trap = within_a_minute(move || vm.call(Callback::OnTick, &[1]).unwrap_err());
     stopper.join().unwrap();
+    trap
+}
+
+/// The interrupt handle stops an endless loop from another thread.
+pub fn interrupt_from_another_thread_stops_an_endless_loop(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    let vm = f.instance(ENDLESS, Limits::default());
+    let Some(handle) = vm.interrupt_handle() else {
+        assert!(!f.engine.capabilities().interrupt, "an engine that can interrupt gives a handle");
+        return;
+    };
+    let trap = interrupted_tick(vm, handle, Duration::from_millis(100));
     println!("{trap}");
     assert_eq!(trap.kind, TrapKind::Deadline, "{trap}");
     assert!(trap.message.contains("interrupted"), "{trap}");
@@ -301,7 +308,7 @@ pub fn interrupting_one_instance_leaves_another_alone(make: MakeEngine<'_>) {
     let f = Fixture::new(make);
     let module = f.compile(LOOPS);
     let mut quiet = f.instantiate(&module, Limits::default()).unwrap();
-    let mut noisy = f.instantiate(&module, Limits::default()).unwrap();
+    let noisy = f.instantiate(&module, Limits::default()).unwrap();
     let (Some(quiet_handle), Some(noisy_handle)) = (quiet.interrupt_handle(), noisy.interrupt_handle()) else {
         assert!(!f.engine.capabilities().interrupt, "an engine that can interrupt gives a handle");
         return;
@@ -310,23 +317,13 @@ pub fn interrupting_one_instance_leaves_another_alone(make: MakeEngine<'_>) {
     for _ in 0..3 {
         noisy_handle.interrupt();
     }
-    let stopper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        noisy_handle.interrupt();
-    });
-    let noisy_trap = within_a_minute(move || noisy.call(Callback::OnTick, &[1]).unwrap_err());
-    stopper.join().unwrap();
+    let noisy_trap = interrupted_tick(noisy, noisy_handle, Duration::from_millis(50));
     assert_eq!(noisy_trap.kind, TrapKind::Deadline, "{noisy_trap}");
     // The other instance's interrupts are not this one's: a call of a million loop iterations
     // (a check at each) runs to its end, twice.
     assert_eq!(quiet.call(Callback::OnVmStart, &[1_000_000, 0]), Ok(1));
     assert_eq!(quiet.call(Callback::OnVmStart, &[1_000_000, 0]), Ok(1));
-    let stopper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        quiet_handle.interrupt();
-    });
-    let trap = within_a_minute(move || quiet.call(Callback::OnTick, &[1]).unwrap_err());
-    stopper.join().unwrap();
+    let trap = interrupted_tick(quiet, quiet_handle, Duration::from_millis(50));
     assert_eq!(trap.kind, TrapKind::Deadline, "its own interrupt stops it: {trap}");
 }
 
@@ -437,10 +434,13 @@ pub fn a_start_function_past_the_memory_limit_gets_minus_one(make: MakeEngine<'_
     assert!(err.to_string().contains("unreachable"), "within the limit the grow works: {err}");
 }
 
-/// A guest whose allocator makes host calls itself (as the C++ host's `bad_malloc` test; the
-/// two it makes are among the four the C++ host allows there), and whose `proxy_on_vm_start`
-/// reads shared data (the host copies the value through the allocator) and logs it.
-const REENTRANT: &str = r#"
+/// A guest whose `proxy_on_vm_start(_, trap)` reads shared data `key` (the host copies the value
+/// through the guest allocator, `malloc` here, in the text format) and logs it at WARN, then
+/// answers `proxy_get_shared_data`'s status. `trap` sets the global `$trap`, which an allocator
+/// may check; the allocator may log through `$log` and read the clock through `$now`.
+fn shared_data_logger(malloc: &str) -> String {
+    format!(
+        r#"
 (module
   (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "clock_time_get" (func $now (param i32 i64 i32) (result i32)))
@@ -450,6 +450,22 @@ const REENTRANT: &str = r#"
   (global $trap (mut i32) (i32.const 0))
   (data (i32.const 100) "malloc")
   (data (i32.const 110) "key")
+  {malloc}
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+    (local $status i32)
+    (global.set $trap (local.get 1))
+    (local.set $status (call $get (i32.const 110) (i32.const 3) (i32.const 8) (i32.const 12) (i32.const 16)))
+    (if (i32.eqz (local.get $status))
+      (then (drop (call $log (i32.const 3) (i32.load (i32.const 8)) (i32.load (i32.const 12))))))
+    (local.get $status))
+)
+"#
+    )
+}
+
+/// An allocator that makes host calls itself (as the C++ host's `bad_malloc` test; the two it
+/// makes are among the four the C++ host allows there), and traps when `$trap` is set.
+const REENTRANT_MALLOC: &str = r#"
   (func (export "malloc") (param $size i32) (result i32)
     (local $p i32)
     (if (global.get $trap) (then unreachable))
@@ -459,48 +475,26 @@ const REENTRANT: &str = r#"
     (local.set $p (global.get $next))
     (global.set $next (i32.add (global.get $next) (local.get $size)))
     (local.get $p))
-  ;; proxy_on_vm_start(_, trap): the status of proxy_get_shared_data, after logging the value.
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
-    (local $status i32)
-    (global.set $trap (local.get 1))
-    (local.set $status (call $get (i32.const 110) (i32.const 3) (i32.const 8) (i32.const 12) (i32.const 16)))
-    (if (i32.eqz (local.get $status))
-      (then (drop (call $log (i32.const 3) (i32.load (i32.const 8)) (i32.load (i32.const 12))))))
-    (local.get $status))
-)
+"#;
+
+/// An allocator that grows memory for every allocation: the address it answers lies in the
+/// pages it just added.
+const GROWING_MALLOC: &str = r#"
+  (func (export "malloc") (param $size i32) (result i32)
+    (i32.add (i32.mul (memory.grow (i32.const 2)) (i32.const 65536)) (i32.const 16)))
 "#;
 
 /// A host function calls the guest allocator, which itself makes host calls.
 pub fn a_host_function_calls_the_allocator_reentrantly(make: MakeEngine<'_>) {
     let f = Fixture::new(make);
     f.services.set_shared_data("vm", b"key", b"shared value", 0).unwrap();
-    let mut vm = f.instance(REENTRANT, Limits::default());
+    let mut vm = f.instance(&shared_data_logger(REENTRANT_MALLOC), Limits::default());
     assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(0), "proxy_get_shared_data's status");
     assert_eq!(
         f.recorder.logs(),
         vec![(LogLevel::Info, "malloc".to_string()), (LogLevel::Warn, "shared value".to_string())]
     );
 }
-
-/// A guest allocator that grows memory for every allocation: the address it answers lies in
-/// the pages it just added.
-const GROWING_ALLOCATOR: &str = r#"
-(module
-  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
-  (import "env" "proxy_get_shared_data" (func $get (param i32 i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 110) "key")
-  (func (export "malloc") (param $size i32) (result i32)
-    (i32.add (i32.mul (memory.grow (i32.const 2)) (i32.const 65536)) (i32.const 16)))
-  ;; proxy_on_vm_start: the status of proxy_get_shared_data, after logging the value.
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
-    (local $status i32)
-    (local.set $status (call $get (i32.const 110) (i32.const 3) (i32.const 8) (i32.const 12) (i32.const 16)))
-    (if (i32.eqz (local.get $status))
-      (then (drop (call $log (i32.const 3) (i32.load (i32.const 8)) (i32.load (i32.const 12))))))
-    (local.get $status))
-)
-"#;
 
 /// The allocator grows memory during a host function, which read memory before (the key):
 /// the host writes the value into the pages the growth added, not into a view of memory as it
@@ -511,7 +505,7 @@ pub fn a_host_function_writes_into_pages_its_allocator_added(make: MakeEngine<'_
         return; // a native plugin has no linear memory to grow
     }
     f.services.set_shared_data("vm", b"key", b"value in a new page", 0).unwrap();
-    let mut vm = f.instance(GROWING_ALLOCATOR, Limits::default());
+    let mut vm = f.instance(&shared_data_logger(GROWING_MALLOC), Limits::default());
     assert_eq!(vm.memory_size(), 1 << 16);
     assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(0), "proxy_get_shared_data's status");
     assert_eq!(vm.memory_size(), 3 << 16, "the allocator grew memory by two pages");
@@ -582,7 +576,7 @@ pub fn a_restricted_call_inside_the_allocator_traps(make: MakeEngine<'_>) {
 pub fn a_trapping_allocator_fails_the_call(make: MakeEngine<'_>) {
     let f = Fixture::new(make);
     f.services.set_shared_data("vm", b"key", b"shared value", 0).unwrap();
-    let mut vm = f.instance(REENTRANT, Limits::default());
+    let mut vm = f.instance(&shared_data_logger(REENTRANT_MALLOC), Limits::default());
     let trap = vm.call(Callback::OnVmStart, &[1, 1]).unwrap_err();
     println!("{trap}");
     assert_eq!(trap.kind, TrapKind::Guest);
