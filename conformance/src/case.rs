@@ -20,12 +20,11 @@
 use std::path::{Path, PathBuf};
 
 use guest_plugins::sdk::{self, SdkPlugin};
+use proxy_wasm_harness::exchange::CASE_KEYS;
 use proxy_wasm_harness::Exchange;
 use proxy_wasm_host::Capabilities;
 use serde_norway::{Mapping, Value};
 
-/// The keys a case file adds to an exchange.
-pub const CASE_KEYS: &[&str] = &["description", "guest", "requires"];
 
 /// The plugin a case runs.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -98,6 +98,10 @@ pub(crate) fn err<T>(message: impl Into<String>) -> Result<T> {
 /// The top-level keys of an exchange file.
 pub const KEYS: &[&str] = &["plugin", "limits", "properties", "connection", "upstreams", "others", "steps"];
 
+/// The keys a conformance case (`conformance/cases`) adds to an exchange: not an exchange's, so
+/// an exchange file holding one is refused with a pointer to the conformance runner.
+pub const CASE_KEYS: &[&str] = &["description", "guest", "requires"];
+
 /// Parses an exchange file's text. A relative `plugin.code.signature.public_key_file` is read
 /// from the current directory; [`parse_in`] reads it from the exchange's.
 pub fn parse(text: &str) -> Result<Exchange> {
@@ -124,7 +128,7 @@ pub fn from_mapping(m: &Mapping) -> Result<Exchange> {
 pub fn from_mapping_in(m: &Mapping, dir: Option<&std::path::Path>) -> Result<Exchange> {
     for key in m.keys() {
         let key = key_str(key)?;
-        if ["description", "guest", "requires"].contains(&key) {
+        if CASE_KEYS.contains(&key) {
             return err(format!(
                 "`{key}` is a key of a conformance case (conformance/cases), not of an exchange: run the case with \
                  `cargo xtask conformance --case <its name>`, or drop `description`, `guest` and `requires` to run \
