@@ -20,7 +20,6 @@ const MIN_SLOTS: usize = 8;
 
 /// A map from host-made `u32` ids to `V`: `get`, `insert`, `remove` in expected constant time
 /// (see the [module documentation](self)). Iteration order is unspecified.
-#[derive(Clone)]
 pub(crate) struct IdTable<V> {
     /// A power of two of slots (none before the first insert), at most half of them full.
     slots: Vec<Option<Entry<V>>>,
@@ -34,7 +33,6 @@ pub(crate) struct IdTable<V> {
 /// and each copy read back, 16 bytes at a time, stores made at other offsets: a
 /// store-forwarding stall per 16 bytes on every insert and remove (a sixth of an empty
 /// stream's time in `perf`).
-#[derive(Clone)]
 #[repr(C)]
 struct Entry<V> {
     value: V,
