@@ -64,22 +64,29 @@ impl<V> IdTable<V> {
         self.slots.len().wrapping_sub(1)
     }
 
+    /// Where `id` is (`Ok`), or the empty slot that ends its probe, where it would go (`Err`).
+    /// Only called on a table with slots.
+    #[inline]
+    fn probe(&self, id: u32) -> Result<usize, usize> {
+        let mask = self.mask();
+        let mut i = self.home(id);
+        // Ends: at most half the slots are full, so an empty one comes.
+        loop {
+            match &self.slots[i] {
+                Some(e) if e.id == id => return Ok(i),
+                Some(_) => i = (i + 1) & mask,
+                None => return Err(i),
+            }
+        }
+    }
+
     /// The slot holding `id`, if any.
     #[inline]
     fn find(&self, id: u32) -> Option<usize> {
         if self.len == 0 {
             return None;
         }
-        let mask = self.mask();
-        let mut i = self.home(id);
-        // Ends: at most half the slots are full, so an empty one comes.
-        loop {
-            match &self.slots[i] {
-                Some(e) if e.id == id => return Some(i),
-                Some(_) => i = (i + 1) & mask,
-                None => return None,
-            }
-        }
+        self.probe(id).ok()
     }
 
     /// How many ids the table holds.
@@ -117,17 +124,22 @@ impl<V> IdTable<V> {
     /// Puts `value` under `id`; the value it had, if any, is given back.
     #[inline]
     pub(crate) fn insert(&mut self, id: u32, value: V) -> Option<V> {
-        if let Some(i) = self.find(id) {
-            return self.slots[i].replace(Entry { value, id }).map(|old| old.value);
-        }
-        if (self.len + 1) * 2 > self.slots.len() {
-            self.grow();
-        }
-        let mask = self.mask();
-        let mut i = self.home(id);
-        while self.slots[i].is_some() {
-            i = (i + 1) & mask;
-        }
+        // One probe finds `id`, or the slot it goes to unless the table must grow first.
+        let free = if self.slots.is_empty() {
+            None
+        } else {
+            match self.probe(id) {
+                Ok(i) => return self.slots[i].replace(Entry { value, id }).map(|old| old.value),
+                Err(i) => Some(i),
+            }
+        };
+        let i = match free {
+            Some(i) if (self.len + 1) * 2 <= self.slots.len() => i,
+            _ => {
+                self.grow();
+                self.probe(id).expect_err("an id not in the table is not in it after growing")
+            }
+        };
         self.slots[i] = Some(Entry { value, id });
         self.len += 1;
         None
