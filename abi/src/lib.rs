@@ -15,6 +15,6 @@ pub use enums::{Action, BufferType, ClockId, Errno, LogLevel, MapType, MetricTyp
 pub use table::{
     host_function, host_function_row, AbiVersion, Callback, CallbackInfo, HostFunction, HostFunctionId, HostModule, Kind, Param,
     RestrictedPhase, Versions,
-    CALLBACKS, HOST_FUNCTIONS, WASI_MODULES,
+    CALLBACKS, HOST_FUNCTIONS, MEMORY_EXPORT, WASI_MODULES,
 };
 pub use version::{detect_version, VersionError};

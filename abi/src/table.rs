@@ -363,6 +363,12 @@ pub enum HostModule {
     Wasi,
 }
 
+/// The name a guest exports its linear memory under: the memory host functions read the
+/// guest's arguments from and write its results into. Every SDK's toolchain exports it so
+/// (`--export-memory` is the default of wasm-ld), and the reference host looks it up by this
+/// name (proxy-wasm-cpp-host's `WasmVm::getMemory` implementations).
+pub const MEMORY_EXPORT: &str = "memory";
+
 /// The names WASI preview1 is imported under.
 pub const WASI_MODULES: [&str; 2] = ["wasi_snapshot_preview1", "wasi_unstable"];
 

@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use abi::Callback;
-use proxy_wasm_host::engine::{callback_exports, check_imports};
+use proxy_wasm_host::engine::{callback_exports, check_imports, exports_memory};
 use proxy_wasm_host::{Error, Export, ExternKind, Import, Instance, Module, VmHost};
 
 use crate::instance;
@@ -46,7 +46,7 @@ impl V8Module {
                 Some((i.module.clone(), i.name.clone(), row as u32))
             })
             .collect();
-        let exports_memory = exports.iter().any(|e| e.name == "memory" && e.kind == ExternKind::Memory);
+        let exports_memory = exports_memory(&exports);
         let callbacks = callback_exports(&exports);
         V8Module { module: Arc::new(module), imports, exports, callbacks, rows, exports_memory, checked: OnceLock::new() }
     }

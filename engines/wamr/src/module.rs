@@ -1,7 +1,7 @@
 //! [`WamrModule`]: a loaded module, its imports and exports, and the verdicts on them.
 
 use abi::Callback;
-use proxy_wasm_host::engine::{callback_exports, check_imports};
+use proxy_wasm_host::engine::{callback_exports, check_imports, exports_memory};
 use proxy_wasm_host::{Error, Export, ExternKind, Import, Instance, Module, VmHost};
 
 use crate::instance;
@@ -38,7 +38,7 @@ impl WamrModule {
             module.exports().iter().map(|e| Export { name: e.name.clone(), kind: extern_kind(&e.ty) }).collect();
         let verdicts = callback_exports(&exports);
         let links = check_imports(&imports).and_then(|()| linked(&module));
-        let memory_exported = exports.iter().any(|e| e.name == "memory" && e.kind == ExternKind::Memory);
+        let memory_exported = exports_memory(&exports);
         WamrModule { module, imports, exports, verdicts, links, memory_exported }
     }
 

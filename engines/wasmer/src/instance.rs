@@ -172,7 +172,7 @@ pub(crate) fn instantiate(
     })?;
     stop.attach(flag);
 
-    let memory = instance.exports.get_memory("memory").ok().cloned();
+    let memory = instance.exports.get_memory(abi::MEMORY_EXPORT).ok().cloned();
     let mut exported = CallbackSet::EMPTY;
     for callback in Callback::for_version(version) {
         let Some(verdict) = &verdicts[callback as usize] else { continue };

@@ -32,7 +32,7 @@ impl CallbackExports {
             let index = module.get_export_index(abi::CALLBACKS[i].name)?;
             Some(verdict.map(|()| index))
         });
-        CallbackExports { callbacks, memory: module.get_export_index("memory") }
+        CallbackExports { callbacks, memory: module.get_export_index(abi::MEMORY_EXPORT) }
     }
 
     /// Where `callback` is: `None` if the module does not export it, the error if its type is

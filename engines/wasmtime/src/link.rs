@@ -50,7 +50,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
 /// instantiation would keep it; empty for a module without memory.
 #[cold]
 fn memory_during_start(caller: &mut Caller<'_, StoreData>) -> MemoryView {
-    if let Some(Extern::Memory(memory)) = caller.get_export("memory") {
+    if let Some(Extern::Memory(memory)) = caller.get_export(abi::MEMORY_EXPORT) {
         caller.data_mut().memory = Some(memory);
     }
     memory_view(&mut *caller)

@@ -51,6 +51,11 @@ pub fn callback_exports(exports: &[Export]) -> [Option<Result<(), Error>>; Callb
     })
 }
 
+/// Whether `exports` has the guest's memory: a memory exported as [`abi::MEMORY_EXPORT`].
+pub fn exports_memory(exports: &[Export]) -> bool {
+    exports.iter().any(|e| e.name == abi::MEMORY_EXPORT && e.kind == ExternKind::Memory)
+}
+
 /// Refuses an export named as `callback` whose type (`found`) is not the callback's signature
 /// ([`Error::BadExport`]). Engines call it before making a callback's typed handle.
 pub fn check_callback_export(callback: Callback, found: &ExternKind) -> Result<(), Error> {

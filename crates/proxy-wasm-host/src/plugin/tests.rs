@@ -509,6 +509,31 @@ fn callback_times_and_memory_are_in_the_stats() {
     assert_eq!(stat(&host, "proxy_wasm_vm_memory_bytes", &[("worker", "base")]), 65536.0);
 }
 
+#[test]
+fn callback_timing_samples_one_callback_in_n() {
+    // The same requests on a fresh thread each (the sample count is per thread): timing every
+    // callback, then one in 4, which times the thread's first and every fourth after it.
+    let timed = |every: u32| {
+        std::thread::spawn(move || {
+            let (host, code, _, _) = host(Script::default());
+            let host = host.with_callback_timing(every);
+            let vm = host.add_plugin(&code, config(), plugin(None)).unwrap();
+            let mut worker = vm.worker().unwrap();
+            for _ in 0..10 {
+                request(&mut worker);
+            }
+            let samples = host.stats();
+            let counts = samples.iter().filter(|s| s.name == "proxy_wasm_plugin_callback_duration_seconds_count");
+            counts.map(|s| s.value).sum::<f64>()
+        })
+        .join()
+        .unwrap()
+    };
+    let all = timed(1);
+    assert!(all >= 30.0, "three callbacks or more a request: {all}");
+    assert_eq!(timed(4), (all / 4.0).ceil());
+}
+
 /// What `tracing` logged (on this thread) while `f` ran.
 fn capture_logs(f: impl FnOnce()) -> String {
     #[derive(Clone, Default)]
