@@ -11,6 +11,8 @@
 //! shift), at most half full, and a removal shifts the entries after it back (no tombstones):
 //! a lookup is the multiply, the shift and the key's load, and usually one slot.
 
+use std::mem::MaybeUninit;
+
 /// The multiplier of Fibonacci hashing: 2^32 divided by the golden ratio, odd. Consecutive ids
 /// land far apart, and so do ids in steps of four.
 const FIBONACCI: u32 = 0x9e37_79b9;
@@ -22,26 +24,69 @@ const MIN_SLOTS: usize = 8;
 /// (see the [module documentation](self)). Iteration order is unspecified.
 pub(crate) struct IdTable<V> {
     /// A power of two of slots (none before the first insert), at most half of them full.
-    slots: Vec<Option<Entry<V>>>,
+    slots: Vec<Slot<V>>,
     len: usize,
     /// `32 - log2(slots.len())`: the hash's top bits pick the slot.
     shift: u32,
 }
 
-/// A full slot: the value first, so that it sits at the slot's start, aligned as it is
-/// wherever it was made. Behind a 4-byte id it was copied in and out at an offset of 4 bytes,
-/// and each copy read back, 16 bytes at a time, stores made at other offsets: a
-/// store-forwarding stall per 16 bytes on every insert and remove (a sixth of an empty
-/// stream's time in `perf`).
+/// One slot: `key` is 0 when it is empty, else its id plus one (every `u32` id fits), and
+/// `value` is initialised exactly when the slot is full.
+///
+/// The key is a word of its own rather than `Option`'s tag: an `Option<V>` keeps its tag in a
+/// niche of `V` (for a context, a flag byte in its middle), so moving one in or out copied the
+/// value in pieces around that byte, at odd offsets, and read them back 16 bytes at a time
+/// across those stores: a store-forwarding stall on every remove. Here a value moves whole
+/// and aligned, and a probe compares one word (empty and found are both `key ==`).
 #[repr(C)]
-struct Entry<V> {
-    value: V,
-    id: u32,
+struct Slot<V> {
+    value: MaybeUninit<V>,
+    key: u64,
+}
+
+impl<V> Slot<V> {
+    const EMPTY: Slot<V> = Slot { value: MaybeUninit::uninit(), key: 0 };
+
+    #[inline(always)]
+    fn is_full(&self) -> bool {
+        self.key != 0
+    }
+
+    /// The id of a full slot.
+    #[inline(always)]
+    fn id(&self) -> u32 {
+        (self.key - 1) as u32
+    }
+
+    /// The value of a full slot.
+    #[inline(always)]
+    fn get(&self) -> Option<&V> {
+        // SAFETY: a full slot's value is initialised (the type's invariant).
+        self.is_full().then(|| unsafe { self.value.assume_init_ref() })
+    }
+}
+
+/// The key of `id` in a slot: never 0, which marks an empty slot.
+#[inline(always)]
+fn key(id: u32) -> u64 {
+    u64::from(id) + 1
 }
 
 impl<V> Default for IdTable<V> {
     fn default() -> Self {
         IdTable { slots: Vec::new(), len: 0, shift: 32 }
+    }
+}
+
+impl<V> Drop for IdTable<V> {
+    fn drop(&mut self) {
+        if std::mem::needs_drop::<V>() {
+            for slot in self.slots.iter_mut().filter(|s| s.is_full()) {
+                // SAFETY: a full slot's value is initialised, and dropped once: the table is
+                // going away and no slot is read after this.
+                unsafe { slot.value.assume_init_drop() };
+            }
+        }
     }
 }
 
@@ -52,8 +97,7 @@ impl<V: std::fmt::Debug> std::fmt::Debug for IdTable<V> {
 }
 
 impl<V> IdTable<V> {
-    /// Where `id`'s probe starts. Only called on a table with slots (the shift is then below
-    /// 32, and the result below `slots.len()`).
+    /// The slot where the search for `id` starts.
     #[inline(always)]
     fn home(&self, id: u32) -> usize {
         (id.wrapping_mul(FIBONACCI) >> self.shift) as usize
@@ -64,23 +108,23 @@ impl<V> IdTable<V> {
         self.slots.len().wrapping_sub(1)
     }
 
-    /// Where `id` is (`Ok`), or the empty slot that ends its probe, where it would go (`Err`).
-    /// Only called on a table with slots.
+    /// Where `id` is (`Ok`), or the empty slot that ends its run, where it would go (`Err`).
+    /// The table must have slots.
     #[inline]
     fn probe(&self, id: u32) -> Result<usize, usize> {
-        let mask = self.mask();
+        let (mask, key) = (self.mask(), key(id));
         let mut i = self.home(id);
         // Ends: at most half the slots are full, so an empty one comes.
         loop {
-            match &self.slots[i] {
-                Some(e) if e.id == id => return Ok(i),
-                Some(_) => i = (i + 1) & mask,
-                None => return Err(i),
+            match self.slots[i].key {
+                k if k == key => return Ok(i),
+                0 => return Err(i),
+                _ => i = (i + 1) & mask,
             }
         }
     }
 
-    /// The slot holding `id`, if any.
+    /// The full slot of `id`, if any.
     #[inline]
     fn find(&self, id: u32) -> Option<usize> {
         if self.len == 0 {
@@ -95,13 +139,13 @@ impl<V> IdTable<V> {
         self.len
     }
 
-    /// Whether it holds none.
+    /// Whether the table holds no id.
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    /// Whether it holds `id`.
+    /// Whether `id` is in the table.
     #[inline]
     pub(crate) fn contains_key(&self, id: &u32) -> bool {
         self.find(*id).is_some()
@@ -111,17 +155,18 @@ impl<V> IdTable<V> {
     #[inline]
     pub(crate) fn get(&self, id: &u32) -> Option<&V> {
         let i = self.find(*id)?;
-        self.slots[i].as_ref().map(|e| &e.value)
+        self.slots[i].get()
     }
 
     /// The value of `id`, to change.
     #[inline]
     pub(crate) fn get_mut(&mut self, id: &u32) -> Option<&mut V> {
         let i = self.find(*id)?;
-        self.slots[i].as_mut().map(|e| &mut e.value)
+        // SAFETY: `find` answers full slots only, and a full slot's value is initialised.
+        Some(unsafe { self.slots[i].value.assume_init_mut() })
     }
 
-    /// Puts `value` under `id`; the value it had, if any, is given back.
+    /// Puts `value` under `id`, giving back the value it replaces.
     #[inline]
     pub(crate) fn insert(&mut self, id: u32, value: V) -> Option<V> {
         // One probe finds `id`, or the slot it goes to unless the table must grow first.
@@ -129,7 +174,8 @@ impl<V> IdTable<V> {
             None
         } else {
             match self.probe(id) {
-                Ok(i) => return self.slots[i].replace(Entry { value, id }).map(|old| old.value),
+                // SAFETY: `probe`'s `Ok` is a full slot, whose value is initialised.
+                Ok(i) => return Some(std::mem::replace(unsafe { self.slots[i].value.assume_init_mut() }, value)),
                 Err(i) => Some(i),
             }
         };
@@ -140,16 +186,21 @@ impl<V> IdTable<V> {
                 self.probe(id).expect_err("an id not in the table is not in it after growing")
             }
         };
-        self.slots[i] = Some(Entry { value, id });
+        // The slot is empty: overwriting it drops nothing.
+        self.slots[i] = Slot { value: MaybeUninit::new(value), key: key(id) };
         self.len += 1;
         None
     }
 
-    /// Takes `id` out, giving its value back.
+    /// Takes `id`'s value out of the table.
     #[inline]
     pub(crate) fn remove(&mut self, id: &u32) -> Option<V> {
         let mut hole = self.find(*id)?;
-        let Entry { value, .. } = self.slots[hole].take()?;
+        let slot = &mut self.slots[hole];
+        slot.key = 0;
+        // SAFETY: `find` answers full slots only, so the value is initialised; the slot is
+        // marked empty above, so the value is read out once and never dropped in place.
+        let value = unsafe { slot.value.assume_init_read() };
         self.len -= 1;
         // Backward shift: an entry after the hole, in the same run of full slots, moves into the
         // hole unless its home lies after the hole (cyclically), so that every entry stays
@@ -158,10 +209,14 @@ impl<V> IdTable<V> {
         let mut j = hole;
         loop {
             j = (j + 1) & mask;
-            let Some(entry) = &self.slots[j] else { break };
-            let home = self.home(entry.id);
+            let slot = &self.slots[j];
+            if !slot.is_full() {
+                break;
+            }
+            let home = self.home(slot.id());
             if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
-                self.slots[hole] = self.slots[j].take();
+                // The hole is empty: the swap moves the entry into it and leaves `j` empty.
+                self.slots.swap(hole, j);
                 hole = j;
             }
         }
@@ -169,24 +224,25 @@ impl<V> IdTable<V> {
     }
 
     /// Every id and its value.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&u32, &V)> {
-        self.slots.iter().filter_map(|s| s.as_ref().map(|e| (&e.id, &e.value)))
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &V)> {
+        self.slots.iter().filter_map(|s| s.get().map(|v| (s.id(), v)))
     }
 
     /// Every value.
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
-        self.iter().map(|(_, v)| v)
+        self.slots.iter().filter_map(Slot::get)
     }
 
-    /// Twice the slots (`MIN_SLOTS` the first time), every entry placed again.
+    /// Doubles the slots (or makes the first ones) and puts every entry back.
     #[cold]
     fn grow(&mut self) {
         let slots = (self.slots.len() * 2).max(MIN_SLOTS);
-        let old = std::mem::replace(&mut self.slots, std::iter::repeat_with(|| None).take(slots).collect());
+        let old = std::mem::replace(&mut self.slots, std::iter::repeat_with(|| Slot::EMPTY).take(slots).collect());
         self.shift = 32 - slots.trailing_zeros();
-        self.len = 0;
-        for Entry { value, id } in old.into_iter().flatten() {
-            self.insert(id, value);
+        for slot in old.into_iter().filter(Slot::is_full) {
+            // Each id is in `old` once, so it goes to an empty slot; `len` is unchanged.
+            let i = self.probe(slot.id()).expect_err("ids are unique");
+            self.slots[i] = slot;
         }
     }
 }
@@ -203,11 +259,50 @@ mod tests {
         for (id, v) in model {
             assert_eq!(table.get(id), Some(v), "id {id}");
         }
-        let mut seen: Vec<_> = table.iter().map(|(k, v)| (*k, *v)).collect();
+        let mut seen: Vec<_> = table.iter().map(|(k, v)| (k, *v)).collect();
         seen.sort_unstable();
         let mut want: Vec<_> = model.iter().map(|(k, v)| (*k, *v)).collect();
         want.sort_unstable();
         assert_eq!(seen, want);
+    }
+
+    /// The id in slot `i`, if it is full.
+    fn id_at<V>(t: &IdTable<V>, i: usize) -> Option<u32> {
+        t.slots[i].is_full().then(|| t.slots[i].id())
+    }
+
+    #[test]
+    fn the_lowest_and_highest_ids_are_ids_like_any_other() {
+        let mut t = IdTable::default();
+        assert_eq!(t.get(&0), None);
+        t.insert(u32::MAX, "max");
+        assert_eq!(t.get(&0), None, "0 is not an empty slot's id");
+        t.insert(0, "zero");
+        assert_eq!((t.get(&0), t.get(&u32::MAX)), (Some(&"zero"), Some(&"max")));
+        assert_eq!(t.remove(&0), Some("zero"));
+        assert_eq!((t.get(&0), t.get(&u32::MAX)), (None, Some(&"max")));
+    }
+
+    /// Every value is dropped exactly once, whichever way it leaves: replaced, removed, moved
+    /// by a growth or a backward shift, or left in the table when it is dropped.
+    #[test]
+    fn every_value_is_dropped_once() {
+        use std::rc::Rc;
+        let token = Rc::new(());
+        let mut t = IdTable::default();
+        for id in 0..100u32 {
+            t.insert(id, Rc::clone(&token));
+        }
+        assert_eq!(Rc::strong_count(&token), 101);
+        drop(t.insert(7, Rc::clone(&token)));
+        assert_eq!(Rc::strong_count(&token), 101, "the replaced value was dropped");
+        for id in (0..100u32).step_by(3) {
+            drop(t.remove(&id));
+        }
+        assert_eq!(Rc::strong_count(&token), 101 - 34);
+        assert_eq!(t.len(), 66);
+        drop(t);
+        assert_eq!(Rc::strong_count(&token), 1, "the table's drop dropped the rest");
     }
 
     #[test]
@@ -303,11 +398,11 @@ mod tests {
         for id in &at_last {
             t.insert(*id, u64::from(*id));
         }
-        assert_eq!(t.slots[0].as_ref().map(|e| e.id), Some(at_last[1]), "the second wrapped to slot 0");
+        assert_eq!(id_at(&t, 0), Some(at_last[1]), "the second wrapped to slot 0");
         assert_eq!(t.remove(&at_last[0]), Some(u64::from(at_last[0])));
         for id in &at_last[1..] {
             assert_eq!(t.get(id), Some(&u64::from(*id)));
         }
-        assert_eq!(t.slots[last].as_ref().map(|e| e.id), Some(at_last[1]), "shifted back to its home");
+        assert_eq!(id_at(&t, last), Some(at_last[1]), "shifted back to its home");
     }
 }

@@ -511,7 +511,7 @@ impl Vm {
         loop {
             let host = self.host();
             let done = host.contexts.iter().find_map(|(id, c)| match &c.kind {
-                ContextKind::Root(r) if r.done_called => Some(*id),
+                ContextKind::Root(r) if r.done_called => Some(id),
                 _ => None,
             });
             let Some(id) = done else { return };
@@ -536,7 +536,7 @@ impl Vm {
             .iter()
             .chain(host.grpc_calls.iter())
             .filter(|(_, c)| c.root == id)
-            .map(|(k, _)| *k)
+            .map(|(k, _)| k)
             .collect();
         for call in dropped {
             host.http_calls.remove(&call);
