@@ -142,7 +142,9 @@ pub struct Vm {
     failure: Option<Trap>,
     /// Root id -> root context id, in start order.
     roots: Vec<(String, u32)>,
-    next_context: u32,
+    /// How many context ids were given ([`next_id`](Self::next_id)): past `u32::MAX`, the ids
+    /// have wrapped around.
+    next_context: u64,
     /// The callbacks the module exports and the VM's capability restriction allows.
     callable: CallbackSet,
 }
@@ -354,9 +356,31 @@ impl Vm {
         false
     }
 
+    /// A new context id: the one after the last given, skipping 0 (no context: the parent id of
+    /// a root context) and, once the count has passed `u32::MAX` and the ids wrap around, ids
+    /// still in use, as the reference host's `WasmBase::allocContextId` skips them ("prevent
+    /// reuse"). A long-lived VM wraps after 2^32 streams, half a day at 100,000 a second;
+    /// before that every id is new, so the common path makes no lookup.
+    #[inline]
     fn next_id(&mut self) -> u32 {
         self.next_context += 1;
-        self.next_context
+        match u32::try_from(self.next_context) {
+            Ok(id) => id,
+            Err(_) => self.next_id_wrapped(),
+        }
+    }
+
+    /// [`next_id`](Self::next_id) once the ids have wrapped around.
+    #[cold]
+    fn next_id_wrapped(&mut self) -> u32 {
+        loop {
+            // The count modulo 2^32.
+            let id = self.next_context as u32;
+            if id != 0 && !self.host().contexts.contains_key(&id) {
+                return id;
+            }
+            self.next_context += 1;
+        }
     }
 
     /// Calls a callback with its call state set, and fails the VM on a trap.
@@ -1313,6 +1337,27 @@ mod tests {
         assert_eq!(vm.on_response_body(id, true).unwrap(), Action::StopNoBuffer);
         // Too late for a reply: the stream is reset rather than held forever.
         assert_eq!(vm.memory_stream(id).unwrap().effects, [StreamEffect::Close(StreamType::HttpResponse)]);
+    }
+
+    /// Context ids wrap past `u32::MAX` as the reference host's do, skipping 0 and every id
+    /// still in use (the root's, an open stream's).
+    #[test]
+    fn context_ids_wrap_around_skipping_0_and_ids_in_use() {
+        let (mut vm, root) = fail_closed_vm(Callback::OnDelete);
+        assert_eq!(root, 1);
+        let open = vm.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
+        assert_eq!(open, 2);
+        vm.next_context = u64::from(u32::MAX - 2);
+        let ids: Vec<u32> = (0..4)
+            .map(|_| {
+                let id = vm.create_http_stream(root, Box::new(MemoryStream::new())).unwrap();
+                vm.finish_stream(id).unwrap();
+                id
+            })
+            .collect();
+        assert_eq!(ids, [u32::MAX - 1, u32::MAX, 3, 4]);
+        assert!(vm.stream_context(open).is_ok(), "the open stream is untouched");
+        assert!(vm.root_plugin(root).is_ok(), "so is the root");
     }
 
     #[test]
