@@ -663,6 +663,7 @@ impl WorkerVm {
         Ok((s, action.unwrap_or(Action::Continue)))
     }
 
+    #[inline(always)]
     fn create(&mut self, root: RootId, stream: Box<dyn Stream>, tcp: bool) -> Result<(StreamRef, Option<Action>), Error> {
         if self.admit() {
             if self.template.model != VmModel::Ephemeral {
