@@ -628,8 +628,8 @@ impl Vm {
         };
         let id = self.next_id();
         let phase = StreamPhase { rejected, ..StreamPhase::default() };
-        let context = Context { root, kind: ContextKind::Stream(StreamContext { stream, tcp, phase, allows_stop }) };
-        self.host().contexts.insert(id, context);
+        let context = || Context { root, kind: ContextKind::Stream(StreamContext { stream, tcp, phase, allows_stop }) };
+        self.host().contexts.insert_with(id, context);
         Ok(id)
     }
 
