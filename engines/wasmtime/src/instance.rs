@@ -52,8 +52,8 @@ fn epoch_check(cx: StoreContextMut<'_, StoreData>) -> wasmtime::Result<UpdateDea
     }
 }
 
-/// Prepares `store` for a call from the host: forgets an interrupt that landed while no call
-/// ran.
+/// Prepares a store for a call from the host: forgets an interrupt that landed while no call
+/// ran (`flag` is the store's [`StoreData::interrupt`](crate::store::StoreData)).
 ///
 /// The epoch deadline is not set again here. Compiled code checks the epoch at function entries
 /// and loop headers whether or not a deadline is armed, and the epoch only moves when some
@@ -64,8 +64,8 @@ fn epoch_check(cx: StoreContextMut<'_, StoreData>) -> wasmtime::Result<UpdateDea
 /// [`epoch_check`], which sees no interrupt and goes on. Setting it on every call (a call into
 /// Wasmtime, about 20 instructions) would only spare that one callback after an interrupt.
 #[inline(always)]
-fn begin_call(store: &mut Store<StoreData>) {
-    store.data().interrupt.store(false, Ordering::Relaxed);
+fn begin_call(flag: &AtomicBool) {
+    flag.store(false, Ordering::Relaxed);
 }
 
 /// A callback's typed handle, one variant per shape of the callback table: every parameter is an
@@ -173,6 +173,9 @@ pub struct WasmtimeInstance {
     /// The module's exports, where a callback is found on its first call.
     exports: Arc<CallbackExports>,
     shared: Arc<Shared>,
+    /// The store's interrupt flag, kept here too: cleared before every call, it is one load
+    /// away rather than behind the store's data.
+    interrupt: Arc<AtomicBool>,
     /// The first trap, after which every call is refused.
     failed: TrapLatch,
 }
@@ -200,7 +203,7 @@ pub(crate) fn instantiate(
     let slot = deadline.map(|d| Watchdog::global().slot(Arc::new(interrupt), d));
     let instantiated = {
         let _armed = slot.as_ref().map(|s| s.arm()).transpose().map_err(instantiate_error)?;
-        begin_call(&mut store);
+        begin_call(&store.data().interrupt);
         pre.instantiate(&mut store)
     };
     let instance = instantiated.map_err(|e| instantiate_error(trap::from_error(e)))?;
@@ -223,7 +226,8 @@ pub(crate) fn instantiate(
     };
     let exports = exports.clone();
     let callbacks = CallbackHandles::new(exported);
-    Ok(WasmtimeInstance { store, instance, callbacks, exports, shared, failed: TrapLatch::default() })
+    let interrupt = store.data().interrupt.clone();
+    Ok(WasmtimeInstance { store, instance, callbacks, exports, shared, interrupt, failed: TrapLatch::default() })
 }
 
 /// The guest allocator's typed handle, exported at `index` of `instance` (`malloc` or
@@ -301,7 +305,7 @@ unsafe impl Instance for WasmtimeInstance {
             Some(place) => place,
             None => self.resolve_first(callback)?,
         };
-        begin_call(&mut self.store);
+        begin_call(&self.interrupt);
         match self.callbacks.at(place).call(&mut self.store, callback, args)? {
             Ok(value) if self.store.data().poisoned.is_none() => Ok(value),
             result => self.settle(result),
