@@ -515,12 +515,10 @@ pub fn a_host_function_writes_into_pages_its_allocator_added(make: MakeEngine<'_
     assert_eq!(f.recorder.logs(), logged);
 }
 
-/// A start function that logs (a host call reading memory before instantiation has handed the
-/// memory over), then a callback that logs: the callback's message arrives whole and the memory
-/// has its size, so what the engine saw of memory during the start function did not stay. The
-/// start function's message arrives whole on Wasmtime, WAMR and V8; Wasmer gives host functions
-/// no memory until instantiation returns, so there it is lost (its `proxy_log` answers
-/// `INVALID_MEMORY_ACCESS` to the start function), which this case allows.
+/// A start function that logs (a host call reading memory while the module is still being
+/// instantiated), then a callback that logs: both messages arrive whole, in that order, on every
+/// sandboxed engine, and the memory has its size, so what the engine saw of memory during the
+/// start function did not stay.
 pub fn host_calls_read_memory_during_and_after_the_start_function(make: MakeEngine<'_>) {
     let f = Fixture::new(make);
     if !f.engine.capabilities().sandboxed {
@@ -542,11 +540,7 @@ pub fn host_calls_read_memory_during_and_after_the_start_function(make: MakeEngi
     assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(0), "proxy_log's status");
     let logs = f.recorder.logs();
     let (start, vm_start) = ((LogLevel::Info, "in start".to_string()), (LogLevel::Info, "in vm_start".to_string()));
-    if f.engine.name().starts_with("wasmer") {
-        assert_eq!(logs, [vm_start]);
-    } else {
-        assert_eq!(logs, [start, vm_start]);
-    }
+    assert_eq!(logs, [start, vm_start]);
 }
 
 /// A host call the C++ host does not allow inside the allocator (here `proxy_done`) traps

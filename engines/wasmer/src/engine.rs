@@ -129,10 +129,13 @@ impl WasmerEngine {
 /// The Wasmer release this crate runs (a test checks it against the workspace's Cargo.lock).
 pub const WASMER_VERSION: &str = "7.4.2";
 
-/// The revision of the code the stop-check middleware (`stop.rs`) adds to every function: bump
-/// it with any change to that code, so that precompiled modules made with another revision are
-/// never taken from a cache.
-pub const STOP_CHECKS_REVISION: u32 = 1;
+/// The revision of what the stop-check middleware (`stop.rs`) does to every module (the code it
+/// adds to every function, the globals it adds, and its start section turned into an export):
+/// bump it with any change to that, so that precompiled modules made with another revision are
+/// never taken from a cache. Revision 2 takes the start section out of instantiation; a module
+/// of revision 1 would run its start section inside `wasmer::Instance::new` again, outside the
+/// call deadline.
+pub const STOP_CHECKS_REVISION: u32 = 2;
 
 impl Engine for WasmerEngine {
     fn name(&self) -> &'static str {
@@ -140,7 +143,7 @@ impl Engine for WasmerEngine {
     }
 
     /// Wasmer's version and compiler, this crate's version, and the revision of the stop checks
-    /// compiled into every module.
+    /// compiled into every module ([`STOP_CHECKS_REVISION`]).
     fn version(&self) -> String {
         format!(
             "wasmer {WASMER_VERSION} ({}), proxy-wasm-wasmer {}, stop checks r{STOP_CHECKS_REVISION}",

@@ -5,13 +5,13 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use abi::{Callback, CallbackInfo};
-use proxy_wasm_host::engine::{arity_mismatch, CallbackHandles, HostBox, HostPtr, TrapLatch};
+use proxy_wasm_host::engine::{arity_mismatch, CallbackHandles, DeadlineSlot, HostBox, HostPtr, TrapLatch, Watchdog};
 use proxy_wasm_host::{CallbackSet, Error, Instance, Interrupt, Trap, VmHost};
 use wasmer::{AsStoreMut, Extern, Function, FunctionEnv, Global, GlobalType, Mutability, Store, Type, TypedFunction};
 
 use crate::limits::MemoryEvents;
 use crate::shared::Shared;
-use crate::stop::{FlagPtr, Stop, WasmerInterrupt, STOP_EXPORT};
+use crate::stop::{FlagPtr, Stop, WasmerInterrupt, START_EXPORT, STOP_EXPORT};
 use crate::store::{HostState, StatePtr, StoreData};
 use crate::{limits, link, trap};
 
@@ -123,11 +123,21 @@ pub struct WasmerInstance {
 
 /// Makes an instance of `module` (whose imports were checked): a store whose function environment
 /// holds the host state, the module's imports linked to the ABI's host functions (and `extra`,
-/// for tests), its memories limited; then the stop flag, the memory, the callbacks of the guest's
-/// ABI version (`verdicts`: the module's callback exports, type-checked once) and the allocator
-/// resolved.
+/// for tests), its memories limited; then the stop flag and the memory resolved and handed to the
+/// host functions; then the module's start section run, if it has one; then the callbacks of the
+/// guest's ABI version (`verdicts`: the module's callback exports, type-checked once) and the
+/// allocator resolved.
 ///
-/// A start section, if the module has one, runs without the call deadline.
+/// The start section runs here rather than inside `wasmer::Instance::new`: the compiler
+/// middleware took it out of the module and exported its function as [`START_EXPORT`]
+/// (`stop.rs`), so it runs with the stop flag attached, under the VM's call deadline
+/// ([`Limits::call_deadline`](proxy_wasm_host::Limits::call_deadline), armed in the host's
+/// [`Watchdog`] as around every call), and its host calls see the memory. As on the other
+/// engines, it runs before any callback, in no restricted phase (the host restricts only the
+/// start functions it calls itself, `_initialize` and `_start`), and without the guest allocator
+/// (which is exported code, callable only once instantiation is over). A trap in it, a deadline
+/// trap included, fails instantiation with [`Error::Instantiate`]; a memory growth it had
+/// refused at the limit is not the first callback's.
 pub(crate) fn instantiate(
     shared: &Arc<Shared>,
     module: &wasmer::Module,
@@ -139,6 +149,7 @@ pub(crate) fn instantiate(
     let version = host.abi_version();
     let allocator_callback = host.allocator();
     let max_memory_bytes = host.limits().max_memory_bytes;
+    let call_deadline = host.limits().call_deadline;
     let stop = Arc::new(Stop::default());
     let events = Arc::new(MemoryEvents::default());
     // Before the store, so that on an early return it is dropped after it.
@@ -154,13 +165,12 @@ pub(crate) fn instantiate(
     })
     .map_err(|e| {
         let message = match *e {
+            // Only a module compiled without our middleware still has a start section here.
             wasmer::InstantiationError::Start(e) => trap::from_error(e, &stop).to_string(),
             other => other.to_string(),
         };
         Error::Instantiate { engine: name, message }
     })?;
-    // A refusal in a start section is not the first callback's.
-    events.take_refused();
 
     let flag = match instance.exports.get_extern(STOP_EXPORT) {
         Some(Extern::Global(global)) => flag_ptr(&mut store, global),
@@ -173,6 +183,23 @@ pub(crate) fn instantiate(
     stop.attach(flag);
 
     let memory = instance.exports.get_memory(abi::MEMORY_EXPORT).ok().cloned();
+    env.as_mut(&mut store).memory = memory.clone();
+    if let Some(start) = start_function(&instance, &store, name)? {
+        // The handle `interrupt_handle` gives the host for the callbacks, in a slot of its own.
+        let slot = call_deadline
+            .map(|deadline| Watchdog::global().slot(Arc::new(WasmerInterrupt { stop: stop.clone() }), deadline));
+        let result = run_start(&mut store, &start, slot.as_ref(), &stop, flag);
+        if let Err(e) = result {
+            // The store (and the flag in it) is dropped on this return. So are the other
+            // holders of `stop`, the slot and the store's data, but nothing should be able to
+            // write the flag even then.
+            stop.detach();
+            return Err(Error::Instantiate { engine: name, message: e.to_string() });
+        }
+    }
+    // A refusal in the start section is not the first callback's.
+    events.take_refused();
+
     let mut exported = CallbackSet::EMPTY;
     for callback in Callback::for_version(version) {
         let Some(verdict) = &verdicts[callback as usize] else { continue };
@@ -189,12 +216,45 @@ pub(crate) fn instantiate(
     };
     events.take_grown();
     let memory_bytes = memory.as_ref().map_or(0, |m| m.view(&store).data_size());
-    let data = env.as_mut(&mut store);
-    data.memory = memory;
-    data.allocator = allocator;
+    env.as_mut(&mut store).allocator = allocator;
     let callbacks = CallbackHandles::new(exported);
     let failed = TrapLatch::default();
     Ok(WasmerInstance { store, env, instance, callbacks, stop, flag, events, memory_bytes, failed, host })
+}
+
+/// The module's start function, which the middleware exported as [`START_EXPORT`]; `None` for a
+/// module without a start section.
+fn start_function(
+    instance: &wasmer::Instance,
+    store: &Store,
+    name: &'static str,
+) -> Result<Option<TypedFunction<(), ()>>, Error> {
+    let bad = |message: String| Error::Instantiate { engine: name, message };
+    match instance.exports.get_extern(START_EXPORT) {
+        None => Ok(None),
+        // Cannot fail: validation made it `[] -> []`, as every start function.
+        Some(Extern::Function(func)) => {
+            func.typed(store).map(Some).map_err(|e| bad(format!("its start function: {}", e.message())))
+        }
+        Some(_) => Err(bad(format!("`{START_EXPORT}` is not a function"))),
+    }
+}
+
+/// Runs the start function as the host runs a callback: the stop flag lowered, under the call
+/// deadline `slot` (if any) armed in the host's watchdog. A trap comes back as the host's
+/// [`Trap`], a deadline one when the watchdog interrupted it.
+fn run_start(
+    store: &mut Store,
+    start: &TypedFunction<(), ()>,
+    slot: Option<&DeadlineSlot>,
+    stop: &Stop,
+    flag: FlagPtr,
+) -> Result<(), Trap> {
+    let armed = slot.map(DeadlineSlot::arm).transpose()?;
+    stop.clear(flag);
+    let result = start.call(store);
+    drop(armed);
+    result.map_err(|e| trap::from_error(e, stop))
 }
 
 /// The address of the stop flag `global` in `store`.

@@ -10,6 +10,11 @@
 //!   checks it at function entries, loop headers and after `memory.grow`. [`WasmerInterrupt`]
 //!   raises it from any thread: the host's watchdog does when a call passes its deadline. The
 //!   guest stops with a [`TrapKind::Deadline`](proxy_wasm_host::TrapKind::Deadline) trap.
+//! - **Start section.** The same middleware takes a module's Wasm start section out of
+//!   `wasmer::Instance::new` and exports its function under a reserved name, hidden from the
+//!   module's exports; the instance calls it right after instantiation, once the stop flag and
+//!   the memory are in place, under the VM's call deadline, as Wasmtime and V8 run a start
+//!   section. Its host calls (a `proxy_log` in AssemblyScript's top-level code) see the memory.
 //! - **Memory limit.** The engine's tunables wrap each instance's linear memory: growing it past
 //!   [`Limits::max_memory_bytes`](proxy_wasm_host::Limits::max_memory_bytes) is refused, so
 //!   `memory.grow` answers -1 as Wasm specifies and the C++ host does, and the refusal is handed

@@ -9,7 +9,7 @@ use wasmer::{ExternType, Type};
 
 use crate::instance;
 use crate::shared::Shared;
-use crate::stop::STOP_EXPORT;
+use crate::stop::{START_EXPORT, STOP_EXPORT};
 
 /// A module compiled by a [`WasmerEngine`](crate::WasmerEngine). Shared by every VM made from it
 /// (`Arc`), `Send + Sync`.
@@ -34,14 +34,16 @@ impl WasmerModule {
             .collect();
         let exports: Vec<Export> = module
             .exports()
-            .filter(|e| e.name() != STOP_EXPORT)
+            .filter(|e| e.name() != STOP_EXPORT && e.name() != START_EXPORT)
             .map(|e| Export { name: e.name().to_string(), kind: extern_kind(e.ty()) })
             .collect();
         let callbacks = callback_exports(&exports);
         WasmerModule { shared, module, imports, exports, callbacks, checked: OnceLock::new() }
     }
 
-    /// The Wasmer module underneath (with the engine's stop checks compiled in).
+    /// The Wasmer module underneath (with the engine's stop checks compiled in, and its start
+    /// section, if any, turned into an export that our instantiation calls: instantiated
+    /// directly with Wasmer, the module's start function does not run).
     pub fn wasmer(&self) -> &wasmer::Module {
         &self.module
     }

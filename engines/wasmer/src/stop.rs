@@ -15,6 +15,14 @@
 //!   instance's owner clears it when a call starts; [`WasmerInterrupt`] raises it from any
 //!   thread.
 //! - After a call traps, a raised flag turns the `unreachable` into a deadline trap.
+//!
+//! The same middleware also takes the module's start section out of instantiation: it clears
+//! the module's start function and exports that function as [`START_EXPORT`] instead, so that
+//! `wasmer::Instance::new` runs no guest code and the instance runs the start function itself
+//! once the stop flag and the memory are in place (`instance::instantiate`), under the VM's call
+//! deadline, with host functions that see the memory, as on the other engines. Wasmer offers no
+//! hook between creating an instance and running its start function, and its `Instance::new`
+//! runs the start function before it hands the instance over.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,8 +36,15 @@ use wasmer::{ExportIndex, GlobalInit, GlobalType, LocalFunctionIndex, ModuleInfo
 /// [`Module::exports`](proxy_wasm_host::Module::exports).
 pub(crate) const STOP_EXPORT: &str = "__proxy_wasm_host_stop";
 
-/// The middleware that compiles the stop checks into a module. It keeps the indexes of the
-/// globals it added to the module being compiled, so an engine compiles one module at a time.
+/// The export under which [`StopCheck`] exposes the module's start function, which it takes out
+/// of the start section: the instance calls it itself, right after instantiation. Hidden from
+/// [`Module::exports`](proxy_wasm_host::Module::exports). A module's own export of this name is
+/// dropped, so the export is there exactly when the module had a start section.
+pub(crate) const START_EXPORT: &str = "__proxy_wasm_host_start";
+
+/// The middleware that compiles the stop checks into a module and turns its start section into
+/// the export [`START_EXPORT`]. It keeps the indexes of the globals it added to the module being
+/// compiled, so an engine compiles one module at a time.
 #[derive(Debug)]
 pub(crate) struct StopCheck {
     /// The stop flag's global index in the module being compiled; `u32::MAX` before any.
@@ -69,6 +84,12 @@ impl ModuleMiddleware for StopCheck {
         info.global_initializers.push(GlobalInit::I32Const(0));
         self.global.store(index.as_u32(), Ordering::SeqCst);
         self.scratch.store(scratch.as_u32(), Ordering::SeqCst);
+        // The start section: no longer run by `wasmer::Instance::new`, but exported for the
+        // instance to call (`shift_remove` keeps the order of the module's other exports).
+        info.exports.shift_remove(START_EXPORT);
+        if let Some(start) = info.start_function.take() {
+            info.exports.insert(START_EXPORT.to_string(), ExportIndex::Function(start));
+        }
         Ok(())
     }
 }

@@ -59,3 +59,41 @@ fn the_stop_flag_is_hidden_from_the_exports() {
     let names: Vec<_> = module.exports().iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["proxy_on_tick"]);
 }
+
+/// The start section the engine turns into an export stays out of the export list too; a
+/// module's own export of that reserved name is neither listed nor run as a start section.
+#[test]
+fn the_start_export_is_hidden_and_reserved() {
+    let engine = WasmerEngine::singlepass();
+    let module = compile(&engine, r#"(module (func $s) (start $s) (func (export "proxy_on_tick") (param i32)))"#);
+    let names: Vec<_> = module.exports().iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["proxy_on_tick"]);
+    let module = compile(
+        &engine,
+        r#"(module (func (export "__proxy_wasm_host_start") unreachable) (func (export "proxy_on_tick") (param i32)))"#,
+    );
+    let names: Vec<_> = module.exports().iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["proxy_on_tick"]);
+    let mut vm = module.instantiate(host(Limits::default())).expect("the export is not run as a start section");
+    assert_eq!(vm.call(Callback::OnTick, &[1]), Ok(0));
+}
+
+/// A growth the start section had refused at the memory limit is not handed to the host with
+/// the first callback (whose own trap would then be taken for a memory-limit one): the start
+/// section got -1 and went on.
+#[test]
+fn a_refusal_in_the_start_section_is_not_the_first_callback_s() {
+    let engine = WasmerEngine::singlepass();
+    let module = compile(
+        &engine,
+        r#"(module (memory (export "memory") 1)
+             (func $s (drop (memory.grow (i32.const 4))))
+             (start $s)
+             (func (export "proxy_on_tick") (param i32) unreachable))"#,
+    );
+    let mut vm = module.instantiate(host(Limits { max_memory_bytes: 2 << 16, ..Limits::default() })).unwrap();
+    assert_eq!(vm.memory_size(), 1 << 16);
+    let trap = vm.call(Callback::OnTick, &[1]).unwrap_err();
+    assert_eq!(trap.kind, TrapKind::Guest, "{trap}");
+    assert_eq!(vm.host().memory_refused(), None);
+}
