@@ -374,6 +374,71 @@ pub fn a_memory_bomb_hits_the_memory_limit(make: MakeEngine<'_>) {
     println!("{err}");
 }
 
+/// A start section that traps fails instantiation: [`Error::Instantiate`] with the engine's
+/// name and the trap's message, after the start section's host calls before the trap were
+/// served. The same module without the trap instantiates.
+pub fn a_trapping_start_section_fails_instantiation(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    if !f.engine.capabilities().sandboxed {
+        return; // a native plugin has no start section
+    }
+    let wat = r#"(module
+      (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 100) "before the trap")
+      (func $start (drop (call $log (i32.const 2) (i32.const 100) (i32.const 15))) unreachable)
+      (start $start)
+      (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1)))"#;
+    let err = f.try_instance(wat, Limits::default()).err().expect("the start section trapped");
+    println!("{err}");
+    let Error::Instantiate { engine, message } = &err else { panic!("{err:?}") };
+    assert_eq!(*engine, f.engine.name());
+    assert!(message.contains("unreachable"), "{message}");
+    assert!(message.lines().count() <= 2, "{message}");
+    assert_eq!(f.recorder.logs(), [(LogLevel::Info, "before the trap".to_string())]);
+    let mut vm = f.instance(&wat.replace(" unreachable", ""), Limits::default());
+    assert_eq!(vm.call(Callback::OnVmStart, &[1, 0]), Ok(1));
+}
+
+/// A start section that loops forever is stopped at the VM's call deadline, as a callback is:
+/// instantiation fails, not before the deadline and well within a minute, with
+/// [`Error::Instantiate`] naming the engine and a deadline trap's message. An engine that
+/// cannot be interrupted says so; WAMR, which can interrupt a call but runs a start section
+/// where no interrupt reaches it (it gives no handle on an instance before its instantiation
+/// returns), is left out, as its README paragraph says.
+pub fn a_start_section_looping_forever_hits_the_deadline(make: MakeEngine<'_>) {
+    let f = Fixture::new(make);
+    if !f.engine.capabilities().interrupt {
+        return; // nothing could stop the loop
+    }
+    if f.engine.name() == "wamr" {
+        return; // its start section runs outside the call deadline
+    }
+    let module = f.compile(
+        r#"(module
+          (memory (export "memory") 1)
+          (func $spin (loop $l (br $l)))
+          (start $spin)
+          (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1)))"#,
+    );
+    let deadline = Duration::from_millis(50);
+    let limits = Limits { call_deadline: Some(deadline), ..Limits::default() };
+    let mut host = f.host(limits);
+    host.set_allocator(allocator_callback(module.exports()));
+    let name = f.engine.name();
+    let (err, took) = within_a_minute(move || {
+        let start = Instant::now();
+        let err = module.instantiate(host).err();
+        (err, start.elapsed())
+    });
+    let err = err.expect("the start section never ends");
+    println!("{err} after {took:?}");
+    let Error::Instantiate { engine, message } = &err else { panic!("{err:?}") };
+    assert_eq!(*engine, name);
+    assert!(message.starts_with("CPU deadline exceeded: "), "a deadline trap's message: {message}");
+    assert!(took >= deadline, "{took:?}");
+}
+
 /// Past the module's own declared maximum, `memory.grow` answers -1 as Wasm specifies: only the
 /// host's limit is a trap.
 pub fn growing_past_the_modules_own_maximum_answers_minus_one(make: MakeEngine<'_>) {
@@ -636,14 +701,18 @@ pub fn rows_without_a_status_return_to_the_guest(make: MakeEngine<'_>) {
     assert_eq!(vm.call(Callback::OnVmStart, &[4, 5]), Ok(7));
 }
 
-/// A precompiled module loads back and runs; garbage is refused. An engine without precompiled
-/// modules says so.
+/// A precompiled module loads back and runs, its start section included; garbage is refused. An
+/// engine without precompiled modules says so.
 pub fn serialize_and_deserialize_round_trip(make: MakeEngine<'_>) {
     let f = Fixture::new(make);
     let module = f.compile(
         r#"(module
           (memory (export "memory") 1)
-          (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.mul (local.get 0) (local.get 1))))"#,
+          (global $started (mut i32) (i32.const 0))
+          (func $start (global.set $started (i32.const 1)))
+          (start $start)
+          (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.mul (local.get 0) (local.get 1)))
+          (func (export "proxy_on_configure") (param i32 i32) (result i32) (global.get $started)))"#,
     );
     let Some(bytes) = module.serialize() else {
         assert!(!f.engine.capabilities().precompiled, "an engine with precompiled modules serializes");
@@ -657,6 +726,7 @@ pub fn serialize_and_deserialize_round_trip(make: MakeEngine<'_>) {
     assert_eq!(loaded.exports(), module.exports());
     let mut vm = f.instantiate(&loaded, Limits::default()).unwrap();
     assert_eq!(vm.call(Callback::OnVmStart, &[6, 7]), Ok(42));
+    assert_eq!(vm.call(Callback::OnConfigure, &[1, 0]), Ok(1), "the start section ran");
     // SAFETY: the engines check a header before running anything and refuse these bytes; this
     // is the one input the contract asks them to refuse (no engine can vouch for others).
     let err = unsafe { f.engine.deserialize(b"not a module") }.err().unwrap();

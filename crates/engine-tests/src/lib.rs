@@ -10,10 +10,11 @@
 //! The cases use hand-written guests in the Wasm text format, turned into binaries here (engines
 //! receive binaries only), and assert what the engine SDK ([`proxy_wasm_host::engine`])
 //! documents: compile errors, import and export listings, callback arguments and results,
-//! signature checks, traps, the CPU deadline (the host's watchdog through the engine's
-//! interrupt), the memory limit (-1 past it, never more memory), re-entrant allocator calls,
-//! `proc_exit`, precompiled modules and the thread contract. Where a capability is optional, the
-//! case checks that an engine without it says so.
+//! signature checks, traps, start sections (their host calls, traps and deadline), the CPU
+//! deadline (the host's watchdog through the engine's interrupt), the memory limit (-1 past it,
+//! never more memory), re-entrant allocator calls, `proc_exit`, precompiled modules and the
+//! thread contract. Where a capability is optional, the case checks that an engine without it
+//! says so.
 
 pub mod allocator;
 pub mod cases;
@@ -41,6 +42,8 @@ macro_rules! engine_contract_tests {
             growing_past_the_modules_own_maximum_answers_minus_one
             the_memory_limit_is_per_instance
             a_start_function_past_the_memory_limit_gets_minus_one
+            a_trapping_start_section_fails_instantiation
+            a_start_section_looping_forever_hits_the_deadline
             a_host_function_calls_the_allocator_reentrantly
             a_host_function_writes_into_pages_its_allocator_added
             host_calls_read_memory_during_and_after_the_start_function
