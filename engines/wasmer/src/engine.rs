@@ -143,7 +143,7 @@ impl Engine for WasmerEngine {
     }
 
     /// Wasmer's version and compiler, this crate's version, and the revision of the stop checks
-    /// compiled into every module ([`STOP_CHECKS_REVISION`]).
+    /// compiled into every module (`STOP_CHECKS_REVISION`).
     fn version(&self) -> String {
         format!(
             "wasmer {WASMER_VERSION} ({}), proxy-wasm-wasmer {}, stop checks r{STOP_CHECKS_REVISION}",
