@@ -1,8 +1,8 @@
 //! The [Wasmer](https://wasmer.io) engine for `proxy-wasm-host`.
 //!
-//! [`WasmerEngine`] implements [`proxy_wasm_host::Engine`] on Wasmer 7.4 with the Singlepass
-//! compiler (engine name `wasmer-singlepass`; see [`Compiler`] for why Cranelift is not offered
-//! yet). It compiles modules, links the host functions of the ABI table for each instance (typed
+//! [`WasmerEngine`] implements [`proxy_wasm_host::Engine`] on Wasmer 7.4 with either of its
+//! compilers, Cranelift (engine name `wasmer`) or Singlepass (`wasmer-singlepass`), each behind a
+//! Cargo feature (see [`Compiler`]). It compiles modules, links the host functions of the ABI table for each instance (typed
 //! closures expanded from [`abi::for_each_host_function!`], see `link.rs`), and instantiates them
 //! into stores whose function environment holds the VM's [`VmHost`](proxy_wasm_host::VmHost).
 //!
