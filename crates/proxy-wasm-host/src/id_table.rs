@@ -78,6 +78,9 @@ impl<V> Default for IdTable<V> {
     }
 }
 
+/// Drops the values left in the table. A value's drop that panics leaves the values after it
+/// undropped (leaked, never read): the table's values are contexts and callouts, whose drops
+/// do not panic.
 impl<V> Drop for IdTable<V> {
     fn drop(&mut self) {
         if std::mem::needs_drop::<V>() {
@@ -97,7 +100,8 @@ impl<V: std::fmt::Debug> std::fmt::Debug for IdTable<V> {
 }
 
 impl<V> IdTable<V> {
-    /// The slot where the search for `id` starts.
+    /// Where `id`'s probe starts. Only called on a table with slots (the shift is then below
+    /// 32, and the result below `slots.len()`).
     #[inline(always)]
     fn home(&self, id: u32) -> usize {
         (id.wrapping_mul(FIBONACCI) >> self.shift) as usize
@@ -173,7 +177,7 @@ impl<V> IdTable<V> {
     }
 
     /// Puts the value `make` makes under `id`, giving back the value it replaces. `make` runs
-    /// once the slot is found, so that the value can be made in its slot: a value made before
+    /// once the slot is found, so that a new id's value can be made in its slot: a value made before
     /// the probe is built on the stack a field at a time and then copied into the slot 16
     /// bytes at a time, each copy waiting on the stores it spans (a store-forwarding stall,
     /// 2.5% of an empty stream's time for its context).
@@ -254,8 +258,11 @@ impl<V> IdTable<V> {
         for _ in 0..slots {
             empty.push(Slot::EMPTY);
         }
+        // Worked out before the arrays change: nothing that can panic runs while the entries
+        // are in `old` (a panic there would leak them).
+        let shift = 32 - slots.trailing_zeros();
         let old = std::mem::replace(&mut self.slots, empty);
-        self.shift = 32 - slots.trailing_zeros();
+        self.shift = shift;
         for slot in old.into_iter().filter(Slot::is_full) {
             // Each id is in `old` once, so it goes to an empty slot; `len` is unchanged.
             let i = self.probe(slot.id()).expect_err("ids are unique");
