@@ -258,8 +258,8 @@ impl<V> IdTable<V> {
         for _ in 0..slots {
             empty.push(Slot::EMPTY);
         }
-        // Worked out before the arrays change: nothing that can panic runs while the entries
-        // are in `old` (a panic there would leak them).
+        // Worked out before the arrays change, so that its arithmetic cannot panic while the
+        // entries are in `old` (they would leak).
         let shift = 32 - slots.trailing_zeros();
         let old = std::mem::replace(&mut self.slots, empty);
         self.shift = shift;
