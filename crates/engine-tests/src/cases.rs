@@ -403,16 +403,11 @@ pub fn a_trapping_start_section_fails_instantiation(make: MakeEngine<'_>) {
 /// A start section that loops forever is stopped at the VM's call deadline, as a callback is:
 /// instantiation fails, not before the deadline and well within a minute, with
 /// [`Error::Instantiate`] naming the engine and a deadline trap's message. An engine that
-/// cannot be interrupted says so; WAMR, which can interrupt a call but runs a start section
-/// where no interrupt reaches it (it gives no handle on an instance before its instantiation
-/// returns), is left out, as its README paragraph says.
+/// cannot be interrupted says so.
 pub fn a_start_section_looping_forever_hits_the_deadline(make: MakeEngine<'_>) {
     let f = Fixture::new(make);
     if !f.engine.capabilities().interrupt {
         return; // nothing could stop the loop
-    }
-    if f.engine.name() == "wamr" {
-        return; // its start section runs outside the call deadline
     }
     let module = f.compile(
         r#"(module

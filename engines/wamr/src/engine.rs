@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use proxy_wasm_host::{Capabilities, Engine, Error, Module};
 
-use crate::{link, trap};
+use crate::{link, start, trap};
 use crate::module::WamrModule;
 use crate::shared::NAME;
 use crate::wamr::Runtime;
@@ -36,9 +36,11 @@ impl WamrEngine {
         self.runtime
     }
 
-    /// Loads `bytes` into our module type.
+    /// Loads `bytes` into our module type, its start section first turned into an export that
+    /// the instance calls under the call deadline ([`start::take_start`]).
     pub(crate) fn load(&self, bytes: &[u8]) -> Result<WamrModule, Error> {
-        let module = self.runtime.load(bytes).map_err(|e| Error::Compile { engine: NAME, message: trap::message(e) })?;
+        let bytes = start::take_start(bytes);
+        let module = self.runtime.load(&bytes).map_err(|e| Error::Compile { engine: NAME, message: trap::message(e) })?;
         Ok(WamrModule::new(module))
     }
 }

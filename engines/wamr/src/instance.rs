@@ -3,14 +3,16 @@
 
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::time::Duration;
 
 use abi::Callback;
-use proxy_wasm_host::engine::{callback_args, HostPtr, TrapLatch, MAX_CALLBACK_PARAMS};
+use proxy_wasm_host::engine::{callback_args, DeadlineSlot, HostPtr, TrapLatch, Watchdog, MAX_CALLBACK_PARAMS};
 use proxy_wasm_host::{Error, Instance, Interrupt, Trap, VmHost};
 
 use crate::link::host_fn;
 use crate::module::WamrModule;
 use crate::shared::NAME;
+use crate::start::START_EXPORT;
 use crate::store::StoreData;
 use crate::trap;
 use crate::wamr::{self, Func, InstanceConfig, InterruptHandle, Val};
@@ -32,22 +34,35 @@ pub struct WamrInstance {
 }
 
 /// Makes an instance of `module` (whose imports were checked): the memory limit applied (a limit
-/// below the module's initial memory is refused, naming both), the start section run, if any
-/// (WAMR also runs the exports `__post_instantiate` and `__wasm_call_ctors` here, if the module
-/// has them, as it does for every embedder), then the callbacks of the guest's ABI version and
-/// the allocator resolved.
+/// below the module's initial memory is refused, naming both), the start section run, if any,
+/// then the callbacks of the guest's ABI version and the allocator resolved.
 ///
-/// WAMR gives no handle on an instance before it returns, so code run here is not under the
-/// call deadline.
+/// The start section runs here, not inside WAMR's instantiation: the engine took it out of the
+/// module before WAMR loaded it and exported its function as [`START_EXPORT`] (`start.rs`), so
+/// it runs once WAMR has handed the instance over, as a callback runs: under the VM's call
+/// deadline ([`Limits::call_deadline`](proxy_wasm_host::Limits::call_deadline), armed in the
+/// host's [`Watchdog`] with a [`WamrInterrupt`]), its host calls seeing the memory, before any
+/// callback, in no restricted phase and without the guest allocator (as on the other engines).
+/// A trap in it, a deadline trap included, fails instantiation with [`Error::Instantiate`].
+///
+/// WAMR itself still runs the exports `__post_instantiate` and `__wasm_call_ctors`, if the
+/// module has them, inside its instantiation, as it does for every embedder: WAMR gives no
+/// handle on an instance before it returns, so those are not under the call deadline, and they
+/// now run before the start function rather than after it.
 pub(crate) fn instantiate(module: &WamrModule, host: VmHost) -> Result<WamrInstance, Error> {
     let version = host.abi_version();
     let allocator_callback = host.allocator();
     let limit = host.limits().max_memory_bytes;
+    let call_deadline = host.limits().call_deadline;
     let config = InstanceConfig { max_memory_bytes: Some(limit), stack_size: 0 };
     let mut instance = module
         .wamr()
         .instantiate(StoreData::new(host, module.memory_exported()), host_fn, &config)
         .map_err(|e| Error::Instantiate { engine: NAME, message: trap::message(e) })?;
+    if module.has_start() {
+        run_start(&mut instance, call_deadline)
+            .map_err(|trap| Error::Instantiate { engine: NAME, message: trap.to_string() })?;
+    }
 
     let mut callbacks: [Option<Func>; Callback::COUNT] = std::array::from_fn(|_| None);
     for callback in Callback::for_version(version) {
@@ -63,6 +78,29 @@ pub(crate) fn instantiate(module: &WamrModule, host: VmHost) -> Result<WamrInsta
     // The cap in whole pages, as WAMR applies it; the module's own maximum may be lower.
     let limit_binds = instance.memory_max_bytes() >= limit / wamr::WASM_PAGE * wamr::WASM_PAGE;
     Ok(WamrInstance { instance, callbacks, limit_binds, failed: TrapLatch::default() })
+}
+
+/// Runs the start function, exported as [`START_EXPORT`], as the host runs a callback: under the
+/// call deadline `deadline` (if any), armed in the host's watchdog for a slot of its own. A trap
+/// comes back as the host's [`Trap`], a deadline one when the watchdog interrupted it.
+fn run_start(instance: &mut wamr::Instance<StoreData, Trap>, deadline: Option<Duration>) -> Result<(), Trap> {
+    // Cannot fail: the rewrite exported the start function, which validation made `[] -> []`.
+    let func = instance
+        .func(START_EXPORT)
+        .map_err(|e| Trap::guest(format!("its start function: {}", trap::message(e))))?;
+    let slot =
+        deadline.map(|d| Watchdog::global().slot(Arc::new(WamrInterrupt(instance.interrupt_handle())), d));
+    let armed = slot.as_ref().map(DeadlineSlot::arm).transpose()?;
+    // Clears an exception or interrupt left from before, then calls.
+    let result = instance.call(&func, &[]);
+    drop(armed);
+    // No allocator is resolved yet, so nothing can have poisoned the instance; checked anyway.
+    let poisoned = instance.data().poisoned.take();
+    match (result, poisoned) {
+        (Err(e), _) => Err(trap::from_call_error(e)),
+        (Ok(_), Some(trap)) => Err(trap),
+        (Ok(_), None) => Ok(()),
+    }
 }
 
 impl WamrInstance {

@@ -37,6 +37,7 @@ mod instance;
 mod link;
 mod module;
 mod shared;
+mod start;
 mod store;
 mod trap;
 pub mod wamr;

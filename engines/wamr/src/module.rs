@@ -6,6 +6,7 @@ use proxy_wasm_host::{Error, Export, ExternKind, Import, Instance, Module, VmHos
 
 use crate::instance;
 use crate::shared::NAME;
+use crate::start::START_EXPORT;
 use crate::wamr::{self, ExternType, ValType};
 
 /// A module loaded (validated and prepared for the interpreter) by a
@@ -25,6 +26,8 @@ pub struct WamrModule {
     links: Result<(), Error>,
     /// Whether it exports a memory named `memory`, the guest memory host functions see.
     memory_exported: bool,
+    /// Whether it had a start section, now exported as [`START_EXPORT`] for the instance to call.
+    has_start: bool,
 }
 
 impl WamrModule {
@@ -34,21 +37,35 @@ impl WamrModule {
             .iter()
             .map(|i| Import { module: i.module.clone(), name: i.name.clone(), kind: extern_kind(&i.ty) })
             .collect();
-        let exports: Vec<Export> =
-            module.exports().iter().map(|e| Export { name: e.name.clone(), kind: extern_kind(&e.ty) }).collect();
+        // Without the start function's export, which is the engine's own (`start.rs`).
+        let exports: Vec<Export> = module
+            .exports()
+            .iter()
+            .filter(|e| e.name != START_EXPORT)
+            .map(|e| Export { name: e.name.clone(), kind: extern_kind(&e.ty) })
+            .collect();
         let verdicts = callback_exports(&exports);
         let links = check_imports(&imports).and_then(|()| linked(&module));
         let memory_exported = exports_memory(&exports);
-        WamrModule { module, imports, exports, verdicts, links, memory_exported }
+        let has_start = module.exports().iter().any(|e| e.name == START_EXPORT);
+        WamrModule { module, imports, exports, verdicts, links, memory_exported, has_start }
     }
 
-    /// The wrapper's module underneath.
+    /// The wrapper's module underneath. Its exports include the engine's own
+    /// `__proxy_wasm_host_start` when the module had a start section: the engine took the start
+    /// section out before WAMR loaded the module, and calls that export itself after
+    /// instantiation.
     pub fn wamr(&self) -> &wamr::Module {
         &self.module
     }
 
     pub(crate) fn memory_exported(&self) -> bool {
         self.memory_exported
+    }
+
+    /// Whether the module had a start section, which the instance runs itself.
+    pub(crate) fn has_start(&self) -> bool {
+        self.has_start
     }
 
     pub(crate) fn verdicts(&self) -> &[Option<Result<(), Error>>; Callback::COUNT] {
