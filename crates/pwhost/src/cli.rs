@@ -113,7 +113,7 @@ struct RunArgs {
     config_file: Option<PathBuf>,
     /// The longest one callback may run, in milliseconds, or `none`: replaces the exchange's
     /// `limits.call_deadline_ms` (default 5000, so a plugin looping forever fails instead of
-    /// hanging the run; on WAMR a Wasm start section runs outside it)
+    /// hanging the run)
     #[arg(long, value_name = "MS|none", value_parser = deadline)]
     call_deadline_ms: Option<Deadline>,
     /// Print one JSON object instead of the transcript and final state
