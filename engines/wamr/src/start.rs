@@ -19,10 +19,9 @@ use std::borrow::Cow;
 use wasm_encoder::{ExportKind, ExportSection, RawSection};
 use wasmparser::{Encoding, ExternalKind, Parser, Payload};
 
-/// The export under which [`take_start`] exposes the module's start function. Hidden from
-/// [`Module::exports`](proxy_wasm_host::Module::exports). A module's own export of this name is
-/// dropped, so the export is there exactly when the module had a start section.
-pub(crate) const START_EXPORT: &str = "__proxy_wasm_host_start";
+/// The export under which [`take_start`] exposes the module's start function (the host's one
+/// reserved name for it).
+pub(crate) use proxy_wasm_host::engine::START_EXPORT;
 
 /// The section id of export sections.
 const EXPORT_SECTION: u8 = 7;

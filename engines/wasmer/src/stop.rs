@@ -37,10 +37,8 @@ use wasmer::{ExportIndex, GlobalInit, GlobalType, LocalFunctionIndex, ModuleInfo
 pub(crate) const STOP_EXPORT: &str = "__proxy_wasm_host_stop";
 
 /// The export under which [`StopCheck`] exposes the module's start function, which it takes out
-/// of the start section: the instance calls it itself, right after instantiation. Hidden from
-/// [`Module::exports`](proxy_wasm_host::Module::exports). A module's own export of this name is
-/// dropped, so the export is there exactly when the module had a start section.
-pub(crate) const START_EXPORT: &str = "__proxy_wasm_host_start";
+/// of the start section (the host's one reserved name for it).
+pub(crate) use proxy_wasm_host::engine::START_EXPORT;
 
 /// The middleware that compiles the stop checks into a module and turns its start section into
 /// the export [`START_EXPORT`]. It keeps the indexes of the globals it added to the module being

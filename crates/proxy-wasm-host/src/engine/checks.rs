@@ -51,6 +51,14 @@ pub fn callback_exports(exports: &[Export]) -> [Option<Result<(), Error>>; Callb
     })
 }
 
+/// The export under which an engine that must run a module's Wasm start section itself (its
+/// runtime would run it inside instantiation, before the host functions have the memory and
+/// outside any deadline: Wasmer, WAMR) exposes the start function, having taken it out of the
+/// start section; the instance calls it right after instantiation, under the call deadline.
+/// Hidden from [`Module::exports`](crate::Module::exports). A module's own export of this name
+/// is dropped, so the export is there exactly when the module had a start section.
+pub const START_EXPORT: &str = "__proxy_wasm_host_start";
+
 /// Whether `exports` has the guest's memory: a memory exported as [`abi::MEMORY_EXPORT`].
 pub fn exports_memory(exports: &[Export]) -> bool {
     exports.iter().any(|e| e.name == abi::MEMORY_EXPORT && e.kind == ExternKind::Memory)

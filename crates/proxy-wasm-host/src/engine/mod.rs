@@ -75,7 +75,9 @@ pub use crate::hostcalls::call_row;
 pub use call::{arity_mismatch, callback_args, check_arg_count, trap_location, TrapLatch, MAX_CALLBACK_PARAMS};
 pub use handles::CallbackHandles;
 pub use host_box::{HostBox, HostPtr};
-pub use checks::{allocator_callback, callback_exports, check_callback_export, check_imports, exports_memory, missing_imports};
+pub use checks::{
+    allocator_callback, callback_exports, check_callback_export, check_imports, exports_memory, missing_imports, START_EXPORT,
+};
 pub use watchdog::{Armed, DeadlineSlot, Watchdog};
 
 /// What an engine can do. Capabilities an engine lacks are reported, never faked.
