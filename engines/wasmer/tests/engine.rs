@@ -29,6 +29,11 @@ fn compile(engine: &WasmerEngine, wat: &str) -> Arc<dyn Module> {
     engine.compile(&wat::parse_str(wat).unwrap()).unwrap()
 }
 
+/// The names `module` lists as its exports.
+fn export_names(module: &dyn Module) -> Vec<&str> {
+    module.exports().iter().map(|e| e.name.as_str()).collect()
+}
+
 #[test]
 fn capabilities_and_name() {
     for (engine, name) in [(WasmerEngine::singlepass(), "wasmer-singlepass"), (WasmerEngine::cranelift(), "wasmer")] {
@@ -56,8 +61,7 @@ fn unreachable_names_the_function() {
 fn the_stop_flag_is_hidden_from_the_exports() {
     let engine = WasmerEngine::singlepass();
     let module = compile(&engine, r#"(module (func (export "proxy_on_tick") (param i32)))"#);
-    let names: Vec<_> = module.exports().iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["proxy_on_tick"]);
+    assert_eq!(export_names(&*module), ["proxy_on_tick"]);
 }
 
 /// The start section the engine turns into an export stays out of the export list too; a
@@ -66,14 +70,12 @@ fn the_stop_flag_is_hidden_from_the_exports() {
 fn the_start_export_is_hidden_and_reserved() {
     let engine = WasmerEngine::singlepass();
     let module = compile(&engine, r#"(module (func $s) (start $s) (func (export "proxy_on_tick") (param i32)))"#);
-    let names: Vec<_> = module.exports().iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["proxy_on_tick"]);
+    assert_eq!(export_names(&*module), ["proxy_on_tick"]);
     let module = compile(
         &engine,
         r#"(module (func (export "__proxy_wasm_host_start") unreachable) (func (export "proxy_on_tick") (param i32)))"#,
     );
-    let names: Vec<_> = module.exports().iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["proxy_on_tick"]);
+    assert_eq!(export_names(&*module), ["proxy_on_tick"]);
     let mut vm = module.instantiate(host(Limits::default())).expect("the export is not run as a start section");
     assert_eq!(vm.call(Callback::OnTick, &[1]), Ok(0));
 }
